@@ -1,0 +1,313 @@
+/* The tape: backward walk, the one backward dispatch, gradient buffers, anomaly mode,
+ * and the Graphviz export of a graph.
+ *
+ * Nodes are the op outputs themselves (ggml style): each records its op, inputs and a
+ * link to the node recorded before it. Execution order is a topological order, so walking
+ * the links backwards from the loss visits every node after all of its consumers. */
+#include <math.h>
+#include <string.h>
+
+#include "ops.h"
+
+static const char *const op_names[SG_OP_COUNT] = {
+    [SG_OP_NONE] = "leaf",
+    [SG_OP_RESHAPE] = "reshape",
+    [SG_OP_PERMUTE] = "permute",
+    [SG_OP_SLICE] = "slice",
+    [SG_OP_EXPAND] = "expand",
+    [SG_OP_CONTIGUOUS] = "contiguous",
+    [SG_OP_CONCAT] = "concat",
+    [SG_OP_ADD] = "add",
+    [SG_OP_SUB] = "sub",
+    [SG_OP_MUL] = "mul",
+    [SG_OP_DIV] = "div",
+    [SG_OP_NEG] = "neg",
+    [SG_OP_SCALE] = "scale",
+    [SG_OP_ADD_SCALAR] = "add_scalar",
+    [SG_OP_SIGMOID] = "sigmoid",
+    [SG_OP_TANH] = "tanh",
+    [SG_OP_HARD_SIGMOID] = "hard_sigmoid",
+    [SG_OP_RELU] = "relu",
+    [SG_OP_EXP] = "exp",
+    [SG_OP_LOG] = "log",
+    [SG_OP_SQUARE] = "square",
+    [SG_OP_MATMUL] = "matmul",
+    [SG_OP_SOFTMAX] = "softmax",
+    [SG_OP_LOG_SOFTMAX] = "log_softmax",
+    [SG_OP_SUM] = "sum",
+    [SG_OP_CROSS_ENTROPY] = "cross_entropy",
+    [SG_OP_BCE_LOGITS] = "bce_with_logits",
+};
+
+const char *sg_op_name(sg_op op) {
+    return (op >= 0 && op < SG_OP_COUNT && op_names[op]) ? op_names[op] : "unknown-op";
+}
+
+/* ---- gradient buffers ---------------------------------------------------------------- */
+
+sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
+    if (!t->grad) {
+        t->grad = sg__new(ctx, t->dtype, t->ndim, t->shape, true);
+        if (!t->grad)
+            return NULL;
+    }
+    return t->grad;
+}
+
+/* dst (contiguous) += src viewed with strides `sst` over `shape`, where dst is addressed
+ * with strides `dst_st` (0 on broadcast dimensions, which is what makes it a reduction).
+ * Iterates with a multi-index counter: one add and a few compares per element. */
+#define DEF_ACC(T)                                                                             \
+    static void acc_##T(T *dst, const int64_t *dst_st, const T *src, const int64_t *sst,      \
+                        int nd, const int64_t *shape) {                                       \
+        int64_t idx[SG_MAX_DIMS] = {0}, n = 1;                                                 \
+        for (int d = 0; d < nd; d++)                                                           \
+            n *= shape[d];                                                                     \
+        if (n == 0)                                                                            \
+            return;                                                                            \
+        int64_t inner = nd ? shape[nd - 1] : 1, ds = nd ? dst_st[nd - 1] : 0,                 \
+                ss = nd ? sst[nd - 1] : 0, od = 0, os = 0;                                     \
+        for (int64_t done = 0; done < n; done += inner) {                                      \
+            for (int64_t j = 0; j < inner; j++)                                                \
+                dst[od + j * ds] += src[os + j * ss];                                          \
+            for (int d = nd - 2; d >= 0; d--) {                                                \
+                od += dst_st[d];                                                               \
+                os += sst[d];                                                                  \
+                if (++idx[d] < shape[d])                                                       \
+                    break;                                                                     \
+                od -= dst_st[d] * shape[d];                                                    \
+                os -= sst[d] * shape[d];                                                       \
+                idx[d] = 0;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
+    }
+DEF_ACC(float)
+DEF_ACC(double)
+
+void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
+    if (!t || !(t->flags & SG_FLAG_REQUIRES_GRAD) || !g)
+        return;
+    sg_tensor *G = sg__grad(ctx, t);
+    if (!G)
+        return;
+    int nd = g->ndim, lead = nd - t->ndim;
+    int64_t dst_st[SG_MAX_DIMS];
+    bool same = lead == 0;
+    for (int d = 0; d < nd; d++) {
+        int64_t ts = d < lead ? 1 : t->shape[d - lead];
+        dst_st[d] = (d < lead || ts != g->shape[d]) ? 0 : G->stride[d - lead];
+        if (d >= lead && ts != g->shape[d])
+            same = false;
+    }
+    if (same && sg_is_contiguous(g)) {
+        int64_t n = sg_numel(g);
+        if (g->dtype == SG_F32) {
+            float *d = sg_data(G);
+            const float *s = sg_data(g);
+            for (int64_t i = 0; i < n; i++)
+                d[i] += s[i];
+        } else {
+            double *d = sg_data(G);
+            const double *s = sg_data(g);
+            for (int64_t i = 0; i < n; i++)
+                d[i] += s[i];
+        }
+        return;
+    }
+    if (g->dtype == SG_F32)
+        acc_float(sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
+    else
+        acc_double(sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
+}
+
+/* ---- anomaly mode -------------------------------------------------------------------- */
+
+void sg_ctx_set_anomaly(sg_ctx *ctx, bool on) {
+    if (ctx)
+        ctx->anomaly = on;
+}
+
+/* "nan", "inf" or NULL for a tensor with only finite values. */
+static const char *nonfinite(const sg_tensor *t) {
+    int64_t n = sg_numel(t);
+    bool c = sg_is_contiguous(t);
+    const char *what = NULL;
+    for (int64_t i = 0; i < n; i++) {
+        double v = sg__ld(t, c ? i : sg__offset_of(t, i));
+        if (isnan(v))
+            return "NaN";
+        if (isinf(v))
+            what = "Inf";
+    }
+    return what;
+}
+
+static void anomaly_report(sg_ctx *ctx, const sg_tensor *node, const char *what,
+                           const char *phase) {
+    char ins[256] = "", o[96];
+    size_t k = 0;
+    sg_tensor *const *in;
+    int n = sg__node_inputs(node, &in);
+    for (int i = 0; i < n && k < sizeof ins; i++) {
+        char s[96];
+        k += (size_t)snprintf(ins + k, sizeof ins - k, "%s%s", i ? ", " : "",
+                              sg_shape_str(in[i]->ndim, in[i]->shape, s, sizeof s));
+    }
+    sg_error(ctx, "anomaly: %s produced %s in %s; inputs %s -> output %s", sg_op_name(node->op),
+             what, phase, ins, sg_shape_str(node->ndim, node->shape, o, sizeof o));
+}
+
+void sg_anomaly_check_forward(sg_ctx *ctx, sg_tensor *out) {
+    if (!ctx || !ctx->anomaly || !out || ctx->has_err)
+        return;
+    const char *w = nonfinite(out);
+    if (w)
+        anomaly_report(ctx, out, w, "forward");
+}
+
+sg_tensor *sg__finish(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src) {
+    if (!out)
+        return NULL;
+    bool rec = sg__record(ctx, out, op, n, src);
+    if (ctx->anomaly) {
+        if (!rec) { /* still name the op in the report */
+            out->op = op;
+            out->nsrc = n < SG_MAX_SRC ? n : SG_MAX_SRC;
+            for (int i = 0; i < out->nsrc; i++)
+                out->src[i] = src[i];
+        }
+        sg_anomaly_check_forward(ctx, out);
+        if (!rec) {
+            out->op = SG_OP_NONE;
+            out->nsrc = 0;
+        }
+    }
+    return out;
+}
+
+/* ---- backward ------------------------------------------------------------------------ */
+
+/* The one place that maps an op to its backward. */
+static bool dispatch(sg_ctx *ctx, sg_tensor *t) {
+    switch (t->op) {
+    case SG_OP_RESHAPE: sg__bw_reshape(ctx, t); break;
+    case SG_OP_PERMUTE: sg__bw_permute(ctx, t); break;
+    case SG_OP_SLICE: sg__bw_slice(ctx, t); break;
+    case SG_OP_EXPAND: sg__bw_expand(ctx, t); break;
+    case SG_OP_CONTIGUOUS: sg__bw_contiguous(ctx, t); break;
+    case SG_OP_CONCAT: sg__bw_concat(ctx, t); break;
+    case SG_OP_ADD: sg__bw_add(ctx, t); break;
+    case SG_OP_SUB: sg__bw_sub(ctx, t); break;
+    case SG_OP_MUL: sg__bw_mul(ctx, t); break;
+    case SG_OP_DIV: sg__bw_div(ctx, t); break;
+    case SG_OP_NEG: sg__bw_neg(ctx, t); break;
+    case SG_OP_SCALE: sg__bw_scale(ctx, t); break;
+    case SG_OP_ADD_SCALAR: sg__bw_add_scalar(ctx, t); break;
+    case SG_OP_SQUARE: sg__bw_square(ctx, t); break;
+    case SG_OP_SIGMOID: sg__bw_sigmoid(ctx, t); break;
+    case SG_OP_TANH: sg__bw_tanh(ctx, t); break;
+    case SG_OP_HARD_SIGMOID: sg__bw_hard_sigmoid(ctx, t); break;
+    case SG_OP_RELU: sg__bw_relu(ctx, t); break;
+    case SG_OP_EXP: sg__bw_exp(ctx, t); break;
+    case SG_OP_LOG: sg__bw_log(ctx, t); break;
+    case SG_OP_MATMUL: sg__bw_matmul(ctx, t); break;
+    case SG_OP_SUM: sg__bw_sum(ctx, t); break;
+    case SG_OP_SOFTMAX: sg__bw_softmax(ctx, t); break;
+    case SG_OP_LOG_SOFTMAX: sg__bw_log_softmax(ctx, t); break;
+    case SG_OP_CROSS_ENTROPY: sg__bw_cross_entropy(ctx, t); break;
+    case SG_OP_BCE_LOGITS: sg__bw_bce_logits(ctx, t); break;
+    default:
+        sg_error(ctx, "sg_backward: op '%s' (%d) has no backward", sg_op_name(t->op), (int)t->op);
+        return false;
+    }
+    return true;
+}
+
+static bool same_shape(const sg_tensor *a, const sg_tensor *b) {
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
+
+int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
+    if (!ctx || !out)
+        return -1;
+    if (!sg_check(ctx, out, "sg_backward") || (grad && !sg_check(ctx, grad, "sg_backward")))
+        return -1;
+    char a[96], b[96];
+    if (!(out->flags & SG_FLAG_REQUIRES_GRAD)) {
+        sg_error(ctx, "sg_backward: the tensor does not require grad (no input required grad, "
+                      "or it was computed with grad mode off)");
+        return -1;
+    }
+    if (!grad && sg_numel(out) != 1) {
+        sg_error(ctx, "sg_backward: output of shape %s is not a scalar; pass an upstream "
+                      "gradient",
+                 sg_shape_str(out->ndim, out->shape, a, sizeof a));
+        return -1;
+    }
+    if (grad && (!same_shape(grad, out) || grad->dtype != out->dtype)) {
+        sg_error(ctx, "sg_backward: upstream gradient %s %s does not match output %s %s",
+                 sg_shape_str(grad->ndim, grad->shape, a, sizeof a), sg_dtype_name(grad->dtype),
+                 sg_shape_str(out->ndim, out->shape, b, sizeof b), sg_dtype_name(out->dtype));
+        return -1;
+    }
+    if (out->op != SG_OP_NONE && !(out->flags & SG_FLAG_ON_TAPE)) {
+        sg_error(ctx, "sg_backward: the tensor is not on the tape");
+        return -1;
+    }
+    /* Seed dL/d(out). */
+    sg_tensor *G = sg__grad(ctx, out);
+    if (!G)
+        return -1;
+    if (grad)
+        sg__acc_grad(ctx, out, grad);
+    else if (out->dtype == SG_F32)
+        *(float *)sg_data(G) += 1.0f;
+    else
+        *(double *)sg_data(G) += 1.0;
+
+    for (sg_tensor *t = out; t; t = t->tape_prev) {
+        if (t->op == SG_OP_NONE || !t->grad)
+            continue;
+        if (t->magic != SG_TENSOR_MAGIC) {
+            sg_error(ctx, "sg_backward: the tape holds a freed tensor");
+            return -1;
+        }
+        if (!dispatch(ctx, t))
+            return -1;
+        if (ctx->anomaly && !ctx->has_err) {
+            sg_tensor *const *in;
+            int n = sg__node_inputs(t, &in);
+            for (int i = 0; i < n; i++) {
+                const char *w = in[i]->grad ? nonfinite(in[i]->grad) : NULL;
+                if (w) {
+                    anomaly_report(ctx, t, w, "backward");
+                    break;
+                }
+            }
+        }
+        if (ctx->has_err)
+            return -1;
+        /* An intermediate's gradient is consumed; drop it so a second backward through the
+         * same graph starts from zero (its memory returns at the next reset). */
+        if (!(t->flags & SG_FLAG_RETAIN_GRAD))
+            t->grad = NULL;
+    }
+    return 0;
+}
+
+void sg_zero_grad(sg_tensor *t) {
+    if (t && t->magic == SG_TENSOR_MAGIC && t->grad && t->grad->magic == SG_TENSOR_MAGIC)
+        sg_fill(t->grad, 0.0);
+}
+
+int64_t sg_tape_size(const sg_ctx *ctx) {
+    int64_t n = 0;
+    for (const sg_tensor *t = ctx ? ctx->tape_tail : NULL; t; t = t->tape_prev)
+        n++;
+    return n;
+}

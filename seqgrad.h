@@ -1,0 +1,47 @@
+/* seqgrad: tensors and reverse-mode automatic differentiation in C, for small sequence
+ * models. One include gives the whole library:
+ *
+ *     #include <seqgrad.h>        // cc prog.c $(pkg-config --cflags --libs seqgrad)
+ *
+ * A worked example of the whole loop: fit y = 3x - 1 with one weight and one bias.
+ *
+ *     sg_ctx *ctx = sg_ctx_new(0);                       // arena for per-step temporaries
+ *     sg_tensor *w = sg_param_new(ctx, SG_F64, SG_SHAPE(1, 1), "w");  // survive resets
+ *     sg_tensor *b = sg_param_new(ctx, SG_F64, SG_SHAPE(1), "b");
+ *     for (int step = 0; step < 200; step++) {
+ *         sg_ctx_zero_grad(ctx);                         // grads accumulate: zero them
+ *         sg_tensor *x = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(8, 1), -1, 1);
+ *         sg_tensor *y = sg_add_scalar(ctx, sg_scale(ctx, x, 3.0), -1.0);
+ *         sg_tensor *pred = sg_add(ctx, sg_matmul(ctx, x, w), b);  // ops record a tape
+ *         sg_tensor *loss = sg_mse_loss(ctx, pred, y);
+ *         if (sg_backward(ctx, loss, NULL)) break;      // walks the tape in reverse
+ *         sg_axpy(w, -0.1, w->grad);                     // plain SGD (see optim/ too)
+ *         sg_axpy(b, -0.1, b->grad);
+ *         sg_ctx_reset(ctx);                             // O(1): frees every temporary
+ *     }
+ *     if (sg_ctx_error(ctx)) fprintf(stderr, "%s\n", sg_ctx_error(ctx));  // check once
+ *     sg_ctx_free(ctx);                                  // frees the parameters too
+ *
+ * Errors propagate like NaN: an op given NULL returns NULL and the context keeps the first
+ * error message, so a chain of calls is checked once at the end.
+ *
+ * Modules: tensor/ (storage, views, creation, random numbers, initializers, printing),
+ * autograd/ (ops with backward, the tape, gradcheck, DOT export), layers/ (LSTM "gates" and
+ * "fused", Dense), optim/ (SGD, Adam, schedules), io/ (safetensors checkpoints).
+ */
+#ifndef SEQGRAD_H
+#define SEQGRAD_H
+
+#include "tensor/tensor.h"
+#include "autograd/autograd.h"
+#if __has_include("layers/layers.h")
+#include "layers/layers.h"
+#endif
+#if __has_include("optim/optim.h")
+#include "optim/optim.h"
+#endif
+#if __has_include("io/io.h")
+#include "io/io.h"
+#endif
+
+#endif

@@ -1,0 +1,324 @@
+/* Context: first-error state, the arena for per-step temporaries, persistent tensors,
+ * the allocator shim. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- allocator shim ------------------------------------------------------------------ */
+
+static sg_allocator g_alloc; /* zero: use libc */
+
+void sg_set_allocator(const sg_allocator *a) {
+    if (a)
+        g_alloc = *a;
+    else
+        memset(&g_alloc, 0, sizeof g_alloc);
+}
+
+void *sg_malloc(size_t n) {
+    if (n == 0)
+        n = 1;
+    return g_alloc.malloc_fn ? g_alloc.malloc_fn(n, g_alloc.user) : malloc(n);
+}
+
+void *sg_calloc(size_t count, size_t size) {
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    void *p = sg_malloc(count * size);
+    if (p)
+        memset(p, 0, count * size);
+    return p;
+}
+
+void *sg_realloc(void *p, size_t n) {
+    if (n == 0)
+        n = 1;
+    return g_alloc.realloc_fn ? g_alloc.realloc_fn(p, n, g_alloc.user) : realloc(p, n);
+}
+
+void sg_free(void *p) {
+    if (!p)
+        return;
+    if (g_alloc.free_fn)
+        g_alloc.free_fn(p, g_alloc.user);
+    else
+        free(p);
+}
+
+/* ---- errors -------------------------------------------------------------------------- */
+
+void *sg_error(sg_ctx *ctx, const char *fmt, ...) {
+    if (!ctx || ctx->has_err)
+        return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+    va_end(ap);
+    ctx->has_err = true;
+    return NULL;
+}
+
+const char *sg_ctx_error(const sg_ctx *ctx) { return ctx && ctx->has_err ? ctx->err : NULL; }
+
+void sg_ctx_clear_error(sg_ctx *ctx) {
+    if (ctx) {
+        ctx->has_err = false;
+        ctx->err[0] = 0;
+    }
+}
+
+/* ---- arena --------------------------------------------------------------------------- */
+
+#define ALIGN 64
+static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+static sg_arena_block *block_new(size_t cap) {
+    sg_arena_block *b = sg_malloc(sizeof(sg_arena_block) + cap);
+    if (!b)
+        return NULL;
+    /* sg_malloc only promises 16-byte alignment; keep the block usable by aligning
+     * offsets relative to the real address in sg_arena_alloc. */
+    b->next = NULL;
+    b->cap = cap;
+    b->used = 0;
+    return b;
+}
+
+sg_ctx *sg_ctx_new(size_t arena_bytes) {
+    if (arena_bytes == 0)
+        arena_bytes = (size_t)1 << 20;
+    sg_ctx *ctx = sg_calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    ctx->first = ctx->cur = block_new(arena_bytes);
+    if (!ctx->first) {
+        sg_free(ctx);
+        return NULL;
+    }
+    ctx->capacity = arena_bytes;
+    ctx->gen = 1;
+    ctx->grad_enabled = true;
+    sg_rng_seed(&ctx->rng, 0);
+    return ctx;
+}
+
+void *sg_arena_alloc(sg_ctx *ctx, size_t n) {
+    if (!ctx)
+        return NULL;
+    sg_arena_block *b = ctx->cur;
+    for (;;) {
+        uintptr_t base = (uintptr_t)b->data;
+        size_t start = align_up(base + b->used) - base;
+        if (start <= b->cap && n <= b->cap - start) {
+            ctx->used += start + n - b->used;
+            b->used = start + n;
+            if (ctx->used > ctx->peak)
+                ctx->peak = ctx->used;
+            ctx->cur = b;
+            return b->data + start;
+        }
+        /* This block is full: what is left of it counts as used, as it cannot be. */
+        ctx->used += b->cap - b->used;
+        b->used = b->cap;
+        if (!b->next) {
+            size_t cap = ctx->capacity;
+            if (cap < n + ALIGN)
+                cap = n + ALIGN;
+            b->next = block_new(cap);
+            if (!b->next)
+                return sg_error(ctx, "sg_arena_alloc: out of memory allocating %zu bytes", n);
+            ctx->capacity += cap;
+        }
+        b = b->next;
+    }
+}
+
+void sg_ctx_reset(sg_ctx *ctx) {
+    if (!ctx)
+        return;
+    if (ctx->first->next) {
+        /* The arena outgrew its first block: replace the chain by one block as large as
+         * all of them, so that from now on a step fits in one block. */
+        size_t cap = ctx->capacity;
+        sg_arena_block *b = ctx->first;
+        while (b) {
+            sg_arena_block *n = b->next;
+            sg_free(b);
+            b = n;
+        }
+        ctx->first = block_new(cap);
+        if (!ctx->first) { /* keep a usable (tiny) context; the next alloc reports OOM */
+            ctx->first = block_new(ALIGN);
+            cap = ctx->first ? ALIGN : 0;
+        }
+        ctx->capacity = cap;
+    }
+    ctx->cur = ctx->first;
+    ctx->gen++;
+    /* Start odd generations 64 bytes further in: a pointer kept from the previous step
+     * then lands in the middle of some new object, not on an identical-looking header,
+     * so sg_check notices the stale tensor by its magic or generation. */
+    ctx->cur->used = (ctx->gen & 1) ? ALIGN : 0;
+    ctx->used = ctx->cur->used;
+    ctx->tape_tail = NULL;
+}
+
+size_t sg_ctx_arena_used(const sg_ctx *ctx) { return ctx ? ctx->used : 0; }
+size_t sg_ctx_arena_peak(const sg_ctx *ctx) { return ctx ? ctx->peak : 0; }
+size_t sg_ctx_arena_capacity(const sg_ctx *ctx) { return ctx ? ctx->capacity : 0; }
+void sg_ctx_arena_reset_peak(sg_ctx *ctx) {
+    if (ctx)
+        ctx->peak = ctx->used;
+}
+
+bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on) {
+    if (!ctx)
+        return false;
+    bool old = ctx->grad_enabled;
+    ctx->grad_enabled = on;
+    return old;
+}
+bool sg_ctx_grad_enabled(const sg_ctx *ctx) { return ctx && ctx->grad_enabled; }
+
+sg_rng *sg_ctx_rng(sg_ctx *ctx) { return ctx ? &ctx->rng : NULL; }
+
+/* ---- persistent tensors -------------------------------------------------------------- */
+
+struct sg_persist_node {
+    sg_persist_node *prev, *next;
+    sg_tensor t;
+    sg_storage s;
+};
+
+static sg_tensor *persist_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
+                              const int64_t *shape) {
+    if (!ctx)
+        return NULL;
+    if (dt != SG_F32 && dt != SG_F64)
+        return sg_error(ctx, "%s: unknown dtype %d", fn, (int)dt);
+    if (ndim < 0 || ndim > SG_MAX_DIMS)
+        return sg_error(ctx, "%s: %d dimensions (at most %d)", fn, ndim, SG_MAX_DIMS);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return sg_error(ctx, "%s: negative size %lld in dimension %d", fn,
+                            (long long)shape[i], i);
+        if (shape[i] && n > INT64_MAX / 8 / shape[i])
+            return sg_error(ctx, "%s: shape too large", fn);
+        n *= shape[i];
+    }
+    sg_persist_node *node = sg_calloc(1, sizeof *node);
+    void *data = node ? sg_calloc((size_t)(n ? n : 1), sg_dtype_size(dt)) : NULL;
+    if (!data) {
+        sg_free(node);
+        return sg_error(ctx, "%s: out of memory for %lld elements", fn, (long long)n);
+    }
+    sg_tensor *t = &node->t;
+    node->s.data = data;
+    node->s.nbytes = (size_t)n * sg_dtype_size(dt);
+    node->s.owned = true;
+    t->magic = SG_TENSOR_MAGIC;
+    t->flags = SG_FLAG_PERSISTENT;
+    t->ctx = ctx;
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    sg__contiguous_strides(ndim, shape, t->stride);
+    t->storage = &node->s;
+    node->next = ctx->persist;
+    if (ctx->persist)
+        ctx->persist->prev = node;
+    ctx->persist = node;
+    return t;
+}
+
+sg_tensor *sg_persistent_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape) {
+    return persist_new(ctx, "sg_persistent_new", dt, ndim, shape);
+}
+
+sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
+                        const char *name) {
+    sg_tensor *t = persist_new(ctx, "sg_param_new", dt, ndim, shape);
+    if (!t)
+        return NULL;
+    t->grad = persist_new(ctx, "sg_param_new", dt, ndim, shape);
+    if (!t->grad) {
+        sg_tensor_free(t);
+        return NULL;
+    }
+    t->flags |= SG_FLAG_PARAM | SG_FLAG_REQUIRES_GRAD;
+    sg_tensor_set_name(t, name);
+    return t;
+}
+
+static void persist_unlink_free(sg_ctx *ctx, sg_persist_node *node) {
+    if (node->prev)
+        node->prev->next = node->next;
+    else
+        ctx->persist = node->next;
+    if (node->next)
+        node->next->prev = node->prev;
+    node->t.magic = 0;
+    sg_free(node->s.data);
+    sg_free(node);
+}
+
+void sg_tensor_free(sg_tensor *t) {
+    if (!t || t->magic != SG_TENSOR_MAGIC || !(t->flags & SG_FLAG_PERSISTENT))
+        return;
+    sg_ctx *ctx = t->ctx;
+    sg_tensor *g = t->grad;
+    sg_persist_node *node =
+        (sg_persist_node *)((char *)t - offsetof(sg_persist_node, t));
+    persist_unlink_free(ctx, node);
+    if (g && g->magic == SG_TENSOR_MAGIC && (g->flags & SG_FLAG_PERSISTENT))
+        sg_tensor_free(g);
+}
+
+void sg_ctx_free(sg_ctx *ctx) {
+    if (!ctx)
+        return;
+    while (ctx->persist)
+        persist_unlink_free(ctx, ctx->persist);
+    sg_arena_block *b = ctx->first;
+    while (b) {
+        sg_arena_block *n = b->next;
+        sg_free(b);
+        b = n;
+    }
+    sg_free(ctx);
+}
+
+/* ---- the tape ------------------------------------------------------------------------ */
+
+bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *const *src) {
+    if (!ctx->grad_enabled)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (src[i] && (src[i]->flags & SG_FLAG_REQUIRES_GRAD))
+            return true;
+    return false;
+}
+
+bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src) {
+    if (!out || !sg__any_requires_grad(ctx, n, src))
+        return false;
+    out->flags |= SG_FLAG_REQUIRES_GRAD | SG_FLAG_ON_TAPE;
+    out->op = op;
+    out->nsrc = n < SG_MAX_SRC ? n : SG_MAX_SRC;
+    for (int i = 0; i < out->nsrc; i++)
+        out->src[i] = src[i];
+    out->tape_prev = ctx->tape_tail;
+    ctx->tape_tail = out;
+    return true;
+}
+
+void sg_ctx_zero_grad(sg_ctx *ctx) {
+    for (sg_persist_node *n = ctx ? ctx->persist : NULL; n; n = n->next)
+        if ((n->t.flags & SG_FLAG_PARAM) && n->t.grad)
+            sg_fill(n->t.grad, 0.0);
+}

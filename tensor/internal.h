@@ -1,0 +1,67 @@
+/* Internal helpers shared by the modules of libseqgrad. Not installed. */
+#ifndef SG_INTERNAL_H
+#define SG_INTERNAL_H
+
+#include "tensor.h"
+
+typedef struct sg_arena_block {
+    struct sg_arena_block *next;
+    size_t cap;  /* bytes in data[] */
+    size_t used; /* bytes handed out from data[] */
+    unsigned char data[]; /* offsets are aligned against the real address */
+} sg_arena_block;
+
+typedef struct sg_persist_node sg_persist_node;
+
+struct sg_ctx {
+    char err[1024];
+    bool has_err;
+    /* arena */
+    sg_arena_block *first, *cur;
+    size_t used;     /* bytes handed out since the last reset, padding included */
+    size_t peak;     /* high-water mark of used */
+    size_t capacity; /* bytes reserved in all blocks */
+    uint32_t gen;    /* bumped by every reset; arena tensors remember theirs */
+    /* autograd */
+    bool grad_enabled;
+    bool anomaly;
+    sg_tensor *tape_tail; /* last node recorded; nodes link back through tape_prev */
+    /* persistent tensors, freed at sg_ctx_free */
+    sg_persist_node *persist;
+    sg_rng rng;
+};
+
+/* A new contiguous arena tensor; `zero` clears the data (else it is uninitialised). */
+sg_tensor *sg__new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, bool zero);
+/* A new arena tensor header sharing x's storage (shape/strides/offset copied from x). */
+sg_tensor *sg__view_of(sg_ctx *ctx, const sg_tensor *x);
+/* Row-major contiguous strides for a shape. */
+void sg__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* Storage offset (elements, relative to sg_data) of flat row-major element i. */
+int64_t sg__offset_of(const sg_tensor *t, int64_t i);
+/* Normalise a possibly negative axis; -1 with an error naming fn when out of range. */
+int sg__axis(sg_ctx *ctx, const char *fn, int axis, int ndim);
+
+/* Record `out` as a tape node of `op` with inputs src[0..n) when gradients are enabled
+ * and any input requires grad. Returns true when recorded. */
+bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src);
+/* Does any of the inputs require grad, with grad mode on? */
+bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *const *src);
+
+/* Common input validation of ops: every input non-NULL and live, same dtype.
+ * Returns false (recording an error naming fn when an input is stale or dtypes mix). */
+bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src);
+
+/* Element read/write as double at a storage offset (relative to sg_data(t)). */
+static inline double sg__ld(const sg_tensor *t, int64_t off) {
+    return t->dtype == SG_F32 ? (double)((const float *)sg_data(t))[off]
+                              : ((const double *)sg_data(t))[off];
+}
+static inline void sg__st(sg_tensor *t, int64_t off, double v) {
+    if (t->dtype == SG_F32)
+        ((float *)sg_data(t))[off] = (float)v;
+    else
+        ((double *)sg_data(t))[off] = v;
+}
+
+#endif

@@ -1,0 +1,717 @@
+/* Tensors as strided views over shared storage: creation, inspection, views, and the
+ * small in-place helpers. Views (reshape, permute, slice, expand) copy nothing; when their
+ * input requires grad they are recorded on the tape like any op (backward in
+ * autograd/ops_shape.c). */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+size_t sg_dtype_size(sg_dtype dt) { return dt == SG_F64 ? 8 : 4; }
+const char *sg_dtype_name(sg_dtype dt) {
+    return dt == SG_F32 ? "float32" : dt == SG_F64 ? "float64" : "unknown";
+}
+
+const char *sg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
+    size_t k = 0;
+    if (n == 0)
+        return buf;
+    k += (size_t)snprintf(buf + k, n - k, "(");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, ndim == 1 ? ",)" : ")");
+    return buf;
+}
+
+void sg__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+}
+
+int sg__axis(sg_ctx *ctx, const char *fn, int axis, int ndim) {
+    int a = axis < 0 ? axis + ndim : axis;
+    if (a < 0 || a >= ndim) {
+        sg_error(ctx, "%s: axis %d out of range for %d dimensions", fn, axis, ndim);
+        return -1;
+    }
+    return a;
+}
+
+bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn) {
+    if (!t)
+        return false;
+    if (t->magic != SG_TENSOR_MAGIC) {
+        sg_error(ctx, "%s: not a live tensor (freed, or used after sg_ctx_reset)", fn);
+        return false;
+    }
+    if (!(t->flags & SG_FLAG_PERSISTENT) && t->gen != t->ctx->gen) {
+        sg_error(ctx, "%s: tensor used after sg_ctx_reset", fn);
+        return false;
+    }
+    if (ctx && t->ctx != ctx) {
+        sg_error(ctx, "%s: tensor belongs to another context", fn);
+        return false;
+    }
+    return true;
+}
+
+bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
+    if (!ctx)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (!src[i] || !sg_check(ctx, src[i], fn))
+            return false;
+        if (src[i]->dtype != src[0]->dtype) {
+            sg_error(ctx, "%s: dtype mismatch: %s and %s", fn, sg_dtype_name(src[0]->dtype),
+                     sg_dtype_name(src[i]->dtype));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- creation ------------------------------------------------------------------------ */
+
+typedef struct {
+    sg_tensor t;
+    sg_storage s;
+} header_pair;
+
+static sg_tensor *header_new(sg_ctx *ctx, sg_dtype dt) {
+    header_pair *h = sg_arena_alloc(ctx, sizeof *h);
+    if (!h)
+        return NULL;
+    memset(h, 0, sizeof *h);
+    h->t.magic = SG_TENSOR_MAGIC;
+    h->t.gen = ctx->gen;
+    h->t.ctx = ctx;
+    h->t.dtype = dt;
+    h->t.storage = &h->s;
+    return &h->t;
+}
+
+static bool valid_shape(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
+                        const int64_t *shape, int64_t *numel) {
+    if (dt != SG_F32 && dt != SG_F64) {
+        sg_error(ctx, "%s: unknown dtype %d", fn, (int)dt);
+        return false;
+    }
+    if (ndim < 0 || ndim > SG_MAX_DIMS || (ndim > 0 && !shape)) {
+        sg_error(ctx, "%s: %d dimensions (0 to %d supported)", fn, ndim, SG_MAX_DIMS);
+        return false;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            sg_error(ctx, "%s: negative size %lld in dimension %d", fn, (long long)shape[i], i);
+            return false;
+        }
+        if (shape[i] && n > (INT64_MAX / 8) / shape[i]) {
+            sg_error(ctx, "%s: element count of the shape overflows", fn);
+            return false;
+        }
+        n *= shape[i];
+    }
+    *numel = n;
+    return true;
+}
+
+static sg_tensor *new_named(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
+                            const int64_t *shape, bool zero) {
+    int64_t n;
+    if (!ctx || !valid_shape(ctx, fn, dt, ndim, shape, &n))
+        return NULL;
+    sg_tensor *t = header_new(ctx, dt);
+    size_t nbytes = (size_t)n * sg_dtype_size(dt);
+    void *data = t ? sg_arena_alloc(ctx, nbytes ? nbytes : 1) : NULL;
+    if (!data)
+        return sg_error(ctx, "%s: out of memory for %lld elements", fn, (long long)n);
+    if (zero)
+        memset(data, 0, nbytes);
+    t->storage->data = data;
+    t->storage->nbytes = nbytes;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    sg__contiguous_strides(ndim, shape, t->stride);
+    return t;
+}
+
+sg_tensor *sg__new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, bool zero) {
+    return new_named(ctx, "sg_tensor_new", dt, ndim, shape, zero);
+}
+
+sg_tensor *sg__view_of(sg_ctx *ctx, const sg_tensor *x) {
+    sg_tensor *t = header_new(ctx, x->dtype);
+    if (!t)
+        return NULL;
+    *t->storage = *x->storage;
+    t->storage->owned = false;
+    t->ndim = x->ndim;
+    memcpy(t->shape, x->shape, sizeof t->shape);
+    memcpy(t->stride, x->stride, sizeof t->stride);
+    t->offset = x->offset;
+    return t;
+}
+
+sg_tensor *sg_tensor_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape) {
+    return new_named(ctx, "sg_tensor_new", dt, ndim, shape, true);
+}
+sg_tensor *sg_zeros(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape) {
+    return new_named(ctx, "sg_zeros", dt, ndim, shape, true);
+}
+sg_tensor *sg_full(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, double value) {
+    sg_tensor *t = new_named(ctx, "sg_full", dt, ndim, shape, false);
+    if (t)
+        sg_fill(t, value);
+    return t;
+}
+sg_tensor *sg_ones(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape) {
+    return sg_full(ctx, dt, ndim, shape, 1.0);
+}
+sg_tensor *sg_scalar(sg_ctx *ctx, sg_dtype dt, double value) {
+    return sg_full(ctx, dt, 0, NULL, value);
+}
+
+sg_tensor *sg_arange(sg_ctx *ctx, sg_dtype dt, double start, double stop, double step) {
+    if (!ctx)
+        return NULL;
+    if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
+        return sg_error(ctx, "sg_arange: need finite start, stop and a nonzero step, got %g, "
+                             "%g, %g",
+                        start, stop, step);
+    double span = ceil((stop - start) / step);
+    if (span > 1e12)
+        return sg_error(ctx, "sg_arange: %g elements is too many", span);
+    int64_t n = span > 0 ? (int64_t)span : 0;
+    sg_tensor *t = new_named(ctx, "sg_arange", dt, 1, &n, false);
+    for (int64_t i = 0; t && i < n; i++)
+        sg__st(t, i, start + (double)i * step);
+    return t;
+}
+
+sg_tensor *sg_from_data(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
+                        const void *data) {
+    if (ctx && !data)
+        return sg_error(ctx, "sg_from_data: data is NULL");
+    sg_tensor *t = new_named(ctx, "sg_from_data", dt, ndim, shape, false);
+    if (t)
+        memcpy(sg_data(t), data, (size_t)sg_numel(t) * sg_dtype_size(dt));
+    return t;
+}
+
+sg_tensor *sg_wrap(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, void *data) {
+    int64_t n;
+    if (!ctx || !valid_shape(ctx, "sg_wrap", dt, ndim, shape, &n))
+        return NULL;
+    if (!data)
+        return sg_error(ctx, "sg_wrap: data is NULL");
+    sg_tensor *t = header_new(ctx, dt);
+    if (!t)
+        return NULL;
+    t->storage->data = data;
+    t->storage->nbytes = (size_t)n * sg_dtype_size(dt);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    sg__contiguous_strides(ndim, shape, t->stride);
+    return t;
+}
+
+sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
+    if (!t || !sg_check(t->ctx, t, "sg_set_requires_grad"))
+        return NULL;
+    if (on)
+        t->flags |= SG_FLAG_REQUIRES_GRAD;
+    else if (t->op == SG_OP_NONE)
+        t->flags &= ~(uint32_t)SG_FLAG_REQUIRES_GRAD;
+    else
+        return sg_error(t->ctx, "sg_set_requires_grad: only a leaf can stop requiring grad "
+                                "(this tensor is the output of %s)",
+                        sg_op_name(t->op));
+    return t;
+}
+
+sg_tensor *sg_retain_grad(sg_tensor *t) {
+    if (!t || !sg_check(t->ctx, t, "sg_retain_grad"))
+        return NULL;
+    t->flags |= SG_FLAG_RETAIN_GRAD;
+    return t;
+}
+
+void sg_tensor_set_name(sg_tensor *t, const char *name) {
+    if (!t || t->magic != SG_TENSOR_MAGIC)
+        return;
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+}
+
+/* ---- inspection ---------------------------------------------------------------------- */
+
+int64_t sg_numel(const sg_tensor *t) {
+    if (!t)
+        return 0;
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+bool sg_is_contiguous(const sg_tensor *t) {
+    if (!t)
+        return false;
+    if (sg_numel(t) == 0)
+        return true;
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->stride[i] != s)
+            return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+void *sg_data(const sg_tensor *t) {
+    if (!t)
+        return NULL;
+    return (char *)t->storage->data + t->offset * (int64_t)sg_dtype_size(t->dtype);
+}
+
+int64_t sg__offset_of(const sg_tensor *t, int64_t i) {
+    int64_t off = 0;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t n = t->shape[d];
+        off += (i % n) * t->stride[d];
+        i /= n;
+    }
+    return off;
+}
+
+double sg_get(const sg_tensor *t, const int64_t *index) {
+    if (!t || !sg_check(t->ctx, t, "sg_get"))
+        return NAN;
+    int64_t off = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (index[d] < 0 || index[d] >= t->shape[d]) {
+            sg_error(t->ctx, "sg_get: index %lld out of range for dimension %d of size %lld",
+                     (long long)index[d], d, (long long)t->shape[d]);
+            return NAN;
+        }
+        off += index[d] * t->stride[d];
+    }
+    return sg__ld(t, off);
+}
+
+double sg_get_flat(const sg_tensor *t, int64_t i) {
+    if (!t || !sg_check(t->ctx, t, "sg_get_flat"))
+        return NAN;
+    if (i < 0 || i >= sg_numel(t)) {
+        sg_error(t->ctx, "sg_get_flat: index %lld out of range for %lld elements", (long long)i,
+                 (long long)sg_numel(t));
+        return NAN;
+    }
+    return sg__ld(t, sg__offset_of(t, i));
+}
+
+int sg_set_flat(sg_tensor *t, int64_t i, double v) {
+    if (!t || !sg_check(t->ctx, t, "sg_set_flat"))
+        return -1;
+    if (i < 0 || i >= sg_numel(t)) {
+        sg_error(t->ctx, "sg_set_flat: index %lld out of range for %lld elements", (long long)i,
+                 (long long)sg_numel(t));
+        return -1;
+    }
+    sg__st(t, sg__offset_of(t, i), v);
+    return 0;
+}
+
+int sg_copy_to(const sg_tensor *t, void *out) {
+    if (!t || !sg_check(t->ctx, t, "sg_copy_to"))
+        return -1;
+    if (!out) {
+        sg_error(t->ctx, "sg_copy_to: out is NULL");
+        return -1;
+    }
+    int64_t n = sg_numel(t);
+    size_t es = sg_dtype_size(t->dtype);
+    if (sg_is_contiguous(t)) {
+        memcpy(out, sg_data(t), (size_t)n * es);
+        return 0;
+    }
+    const char *src = sg_data(t);
+    for (int64_t i = 0; i < n; i++)
+        memcpy((char *)out + i * (int64_t)es, src + sg__offset_of(t, i) * (int64_t)es, es);
+    return 0;
+}
+
+int sg_copy_to_f64(const sg_tensor *t, double *out) {
+    if (!t || !sg_check(t->ctx, t, "sg_copy_to_f64"))
+        return -1;
+    if (!out) {
+        sg_error(t->ctx, "sg_copy_to_f64: out is NULL");
+        return -1;
+    }
+    int64_t n = sg_numel(t);
+    bool c = sg_is_contiguous(t);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = sg__ld(t, c ? i : sg__offset_of(t, i));
+    return 0;
+}
+
+/* ---- in-place helpers ---------------------------------------------------------------- */
+
+static bool same_shape(const sg_tensor *a, const sg_tensor *b) {
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
+
+int sg_fill(sg_tensor *t, double value) {
+    if (!t || !sg_check(t->ctx, t, "sg_fill"))
+        return -1;
+    int64_t n = sg_numel(t);
+    if (sg_is_contiguous(t)) {
+        if (t->dtype == SG_F32) {
+            float *p = sg_data(t), v = (float)value;
+            for (int64_t i = 0; i < n; i++)
+                p[i] = v;
+        } else {
+            double *p = sg_data(t);
+            for (int64_t i = 0; i < n; i++)
+                p[i] = value;
+        }
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        sg__st(t, sg__offset_of(t, i), value);
+    return 0;
+}
+
+static int check_pair(const char *fn, sg_tensor *dst, const sg_tensor *src) {
+    if (!dst || !src || !sg_check(dst->ctx, dst, fn) || !sg_check(dst->ctx, src, fn))
+        return -1;
+    if (dst->dtype != src->dtype) {
+        sg_error(dst->ctx, "%s: dtype mismatch: %s and %s", fn, sg_dtype_name(dst->dtype),
+                 sg_dtype_name(src->dtype));
+        return -1;
+    }
+    if (!same_shape(dst, src)) {
+        char a[96], b[96];
+        sg_error(dst->ctx, "%s: shapes %s and %s differ", fn,
+                 sg_shape_str(dst->ndim, dst->shape, a, sizeof a),
+                 sg_shape_str(src->ndim, src->shape, b, sizeof b));
+        return -1;
+    }
+    return 0;
+}
+
+int sg_copy(sg_tensor *dst, const sg_tensor *src) {
+    if (check_pair("sg_copy", dst, src))
+        return -1;
+    int64_t n = sg_numel(dst);
+    if (sg_is_contiguous(dst) && sg_is_contiguous(src)) {
+        memmove(sg_data(dst), sg_data(src), (size_t)n * sg_dtype_size(dst->dtype));
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        sg__st(dst, sg__offset_of(dst, i), sg__ld(src, sg__offset_of(src, i)));
+    return 0;
+}
+
+int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src) {
+    if (check_pair("sg_axpy", dst, src))
+        return -1;
+    int64_t n = sg_numel(dst);
+    if (sg_is_contiguous(dst) && sg_is_contiguous(src)) {
+        if (dst->dtype == SG_F32) {
+            float *d = sg_data(dst), a = (float)alpha;
+            const float *s = sg_data(src);
+            for (int64_t i = 0; i < n; i++)
+                d[i] += a * s[i];
+        } else {
+            double *d = sg_data(dst);
+            const double *s = sg_data(src);
+            for (int64_t i = 0; i < n; i++)
+                d[i] += alpha * s[i];
+        }
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t od = sg__offset_of(dst, i);
+        sg__st(dst, od, sg__ld(dst, od) + alpha * sg__ld(src, sg__offset_of(src, i)));
+    }
+    return 0;
+}
+
+/* ---- views --------------------------------------------------------------------------- */
+
+/* NumPy's no-copy reshape (_attempt_nocopy_reshape): walk groups of old and new dims with
+ * equal products; each old group must be contiguous within itself. */
+static bool reshape_strides(const sg_tensor *x, int nnd, const int64_t *nshape,
+                            int64_t *nstride) {
+    int64_t od[SG_MAX_DIMS], os[SG_MAX_DIMS];
+    int ond = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (x->shape[i] == 0) { /* empty: any strides will do */
+            sg__contiguous_strides(nnd, nshape, nstride);
+            return true;
+        }
+        if (x->shape[i] != 1) {
+            od[ond] = x->shape[i];
+            os[ond++] = x->stride[i];
+        }
+    }
+    int oi = 0, oj = 1, ni = 0, nj = 1;
+    while (ni < nnd && oi < ond) {
+        int64_t np = nshape[ni], op = od[oi];
+        while (np != op) {
+            if (np < op)
+                np *= nshape[nj++];
+            else
+                op *= od[oj++];
+        }
+        for (int k = oi; k < oj - 1; k++)
+            if (os[k] != od[k + 1] * os[k + 1])
+                return false;
+        nstride[nj - 1] = os[oj - 1];
+        for (int k = nj - 1; k > ni; k--)
+            nstride[k - 1] = nstride[k] * nshape[k];
+        ni = nj++;
+        oi = oj++;
+    }
+    int64_t last = ni > 0 ? nstride[ni - 1] : 1;
+    for (int k = ni; k < nnd; k++)
+        nstride[k] = last;
+    return true;
+}
+
+sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) {
+    if (!sg__check_inputs(ctx, "sg_reshape", 1, &x))
+        return NULL;
+    char a[96], b[96];
+    if (ndim < 0 || ndim > SG_MAX_DIMS || (ndim && !shape))
+        return sg_error(ctx, "sg_reshape: %d dimensions (0 to %d supported)", ndim,
+                        SG_MAX_DIMS);
+    int64_t ns[SG_MAX_DIMS], known = 1, n = sg_numel(x);
+    int infer = -1;
+    for (int i = 0; i < ndim; i++) {
+        ns[i] = shape[i];
+        if (shape[i] == -1 && infer < 0)
+            infer = i;
+        else if (shape[i] < 0)
+            return sg_error(ctx, "sg_reshape: bad size %lld in %s", (long long)shape[i],
+                            sg_shape_str(ndim, shape, b, sizeof b));
+        else
+            known *= shape[i];
+    }
+    if (infer >= 0) {
+        if (known == 0 || n % known)
+            return sg_error(ctx, "sg_reshape: cannot view %s as %s",
+                            sg_shape_str(x->ndim, x->shape, a, sizeof a),
+                            sg_shape_str(ndim, shape, b, sizeof b));
+        ns[infer] = n / known;
+        known *= ns[infer];
+    }
+    if (known != n)
+        return sg_error(ctx, "sg_reshape: cannot view %s as %s: %lld elements vs %lld",
+                        sg_shape_str(x->ndim, x->shape, a, sizeof a),
+                        sg_shape_str(ndim, ns, b, sizeof b), (long long)n, (long long)known);
+    int64_t st[SG_MAX_DIMS];
+    if (!reshape_strides(x, ndim, ns, st))
+        return sg_error(ctx,
+                        "sg_reshape: cannot view %s with these strides as %s without a copy "
+                        "(call sg_contiguous first)",
+                        sg_shape_str(x->ndim, x->shape, a, sizeof a),
+                        sg_shape_str(ndim, ns, b, sizeof b));
+    sg_tensor *t = sg__view_of(ctx, x);
+    if (!t)
+        return NULL;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = ns[i];
+        t->stride[i] = st[i];
+    }
+    sg__record(ctx, t, SG_OP_RESHAPE, 1, &x);
+    return t;
+}
+
+sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm) {
+    if (!sg__check_inputs(ctx, "sg_permute", 1, &x))
+        return NULL;
+    if (!perm)
+        return sg_error(ctx, "sg_permute: perm is NULL");
+    bool seen[SG_MAX_DIMS] = {0};
+    for (int i = 0; i < x->ndim; i++) {
+        if (perm[i] < 0 || perm[i] >= x->ndim || seen[perm[i]])
+            return sg_error(ctx, "sg_permute: not a permutation of %d axes (entry %d is %d)",
+                            x->ndim, i, perm[i]);
+        seen[perm[i]] = true;
+    }
+    sg_tensor *t = sg__view_of(ctx, x);
+    if (!t)
+        return NULL;
+    for (int i = 0; i < x->ndim; i++) {
+        t->shape[i] = x->shape[perm[i]];
+        t->stride[i] = x->stride[perm[i]];
+        t->iparam[i] = perm[i];
+    }
+    sg__record(ctx, t, SG_OP_PERMUTE, 1, &x);
+    return t;
+}
+
+sg_tensor *sg_transpose(sg_ctx *ctx, sg_tensor *x, int axis0, int axis1) {
+    if (!sg__check_inputs(ctx, "sg_transpose", 1, &x))
+        return NULL;
+    int a = sg__axis(ctx, "sg_transpose", axis0, x->ndim);
+    int b = sg__axis(ctx, "sg_transpose", axis1, x->ndim);
+    if (a < 0 || b < 0)
+        return NULL;
+    int perm[SG_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++)
+        perm[i] = i;
+    perm[a] = b;
+    perm[b] = a;
+    return sg_permute(ctx, x, perm);
+}
+
+sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t len) {
+    if (!sg__check_inputs(ctx, "sg_slice", 1, &x))
+        return NULL;
+    int a = sg__axis(ctx, "sg_slice", axis, x->ndim);
+    if (a < 0)
+        return NULL;
+    if (start < 0 || len < 0 || start > x->shape[a] || len > x->shape[a] - start)
+        return sg_error(ctx, "sg_slice: [%lld, %lld) out of range for axis %d of size %lld",
+                        (long long)start, (long long)(start + len), a, (long long)x->shape[a]);
+    sg_tensor *t = sg__view_of(ctx, x);
+    if (!t)
+        return NULL;
+    t->shape[a] = len;
+    t->offset += start * x->stride[a];
+    t->iparam[0] = a;
+    t->iparam[1] = start;
+    sg__record(ctx, t, SG_OP_SLICE, 1, &x);
+    return t;
+}
+
+sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index) {
+    if (!sg__check_inputs(ctx, "sg_select", 1, &x))
+        return NULL;
+    int a = sg__axis(ctx, "sg_select", axis, x->ndim);
+    if (a < 0)
+        return NULL;
+    if (index < 0 || index >= x->shape[a])
+        return sg_error(ctx, "sg_select: index %lld out of range for axis %d of size %lld",
+                        (long long)index, a, (long long)x->shape[a]);
+    /* Derived from two views: slice keeps the axis with size 1, reshape drops it. */
+    sg_tensor *s = sg_slice(ctx, x, a, index, 1);
+    if (!s)
+        return NULL;
+    int64_t shape[SG_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i < x->ndim; i++)
+        if (i != a)
+            shape[k++] = x->shape[i];
+    return sg_reshape(ctx, s, k, shape);
+}
+
+int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *sizes,
+                   sg_tensor **out) {
+    if (!sg__check_inputs(ctx, "sg_split", 1, &x))
+        return -1;
+    int a = sg__axis(ctx, "sg_split", axis, x->ndim);
+    if (a < 0)
+        return -1;
+    if (n <= 0 || !sizes || !out) {
+        sg_error(ctx, "sg_split: need n > 0 parts, sizes and out (got n = %d)", n);
+        return -1;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (sizes[i] < 0) {
+            sg_error(ctx, "sg_split: negative size %lld for part %d", (long long)sizes[i], i);
+            return -1;
+        }
+        total += sizes[i];
+    }
+    if (total != x->shape[a]) {
+        sg_error(ctx, "sg_split: sizes sum to %lld but axis %d has size %lld", (long long)total,
+                 a, (long long)x->shape[a]);
+        return -1;
+    }
+    int64_t start = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = sg_slice(ctx, x, a, start, sizes[i]);
+        if (!out[i])
+            return -1;
+        start += sizes[i];
+    }
+    return 0;
+}
+
+int sg_split(sg_ctx *ctx, sg_tensor *x, int axis, int n, sg_tensor **out) {
+    if (!sg__check_inputs(ctx, "sg_split", 1, &x))
+        return -1;
+    int a = sg__axis(ctx, "sg_split", axis, x->ndim);
+    if (a < 0)
+        return -1;
+    if (n <= 0 || x->shape[a] % n) {
+        sg_error(ctx, "sg_split: axis %d of size %lld does not split into %d equal parts", a,
+                 (long long)x->shape[a], n);
+        return -1;
+    }
+    int64_t sizes[64];
+    if (n > 64) {
+        sg_error(ctx, "sg_split: at most 64 equal parts (asked for %d)", n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        sizes[i] = x->shape[a] / n;
+    return sg_split_sizes(ctx, x, a, n, sizes, out);
+}
+
+sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) {
+    if (!sg__check_inputs(ctx, "sg_expand", 1, &x))
+        return NULL;
+    char a[96], b[96];
+    if (ndim < x->ndim || ndim > SG_MAX_DIMS || !shape)
+        return sg_error(ctx, "sg_expand: cannot broadcast %s to %d dimensions",
+                        sg_shape_str(x->ndim, x->shape, a, sizeof a), ndim);
+    sg_tensor *t = sg__view_of(ctx, x);
+    if (!t)
+        return NULL;
+    t->ndim = ndim;
+    int lead = ndim - x->ndim;
+    for (int i = 0; i < ndim; i++) {
+        int64_t xs = i < lead ? 1 : x->shape[i - lead];
+        if (xs != shape[i] && xs != 1)
+            return sg_error(ctx, "sg_expand: cannot broadcast %s to %s",
+                            sg_shape_str(x->ndim, x->shape, a, sizeof a),
+                            sg_shape_str(ndim, shape, b, sizeof b));
+        t->shape[i] = shape[i];
+        t->stride[i] = (i < lead || xs != shape[i]) ? 0 : x->stride[i - lead];
+    }
+    sg__record(ctx, t, SG_OP_EXPAND, 1, &x);
+    return t;
+}
+
+sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x) {
+    if (!sg__check_inputs(ctx, "sg_contiguous", 1, &x))
+        return NULL;
+    if (sg_is_contiguous(x))
+        return x;
+    sg_tensor *t = sg__new(ctx, x->dtype, x->ndim, x->shape, false);
+    if (!t)
+        return NULL;
+    int64_t n = sg_numel(x);
+    for (int64_t i = 0; i < n; i++)
+        sg__st(t, i, sg__ld(x, sg__offset_of(x, i)));
+    sg__record(ctx, t, SG_OP_CONTIGUOUS, 1, &x);
+    return t;
+}

@@ -1,0 +1,366 @@
+/* seqgrad tensor core: contexts, tensors as strided views, creation, random numbers,
+ * Keras initializers, printing and comparison.
+ *
+ * Conventions used by every public function in seqgrad:
+ *  - Every function that can fail on user input returns NULL (or a negative code) and
+ *    records a message in the context, naming the function and the problem, e.g.
+ *    "sg_reshape: cannot view (2, 3) as (4, 2): 6 elements vs 8". Only the FIRST error is
+ *    kept, so a chain of calls can be checked once at the end with sg_ctx_error().
+ *  - A NULL tensor input propagates: the function returns NULL and records nothing new
+ *    (the error that produced the NULL is already recorded).
+ *  - Shapes and strides are int64_t, strides are in elements (not bytes).
+ *  - Tensors made by sg_* functions live in the context's arena and die at
+ *    sg_ctx_reset(); parameters and persistent tensors (sg_param_new, sg_persistent_new)
+ *    are malloc'd, survive resets and are freed by sg_tensor_free() or sg_ctx_free().
+ */
+#ifndef SG_TENSOR_H
+#define SG_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vmath.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_MAX_DIMS 6 /* enough for (B, T, 4, H) style views with room to spare */
+#define SG_MAX_SRC 4  /* most inputs an op node records directly (concat uses aux) */
+
+typedef enum { SG_F32 = 0, SG_F64 = 1 } sg_dtype;
+
+/* Size in bytes of one element, and the name ("float32", "float64"). */
+size_t sg_dtype_size(sg_dtype dt);
+const char *sg_dtype_name(sg_dtype dt);
+
+/* The op that produced a tensor. SG_OP_NONE marks a leaf (created, not computed, or
+ * computed while gradients were off). One enum, one backward dispatch (autograd/tape.c). */
+typedef enum {
+    SG_OP_NONE = 0,
+    /* views (no copy) */
+    SG_OP_RESHAPE,
+    SG_OP_PERMUTE,
+    SG_OP_SLICE,
+    SG_OP_EXPAND,
+    /* copies */
+    SG_OP_CONTIGUOUS,
+    SG_OP_CONCAT,
+    /* elementwise binary (broadcasting) */
+    SG_OP_ADD,
+    SG_OP_SUB,
+    SG_OP_MUL,
+    SG_OP_DIV,
+    /* elementwise unary */
+    SG_OP_NEG,
+    SG_OP_SCALE,
+    SG_OP_ADD_SCALAR,
+    SG_OP_SIGMOID,
+    SG_OP_TANH,
+    SG_OP_HARD_SIGMOID,
+    SG_OP_RELU,
+    SG_OP_EXP,
+    SG_OP_LOG,
+    SG_OP_SQUARE,
+    /* linear algebra */
+    SG_OP_MATMUL,
+    /* along an axis */
+    SG_OP_SOFTMAX,
+    SG_OP_LOG_SOFTMAX,
+    SG_OP_SUM,
+    /* losses (stable fused forms) */
+    SG_OP_CROSS_ENTROPY,
+    SG_OP_BCE_LOGITS,
+    SG_OP_COUNT
+} sg_op;
+
+/* Name of an op ("add", "matmul", ...). */
+const char *sg_op_name(sg_op op);
+
+/* Tensor flags. */
+enum {
+    SG_FLAG_REQUIRES_GRAD = 1u << 0, /* gradients flow to / through this tensor */
+    SG_FLAG_PARAM = 1u << 1,         /* a parameter: persistent, has a persistent grad */
+    SG_FLAG_PERSISTENT = 1u << 2,    /* malloc'd: survives sg_ctx_reset */
+    SG_FLAG_RETAIN_GRAD = 1u << 3,   /* keep grad of an intermediate after backward */
+    SG_FLAG_ON_TAPE = 1u << 4,       /* recorded as a node on the tape */
+};
+
+typedef struct sg_ctx sg_ctx;
+
+/* Shared storage behind one or more views. */
+typedef struct sg_storage {
+    void *data;    /* first byte */
+    size_t nbytes; /* bytes available */
+    bool owned;    /* freed with the tensor that owns it (persistent tensors only) */
+} sg_storage;
+
+/* One tensor struct, as in ggml: shape, strides, op, sources, flags, name.
+ * Read the fields freely; change them only through the API. */
+typedef struct sg_tensor sg_tensor;
+struct sg_tensor {
+    uint64_t magic;  /* SG_TENSOR_MAGIC while valid; detects stale pointers */
+    uint32_t gen;    /* context generation at creation (arena tensors only) */
+    uint32_t flags;  /* SG_FLAG_* */
+    sg_ctx *ctx;     /* the context that made it */
+    sg_dtype dtype;  /* SG_F32 or SG_F64 */
+    int ndim;        /* 0 .. SG_MAX_DIMS; 0 is a scalar with one element */
+    int64_t shape[SG_MAX_DIMS];
+    int64_t stride[SG_MAX_DIMS]; /* in elements */
+    int64_t offset;              /* in elements from storage->data */
+    sg_storage *storage;
+    /* autograd */
+    sg_op op;
+    int nsrc;
+    sg_tensor *src[SG_MAX_SRC];
+    int64_t iparam[2 * SG_MAX_DIMS]; /* op parameters: axes, offsets, permutations */
+    double fparam[2];                /* op parameters: scalars */
+    void *aux;                       /* op-specific saved data (arena), e.g. labels */
+    sg_tensor *grad;                 /* accumulated gradient, same shape, contiguous */
+    sg_tensor *tape_prev;            /* previous node on the tape (execution order) */
+    char name[48];
+};
+
+#define SG_TENSOR_MAGIC 0x5347544e53524f31ull /* "SGTNSRO1" */
+
+/* Shape helper for the variadic creation calls:
+ *   sg_zeros(ctx, SG_F32, SG_SHAPE(2, 3))  expands to  ..., 2, (const int64_t[]){2, 3}  */
+#define SG_SHAPE(...)                                                                          \
+    (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[])         \
+    {                                                                                          \
+        __VA_ARGS__                                                                            \
+    }
+
+/* ---------------------------------------------------------------------------------------
+ * Allocator shim: every byte seqgrad allocates goes through these. The hooks let a test
+ * inject out-of-memory; NULL restores malloc/realloc/free.
+ * ------------------------------------------------------------------------------------ */
+typedef struct sg_allocator {
+    void *(*malloc_fn)(size_t n, void *user);
+    void *(*realloc_fn)(void *p, size_t n, void *user);
+    void (*free_fn)(void *p, void *user);
+    void *user;
+} sg_allocator;
+void sg_set_allocator(const sg_allocator *a);
+void *sg_malloc(size_t n);
+void *sg_calloc(size_t count, size_t size); /* zeroed; NULL on overflow or OOM */
+void *sg_realloc(void *p, size_t n);
+void sg_free(void *p); /* NULL is fine */
+
+/* ---------------------------------------------------------------------------------------
+ * Context: error state, the arena for per-step temporaries, the tape, the generator.
+ * ------------------------------------------------------------------------------------ */
+
+/* Create a context whose arena starts with `arena_bytes` (0 picks 1 MiB). The arena grows
+ * by whole blocks when full and is coalesced into one block at the next reset, so steady
+ * state is one block and reset is O(1). Returns NULL only when out of memory. */
+sg_ctx *sg_ctx_new(size_t arena_bytes);
+
+/* Free the context, its arena and every persistent tensor made with it. NULL is fine. */
+void sg_ctx_free(sg_ctx *ctx);
+
+/* Forget every arena tensor and tape node (O(1)). Parameters, their gradients and
+ * persistent tensors are untouched. Using an arena tensor from before the reset is an
+ * error ("used after sg_ctx_reset"), detected by its magic and generation. */
+void sg_ctx_reset(sg_ctx *ctx);
+
+/* First error message since the last clear, or NULL. Owned by the context. */
+const char *sg_ctx_error(const sg_ctx *ctx);
+void sg_ctx_clear_error(sg_ctx *ctx);
+
+/* Record an error (printf-style) unless one is already recorded. Returns NULL so a
+ * failing function can `return sg_error(ctx, "...")`. Usable by extension code. */
+void *sg_error(sg_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Arena statistics in bytes: in use now, the most ever in use (high-water mark, since
+ * creation or sg_ctx_arena_reset_peak), and reserved. */
+size_t sg_ctx_arena_used(const sg_ctx *ctx);
+size_t sg_ctx_arena_peak(const sg_ctx *ctx);
+size_t sg_ctx_arena_capacity(const sg_ctx *ctx);
+void sg_ctx_arena_reset_peak(sg_ctx *ctx);
+
+/* Allocate `n` bytes (64-byte aligned) from the arena; NULL and an error when out of
+ * memory. Freed by sg_ctx_reset. */
+void *sg_arena_alloc(sg_ctx *ctx, size_t n);
+
+/* Gradient recording on/off (no-grad mode for inference). Returns the previous value. */
+bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on);
+bool sg_ctx_grad_enabled(const sg_ctx *ctx);
+
+/* ---------------------------------------------------------------------------------------
+ * Random numbers: xoshiro256** seeded through splitmix64. Reproducible across runs and
+ * machines: integer arithmetic only, uniform doubles from the top 53 bits, normals by the
+ * Marsaglia polar method (only log and sqrt, both correctly rounded by glibc).
+ * ------------------------------------------------------------------------------------ */
+typedef struct sg_rng {
+    uint64_t s[4];
+    double spare;   /* second normal of the last polar pair */
+    int has_spare;
+} sg_rng;
+
+void sg_rng_seed(sg_rng *rng, uint64_t seed);
+uint64_t sg_rng_next(sg_rng *rng);           /* 64 random bits */
+double sg_rng_uniform(sg_rng *rng);          /* in [0, 1) */
+double sg_rng_normal(sg_rng *rng);           /* standard normal */
+uint64_t sg_rng_below(sg_rng *rng, uint64_t n); /* uniform integer in [0, n), unbiased */
+
+/* The context's generator (seeded with 0 at creation). */
+sg_rng *sg_ctx_rng(sg_ctx *ctx);
+
+/* ---------------------------------------------------------------------------------------
+ * Creation. Arena tensors unless noted; contiguous, row-major.
+ * ------------------------------------------------------------------------------------ */
+sg_tensor *sg_tensor_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape); /* zeros */
+sg_tensor *sg_zeros(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape);
+sg_tensor *sg_ones(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape);
+sg_tensor *sg_full(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, double value);
+sg_tensor *sg_scalar(sg_ctx *ctx, sg_dtype dt, double value); /* 0-d */
+/* 1-D [start, start + step, ...) below stop (above stop for negative step). */
+sg_tensor *sg_arange(sg_ctx *ctx, sg_dtype dt, double start, double stop, double step);
+/* Copy `data` (dtype dt, contiguous row-major). */
+sg_tensor *sg_from_data(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
+                        const void *data);
+/* Wrap caller memory without copying; the caller keeps ownership and must keep it alive
+ * while the tensor is used. */
+sg_tensor *sg_wrap(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, void *data);
+/* Uniform in [lo, hi) / normal(mean, std), from the context's generator. */
+sg_tensor *sg_rand_uniform(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, double lo,
+                           double hi);
+sg_tensor *sg_rand_normal(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, double mean,
+                          double std);
+
+/* Persistent tensors: malloc'd, zeroed, survive sg_ctx_reset, freed by sg_tensor_free or
+ * sg_ctx_free. A parameter also requires grad and owns a persistent zeroed grad. `name`
+ * may be NULL. */
+sg_tensor *sg_persistent_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape);
+sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
+                        const char *name);
+/* Free a persistent tensor now (and its grad). Arena tensors and NULL: no-op. */
+void sg_tensor_free(sg_tensor *t);
+
+/* Mark a leaf as requiring grad (grad allocated lazily at backward). */
+sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on);
+/* Keep the gradient of an intermediate tensor after backward (t->grad). */
+sg_tensor *sg_retain_grad(sg_tensor *t);
+void sg_tensor_set_name(sg_tensor *t, const char *name);
+
+/* ---------------------------------------------------------------------------------------
+ * Inspection.
+ * ------------------------------------------------------------------------------------ */
+int64_t sg_numel(const sg_tensor *t);
+bool sg_is_contiguous(const sg_tensor *t);
+/* Pointer to element 0 of the view (storage + offset). */
+void *sg_data(const sg_tensor *t);
+/* Element at a multi-index / flat row-major index, as double (NaN when out of range or t
+ * is invalid, with an error). */
+double sg_get(const sg_tensor *t, const int64_t *index);
+double sg_get_flat(const sg_tensor *t, int64_t i);
+int sg_set_flat(sg_tensor *t, int64_t i, double v);
+/* Copy values out into a contiguous row-major buffer of numel elements of t's dtype /
+ * as doubles. Return 0 or -1. */
+int sg_copy_to(const sg_tensor *t, void *out);
+int sg_copy_to_f64(const sg_tensor *t, double *out);
+/* Format a shape as "(2, 3)" into buf; returns buf. */
+const char *sg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
+/* Is `t` a live tensor of this context? Records "<fn>: ..." and returns false if t is
+ * stale (used after reset or freed) or not a tensor. NULL returns false silently. */
+bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn);
+
+/* ---------------------------------------------------------------------------------------
+ * In-place helpers (no autograd): fill, copy values between same-shaped tensors (any
+ * strides, same dtype), scaled accumulate dst += alpha * src.
+ * ------------------------------------------------------------------------------------ */
+int sg_fill(sg_tensor *t, double value);
+int sg_copy(sg_tensor *dst, const sg_tensor *src);
+int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src);
+
+/* ---------------------------------------------------------------------------------------
+ * Views (no copy). When the input requires grad they are recorded on the tape, so they
+ * are differentiable; they are declared here because they are pure tensor-core.
+ * ------------------------------------------------------------------------------------ */
+/* Reshape; one dimension may be -1. A view when the strides allow it (always for a
+ * contiguous tensor), otherwise an error naming both shapes; use sg_contiguous first. */
+sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape);
+/* Permute dimensions: out.shape[i] = x.shape[perm[i]]. */
+sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm);
+/* Swap two axes (negative axes count from the end). */
+sg_tensor *sg_transpose(sg_ctx *ctx, sg_tensor *x, int axis0, int axis1);
+/* x[..., start:start+len, ...] along `axis`, keeping the axis. */
+sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t len);
+/* x[..., index, ...]: drops `axis` (e.g. x[:, t, :] of (B, T, I) is (B, I)). */
+sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index);
+/* Split into n equal parts along axis (size must divide), or into given sizes (must sum to
+ * the size). Writes n views into out[]. Return 0, or -1 with an error. */
+int sg_split(sg_ctx *ctx, sg_tensor *x, int axis, int n, sg_tensor **out);
+int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *sizes,
+                   sg_tensor **out);
+/* Broadcast to a larger shape as a view with stride 0 (NumPy broadcast_to). */
+sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape);
+/* x itself when contiguous, else a contiguous copy (recorded, differentiable). */
+sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x);
+
+/* ---------------------------------------------------------------------------------------
+ * Keras initializers (tf.keras.initializers, same names, same formulas).
+ * fan_in/fan_out: 1-D (n): n, n; 2-D (a, b): a, b; k-D: receptive field =
+ * prod(shape[:-2]), fan_in = shape[-2] * rf, fan_out = shape[-1] * rf.
+ * ------------------------------------------------------------------------------------ */
+typedef enum {
+    SG_INIT_ZEROS,
+    SG_INIT_ONES,
+    SG_INIT_CONSTANT,         /* a = value */
+    SG_INIT_RANDOM_UNIFORM,   /* a = minval (default -0.05), b = maxval (0.05) */
+    SG_INIT_RANDOM_NORMAL,    /* a = mean (0), b = stddev (0.05) */
+    SG_INIT_TRUNCATED_NORMAL, /* a = mean (0), b = stddev (0.05); redraw beyond 2 stddev */
+    SG_INIT_GLOROT_UNIFORM,   /* limit = sqrt(6 / (fan_in + fan_out)) */
+    SG_INIT_GLOROT_NORMAL,    /* truncated, stddev = sqrt(2 / (fan_in + fan_out)) / .8796 */
+    SG_INIT_HE_UNIFORM,       /* limit = sqrt(6 / fan_in) */
+    SG_INIT_HE_NORMAL,        /* truncated, stddev = sqrt(2 / fan_in) / .87962566103423978 */
+    SG_INIT_LECUN_UNIFORM,    /* limit = sqrt(3 / fan_in) */
+    SG_INIT_LECUN_NORMAL,     /* truncated, stddev = sqrt(1 / fan_in) / .87962566103423978 */
+    SG_INIT_ORTHOGONAL,       /* a = gain (1) */
+    SG_INIT_COUNT
+} sg_init_kind;
+
+typedef struct sg_init {
+    sg_init_kind kind;
+    double a, b; /* parameters as listed above; use sg_init_default for Keras defaults */
+} sg_init;
+
+/* The initializer with Keras' default parameters. */
+sg_init sg_init_default(sg_init_kind kind);
+/* Keras name ("glorot_uniform", ...) <-> kind; -1 for an unknown name. */
+const char *sg_init_name(sg_init_kind kind);
+int sg_init_from_name(const char *name);
+/* Fan of a shape by the rule above. */
+void sg_init_fans(int ndim, const int64_t *shape, double *fan_in, double *fan_out);
+/* Fill t (any strides) with draws from rng. Returns 0 or -1 with an error. */
+int sg_init_tensor(sg_ctx *ctx, sg_tensor *t, sg_init init, sg_rng *rng);
+
+/* ---------------------------------------------------------------------------------------
+ * Printing and comparison.
+ * ------------------------------------------------------------------------------------ */
+/* NumPy-style: header line "name: shape=(2, 3) dtype=float32", then aligned values;
+ * large tensors are summarized with "..." like NumPy. */
+void sg_print(const sg_tensor *t, FILE *f);
+/* Print to a malloc'd string (caller frees with sg_free); NULL on error. */
+char *sg_print_str(const sg_tensor *t);
+
+typedef struct sg_compare_result {
+    double max_abs;       /* max |a - b| */
+    double max_rel;       /* max |a - b| / max(|b|, tiny) */
+    int64_t worst_flat;   /* flat index of the element with the largest abs difference */
+    int64_t worst_index[SG_MAX_DIMS];
+    int64_t n_mismatch;   /* elements failing |a-b| <= atol + rtol*|b| (NaN != number) */
+} sg_compare_result;
+/* Compare two tensors of the same shape (dtypes may differ). Returns 0 when every
+ * element satisfies |a - b| <= atol + rtol * |b| (NaN equals NaN only if both), 1 when
+ * some do not, -1 with an error on bad input. `res` may be NULL. */
+int sg_compare(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b, double rtol, double atol,
+               sg_compare_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SG_TENSOR_H */
