@@ -7,6 +7,8 @@
  * Every initializer writes its draws in row-major order of t's logical shape, whatever
  * t's strides: a transposed view receives the same sequence as a contiguous tensor of the
  * view's shape, so results depend only on (shape, seed), never on memory layout.
+ * The distributions are Keras'; the streams are not (TensorFlow draws with Philox), so the
+ * same seed does not give TensorFlow's numbers.
  */
 #include <math.h>
 #include <string.h>
@@ -48,11 +50,8 @@ sg_init sg_init_default(sg_init_kind kind) {
         in.a = 0.0;
         in.b = 0.05;
         break;
-    case SG_INIT_ORTHOGONAL:
-        in.a = 1.0;
-        break;
-    default:
-        break;
+    case SG_INIT_ORTHOGONAL: in.a = 1.0; break;
+    default: break;
     }
     return in;
 }
@@ -123,7 +122,7 @@ static void walk_put(walker *w, double v) {
 }
 
 /* A uniform draw in [lo, hi) after rounding to the tensor's dtype: lo + (hi - lo) * u can
- * round up to hi (always possible in float32), which would break the half-open range. */
+ * round up to hi (often in float32, rarely in float64), breaking the half-open range. */
 static double uniform_in(sg_rng *rng, sg_dtype dt, double lo, double hi) {
     double v = lo + (hi - lo) * sg_rng_uniform(rng);
     if (!(lo < hi))
@@ -261,8 +260,8 @@ static int fill_orthogonal(sg_ctx *ctx, sg_tensor *t, sg_rng *rng, double gain) 
         return 0;
     int64_t m = rows > cols ? rows : cols, n = rows > cols ? cols : rows;
     if ((uint64_t)m > SIZE_MAX / sizeof(double) / (uint64_t)n / 2) {
-        sg_error(ctx, "sg_init_tensor: orthogonal matrix %lld x %lld is too large",
-                 (long long)rows, (long long)cols);
+        sg_error(ctx, "sg_init_tensor: orthogonal matrix %lld x %lld is too large", (long long)rows,
+                 (long long)cols);
         return -1;
     }
     size_t mn = (size_t)m * (size_t)n;
@@ -310,15 +309,9 @@ int sg_init_tensor(sg_ctx *ctx, sg_tensor *t, sg_init init, sg_rng *rng) {
         return -1;
     }
     switch (init.kind) {
-    case SG_INIT_ZEROS:
-        fill_const(t, 0.0);
-        return 0;
-    case SG_INIT_ONES:
-        fill_const(t, 1.0);
-        return 0;
-    case SG_INIT_CONSTANT:
-        fill_const(t, init.a);
-        return 0;
+    case SG_INIT_ZEROS: fill_const(t, 0.0); return 0;
+    case SG_INIT_ONES: fill_const(t, 1.0); return 0;
+    case SG_INIT_CONSTANT: fill_const(t, init.a); return 0;
     case SG_INIT_RANDOM_UNIFORM:
         if (!(init.a <= init.b)) {
             sg_error(ctx, "sg_init_tensor: %s needs minval <= maxval, got minval=%g maxval=%g",
@@ -338,27 +331,18 @@ int sg_init_tensor(sg_ctx *ctx, sg_tensor *t, sg_init init, sg_rng *rng) {
         else
             fill_truncated(t, rng, init.a, init.b);
         return 0;
-    case SG_INIT_ORTHOGONAL:
-        return fill_orthogonal(ctx, t, rng, init.a);
-    default:
-        break;
+    case SG_INIT_ORTHOGONAL: return fill_orthogonal(ctx, t, rng, init.a);
+    default: break;
     }
     /* VarianceScaling. */
     double fan_in, fan_out, scale;
     sg_init_fans(t->ndim, t->shape, &fan_in, &fan_out);
-    switch (init.kind) {
-    case SG_INIT_GLOROT_UNIFORM:
-    case SG_INIT_GLOROT_NORMAL:
+    if (init.kind == SG_INIT_GLOROT_UNIFORM || init.kind == SG_INIT_GLOROT_NORMAL)
         scale = 1.0 / fmax(1.0, (fan_in + fan_out) / 2.0);
-        break;
-    case SG_INIT_HE_UNIFORM:
-    case SG_INIT_HE_NORMAL:
+    else if (init.kind == SG_INIT_HE_UNIFORM || init.kind == SG_INIT_HE_NORMAL)
         scale = 2.0 / fmax(1.0, fan_in);
-        break;
-    default: /* lecun */
+    else /* lecun */
         scale = 1.0 / fmax(1.0, fan_in);
-        break;
-    }
     if (init.kind == SG_INIT_GLOROT_UNIFORM || init.kind == SG_INIT_HE_UNIFORM ||
         init.kind == SG_INIT_LECUN_UNIFORM) {
         double limit = sqrt(3.0 * scale);

@@ -21,9 +21,9 @@
 
 #include "internal.h"
 
-#define EDGE 3          /* numpy edgeitems */
-#define THRESHOLD 1000  /* numpy threshold: summarize above this many elements */
-#define MAX_FRAC 8      /* numpy precision */
+#define EDGE 3         /* numpy edgeitems */
+#define THRESHOLD 1000 /* numpy threshold: summarize above this many elements */
+#define MAX_FRAC 8     /* numpy precision */
 
 /* ---- growing string ------------------------------------------------------------------ */
 
@@ -281,8 +281,8 @@ static void collect(const sg_tensor *t, int d, int64_t off, bool summarize, doub
 /* Mirrors numpy's _formatArray: rows of the last axis are joined by ' ', blocks of outer
  * axes by as many newlines as there are axes below them, continuation lines indented to
  * sit under the opening bracket. */
-static void render(sbuf *b, const sg_tensor *t, int d, bool summarize, const double *v,
-                   int64_t *k, const numfmt *f) {
+static void render(sbuf *b, const sg_tensor *t, int d, bool summarize, const double *v, int64_t *k,
+                   const numfmt *f) {
     if (d == t->ndim) {
         put_cell(b, v[(*k)++], f);
         return;

@@ -1,0 +1,135 @@
+/* seqgrad layers: the LSTM in two implementations ("gates" and "fused", Keras layout),
+ * Dense, and parameter lists. Layers are nothing but autograd ops: their backward is what
+ * the tape derives. The exact equations are in LSTM.md (shared with this repository's
+ * docs); in short, gate order i, f, c, o and
+ *     c_t = f_t * c_{t-1} + i_t * g_t,     h_t = o_t * activation(c_t).
+ */
+#ifndef SG_LAYERS_H
+#define SG_LAYERS_H
+
+#include "../autograd/autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- parameter lists: what optimizers and checkpoints walk --------------------------- */
+typedef struct sg_param_entry {
+    char name[64];     /* stable name, e.g. "lstm.kernel", "dense.bias" */
+    sg_tensor *tensor; /* the parameter; its gradient is tensor->grad */
+} sg_param_entry;
+
+typedef struct sg_param_list {
+    int n, cap;
+    sg_param_entry *items;
+} sg_param_list;
+
+/* Append a parameter under `name` (copied). Returns 0, or -1 (NULL list/tensor, duplicate
+ * name, out of memory). */
+int sg_params_add(sg_param_list *list, const char *name, sg_tensor *t);
+/* Find by name; NULL if absent. */
+sg_tensor *sg_params_find(const sg_param_list *list, const char *name);
+/* Zero every gradient in the list. */
+void sg_params_zero_grad(sg_param_list *list);
+/* Total number of scalar parameters. */
+int64_t sg_params_count(const sg_param_list *list);
+/* Free the list's array (not the tensors). NULL is fine. The list may be reused. */
+void sg_params_clear(sg_param_list *list);
+
+/* ---- LSTM ---------------------------------------------------------------------------- */
+typedef enum { SG_LSTM_FUSED = 0, SG_LSTM_GATES = 1 } sg_lstm_impl;
+
+/* Gate indices, in Keras' (and PyTorch's) block order. */
+enum { SG_GATE_I = 0, SG_GATE_F = 1, SG_GATE_C = 2, SG_GATE_O = 3 };
+
+typedef struct sg_lstm_options {
+    int64_t input_size;   /* I */
+    int64_t units;        /* H */
+    sg_dtype dtype;
+    sg_activation activation;           /* default tanh */
+    sg_activation recurrent_activation; /* default sigmoid */
+    bool use_bias;                      /* default true */
+    sg_init kernel_initializer;         /* default glorot_uniform */
+    sg_init recurrent_initializer;      /* default orthogonal */
+    sg_init bias_initializer;           /* default zeros */
+    bool unit_forget_bias;              /* default true: bias columns H..2H-1 start at 1 */
+    bool return_sequences;              /* default false: y is h_T (B, H); true: (B, T, H) */
+    bool return_state;                  /* default false; h_T and c_T are filled anyway */
+} sg_lstm_options;
+
+/* Keras defaults for an LSTM with these sizes (float32). */
+sg_lstm_options sg_lstm_defaults(int64_t input_size, int64_t units);
+
+typedef struct sg_lstm {
+    sg_lstm_impl impl;
+    sg_lstm_options opt;
+    char name[32];
+    /* fused (Keras layout): kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H) or NULL */
+    sg_tensor *kernel, *recurrent_kernel, *bias;
+    /* gates: W[g] (H + I, H) acting on concat([h, x]); b[g] (1, H) or NULL; g = SG_GATE_* */
+    sg_tensor *W[4], *b[4];
+} sg_lstm;
+
+/* Create an LSTM whose parameters are made with sg_param_new (they survive resets) and
+ * initialised from `rng` (NULL: the context's generator). Both implementations draw the
+ * Keras-layout weights the same way, so the same seed gives the same function whichever
+ * implementation is chosen. `name` prefixes parameter names ("lstm" if NULL). Returns
+ * NULL with an error on bad options. Free with sg_lstm_free (NULL is fine). */
+sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
+                     const char *name, sg_rng *rng);
+void sg_lstm_free(sg_lstm *lstm);
+
+typedef struct sg_lstm_output {
+    sg_tensor *y; /* (B, T, H) with return_sequences, else h_T (B, H) */
+    sg_tensor *h; /* h_T (B, H) */
+    sg_tensor *c; /* c_T (B, H) */
+} sg_lstm_output;
+
+/* Run the LSTM over x (B, T, I). h0 and c0 (B, H) may be NULL (zeros) and may require
+ * grad. Records everything on the tape. Returns 0, or -1 with an error naming the layer,
+ * the expected and the given shapes. */
+int sg_lstm_forward(sg_ctx *ctx, sg_lstm *lstm, sg_tensor *x, sg_tensor *h0, sg_tensor *c0,
+                    sg_lstm_output *out);
+
+/* Append the layer's parameters to a list ("<name>.kernel", "<name>.recurrent_kernel",
+ * "<name>.bias" for fused; "<name>.W_i", ..., "<name>.b_o" for gates). */
+int sg_lstm_params(const sg_lstm *lstm, sg_param_list *list);
+
+/* Layout conversion. Keras layout is the common currency: kernel (I, 4H),
+ * recurrent_kernel (H, 4H), bias (4H) (bias may be NULL: zeros / ignored).
+ * sg_lstm_set_keras copies values in; sg_lstm_get_keras copies values out (grads = true:
+ * the gradients instead, arranged in Keras layout). Any dtype/strides; shapes must match.
+ * Returns 0 or -1 with an error naming the tensor and both shapes. */
+int sg_lstm_set_keras(sg_ctx *ctx, sg_lstm *lstm, const sg_tensor *kernel,
+                      const sg_tensor *recurrent_kernel, const sg_tensor *bias);
+int sg_lstm_get_keras(sg_ctx *ctx, const sg_lstm *lstm, bool grads, sg_tensor *kernel,
+                      sg_tensor *recurrent_kernel, sg_tensor *bias);
+/* PyTorch nn.LSTM layout: weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H)
+ * (either bias may be NULL); bias = bias_ih + bias_hh. */
+int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *lstm, const sg_tensor *weight_ih,
+                      const sg_tensor *weight_hh, const sg_tensor *bias_ih,
+                      const sg_tensor *bias_hh);
+/* Copy the function of `src` into `dst` (any implementations, same sizes). */
+int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src);
+
+/* ---- Dense --------------------------------------------------------------------------- */
+typedef struct sg_dense {
+    int64_t in, out;
+    sg_activation activation;
+    char name[32];
+    sg_tensor *kernel; /* (in, out) */
+    sg_tensor *bias;   /* (out) or NULL */
+} sg_dense;
+
+/* Keras Dense: kernel glorot_uniform, bias zeros. `name` NULL: "dense". */
+sg_dense *sg_dense_new(sg_ctx *ctx, sg_dtype dt, int64_t in, int64_t out, bool use_bias,
+                       sg_activation activation, const char *name, sg_rng *rng);
+void sg_dense_free(sg_dense *d);
+/* y = activation(x @ kernel + bias) on x (B, in) or on every step of (B, T, in). */
+sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x);
+int sg_dense_params(const sg_dense *d, sg_param_list *list);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
