@@ -1,16 +1,569 @@
-/* PLACEHOLDER: being written; replaced wholesale by its owner. */
+/* Elementwise ops, each forward next to its backward: the broadcasting binary ops (add, sub,
+ * mul, div), the unary maths (neg, scale, add_scalar, square, exp, log) and the activations
+ * (sigmoid, tanh, hard_sigmoid, relu), plus the activation-by-name helpers layers use.
+ *
+ * Inputs may be any strided views (transposed, sliced, expanded with stride 0). Everything
+ * that is not a plain contiguous loop goes through one small iterator (ew_iter): the output
+ * shape plus up to four operands' strides, with size-1 dimensions dropped and adjacent
+ * dimensions merged wherever every operand is contiguous across them. After merging, the
+ * usual cases are one or two dimensions, walked with a multi-index counter (no div/mod per
+ * element) around an inner loop that has a unit-stride version the compiler vectorises.
+ *
+ * Backward of a broadcast input uses the same iterator with the input's gradient as operand
+ * 0, addressed with stride 0 along the dimensions the input was stretched over: adding into
+ * the same element again and again IS the sum over the broadcast dimensions, so no
+ * temporary and no separate reduction pass are needed. An input's gradient buffer is always
+ * contiguous with the input's shape, even when the input itself is a strided view.
+ *
+ * Cost for tiny tensors (the LSTM's (2, 4) gates) is one arena allocation for the output,
+ * a few shape compares to pick a fast path, and the loop itself: no malloc, no temporaries.
+ */
+#include <string.h>
+
 #include "ops.h"
-void sg__bw_add(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_sub(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_mul(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_neg(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_scale(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_add_scalar(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_square(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_sigmoid(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_tanh(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_hard_sigmoid(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_relu(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_exp(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_log(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
+
+/* ---- the strided iterator ------------------------------------------------------------- */
+
+#define EW_MAXOP 4
+
+typedef struct {
+    int nd;    /* dimensions after merging, >= 1 */
+    bool unit; /* every active operand has stride 1 in the innermost dimension */
+    int64_t n; /* elements */
+    int64_t shape[SG_MAX_DIMS];
+    int64_t st[EW_MAXOP][SG_MAX_DIMS]; /* inactive operands: all zero */
+} ew_iter;
+
+/* Strides of t read as a tensor of the nd-dim shape it broadcasts to (NumPy: aligned at the
+ * trailing dimension): 0 on the missing leading dimensions and on size-1 dimensions. */
+static void bcast_strides(const sg_tensor *t, int nd, int64_t *st) {
+    int lead = nd - t->ndim;
+    for (int d = 0; d < nd; d++)
+        st[d] = (d < lead || t->shape[d - lead] == 1) ? 0 : t->stride[d - lead];
+}
+
+/* Iterator over shape[0..nd) for the operands in `mask` (bit k: operand k, strides st[k]).
+ * A size-1 dimension is dropped (its strides never matter). Dimension d merges into the
+ * block kept before it when, for every active operand, stepping the block once equals
+ * stepping d shape[d] times, i.e. the pair is one flat run for everybody (stride-0
+ * broadcast pairs qualify too: 0 == 0 * shape[d]). */
+static void ew_init(ew_iter *it, int nd, const int64_t *shape, unsigned mask,
+                    int64_t st[][SG_MAX_DIMS]) {
+    int k = 0;
+    it->n = 1;
+    for (int d = 0; d < nd; d++) {
+        it->n *= shape[d];
+        if (shape[d] == 1)
+            continue;
+        bool merge = k > 0;
+        for (int p = 0; p < EW_MAXOP && merge; p++)
+            if ((mask >> p & 1) && it->st[p][k - 1] != st[p][d] * shape[d])
+                merge = false;
+        if (merge) {
+            it->shape[k - 1] *= shape[d];
+            for (int p = 0; p < EW_MAXOP; p++)
+                it->st[p][k - 1] = (mask >> p & 1) ? st[p][d] : 0;
+        } else {
+            it->shape[k] = shape[d];
+            for (int p = 0; p < EW_MAXOP; p++)
+                it->st[p][k] = (mask >> p & 1) ? st[p][d] : 0;
+            k++;
+        }
+    }
+    if (k == 0) { /* 0-d or all ones: one element */
+        it->shape[0] = 1;
+        for (int p = 0; p < EW_MAXOP; p++)
+            it->st[p][0] = 0;
+        k = 1;
+    }
+    it->nd = k;
+    it->unit = true;
+    for (int p = 0; p < EW_MAXOP; p++)
+        if ((mask >> p & 1) && it->st[p][k - 1] != 1)
+            it->unit = false;
+}
+
+/* Run the statement(s) in __VA_ARGS__ once per element of IT, with i0..i3 the element's
+ * offsets in operands 0..3. The innermost dimension is a plain loop (unit-stride version when
+ * every operand allows it); the outer ones advance with a multi-index counter. */
+#define EW_LOOP(IT, ...)                                                                           \
+    do {                                                                                           \
+        const ew_iter *it_ = (IT);                                                                 \
+        const int nd_ = it_->nd;                                                                   \
+        const int64_t in_ = it_->shape[nd_ - 1];                                                   \
+        const int64_t s0_ = it_->st[0][nd_ - 1], s1_ = it_->st[1][nd_ - 1],                        \
+                      s2_ = it_->st[2][nd_ - 1], s3_ = it_->st[3][nd_ - 1];                        \
+        int64_t b0_ = 0, b1_ = 0, b2_ = 0, b3_ = 0, idx_[SG_MAX_DIMS] = {0};                       \
+        for (int64_t done_ = 0; done_ < it_->n; done_ += in_) {                                    \
+            if (it_->unit) {                                                                       \
+                for (int64_t j_ = 0; j_ < in_; j_++) {                                             \
+                    const int64_t i0 = b0_ + j_, i1 = b1_ + j_, i2 = b2_ + j_, i3 = b3_ + j_;      \
+                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
+                    __VA_ARGS__;                                                                   \
+                }                                                                                  \
+            } else {                                                                               \
+                for (int64_t j_ = 0; j_ < in_; j_++) {                                             \
+                    const int64_t i0 = b0_ + j_ * s0_, i1 = b1_ + j_ * s1_, i2 = b2_ + j_ * s2_,   \
+                                  i3 = b3_ + j_ * s3_;                                             \
+                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
+                    __VA_ARGS__;                                                                   \
+                }                                                                                  \
+            }                                                                                      \
+            for (int d_ = nd_ - 2; d_ >= 0; d_--) {                                                \
+                b0_ += it_->st[0][d_];                                                             \
+                b1_ += it_->st[1][d_];                                                             \
+                b2_ += it_->st[2][d_];                                                             \
+                b3_ += it_->st[3][d_];                                                             \
+                if (++idx_[d_] < it_->shape[d_])                                                   \
+                    break;                                                                         \
+                b0_ -= it_->st[0][d_] * it_->shape[d_];                                            \
+                b1_ -= it_->st[1][d_] * it_->shape[d_];                                            \
+                b2_ -= it_->st[2][d_] * it_->shape[d_];                                            \
+                b3_ -= it_->st[3][d_] * it_->shape[d_];                                            \
+                idx_[d_] = 0;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* The same statement over n contiguous elements: every operand at offset i. */
+#define FLAT_LOOP(N, ...)                                                                          \
+    do {                                                                                           \
+        for (int64_t i_ = 0; i_ < (N); i_++) {                                                     \
+            const int64_t i0 = i_, i1 = i_, i2 = i_, i3 = i_;                                      \
+            (void)i0, (void)i1, (void)i2, (void)i3;                                                \
+            __VA_ARGS__;                                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* Flat loop when IT is NULL (everything contiguous and aligned), else the strided walk. */
+#define EW_RUN(IT, N, ...)                                                                         \
+    do {                                                                                           \
+        if (IT)                                                                                    \
+            EW_LOOP(IT, __VA_ARGS__);                                                              \
+        else                                                                                       \
+            FLAT_LOOP(N, __VA_ARGS__);                                                             \
+    } while (0)
+
+/* ---- broadcasting binary ops: add, sub, mul, div -------------------------------------- */
+
+/* Broadcast shape of a and b into shape[]; its ndim, or -1 when they do not broadcast. */
+static int bcast_shape(const sg_tensor *a, const sg_tensor *b, int64_t *shape) {
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int d = 0; d < nd; d++) {
+        int da = d - (nd - a->ndim), db = d - (nd - b->ndim);
+        int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
+        if (sa == sb || sb == 1)
+            shape[d] = sa;
+        else if (sa == 1)
+            shape[d] = sb;
+        else
+            return -1;
+    }
+    return nd;
+}
+
+/* Is t (broadcastable to shape[0..nd)) a contiguous block that repeats along the leading
+ * dimensions of the output: its dimensions, leading ones dropped, equal the output's
+ * trailing ones? Then out[r * numel(t) + j] pairs with t[j]: the bias row (N,) or (1, N)
+ * over (B, N), or a (2, 3) over (4, 2, 3). */
+static bool trailing_block(const sg_tensor *t, int nd, const int64_t *shape) {
+    int i = t->ndim - 1, d = nd - 1;
+    while (i >= 0 && t->shape[i] == shape[d])
+        i--, d--;
+    for (; i >= 0; i--)
+        if (t->shape[i] != 1)
+            return false;
+    return true;
+}
+
+/* How a binary forward walks its operands. */
+enum { BIN_FLAT, BIN_A_SCALAR, BIN_B_SCALAR, BIN_B_ROW, BIN_A_ROW, BIN_GENERAL };
+
+/* out = a OP b, EXPR in terms of the elements x (of a) and y (of b).
+ * FLAT: a, b, out all contiguous (n,). SCALAR: one side is a single element. ROW: one side
+ * is a contiguous block of `row` elements repeating over the contiguous (n / row, row)
+ * other side. GENERAL: the strided walk, operands 0 = out, 1 = a, 2 = b. */
+#define DEF_BIN_FWD(NAME, T, EXPR)                                                                 \
+    static void NAME(int path, int64_t n, int64_t row, const ew_iter *it, const T *a, const T *b,  \
+                     T *o) {                                                                       \
+        switch (path) {                                                                            \
+        case BIN_FLAT:                                                                             \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                const T x = a[i], y = b[i];                                                        \
+                o[i] = EXPR;                                                                       \
+            }                                                                                      \
+            break;                                                                                 \
+        case BIN_A_SCALAR: {                                                                       \
+            const T x = a[0];                                                                      \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                const T y = b[i];                                                                  \
+                o[i] = EXPR;                                                                       \
+            }                                                                                      \
+        } break;                                                                                   \
+        case BIN_B_SCALAR: {                                                                       \
+            const T y = b[0];                                                                      \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                const T x = a[i];                                                                  \
+                o[i] = EXPR;                                                                       \
+            }                                                                                      \
+        } break;                                                                                   \
+        case BIN_B_ROW:                                                                            \
+            for (int64_t r = 0; r < n; r += row)                                                   \
+                for (int64_t j = 0; j < row; j++) {                                                \
+                    const T x = a[r + j], y = b[j];                                                \
+                    o[r + j] = EXPR;                                                               \
+                }                                                                                  \
+            break;                                                                                 \
+        case BIN_A_ROW:                                                                            \
+            for (int64_t r = 0; r < n; r += row)                                                   \
+                for (int64_t j = 0; j < row; j++) {                                                \
+                    const T x = a[j], y = b[r + j];                                                \
+                    o[r + j] = EXPR;                                                               \
+                }                                                                                  \
+            break;                                                                                 \
+        default: EW_LOOP(it, const T x = a[i1]; const T y = b[i2]; o[i0] = EXPR); break;           \
+        }                                                                                          \
+    }
+
+DEF_BIN_FWD(add_f32, float, x + y)
+DEF_BIN_FWD(sub_f32, float, x - y)
+DEF_BIN_FWD(mul_f32, float, x *y)
+DEF_BIN_FWD(div_f32, float, x / y)
+DEF_BIN_FWD(add_f64, double, x + y)
+DEF_BIN_FWD(sub_f64, double, x - y)
+DEF_BIN_FWD(mul_f64, double, x *y)
+DEF_BIN_FWD(div_f64, double, x / y)
+
+typedef void (*bin_fwd_f32)(int, int64_t, int64_t, const ew_iter *, const float *, const float *,
+                            float *);
+typedef void (*bin_fwd_f64)(int, int64_t, int64_t, const ew_iter *, const double *, const double *,
+                            double *);
+/* Indexed by op - SG_OP_ADD (ADD, SUB, MUL, DIV are consecutive in sg_op). */
+static const bin_fwd_f32 bin_fwd_32[4] = {add_f32, sub_f32, mul_f32, div_f32};
+static const bin_fwd_f64 bin_fwd_64[4] = {add_f64, sub_f64, mul_f64, div_f64};
+
+// a is (..), b is (..) broadcastable to each other; out is the broadcast shape, contiguous.
+static sg_tensor *binary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *a, sg_tensor *b) {
+    sg_tensor *src[2] = {a, b};
+    if (!sg__check_inputs(ctx, fn, 2, src))
+        return NULL;
+    int64_t shape[SG_MAX_DIMS];
+    int nd = bcast_shape(a, b, shape);
+    if (nd < 0) {
+        char sa[96], sb[96];
+        return sg_error(ctx, "%s: shapes %s and %s do not broadcast", fn,
+                        sg_shape_str(a->ndim, a->shape, sa, sizeof sa),
+                        sg_shape_str(b->ndim, b->shape, sb, sizeof sb));
+    }
+    sg_tensor *out = sg__new(ctx, a->dtype, nd, shape, false);
+    if (!out)
+        return NULL;
+    int64_t n = sg_numel(out), na = sg_numel(a), nb = sg_numel(b), row = 0;
+    bool ca = sg_is_contiguous(a), cb = sg_is_contiguous(b);
+    /* A contiguous input with the output's element count has the output's layout (its
+     * shape differs at most by leading ones), so it can be read flat. */
+    bool fa = ca && na == n, fb = cb && nb == n;
+    int path = BIN_GENERAL;
+    ew_iter it;
+    it.nd = 0;
+    if (fa && fb)
+        path = BIN_FLAT;
+    else if (fa && nb == 1)
+        path = BIN_B_SCALAR;
+    else if (fb && na == 1)
+        path = BIN_A_SCALAR;
+    else if (fa && cb && nb > 0 && trailing_block(b, nd, shape))
+        path = BIN_B_ROW, row = nb;
+    else if (fb && ca && na > 0 && trailing_block(a, nd, shape))
+        path = BIN_A_ROW, row = na;
+    else {
+        int64_t st[3][SG_MAX_DIMS];
+        memcpy(st[0], out->stride, sizeof st[0]);
+        bcast_strides(a, nd, st[1]);
+        bcast_strides(b, nd, st[2]);
+        ew_init(&it, nd, shape, 0x7, st);
+    }
+    int k = (int)(op - SG_OP_ADD);
+    if (a->dtype == SG_F32)
+        bin_fwd_32[k](path, n, row, &it, sg_data(a), sg_data(b), sg_data(out));
+    else
+        bin_fwd_64[k](path, n, row, &it, sg_data(a), sg_data(b), sg_data(out));
+    return sg__finish(ctx, out, op, 2, src);
+}
+
+sg_tensor *sg_add(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
+    return binary(ctx, "sg_add", SG_OP_ADD, a, b);
+}
+sg_tensor *sg_sub(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
+    return binary(ctx, "sg_sub", SG_OP_SUB, a, b);
+}
+sg_tensor *sg_mul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
+    return binary(ctx, "sg_mul", SG_OP_MUL, a, b);
+}
+sg_tensor *sg_div(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
+    return binary(ctx, "sg_div", SG_OP_DIV, a, b);
+}
+
+/* Backward of the binary ops. One gradient "kind" per (op, input); operands are
+ * 0 = d (the input's gradient, stride 0 on its broadcast dimensions), 1 = g (dL/dout),
+ * 2 = a, 3 = b. Kinds that do not read a or b leave them out of the walk. */
+enum { GB_PLUS, GB_MINUS, GB_MUL_A, GB_MUL_B, GB_DIV_A, GB_DIV_B, GB_COUNT };
+static const unsigned gb_uses[GB_COUNT] = {
+    [GB_PLUS] = 0x3,  [GB_MINUS] = 0x3, [GB_MUL_A] = 0xb, /* d += g * b */
+    [GB_MUL_B] = 0x7, [GB_DIV_A] = 0xb, [GB_DIV_B] = 0xf,
+};
+
+#define DEF_BIN_BW(SFX, T)                                                                         \
+    static void bin_bw_##SFX(int kind, int64_t n, const ew_iter *it, T *d, const T *g, const T *a, \
+                             const T *b) {                                                         \
+        switch (kind) {                                                                            \
+        case GB_PLUS: EW_RUN(it, n, d[i0] += g[i1]); break;                                        \
+        case GB_MINUS: EW_RUN(it, n, d[i0] -= g[i1]); break;                                       \
+        case GB_MUL_A: EW_RUN(it, n, d[i0] += g[i1] * b[i3]); break;                               \
+        case GB_MUL_B: EW_RUN(it, n, d[i0] += g[i1] * a[i2]); break;                               \
+        case GB_DIV_A: EW_RUN(it, n, d[i0] += g[i1] / b[i3]); break;                               \
+        /* d(a/b)/db = -a/b^2, computed as (a/b)/b so b^2 cannot overflow or underflow */          \
+        case GB_DIV_B: EW_RUN(it, n, d[i0] -= g[i1] * (a[i2] / b[i3]) / b[i3]); break;             \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+DEF_BIN_BW(f32, float)
+DEF_BIN_BW(f64, double)
+
+// out is the broadcast shape; g = out->grad (contiguous, out's shape); src[k] any view whose
+// grad is contiguous with src[k]'s shape.
+static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
+    sg_tensor *a = out->src[0], *b = out->src[1], *g = out->grad;
+    int64_t n = sg_numel(out);
+    for (int k = 0; k < 2; k++) {
+        if (!sg__needs(out, k))
+            continue;
+        int kind = k ? kind_b : kind_a;
+        unsigned uses = gb_uses[kind];
+        sg_tensor *G = sg__grad(ctx, out->src[k]);
+        if (!G)
+            return;
+        /* Flat when the input was not broadcast (its grad lines up with g element for
+         * element) and every input the formula reads is contiguous and full-size. The same
+         * tensor on both sides (x * x) simply accumulates twice into one buffer. */
+        bool flat = sg_numel(out->src[k]) == n &&
+                    (!(uses & 0x4) || (sg_is_contiguous(a) && sg_numel(a) == n)) &&
+                    (!(uses & 0x8) || (sg_is_contiguous(b) && sg_numel(b) == n));
+        ew_iter it;
+        if (!flat) {
+            int64_t st[4][SG_MAX_DIMS];
+            bcast_strides(G, out->ndim, st[0]);
+            memcpy(st[1], g->stride, sizeof st[1]);
+            bcast_strides(a, out->ndim, st[2]);
+            bcast_strides(b, out->ndim, st[3]);
+            ew_init(&it, out->ndim, out->shape, uses, st);
+        }
+        if (out->dtype == SG_F32)
+            bin_bw_f32(kind, n, flat ? NULL : &it, sg_data(G), sg_data(g), sg_data(a), sg_data(b));
+        else
+            bin_bw_f64(kind, n, flat ? NULL : &it, sg_data(G), sg_data(g), sg_data(a), sg_data(b));
+    }
+}
+
+void sg__bw_add(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_PLUS, GB_PLUS); }
+void sg__bw_sub(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_PLUS, GB_MINUS); }
+void sg__bw_mul(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_MUL_A, GB_MUL_B); }
+void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_DIV_B); }
+
+/* ---- unary ops and activations -------------------------------------------------------- */
+
+/* y = f(x) over n contiguous elements (y may be x: strided inputs are first gathered into
+ * the output and transformed in place). exp, log, tanh and sigmoid use the SLEEF kernels.
+ * s is the op's scalar (scale, add_scalar). */
+#define DEF_UN_FWD(SFX, T)                                                                         \
+    static void un_fwd_##SFX(sg_op op, int64_t n, double s, const T *x, T *y) {                    \
+        const T c = (T)s;                                                                          \
+        switch (op) {                                                                              \
+        case SG_OP_NEG: FLAT_LOOP(n, y[i0] = -x[i0]); break;                                       \
+        case SG_OP_SCALE: FLAT_LOOP(n, y[i0] = c * x[i0]); break;                                  \
+        case SG_OP_ADD_SCALAR: FLAT_LOOP(n, y[i0] = x[i0] + c); break;                             \
+        case SG_OP_SQUARE: FLAT_LOOP(n, y[i0] = x[i0] * x[i0]); break;                             \
+        /* Keras 2: clip(0.2 x + 0.5, 0, 1); NaN stays NaN (both compares are false) */            \
+        case SG_OP_HARD_SIGMOID:                                                                   \
+            FLAT_LOOP(n, const T v = (T)0.2 * x[i0] + (T)0.5; y[i0] = v < 0   ? (T)0               \
+                                                                      : v > 1 ? (T)1               \
+                                                                              : v);                \
+            break;                                                                                 \
+        /* max(x, 0) with +0 for x <= 0, NaN propagated so anomaly mode can see it */              \
+        case SG_OP_RELU: FLAT_LOOP(n, y[i0] = (x[i0] > 0 || x[i0] != x[i0]) ? x[i0] : 0); break;   \
+        case SG_OP_SIGMOID: sg_vsigmoid_##SFX((size_t)n, x, y); break;                             \
+        case SG_OP_TANH: sg_vtanh_##SFX((size_t)n, x, y); break;                                   \
+        case SG_OP_EXP: sg_vexp_##SFX((size_t)n, x, y); break;                                     \
+        case SG_OP_LOG: sg_vlog_##SFX((size_t)n, x, y); break;                                     \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+DEF_UN_FWD(f32, float)
+DEF_UN_FWD(f64, double)
+
+/* dst (contiguous) = src (strided view), both of src's shape. */
+static void gather(sg_tensor *dst, const sg_tensor *src) {
+    int64_t st[2][SG_MAX_DIMS];
+    memcpy(st[0], dst->stride, sizeof st[0]);
+    memcpy(st[1], src->stride, sizeof st[1]);
+    ew_iter it;
+    ew_init(&it, src->ndim, src->shape, 0x3, st);
+    if (src->dtype == SG_F32) {
+        float *o = sg_data(dst);
+        const float *x = sg_data(src);
+        EW_LOOP(&it, o[i0] = x[i1]);
+    } else {
+        double *o = sg_data(dst);
+        const double *x = sg_data(src);
+        EW_LOOP(&it, o[i0] = x[i1]);
+    }
+}
+
+// x is any view of shape S; out is contiguous of shape S.
+static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, double s) {
+    if (!sg__check_inputs(ctx, fn, 1, &x))
+        return NULL;
+    sg_tensor *out = sg__new(ctx, x->dtype, x->ndim, x->shape, false);
+    if (!out)
+        return NULL;
+    int64_t n = sg_numel(out);
+    const void *in = sg_data(x);
+    if (!sg_is_contiguous(x)) { /* the kernels want contiguous arrays: gather, then in place */
+        gather(out, x);
+        in = sg_data(out);
+    }
+    out->fparam[0] = s;
+    if (x->dtype == SG_F32)
+        un_fwd_f32(op, n, s, in, sg_data(out));
+    else
+        un_fwd_f64(op, n, s, in, sg_data(out));
+    return sg__finish(ctx, out, op, 1, &x);
+}
+
+sg_tensor *sg_neg(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_neg", SG_OP_NEG, x, 0); }
+sg_tensor *sg_scale(sg_ctx *ctx, sg_tensor *x, double s) {
+    return unary(ctx, "sg_scale", SG_OP_SCALE, x, s);
+}
+sg_tensor *sg_add_scalar(sg_ctx *ctx, sg_tensor *x, double s) {
+    return unary(ctx, "sg_add_scalar", SG_OP_ADD_SCALAR, x, s);
+}
+sg_tensor *sg_square(sg_ctx *ctx, sg_tensor *x) {
+    return unary(ctx, "sg_square", SG_OP_SQUARE, x, 0);
+}
+sg_tensor *sg_sigmoid(sg_ctx *ctx, sg_tensor *x) {
+    return unary(ctx, "sg_sigmoid", SG_OP_SIGMOID, x, 0);
+}
+sg_tensor *sg_tanh(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_tanh", SG_OP_TANH, x, 0); }
+sg_tensor *sg_hard_sigmoid(sg_ctx *ctx, sg_tensor *x) {
+    return unary(ctx, "sg_hard_sigmoid", SG_OP_HARD_SIGMOID, x, 0);
+}
+sg_tensor *sg_relu(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_relu", SG_OP_RELU, x, 0); }
+sg_tensor *sg_exp(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_exp", SG_OP_EXP, x, 0); }
+sg_tensor *sg_log(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_log", SG_OP_LOG, x, 0); }
+
+/* Does the backward of op read the input x (rather than only g and the saved output y)? */
+static bool un_bw_reads_x(sg_op op) {
+    return op == SG_OP_SQUARE || op == SG_OP_RELU || op == SG_OP_HARD_SIGMOID || op == SG_OP_LOG;
+}
+
+/* d += g * f'(x), operands 0 = d (x's grad, contiguous), 1 = g, 2 = y (both contiguous, the
+ * output's shape = x's shape), 3 = x (any strides). Derivatives come from the saved output
+ * where that is exact and cheaper (sigmoid, tanh, exp), from x otherwise. */
+#define DEF_UN_BW(SFX, T)                                                                          \
+    static void un_bw_##SFX(sg_op op, int64_t n, double s, const ew_iter *it, T *d, const T *g,    \
+                            const T *y, const T *x) {                                              \
+        const T c = (T)s;                                                                          \
+        switch (op) {                                                                              \
+        case SG_OP_NEG: EW_RUN(it, n, d[i0] -= g[i1]); break;                                      \
+        case SG_OP_SCALE: EW_RUN(it, n, d[i0] += c * g[i1]); break;                                \
+        case SG_OP_ADD_SCALAR: EW_RUN(it, n, d[i0] += g[i1]); break;                               \
+        case SG_OP_SQUARE: EW_RUN(it, n, d[i0] += 2 * x[i3] * g[i1]); break;                       \
+        case SG_OP_SIGMOID: EW_RUN(it, n, d[i0] += g[i1] * y[i2] * (1 - y[i2])); break;            \
+        case SG_OP_TANH: EW_RUN(it, n, d[i0] += g[i1] * (1 - y[i2] * y[i2])); break;               \
+        case SG_OP_EXP: EW_RUN(it, n, d[i0] += g[i1] * y[i2]); break;                              \
+        case SG_OP_LOG: EW_RUN(it, n, d[i0] += g[i1] / x[i3]); break;                              \
+        /* slope 0.2 strictly inside (-2.5, 2.5), flat (0) on the clipped parts */                 \
+        case SG_OP_HARD_SIGMOID:                                                                   \
+            EW_RUN(it, n, d[i0] += (x[i3] > (T)-2.5 && x[i3] < (T)2.5) ? (T)0.2 * g[i1] : 0);      \
+            break;                                                                                 \
+        /* 0 at x == 0, as PyTorch */                                                              \
+        case SG_OP_RELU: EW_RUN(it, n, d[i0] += x[i3] > 0 ? g[i1] : 0); break;                     \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+DEF_UN_BW(f32, float)
+DEF_UN_BW(f64, double)
+
+// out and x have shape S; out, out->grad and x->grad are contiguous, x may be any view.
+static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
+    if (!sg__needs(out, 0))
+        return;
+    sg_tensor *x = out->src[0];
+    sg_tensor *G = sg__grad(ctx, x);
+    if (!G)
+        return;
+    ew_iter it;
+    const ew_iter *itp = NULL; /* flat unless the formula reads a strided x */
+    if (un_bw_reads_x(out->op) && !sg_is_contiguous(x)) {
+        int64_t st[4][SG_MAX_DIMS];
+        memcpy(st[0], G->stride, sizeof st[0]);
+        memcpy(st[1], out->grad->stride, sizeof st[1]);
+        memcpy(st[2], out->stride, sizeof st[2]);
+        memcpy(st[3], x->stride, sizeof st[3]);
+        ew_init(&it, x->ndim, x->shape, 0xf, st);
+        itp = &it;
+    }
+    int64_t n = sg_numel(out);
+    if (out->dtype == SG_F32)
+        un_bw_f32(out->op, n, out->fparam[0], itp, sg_data(G), sg_data(out->grad), sg_data(out),
+                  sg_data(x));
+    else
+        un_bw_f64(out->op, n, out->fparam[0], itp, sg_data(G), sg_data(out->grad), sg_data(out),
+                  sg_data(x));
+}
+
+void sg__bw_neg(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_scale(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_add_scalar(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_square(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_sigmoid(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_tanh(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_hard_sigmoid(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_relu(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_exp(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_log(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+
+/* ---- activations by Keras name -------------------------------------------------------- */
+
+static const char *const act_names[] = {
+    [SG_ACT_TANH] = "tanh", [SG_ACT_SIGMOID] = "sigmoid", [SG_ACT_HARD_SIGMOID] = "hard_sigmoid",
+    [SG_ACT_RELU] = "relu", [SG_ACT_LINEAR] = "linear",
+};
+#define N_ACT ((int)(sizeof act_names / sizeof act_names[0]))
+
+sg_tensor *sg_activate(sg_ctx *ctx, sg_tensor *x, sg_activation act) {
+    switch (act) {
+    case SG_ACT_TANH: return sg_tanh(ctx, x);
+    case SG_ACT_SIGMOID: return sg_sigmoid(ctx, x);
+    case SG_ACT_HARD_SIGMOID: return sg_hard_sigmoid(ctx, x);
+    case SG_ACT_RELU: return sg_relu(ctx, x);
+    /* the identity: x itself, no copy and no tape node */
+    case SG_ACT_LINEAR: return sg__check_inputs(ctx, "sg_activate", 1, &x) ? x : NULL;
+    }
+    if (!sg__check_inputs(ctx, "sg_activate", 1, &x))
+        return NULL;
+    return sg_error(ctx, "sg_activate: unknown activation %d", (int)act);
+}
+
+const char *sg_activation_name(sg_activation act) {
+    return ((int)act >= 0 && (int)act < N_ACT) ? act_names[act] : NULL;
+}
+
+int sg_activation_from_name(const char *name) {
+    if (!name)
+        return -1;
+    for (int k = 0; k < N_ACT; k++)
+        if (!strcmp(name, act_names[k]))
+            return k;
+    return -1;
+}

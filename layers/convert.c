@@ -1,0 +1,170 @@
+/* Moving LSTM weights between layouts: Keras (kernel, recurrent_kernel, bias), the gates
+ * layout (W_g = [rows acting on h; rows acting on x], b_g), and PyTorch's nn.LSTM
+ * (weight_ih = kernel^T, weight_hh = recurrent_kernel^T, bias_ih + bias_hh = bias). The
+ * mapping is the table in LSTM.md: block g of the Keras matrices is gate g's matrix. */
+#include "../tensor/internal.h"
+#include "layers.h"
+
+/* dst = src element by element in row-major order (same element count; any dtypes and
+ * strides). Views made here are taken with grad mode off, so nothing lands on the tape. */
+static void copy_flat(sg_tensor *dst, const sg_tensor *src) {
+    int64_t n = sg_numel(dst);
+    for (int64_t i = 0; i < n; i++)
+        sg__st(dst, sg__offset_of(dst, i), sg__ld(src, sg__offset_of(src, i)));
+}
+
+static bool check_shape(sg_ctx *ctx, const char *fn, const sg_lstm *l, const char *what,
+                        const sg_tensor *t, int ndim, int64_t d0, int64_t d1) {
+    if (!t || !sg_check(ctx, t, fn))
+        return false;
+    int64_t want[2] = {d0, d1};
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = t->shape[i] == want[i];
+    if (!ok) {
+        char a[96], b[96];
+        sg_error(ctx, "%s (%s): %s has shape %s, expected %s", fn, l->name, what,
+                 sg_shape_str(t->ndim, t->shape, a, sizeof a), sg_shape_str(ndim, want, b, sizeof b));
+    }
+    return ok;
+}
+
+/* Move values between the layer's parameters (or their grads) and Keras-layout tensors.
+ * to_layer: Keras -> layer; else layer -> Keras. */
+static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to_layer,
+                    sg_tensor *k, sg_tensor *rk, sg_tensor *b) {
+    if (!ctx)
+        return -1;
+    if (!l) {
+        sg_error(ctx, "%s: layer is NULL", fn);
+        return -1;
+    }
+    int64_t I = l->opt.input_size, H = l->opt.units;
+    if (!check_shape(ctx, fn, l, "kernel", k, 2, I, 4 * H) ||
+        !check_shape(ctx, fn, l, "recurrent_kernel", rk, 2, H, 4 * H) ||
+        (b && !check_shape(ctx, fn, l, "bias", b, 1, 4 * H, 0)))
+        return -1;
+    if (b && !l->opt.use_bias && to_layer) {
+        sg_error(ctx, "%s (%s): a bias was given but the layer has use_bias = false", fn,
+                 l->name);
+        return -1;
+    }
+    bool was = sg_ctx_set_grad_enabled(ctx, false);
+#define SRC(p) (grads ? (p)->grad : (p))
+    if (l->impl == SG_LSTM_FUSED) {
+        sg_tensor *pairs[3][2] = {{l->kernel, k}, {l->recurrent_kernel, rk}, {l->bias, b}};
+        for (int i = 0; i < 3; i++) {
+            sg_tensor *p = pairs[i][0], *ext = pairs[i][1];
+            if (!p && ext && !to_layer)
+                sg_fill(ext, 0.0); /* no bias: it is zero */
+            if (!p || !ext)
+                continue;
+            if (to_layer)
+                copy_flat(p, ext);
+            else
+                copy_flat(ext, SRC(p));
+        }
+        if (to_layer && l->bias && !b)
+            sg_fill(l->bias, 0.0);
+    } else {
+        for (int g = 0; g < 4; g++) {
+            sg_tensor *W = to_layer ? l->W[g] : SRC(l->W[g]);
+            sg_tensor *Wh = sg_slice(ctx, W, 0, 0, H), *Wx = sg_slice(ctx, W, 0, H, I);
+            sg_tensor *kg = sg_slice(ctx, k, 1, g * H, H), *rkg = sg_slice(ctx, rk, 1, g * H, H);
+            if (!Wh || !Wx || !kg || !rkg)
+                break;
+            if (to_layer) {
+                copy_flat(Wh, rkg);
+                copy_flat(Wx, kg);
+            } else {
+                copy_flat(rkg, Wh);
+                copy_flat(kg, Wx);
+            }
+            sg_tensor *bg = b ? sg_slice(ctx, b, 0, g * H, H) : NULL;
+            if (to_layer && l->b[g]) {
+                if (bg)
+                    copy_flat(l->b[g], bg);
+                else
+                    sg_fill(l->b[g], 0.0);
+            } else if (!to_layer && bg) {
+                if (l->b[g])
+                    copy_flat(bg, SRC(l->b[g]));
+                else
+                    sg_fill(bg, 0.0);
+            }
+        }
+    }
+#undef SRC
+    sg_ctx_set_grad_enabled(ctx, was);
+    return sg_ctx_error(ctx) ? -1 : 0;
+}
+
+int sg_lstm_set_keras(sg_ctx *ctx, sg_lstm *l, const sg_tensor *kernel,
+                      const sg_tensor *recurrent_kernel, const sg_tensor *bias) {
+    return transfer(ctx, "sg_lstm_set_keras", l, false, true, (sg_tensor *)kernel,
+                    (sg_tensor *)recurrent_kernel, (sg_tensor *)bias);
+}
+
+int sg_lstm_get_keras(sg_ctx *ctx, const sg_lstm *l, bool grads, sg_tensor *kernel,
+                      sg_tensor *recurrent_kernel, sg_tensor *bias) {
+    return transfer(ctx, "sg_lstm_get_keras", (sg_lstm *)l, grads, false, kernel,
+                    recurrent_kernel, bias);
+}
+
+int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *l, const sg_tensor *weight_ih,
+                      const sg_tensor *weight_hh, const sg_tensor *bias_ih,
+                      const sg_tensor *bias_hh) {
+    if (!ctx)
+        return -1;
+    if (!l) {
+        sg_error(ctx, "sg_lstm_set_torch: layer is NULL");
+        return -1;
+    }
+    const char *fn = "sg_lstm_set_torch";
+    int64_t I = l->opt.input_size, H = l->opt.units;
+    if (!check_shape(ctx, fn, l, "weight_ih", weight_ih, 2, 4 * H, I) ||
+        !check_shape(ctx, fn, l, "weight_hh", weight_hh, 2, 4 * H, H) ||
+        (bias_ih && !check_shape(ctx, fn, l, "bias_ih", bias_ih, 1, 4 * H, 0)) ||
+        (bias_hh && !check_shape(ctx, fn, l, "bias_hh", bias_hh, 1, 4 * H, 0)))
+        return -1;
+    bool was = sg_ctx_set_grad_enabled(ctx, false);
+    /* Transposes are views; the summed bias is a small temporary in the layer's dtype. */
+    sg_tensor *k = sg_transpose(ctx, (sg_tensor *)weight_ih, 0, 1);
+    sg_tensor *rk = sg_transpose(ctx, (sg_tensor *)weight_hh, 0, 1);
+    sg_tensor *b = NULL;
+    if (bias_ih || bias_hh) {
+        b = sg_zeros(ctx, SG_F64, SG_SHAPE(4 * H));
+        for (int64_t j = 0; b && j < 4 * H; j++)
+            sg__st(b, j,
+                   (bias_ih ? sg__ld(bias_ih, j * bias_ih->stride[0]) : 0.0) +
+                       (bias_hh ? sg__ld(bias_hh, j * bias_hh->stride[0]) : 0.0));
+    }
+    sg_ctx_set_grad_enabled(ctx, was);
+    if (!k || !rk || ((bias_ih || bias_hh) && !b))
+        return -1;
+    return transfer(ctx, fn, l, false, true, k, rk, b);
+}
+
+int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src) {
+    if (!ctx)
+        return -1;
+    if (!dst || !src) {
+        sg_error(ctx, "sg_lstm_copy: layer is NULL");
+        return -1;
+    }
+    int64_t I = src->opt.input_size, H = src->opt.units;
+    if (dst->opt.input_size != I || dst->opt.units != H) {
+        sg_error(ctx, "sg_lstm_copy: sizes differ: (%s) has I=%lld H=%lld, (%s) has I=%lld H=%lld",
+                 src->name, (long long)I, (long long)H, dst->name, (long long)dst->opt.input_size,
+                 (long long)dst->opt.units);
+        return -1;
+    }
+    sg_tensor *k = sg_zeros(ctx, SG_F64, SG_SHAPE(I, 4 * H));
+    sg_tensor *rk = sg_zeros(ctx, SG_F64, SG_SHAPE(H, 4 * H));
+    sg_tensor *b = src->opt.use_bias ? sg_zeros(ctx, SG_F64, SG_SHAPE(4 * H)) : NULL;
+    if (!k || !rk || (src->opt.use_bias && !b))
+        return -1;
+    if (sg_lstm_get_keras(ctx, src, false, k, rk, b))
+        return -1;
+    return sg_lstm_set_keras(ctx, dst, k, rk, b);
+}

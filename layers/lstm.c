@@ -1,0 +1,260 @@
+/* The LSTM, in two implementations, built only from autograd ops (LSTM.md).
+ *
+ *   fused (Keras layout):                      gates (one matrix per gate):
+ *     xk  = x @ kernel + bias   (B, T, 4H)       v_t = concat([h_{t-1}, x_t], 1)  (B, H+I)
+ *     z_t = xk[:, t] + h_{t-1} @ rk (B, 4H)      f_t = sigmoid(v_t @ W_f + b_f)   (B, H)
+ *     i, f, c~, o = split(z_t, 4)                i_t, o_t likewise, g_t = tanh(v_t @ W_c + b_c)
+ *     c_t = f * c_{t-1} + i * g(c~)              c_t = f_t * c_{t-1} + i_t * g_t
+ *     h_t = o * g(c_t)                           h_t = o_t * tanh(c_t)
+ *
+ * x @ kernel does not depend on the recurrence, so the fused layer computes it for every
+ * time step in one matmul; the loop then does one (B, H) @ (H, 4H) product per step.
+ * There is no hand-written backward: the tape differentiates these ops. */
+#include <string.h>
+
+#include "../tensor/internal.h"
+#include "layers.h"
+
+sg_lstm_options sg_lstm_defaults(int64_t input_size, int64_t units) {
+    return (sg_lstm_options){
+        .input_size = input_size,
+        .units = units,
+        .dtype = SG_F32,
+        .activation = SG_ACT_TANH,
+        .recurrent_activation = SG_ACT_SIGMOID,
+        .use_bias = true,
+        .kernel_initializer = sg_init_default(SG_INIT_GLOROT_UNIFORM),
+        .recurrent_initializer = sg_init_default(SG_INIT_ORTHOGONAL),
+        .bias_initializer = sg_init_default(SG_INIT_ZEROS),
+        .unit_forget_bias = true,
+        .return_sequences = false,
+        .return_state = false,
+    };
+}
+
+static const char *const gate_names = "ifco";
+
+void sg_lstm_free(sg_lstm *l) {
+    if (!l)
+        return;
+    sg_tensor_free(l->kernel);
+    sg_tensor_free(l->recurrent_kernel);
+    sg_tensor_free(l->bias);
+    for (int g = 0; g < 4; g++) {
+        sg_tensor_free(l->W[g]);
+        sg_tensor_free(l->b[g]);
+    }
+    sg_free(l);
+}
+
+static bool valid_act(sg_activation a) { return a >= SG_ACT_TANH && a <= SG_ACT_LINEAR; }
+
+sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
+                     const char *name, sg_rng *rng) {
+    if (!ctx)
+        return NULL;
+    if (!opt)
+        return sg_error(ctx, "sg_lstm_new: options are NULL (start from sg_lstm_defaults)");
+    const char *nm = name ? name : "lstm";
+    if (impl != SG_LSTM_FUSED && impl != SG_LSTM_GATES)
+        return sg_error(ctx, "sg_lstm_new (%s): unknown implementation %d", nm, (int)impl);
+    if (opt->input_size <= 0 || opt->units <= 0)
+        return sg_error(ctx, "sg_lstm_new (%s): input_size and units must be positive, got %lld "
+                             "and %lld",
+                        nm, (long long)opt->input_size, (long long)opt->units);
+    if (opt->dtype != SG_F32 && opt->dtype != SG_F64)
+        return sg_error(ctx, "sg_lstm_new (%s): unknown dtype %d", nm, (int)opt->dtype);
+    if (!valid_act(opt->activation) || !valid_act(opt->recurrent_activation))
+        return sg_error(ctx, "sg_lstm_new (%s): unknown activation", nm);
+    if (strlen(nm) >= sizeof ((sg_lstm *)0)->name)
+        return sg_error(ctx, "sg_lstm_new: name '%s' is too long", nm);
+    if (!rng)
+        rng = sg_ctx_rng(ctx);
+
+    sg_lstm *l = sg_calloc(1, sizeof *l);
+    if (!l)
+        return sg_error(ctx, "sg_lstm_new (%s): out of memory", nm);
+    l->impl = impl;
+    l->opt = *opt;
+    snprintf(l->name, sizeof l->name, "%s", nm);
+    int64_t I = opt->input_size, H = opt->units;
+    sg_dtype dt = opt->dtype;
+    char pname[96];
+    if (impl == SG_LSTM_FUSED) {
+        snprintf(pname, sizeof pname, "%s.kernel", nm);
+        l->kernel = sg_param_new(ctx, dt, SG_SHAPE(I, 4 * H), pname);
+        snprintf(pname, sizeof pname, "%s.recurrent_kernel", nm);
+        l->recurrent_kernel = sg_param_new(ctx, dt, SG_SHAPE(H, 4 * H), pname);
+        if (opt->use_bias) {
+            snprintf(pname, sizeof pname, "%s.bias", nm);
+            l->bias = sg_param_new(ctx, dt, SG_SHAPE(4 * H), pname);
+        }
+    } else {
+        for (int g = 0; g < 4; g++) {
+            snprintf(pname, sizeof pname, "%s.W_%c", nm, gate_names[g]);
+            l->W[g] = sg_param_new(ctx, dt, SG_SHAPE(H + I, H), pname);
+            if (opt->use_bias) {
+                snprintf(pname, sizeof pname, "%s.b_%c", nm, gate_names[g]);
+                l->b[g] = sg_param_new(ctx, dt, SG_SHAPE(1, H), pname);
+            }
+        }
+    }
+    if (sg_ctx_error(ctx)) {
+        sg_lstm_free(l);
+        return NULL;
+    }
+
+    /* Draw the Keras-layout weights (exactly as Keras does: the kernel initializer over
+     * (I, 4H), the recurrent one over (H, 4H), the bias with the forget block set to one)
+     * and copy them in, so both implementations start as the same function. These
+     * temporaries are persistent so that creating a layer leaves the arena as it was. */
+    sg_tensor *k = sg_persistent_new(ctx, dt, SG_SHAPE(I, 4 * H));
+    sg_tensor *rk = sg_persistent_new(ctx, dt, SG_SHAPE(H, 4 * H));
+    sg_tensor *b = opt->use_bias ? sg_persistent_new(ctx, dt, SG_SHAPE(4 * H)) : NULL;
+    int rc = (!k || !rk || (opt->use_bias && !b)) ? -1 : 0;
+    if (!rc)
+        rc = sg_init_tensor(ctx, k, opt->kernel_initializer, rng);
+    if (!rc)
+        rc = sg_init_tensor(ctx, rk, opt->recurrent_initializer, rng);
+    if (!rc && b) {
+        rc = sg_init_tensor(ctx, b, opt->bias_initializer, rng);
+        for (int64_t j = H; !rc && opt->unit_forget_bias && j < 2 * H; j++)
+            rc = sg_set_flat(b, j, 1.0);
+    }
+    if (!rc)
+        rc = sg_lstm_set_keras(ctx, l, k, rk, b);
+    sg_tensor_free(k);
+    sg_tensor_free(rk);
+    sg_tensor_free(b);
+    if (rc) {
+        sg_lstm_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+int sg_lstm_params(const sg_lstm *l, sg_param_list *list) {
+    if (!l || !list)
+        return -1;
+    sg_tensor *const all[] = {l->kernel, l->recurrent_kernel, l->bias, l->W[0], l->b[0],
+                              l->W[1],   l->b[1],            l->W[2], l->b[2], l->W[3],
+                              l->b[3]};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i] && sg_params_add(list, all[i]->name, all[i]))
+            return -1;
+    return 0;
+}
+
+/* ---- forward ------------------------------------------------------------------------- */
+
+static bool check_state(sg_ctx *ctx, const sg_lstm *l, const char *what, const sg_tensor *s,
+                        int64_t B) {
+    if (!s)
+        return true;
+    if (!sg_check(ctx, s, "sg_lstm_forward"))
+        return false;
+    char a[96];
+    if (s->ndim != 2 || s->shape[0] != B || s->shape[1] != l->opt.units) {
+        sg_error(ctx, "sg_lstm_forward (%s): %s has shape %s, expected (%lld, %lld)", l->name,
+                 what, sg_shape_str(s->ndim, s->shape, a, sizeof a), (long long)B,
+                 (long long)l->opt.units);
+        return false;
+    }
+    if (s->dtype != l->opt.dtype) {
+        sg_error(ctx, "sg_lstm_forward (%s): %s is %s, the layer is %s", l->name, what,
+                 sg_dtype_name(s->dtype), sg_dtype_name(l->opt.dtype));
+        return false;
+    }
+    return true;
+}
+
+/* One step's cell update from the four pre-activations (each (B, H)):
+ * c = ract(zf) * c + ract(zi) * act(zc);  h = ract(zo) * act(c). */
+static void cell(sg_ctx *ctx, const sg_lstm_options *o, sg_tensor *const z[4], sg_tensor **h,
+                 sg_tensor **c) {
+    sg_tensor *i = sg_activate(ctx, z[SG_GATE_I], o->recurrent_activation);
+    sg_tensor *f = sg_activate(ctx, z[SG_GATE_F], o->recurrent_activation);
+    sg_tensor *g = sg_activate(ctx, z[SG_GATE_C], o->activation);
+    sg_tensor *og = sg_activate(ctx, z[SG_GATE_O], o->recurrent_activation);
+    *c = sg_add(ctx, sg_mul(ctx, f, *c), sg_mul(ctx, i, g));
+    *h = sg_mul(ctx, og, sg_activate(ctx, *c, o->activation));
+}
+
+int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_tensor *c0,
+                    sg_lstm_output *out) {
+    if (!ctx)
+        return -1;
+    if (!l || !out) {
+        sg_error(ctx, "sg_lstm_forward: layer or output is NULL");
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    if (!x || !sg_check(ctx, x, "sg_lstm_forward"))
+        return -1;
+    const sg_lstm_options *o = &l->opt;
+    int64_t I = o->input_size, H = o->units;
+    char a[96];
+    if (x->ndim != 3 || x->shape[2] != I) {
+        sg_error(ctx, "sg_lstm_forward (%s): x has shape %s, expected (B, T, %lld)", l->name,
+                 sg_shape_str(x->ndim, x->shape, a, sizeof a), (long long)I);
+        return -1;
+    }
+    if (x->dtype != o->dtype) {
+        sg_error(ctx, "sg_lstm_forward (%s): x is %s, the layer is %s", l->name,
+                 sg_dtype_name(x->dtype), sg_dtype_name(o->dtype));
+        return -1;
+    }
+    int64_t B = x->shape[0], T = x->shape[1];
+    if (T == 0 || B == 0) {
+        sg_error(ctx, "sg_lstm_forward (%s): x has shape %s: a sequence of length 0 (or an "
+                      "empty batch) has no output",
+                 l->name, sg_shape_str(x->ndim, x->shape, a, sizeof a));
+        return -1;
+    }
+    if (!check_state(ctx, l, "h0", h0, B) || !check_state(ctx, l, "c0", c0, B))
+        return -1;
+
+    sg_tensor **hs = o->return_sequences ? sg_arena_alloc(ctx, (size_t)T * sizeof *hs) : NULL;
+    sg_tensor *h = h0, *c = c0 ? c0 : sg_zeros(ctx, o->dtype, SG_SHAPE(B, H));
+    if (o->return_sequences && !hs)
+        return -1;
+
+    if (l->impl == SG_LSTM_FUSED) {
+        /* All time steps' input projections in one (B*T, I) @ (I, 4H) product. */
+        sg_tensor *xk = sg_matmul(ctx, x, l->kernel); /* (B, T, 4H) */
+        if (l->bias)
+            xk = sg_add(ctx, xk, l->bias);
+        for (int64_t t = 0; t < T; t++) {
+            sg_tensor *z = sg_select(ctx, xk, 1, t); /* (B, 4H) view */
+            if (h) /* h_0 = 0 contributes nothing: skip its product */
+                z = sg_add(ctx, z, sg_matmul(ctx, h, l->recurrent_kernel));
+            sg_tensor *zs[4];
+            if (sg_split(ctx, z, 1, 4, zs))
+                return -1;
+            cell(ctx, o, zs, &h, &c);
+            if (hs)
+                hs[t] = h;
+        }
+    } else {
+        if (!h)
+            h = sg_zeros(ctx, o->dtype, SG_SHAPE(B, H));
+        for (int64_t t = 0; t < T; t++) {
+            sg_tensor *v = sg_concat(ctx, 2, (sg_tensor *[]){h, sg_select(ctx, x, 1, t)}, 1);
+            sg_tensor *zs[4];
+            for (int g = 0; g < 4; g++) {
+                zs[g] = sg_matmul(ctx, v, l->W[g]); /* (B, H+I) @ (H+I, H) */
+                if (l->b[g])
+                    zs[g] = sg_add(ctx, zs[g], l->b[g]);
+            }
+            cell(ctx, o, zs, &h, &c);
+            if (hs)
+                hs[t] = h;
+        }
+    }
+    if (!h || !c)
+        return -1;
+    out->h = h;
+    out->c = c;
+    out->y = hs ? sg_stack(ctx, (int)T, hs, 1) : h;
+    return out->y ? 0 : -1;
+}
