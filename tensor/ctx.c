@@ -76,6 +76,8 @@ void sg_ctx_clear_error(sg_ctx *ctx) {
 static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
 static sg_arena_block *block_new(size_t cap) {
+    if (cap > SIZE_MAX - sizeof(sg_arena_block))
+        return NULL;
     sg_arena_block *b = sg_malloc(sizeof(sg_arena_block) + cap);
     if (!b)
         return NULL;
@@ -99,7 +101,7 @@ sg_ctx *sg_ctx_new(size_t arena_bytes) {
         return NULL;
     }
     ctx->capacity = arena_bytes;
-    ctx->gen = 1;
+    ctx->gen = 2;
     ctx->grad_enabled = true;
     sg_rng_seed(&ctx->rng, 0);
     return ctx;
@@ -108,6 +110,8 @@ sg_ctx *sg_ctx_new(size_t arena_bytes) {
 void *sg_arena_alloc(sg_ctx *ctx, size_t n) {
     if (!ctx)
         return NULL;
+    if (n > SIZE_MAX / 4)
+        return sg_error(ctx, "sg_arena_alloc: out of memory allocating %zu bytes", n);
     sg_arena_block *b = ctx->cur;
     for (;;) {
         uintptr_t base = (uintptr_t)b->data;
@@ -143,18 +147,19 @@ void sg_ctx_reset(sg_ctx *ctx) {
         /* The arena outgrew its first block: replace the chain by one block as large as
          * all of them, so that from now on a step fits in one block. */
         size_t cap = ctx->capacity;
-        sg_arena_block *b = ctx->first;
-        while (b) {
-            sg_arena_block *n = b->next;
-            sg_free(b);
-            b = n;
+        sg_arena_block *nb = block_new(cap);
+        if (nb) {
+            sg_arena_block *b = ctx->first;
+            while (b) {
+                sg_arena_block *n = b->next;
+                sg_free(b);
+                b = n;
+            }
+            ctx->first = nb;
+        } else {
+            for (sg_arena_block *b = ctx->first; b; b = b->next)
+                b->used = 0;
         }
-        ctx->first = block_new(cap);
-        if (!ctx->first) { /* keep a usable (tiny) context; the next alloc reports OOM */
-            ctx->first = block_new(ALIGN);
-            cap = ctx->first ? ALIGN : 0;
-        }
-        ctx->capacity = cap;
     }
     ctx->cur = ctx->first;
     ctx->gen++;
@@ -204,8 +209,8 @@ static sg_tensor *persist_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
-            return sg_error(ctx, "%s: negative size %lld in dimension %d", fn,
-                            (long long)shape[i], i);
+            return sg_error(ctx, "%s: negative size %lld in dimension %d", fn, (long long)shape[i],
+                            i);
         if (shape[i] && n > INT64_MAX / 8 / shape[i])
             return sg_error(ctx, "%s: shape too large", fn);
         n *= shape[i];
@@ -272,8 +277,7 @@ void sg_tensor_free(sg_tensor *t) {
         return;
     sg_ctx *ctx = t->ctx;
     sg_tensor *g = t->grad;
-    sg_persist_node *node =
-        (sg_persist_node *)((char *)t - offsetof(sg_persist_node, t));
+    sg_persist_node *node = (sg_persist_node *)((char *)t - offsetof(sg_persist_node, t));
     persist_unlink_free(ctx, node);
     if (g && g->magic == SG_TENSOR_MAGIC && (g->flags & SG_FLAG_PERSISTENT))
         sg_tensor_free(g);

@@ -94,8 +94,8 @@ static sg_tensor *header_new(sg_ctx *ctx, sg_dtype dt) {
     return &h->t;
 }
 
-static bool valid_shape(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
-                        const int64_t *shape, int64_t *numel) {
+static bool valid_shape(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int64_t *shape,
+                        int64_t *numel) {
     if (dt != SG_F32 && dt != SG_F64) {
         sg_error(ctx, "%s: unknown dtype %d", fn, (int)dt);
         return false;
@@ -181,8 +181,9 @@ sg_tensor *sg_arange(sg_ctx *ctx, sg_dtype dt, double start, double stop, double
     if (!ctx)
         return NULL;
     if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
-        return sg_error(ctx, "sg_arange: need finite start, stop and a nonzero step, got %g, "
-                             "%g, %g",
+        return sg_error(ctx,
+                        "sg_arange: need finite start, stop and a nonzero step, got %g, "
+                        "%g, %g",
                         start, stop, step);
     double span = ceil((stop - start) / step);
     if (span > 1e12)
@@ -230,8 +231,9 @@ sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
     else if (t->op == SG_OP_NONE)
         t->flags &= ~(uint32_t)SG_FLAG_REQUIRES_GRAD;
     else
-        return sg_error(t->ctx, "sg_set_requires_grad: only a leaf can stop requiring grad "
-                                "(this tensor is the output of %s)",
+        return sg_error(t->ctx,
+                        "sg_set_requires_grad: only a leaf can stop requiring grad "
+                        "(this tensor is the output of %s)",
                         sg_op_name(t->op));
     return t;
 }
@@ -453,8 +455,7 @@ int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src) {
 
 /* NumPy's no-copy reshape (_attempt_nocopy_reshape): walk groups of old and new dims with
  * equal products; each old group must be contiguous within itself. */
-static bool reshape_strides(const sg_tensor *x, int nnd, const int64_t *nshape,
-                            int64_t *nstride) {
+static bool reshape_strides(const sg_tensor *x, int nnd, const int64_t *nshape, int64_t *nstride) {
     int64_t od[SG_MAX_DIMS], os[SG_MAX_DIMS];
     int ond = 0;
     for (int i = 0; i < x->ndim; i++) {
@@ -496,8 +497,7 @@ sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape)
         return NULL;
     char a[96], b[96];
     if (ndim < 0 || ndim > SG_MAX_DIMS || (ndim && !shape))
-        return sg_error(ctx, "sg_reshape: %d dimensions (0 to %d supported)", ndim,
-                        SG_MAX_DIMS);
+        return sg_error(ctx, "sg_reshape: %d dimensions (0 to %d supported)", ndim, SG_MAX_DIMS);
     int64_t ns[SG_MAX_DIMS], known = 1, n = sg_numel(x);
     int infer = -1;
     for (int i = 0; i < ndim; i++) {
@@ -506,6 +506,10 @@ sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape)
             infer = i;
         else if (shape[i] < 0)
             return sg_error(ctx, "sg_reshape: bad size %lld in %s", (long long)shape[i],
+                            sg_shape_str(ndim, shape, b, sizeof b));
+        else if (shape[i] && known > INT64_MAX / shape[i])
+            return sg_error(ctx, "sg_reshape: cannot view %s as %s: too many elements",
+                            sg_shape_str(x->ndim, x->shape, a, sizeof a),
                             sg_shape_str(ndim, shape, b, sizeof b));
         else
             known *= shape[i];
@@ -588,7 +592,8 @@ sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t 
         return NULL;
     if (start < 0 || len < 0 || start > x->shape[a] || len > x->shape[a] - start)
         return sg_error(ctx, "sg_slice: [%lld, %lld) out of range for axis %d of size %lld",
-                        (long long)start, (long long)(start + len), a, (long long)x->shape[a]);
+                        (long long)start, (long long)((uint64_t)start + (uint64_t)len), a,
+                        (long long)x->shape[a]);
     sg_tensor *t = sg__view_of(ctx, x);
     if (!t)
         return NULL;
@@ -638,11 +643,15 @@ int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *si
             sg_error(ctx, "sg_split: negative size %lld for part %d", (long long)sizes[i], i);
             return -1;
         }
+        if (sizes[i] > INT64_MAX - total) {
+            sg_error(ctx, "sg_split: sizes overflow");
+            return -1;
+        }
         total += sizes[i];
     }
     if (total != x->shape[a]) {
-        sg_error(ctx, "sg_split: sizes sum to %lld but axis %d has size %lld", (long long)total,
-                 a, (long long)x->shape[a]);
+        sg_error(ctx, "sg_split: sizes sum to %lld but axis %d has size %lld", (long long)total, a,
+                 (long long)x->shape[a]);
         return -1;
     }
     int64_t start = 0;
@@ -690,7 +699,7 @@ sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) 
     int lead = ndim - x->ndim;
     for (int i = 0; i < ndim; i++) {
         int64_t xs = i < lead ? 1 : x->shape[i - lead];
-        if (xs != shape[i] && xs != 1)
+        if (shape[i] < 0 || (xs != shape[i] && xs != 1))
             return sg_error(ctx, "sg_expand: cannot broadcast %s to %s",
                             sg_shape_str(x->ndim, x->shape, a, sizeof a),
                             sg_shape_str(ndim, shape, b, sizeof b));
