@@ -1,8 +1,302 @@
-/* PLACEHOLDER: being written; replaced wholesale by its owner. */
+/* Backward of the view ops (reshape, permute, slice, expand; forward in tensor/tensor.c),
+ * of contiguous, and the joining ops: concat (forward and backward) and stack (reshape +
+ * concat, no backward of its own).
+ *
+ * A view's gradient flows back through the same index map the view applies: out->grad is
+ * contiguous in out's shape, and the input's gradient buffer is contiguous in the input's
+ * shape, so each backward is one strided accumulate between the two index spaces. */
+#include <string.h>
+
 #include "ops.h"
-void sg__bw_reshape(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_permute(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_slice(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_expand(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_contiguous(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
-void sg__bw_concat(sg_ctx *ctx, sg_tensor *out) { sg_error(ctx, "sg_backward: %s backward missing", sg_op_name(out->op)); }
+
+/* ---- strided loops ------------------------------------------------------------------- */
+
+/* Merge the dims of `shape` that both stride sets walk contiguously and drop size-1 dims,
+ * so that e.g. a slice of whole rows becomes one long inner loop and the (B, I) view of
+ * x[:, t, :] becomes B contiguous rows. Returns the new number of dims (at least 1). */
+static int coalesce(int nd, const int64_t *shape, const int64_t *s0, const int64_t *s1, int64_t *sh,
+                    int64_t *t0, int64_t *t1) {
+    int k = 0;
+    for (int d = 0; d < nd; d++) {
+        if (shape[d] == 1)
+            continue;
+        if (k > 0 && t0[k - 1] == s0[d] * shape[d] && t1[k - 1] == s1[d] * shape[d]) {
+            sh[k - 1] *= shape[d];
+            t0[k - 1] = s0[d];
+            t1[k - 1] = s1[d];
+        } else {
+            sh[k] = shape[d];
+            t0[k] = s0[d];
+            t1[k] = s1[d];
+            k++;
+        }
+    }
+    if (k == 0) {
+        sh[0] = 1;
+        t0[0] = t1[0] = 1;
+        k = 1;
+    }
+    return k;
+}
+
+/* dst = src (COPY) or dst += src (ADD) over `shape`, dst and src strided; shape already
+ * coalesced. The inner dimension is a plain loop (unit strides: vectorized); the outer
+ * ones advance with a multi-index counter, no div/mod. */
+#define DEF_STRIDED(T, NAME, OP)                                                                   \
+    static void NAME##_##T(T *dst, const int64_t *ds, const T *src, const int64_t *ss, int nd,     \
+                           const int64_t *shape) {                                                 \
+        int64_t idx[SG_MAX_DIMS] = {0}, od = 0, os = 0;                                            \
+        const int64_t n = shape[nd - 1], dsi = ds[nd - 1], ssi = ss[nd - 1];                       \
+        for (;;) {                                                                                 \
+            T *restrict d = dst + od;                                                              \
+            const T *restrict s = src + os;                                                        \
+            if (dsi == 1 && ssi == 1)                                                              \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    d[j] OP s[j];                                                                  \
+            else                                                                                   \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    d[j * dsi] OP s[j * ssi];                                                      \
+            int k = nd - 2;                                                                        \
+            for (; k >= 0; k--) {                                                                  \
+                od += ds[k];                                                                       \
+                os += ss[k];                                                                       \
+                if (++idx[k] < shape[k])                                                           \
+                    break;                                                                         \
+                od -= ds[k] * shape[k];                                                            \
+                os -= ss[k] * shape[k];                                                            \
+                idx[k] = 0;                                                                        \
+            }                                                                                      \
+            if (k < 0)                                                                             \
+                return;                                                                            \
+        }                                                                                          \
+    }
+DEF_STRIDED(float, copy, =)
+DEF_STRIDED(double, copy, =)
+DEF_STRIDED(float, add, +=)
+DEF_STRIDED(double, add, +=)
+
+/* dst (+)= src, both `nd`-dim strided views of `shape` starting at the given pointers. */
+static void strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
+                    const int64_t *src_st, int nd, const int64_t *shape) {
+    int64_t sh[SG_MAX_DIMS], ds[SG_MAX_DIMS], ss[SG_MAX_DIMS];
+    for (int d = 0; d < nd; d++)
+        if (shape[d] == 0)
+            return;
+    int k = coalesce(nd, shape, dst_st, src_st, sh, ds, ss);
+    if (dt == SG_F32) {
+        if (add)
+            add_float(dst, ds, src, ss, k, sh);
+        else
+            copy_float(dst, ds, src, ss, k, sh);
+    } else {
+        if (add)
+            add_double(dst, ds, src, ss, k, sh);
+        else
+            copy_double(dst, ds, src, ss, k, sh);
+    }
+}
+
+/* ---- view backwards ------------------------------------------------------------------ */
+
+/* out is x reshaped: the same elements in the same row-major order, so the gradient is a
+ * flat add of out->grad into x's (both contiguous). */
+void sg__bw_reshape(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *x = out->src[0];
+    if (!sg__needs(out, 0))
+        return;
+    sg_tensor *G = sg__grad(ctx, x);
+    if (!G)
+        return;
+    int64_t n = sg_numel(x);
+    strided(true, x->dtype, sg_data(G), (const int64_t[]){1}, sg_data(out->grad),
+            (const int64_t[]){1}, 1, &n);
+}
+
+/* out.shape[i] = x.shape[perm[i]] (perm in iparam): walk out->grad in out's order and
+ * address x's gradient with its strides permuted the same way. */
+void sg__bw_permute(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *x = out->src[0];
+    if (!sg__needs(out, 0))
+        return;
+    sg_tensor *G = sg__grad(ctx, x);
+    if (!G)
+        return;
+    int64_t st[SG_MAX_DIMS];
+    for (int i = 0; i < out->ndim; i++)
+        st[i] = G->stride[out->iparam[i]];
+    strided(true, x->dtype, sg_data(G), st, sg_data(out->grad), out->grad->stride, out->ndim,
+            out->shape);
+}
+
+/* out = x[..., start:start+len, ...] along axis (iparam[0], iparam[1]): add out->grad into
+ * the same slice of x's gradient. */
+void sg__bw_slice(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *x = out->src[0];
+    if (!sg__needs(out, 0))
+        return;
+    sg_tensor *G = sg__grad(ctx, x);
+    if (!G)
+        return;
+    int axis = (int)out->iparam[0];
+    char *base =
+        (char *)sg_data(G) + out->iparam[1] * G->stride[axis] * (int64_t)sg_dtype_size(x->dtype);
+    strided(true, x->dtype, base, G->stride, sg_data(out->grad), out->grad->stride, out->ndim,
+            out->shape);
+}
+
+/* out = x broadcast to a bigger shape: sum out->grad over the broadcast dims. */
+void sg__bw_expand(sg_ctx *ctx, sg_tensor *out) { sg__acc_grad(ctx, out->src[0], out->grad); }
+
+/* out = a contiguous copy of x: same shape, the gradient passes through. */
+void sg__bw_contiguous(sg_ctx *ctx, sg_tensor *out) { sg__acc_grad(ctx, out->src[0], out->grad); }
+
+/* ---- concat -------------------------------------------------------------------------- */
+
+/* "(2, *)": a shape with the entry at `axis` shown as "*". */
+static const char *shape_star(int ndim, const int64_t *shape, int axis, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < ndim && k < n; i++) {
+        if (i == axis)
+            k += (size_t)snprintf(buf + k, n - k, "%s*", i ? ", " : "");
+        else
+            k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    }
+    if (k < n)
+        snprintf(buf + k, n - k, ndim == 1 ? ",)" : ")");
+    return buf;
+}
+
+/* xs[i] is (..., n_i, ...) with n_i on `axis`, all other dims equal; out is
+ * (..., sum n_i, ...). Each input is copied into its slab of out with one strided copy:
+ * contiguous inputs coalesce to one memcpy-like row per outer index, and a strided view
+ * such as x_t = x[:, t, :] of (B, T, I) (rows contiguous, T*I apart) copies row by row
+ * without any per-element index arithmetic. */
+sg_tensor *sg_concat(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis) {
+    if (!ctx)
+        return NULL;
+    if (n < 1)
+        return sg_error(ctx, "sg_concat: need at least one input (got n = %d)", n);
+    if (!xs)
+        return sg_error(ctx, "sg_concat: xs is NULL");
+    if (!sg__check_inputs(ctx, "sg_concat", n, xs))
+        return NULL;
+    const sg_tensor *x0 = xs[0];
+    int nd = x0->ndim;
+    int a = sg__axis(ctx, "sg_concat", axis, nd);
+    if (a < 0)
+        return NULL;
+    int64_t shape[SG_MAX_DIMS];
+    memcpy(shape, x0->shape, sizeof shape);
+    shape[a] = 0;
+    for (int i = 0; i < n; i++) {
+        const sg_tensor *x = xs[i];
+        char s[96], e[96], s0[96];
+        bool ok = x->ndim == nd;
+        for (int d = 0; ok && d < nd; d++)
+            ok = d == a || x->shape[d] == x0->shape[d];
+        if (!ok && x->ndim != nd)
+            return sg_error(ctx,
+                            "sg_concat: input %d has shape %s, expected %d dimensions like "
+                            "input 0's %s",
+                            i, sg_shape_str(x->ndim, x->shape, s, sizeof s), nd,
+                            sg_shape_str(nd, x0->shape, s0, sizeof s0));
+        if (!ok)
+            return sg_error(ctx,
+                            "sg_concat: input %d has shape %s, expected %s to match input "
+                            "0's %s on every axis but %d",
+                            i, sg_shape_str(x->ndim, x->shape, s, sizeof s),
+                            shape_star(nd, x0->shape, a, e, sizeof e),
+                            sg_shape_str(nd, x0->shape, s0, sizeof s0), a);
+        shape[a] += x->shape[a];
+    }
+    sg_tensor *out = sg__new(ctx, x0->dtype, nd, shape, false);
+    if (!out)
+        return NULL;
+    size_t es = sg_dtype_size(x0->dtype);
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const sg_tensor *x = xs[i];
+        char *dst = (char *)sg_data(out) + off * out->stride[a] * (int64_t)es;
+        strided(false, x->dtype, dst, out->stride, sg_data(x), x->stride, nd, x->shape);
+        off += x->shape[a];
+    }
+    /* sg__record keeps only SG_MAX_SRC inputs in src[]: the node's full input list lives in
+     * aux (see sg__node_inputs), for backward, DOT and anomaly reports. */
+    if (sg__any_requires_grad(ctx, n, xs) || ctx->anomaly) {
+        sg_tensor **in = sg_arena_alloc(ctx, (size_t)n * sizeof *in);
+        if (!in)
+            return NULL;
+        memcpy(in, xs, (size_t)n * sizeof *in);
+        out->aux = in;
+    }
+    out->iparam[0] = a;
+    out->iparam[1] = n;
+    return sg__finish(ctx, out, SG_OP_CONCAT, n, xs);
+}
+
+/* Each input's gradient is its slab of out->grad, added with one strided loop. An input
+ * given twice gets both slabs. */
+void sg__bw_concat(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *const *in;
+    int n = sg__node_inputs(out, &in), a = (int)out->iparam[0];
+    const sg_tensor *g = out->grad;
+    size_t es = sg_dtype_size(out->dtype);
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        sg_tensor *x = in[i];
+        if (x->flags & SG_FLAG_REQUIRES_GRAD) {
+            sg_tensor *G = sg__grad(ctx, x);
+            if (!G)
+                return;
+            const char *src = (const char *)sg_data(g) + off * g->stride[a] * (int64_t)es;
+            strided(true, x->dtype, sg_data(G), G->stride, src, g->stride, x->ndim, x->shape);
+        }
+        off += x->shape[a];
+    }
+}
+
+/* ---- stack --------------------------------------------------------------------------- */
+
+/* n tensors of one shape S -> S with a new dim of size n at `axis`: each input reshaped to
+ * have a size-1 dim there (a view), then concatenated. Differentiable through those two. */
+sg_tensor *sg_stack(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis) {
+    if (!ctx)
+        return NULL;
+    if (n < 1)
+        return sg_error(ctx, "sg_stack: need at least one input (got n = %d)", n);
+    if (!xs)
+        return sg_error(ctx, "sg_stack: xs is NULL");
+    if (!sg__check_inputs(ctx, "sg_stack", n, xs))
+        return NULL;
+    const sg_tensor *x0 = xs[0];
+    int nd = x0->ndim;
+    char s[96], s0[96];
+    if (nd + 1 > SG_MAX_DIMS)
+        return sg_error(ctx,
+                        "sg_stack: inputs of shape %s already have the maximum %d "
+                        "dimensions",
+                        sg_shape_str(nd, x0->shape, s0, sizeof s0), SG_MAX_DIMS);
+    int a = sg__axis(ctx, "sg_stack", axis, nd + 1);
+    if (a < 0)
+        return NULL;
+    for (int i = 1; i < n; i++) {
+        const sg_tensor *x = xs[i];
+        bool ok = x->ndim == nd;
+        for (int d = 0; ok && d < nd; d++)
+            ok = x->shape[d] == x0->shape[d];
+        if (!ok)
+            return sg_error(ctx, "sg_stack: input %d has shape %s, expected %s like input 0", i,
+                            sg_shape_str(x->ndim, x->shape, s, sizeof s),
+                            sg_shape_str(nd, x0->shape, s0, sizeof s0));
+    }
+    int64_t shape[SG_MAX_DIMS];
+    for (int d = 0, k = 0; d <= nd; d++)
+        shape[d] = d == a ? 1 : x0->shape[k++];
+    sg_tensor *local[16], **parts = local;
+    if (n > 16 && !(parts = sg_arena_alloc(ctx, (size_t)n * sizeof *parts)))
+        return NULL;
+    for (int i = 0; i < n; i++)
+        if (!(parts[i] = sg_reshape(ctx, xs[i], nd + 1, shape)))
+            return NULL;
+    return sg_concat(ctx, n, parts, a);
+}

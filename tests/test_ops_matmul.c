@@ -1,0 +1,612 @@
+/* Check tests for autograd/ops_matmul.c: sg_matmul (plain, batched, (..., M, K) @ (K, N)),
+ * its backward, sg_set_num_threads.
+ *
+ * Forward values are compared with a naive triple loop that reads the operands element by
+ * element through sg_get (so it follows the views' strides independently of the kernels),
+ * in long double, for shapes on both sides of the direct-kernel / BLIS threshold (48^3),
+ * with transposed and sliced views as operands. Tolerance: |got - ref| <= tol * sum_p
+ * |a_ip * b_pj| (the natural error bound of a dot product), tol 1e-5 for float32 and 1e-13
+ * for float64. Gradients are checked by central differences with sg_gradcheck. Tests that
+ * loop over dtypes run as _i = 0 (float32) and _i = 1 (float64).
+ */
+/* blis.h needs POSIX (pthread_barrier_t), and setenv is POSIX: before any header. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/autograd.h"
+
+/* To check that sg_set_num_threads reaches BLIS. blis.h is found with -I, not as a system
+ * header, so its own warnings are silenced here. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#include <blis.h>
+#pragma GCC diagnostic pop
+
+#define DT(i) ((i) ? SG_F64 : SG_F32)
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static sg_tensor *rnd(sg_ctx *ctx, sg_dtype dt, int nd, const int64_t *shape) {
+    sg_tensor *t = sg_rand_uniform(ctx, dt, nd, shape, -1.0, 1.0);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+/* Flat (row-major) index -> multi-index of a shape. */
+static void unflat(int64_t i, int nd, const int64_t *shape, int64_t *idx) {
+    for (int d = nd - 1; d >= 0; d--) {
+        idx[d] = i % shape[d];
+        i /= shape[d];
+    }
+}
+
+/* c = a @ b checked element by element against the naive sum. a is (..., M, K), b is
+ * (K, N) or (..., K, N). */
+static void expect_matmul(const sg_tensor *c, const sg_tensor *a, const sg_tensor *b) {
+    ck_assert_ptr_nonnull(c);
+    int nd = a->ndim;
+    int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
+    ck_assert_int_eq(c->ndim, nd);
+    for (int d = 0; d < nd - 2; d++)
+        ck_assert_int_eq(c->shape[d], a->shape[d]);
+    ck_assert_int_eq(c->shape[nd - 2], M);
+    ck_assert_int_eq(c->shape[nd - 1], N);
+    ck_assert(sg_is_contiguous(c));
+    double tol = c->dtype == SG_F32 ? 1e-5 : 1e-13;
+    int64_t n = sg_numel(c);
+    for (int64_t f = 0; f < n; f++) {
+        int64_t ci[SG_MAX_DIMS], ai[SG_MAX_DIMS], bi[SG_MAX_DIMS];
+        unflat(f, nd, c->shape, ci);
+        memcpy(ai, ci, sizeof ai);
+        int bo = b->ndim == 2 ? 0 : nd - 2; /* where b's matrix index starts */
+        for (int d = 0; d < bo; d++)
+            bi[d] = ci[d];
+        long double s = 0, mag = 0;
+        for (int64_t p = 0; p < K; p++) {
+            ai[nd - 1] = p;
+            bi[bo] = p;
+            bi[bo + 1] = ci[nd - 1];
+            long double t = (long double)sg_get(a, ai) * sg_get(b, bi);
+            s += t;
+            mag += fabsl(t);
+        }
+        double got = sg_get_flat(c, f);
+        ck_assert_msg(fabs(got - (double)s) <= tol * (double)mag + 1e-30,
+                      "element %lld: got %.17g, want %.17g", (long long)f, got, (double)s);
+    }
+}
+
+static void expect_err(sg_ctx *ctx, const char *msg) {
+    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+    ck_assert_str_eq(sg_ctx_error(ctx), msg);
+    sg_ctx_clear_error(ctx);
+}
+
+/* Gradient check options: float64 tight, float32 with a big step and loose tolerance. */
+static sg_gradcheck_opts gc_opts(sg_dtype dt) {
+    sg_gradcheck_opts o = sg_gradcheck_defaults();
+    if (dt == SG_F32) {
+        o.eps = 1e-2;
+        o.atol = 1e-3;
+        o.rtol = 1e-2;
+    }
+    return o;
+}
+
+static void expect_gradcheck(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, int n, sg_tensor **in,
+                             const char *what) {
+    sg_gradcheck_opts o = gc_opts(in[0]->dtype);
+    sg_gradcheck_report rep[8];
+    for (int i = 0; i < n; i++)
+        sg_set_requires_grad(in[i], true);
+    int rc = sg_gradcheck(ctx, fn, user, n, in, &o, rep);
+    ck_assert_msg(rc >= 0, "%s: gradcheck error: %s", what,
+                  sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "?");
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(rep[i].ok, "%s (%s) input %d: element %lld analytic %.10g numeric %.10g",
+                      what, sg_dtype_name(in[0]->dtype), i, (long long)rep[i].worst_flat,
+                      rep[i].analytic, rep[i].numeric);
+    ck_assert_int_eq(rc, 1);
+}
+
+/* ---- forward: plain 2-D --------------------------------------------------------------- */
+
+START_TEST(test_hand_values) {
+    /* [[1, 2, 3], [4, 5, 6]] @ [[7, 8], [9, 10], [11, 12]] = [[58, 64], [139, 154]] */
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *a = sg_from_data(ctx, SG_F64, SG_SHAPE(2, 3), (double[]){1, 2, 3, 4, 5, 6});
+    sg_tensor *b = sg_from_data(ctx, SG_F64, SG_SHAPE(3, 2), (double[]){7, 8, 9, 10, 11, 12});
+    if (dt == SG_F32) {
+        sg_tensor *a32 = sg_zeros(ctx, SG_F32, SG_SHAPE(2, 3)),
+                  *b32 = sg_zeros(ctx, SG_F32, SG_SHAPE(3, 2));
+        for (int i = 0; i < 6; i++) {
+            sg_set_flat(a32, i, sg_get_flat(a, i));
+            sg_set_flat(b32, i, sg_get_flat(b, i));
+        }
+        a = a32;
+        b = b32;
+    }
+    sg_tensor *c = sg_matmul(ctx, a, b);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->dtype, dt);
+    double want[] = {58, 64, 139, 154};
+    for (int i = 0; i < 4; i++)
+        ck_assert_double_eq(sg_get_flat(c, i), want[i]);
+    /* nothing required grad: not recorded */
+    ck_assert_int_eq(c->op, SG_OP_NONE);
+    ck_assert_int_eq(sg_tape_size(ctx), 0);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_many_shapes) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    /* M, K, N: degenerate, the LSTM's tiny products, around the 48^3 threshold, big,
+     * vectors (BLIS with m == 1 / n == 1), k == 1 */
+    static const int64_t shapes[][3] = {{1, 1, 1},     {1, 7, 1},     {1, 1, 5},     {3, 1, 4},
+                                        {2, 4, 16},    {2, 9, 4},     {2, 9, 16},    {3, 5, 2},
+                                        {7, 13, 11},   {16, 16, 16},  {33, 17, 9},   {47, 48, 48},
+                                        {48, 48, 48},  {49, 48, 48},  {48, 47, 48},  {130, 70, 90},
+                                        {1, 300, 400}, {400, 300, 1}, {64, 1, 2000}, {5, 2000, 30}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        sg_tensor *a = rnd(ctx, dt, SG_SHAPE(M, K)), *b = rnd(ctx, dt, SG_SHAPE(K, N));
+        expect_matmul(sg_matmul(ctx, a, b), a, b);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_empty) {
+    /* K = 0: an empty sum, all zeros; M = 0: an empty result. */
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *a = rnd(ctx, dt, SG_SHAPE(3, 0)), *b = rnd(ctx, dt, SG_SHAPE(0, 4));
+    sg_tensor *c = sg_matmul(ctx, a, b);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(sg_numel(c), 12);
+    for (int i = 0; i < 12; i++)
+        ck_assert_double_eq(sg_get_flat(c, i), 0.0);
+    sg_tensor *e = sg_matmul(ctx, rnd(ctx, dt, SG_SHAPE(0, 3)), rnd(ctx, dt, SG_SHAPE(3, 4)));
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->shape[0], 0);
+    ck_assert_int_eq(e->shape[1], 4);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- forward: views as operands -------------------------------------------------------- */
+
+START_TEST(test_transposed_operands) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    static const int64_t shapes[][3] = {{2, 4, 16}, {5, 3, 7}, {50, 60, 70}, {130, 70, 90}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        sg_tensor *a = rnd(ctx, dt, SG_SHAPE(M, K)), *b = rnd(ctx, dt, SG_SHAPE(K, N));
+        sg_tensor *at = sg_transpose(ctx, rnd(ctx, dt, SG_SHAPE(K, M)), 0, 1);
+        sg_tensor *bt = sg_transpose(ctx, rnd(ctx, dt, SG_SHAPE(N, K)), 0, 1);
+        ck_assert(!sg_is_contiguous(at) || M == 1 || K == 1);
+        expect_matmul(sg_matmul(ctx, at, b), at, b);
+        expect_matmul(sg_matmul(ctx, a, bt), a, bt);
+        expect_matmul(sg_matmul(ctx, at, bt), at, bt);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_sliced_operands) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    /* columns 4..8 of a (6, 16) as a (6, 4) left operand, row stride 16 */
+    sg_tensor *big = rnd(ctx, dt, SG_SHAPE(6, 16));
+    sg_tensor *a = sg_slice(ctx, big, 1, 4, 4);
+    ck_assert_int_eq(a->stride[0], 16);
+    sg_tensor *b = rnd(ctx, dt, SG_SHAPE(4, 5));
+    expect_matmul(sg_matmul(ctx, a, b), a, b);
+    /* the same columns as a right operand */
+    sg_tensor *l = rnd(ctx, dt, SG_SHAPE(3, 6));
+    expect_matmul(sg_matmul(ctx, l, a), l, a);
+    /* a big slice on the BLIS path: (130, 70) out of (130, 200), @ (70, 90) */
+    sg_tensor *big2 = rnd(ctx, dt, SG_SHAPE(130, 200));
+    sg_tensor *a2 = sg_slice(ctx, big2, 1, 10, 70);
+    sg_tensor *b2 = sg_slice(ctx, rnd(ctx, dt, SG_SHAPE(80, 95)), 0, 5, 70);
+    b2 = sg_slice(ctx, b2, 1, 3, 90);
+    expect_matmul(sg_matmul(ctx, a2, b2), a2, b2);
+    /* a single row / column with an arbitrary stride on its size-1 dim: (1, K) taken as
+     * the transpose of column 2 of a (K, 5) -> strides (1, 5), which BLIS only accepts
+     * after normalisation */
+    sg_tensor *colsrc = rnd(ctx, dt, SG_SHAPE(300, 5));
+    sg_tensor *row = sg_transpose(ctx, sg_slice(ctx, colsrc, 1, 2, 1), 0, 1);
+    ck_assert_int_eq(row->shape[0], 1);
+    ck_assert_int_eq(row->stride[1], 5);
+    sg_tensor *w = rnd(ctx, dt, SG_SHAPE(300, 400));
+    expect_matmul(sg_matmul(ctx, row, w), row, w);
+    sg_tensor *col = sg_slice(ctx, colsrc, 1, 2, 1); /* (300, 1), strides (5, 1) */
+    sg_tensor *wt = rnd(ctx, dt, SG_SHAPE(400, 300));
+    expect_matmul(sg_matmul(ctx, wt, col), wt, col);
+    /* a row selected out of a matrix used as (1, K) */
+    sg_tensor *r1 = sg_slice(ctx, rnd(ctx, dt, SG_SHAPE(7, 9)), 0, 3, 1);
+    sg_tensor *w1 = rnd(ctx, dt, SG_SHAPE(9, 4));
+    expect_matmul(sg_matmul(ctx, r1, w1), r1, w1);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_expanded_operand) {
+    /* stride-0 operands: BLIS refuses them, the direct kernel handles any size */
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *row = rnd(ctx, dt, SG_SHAPE(1, 60));
+    sg_tensor *e = sg_expand(ctx, row, SG_SHAPE(50, 60)); /* (50, 60), strides (0, 1) */
+    ck_assert_int_eq(e->stride[0], 0);
+    sg_tensor *a = rnd(ctx, dt, SG_SHAPE(70, 50));
+    expect_matmul(sg_matmul(ctx, a, e), a, e);
+    sg_tensor *b = rnd(ctx, dt, SG_SHAPE(60, 45));
+    expect_matmul(sg_matmul(ctx, e, b), e, b);
+    /* a (K,) vector expanded to (1, K): stride 0 on the size-1 dim, which only needs
+     * normalising to be a valid BLIS operand (300 x 400 x 1 is on the BLIS path) */
+    sg_tensor *v = sg_expand(ctx, rnd(ctx, dt, SG_SHAPE(300)), SG_SHAPE(1, 300));
+    ck_assert_int_eq(v->stride[0], 0);
+    sg_tensor *w = rnd(ctx, dt, SG_SHAPE(300, 400));
+    expect_matmul(sg_matmul(ctx, v, w), v, w);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- forward: batches ------------------------------------------------------------------ */
+
+START_TEST(test_batched) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    /* small and BLIS-sized batches of matrices */
+    sg_tensor *a = rnd(ctx, dt, SG_SHAPE(3, 4, 5)), *b = rnd(ctx, dt, SG_SHAPE(3, 5, 6));
+    expect_matmul(sg_matmul(ctx, a, b), a, b);
+    sg_tensor *A = rnd(ctx, dt, SG_SHAPE(2, 60, 50)), *B = rnd(ctx, dt, SG_SHAPE(2, 50, 40));
+    expect_matmul(sg_matmul(ctx, A, B), A, B);
+    /* transposed b per batch entry, permuted a (batch stride smaller than row stride) */
+    sg_tensor *bt = sg_transpose(ctx, rnd(ctx, dt, SG_SHAPE(3, 6, 5)), 1, 2);
+    sg_tensor *ap = sg_permute(ctx, rnd(ctx, dt, SG_SHAPE(4, 3, 5)), (int[]){1, 0, 2});
+    expect_matmul(sg_matmul(ctx, ap, bt), ap, bt);
+    /* 4-D batch */
+    sg_tensor *a4 = rnd(ctx, dt, SG_SHAPE(2, 3, 4, 5)), *b4 = rnd(ctx, dt, SG_SHAPE(2, 3, 5, 2));
+    expect_matmul(sg_matmul(ctx, a4, b4), a4, b4);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_broadcast_batch) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    /* (B, T, K) @ (K, N): contiguous a, merged into one gemm (small and BLIS-sized) */
+    sg_tensor *a = rnd(ctx, dt, SG_SHAPE(2, 3, 5)), *w = rnd(ctx, dt, SG_SHAPE(5, 4));
+    expect_matmul(sg_matmul(ctx, a, w), a, w);
+    sg_tensor *A = rnd(ctx, dt, SG_SHAPE(4, 30, 70)), *W = rnd(ctx, dt, SG_SHAPE(70, 90));
+    expect_matmul(sg_matmul(ctx, A, W), A, W);
+    /* a (T, B, K) tensor permuted to (B, T, K): rows cannot merge, one gemm per entry */
+    sg_tensor *ap = sg_permute(ctx, rnd(ctx, dt, SG_SHAPE(30, 4, 70)), (int[]){1, 0, 2});
+    expect_matmul(sg_matmul(ctx, ap, W), ap, W);
+    /* a slice along T of a (B, T, K): merges only if ... it does not (row gaps) */
+    sg_tensor *as = sg_slice(ctx, rnd(ctx, dt, SG_SHAPE(2, 6, 5)), 1, 1, 3);
+    expect_matmul(sg_matmul(ctx, as, w), as, w);
+    /* a slice along K: rows stay evenly spaced, so they merge with a row stride */
+    sg_tensor *ak = sg_slice(ctx, rnd(ctx, dt, SG_SHAPE(2, 3, 9)), 2, 2, 5);
+    expect_matmul(sg_matmul(ctx, ak, w), ak, w);
+    /* 4-D and size-1 batch dims */
+    sg_tensor *a4 = rnd(ctx, dt, SG_SHAPE(2, 1, 3, 5));
+    expect_matmul(sg_matmul(ctx, a4, w), a4, w);
+    sg_tensor *a1 = rnd(ctx, dt, SG_SHAPE(1, 3, 5));
+    expect_matmul(sg_matmul(ctx, a1, w), a1, w);
+    /* the transpose of w as the 2-D operand */
+    sg_tensor *wt = sg_transpose(ctx, rnd(ctx, dt, SG_SHAPE(4, 5)), 0, 1);
+    expect_matmul(sg_matmul(ctx, a, wt), a, wt);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+START_TEST(test_errors) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *a = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3)),
+              *b = sg_zeros(ctx, SG_F64, SG_SHAPE(4, 5));
+    ck_assert_ptr_null(sg_matmul(ctx, a, b));
+    expect_err(ctx, "sg_matmul: shapes (2, 3) and (4, 5) do not match (inner 3 vs 4)");
+
+    sg_tensor *v = sg_zeros(ctx, SG_F64, SG_SHAPE(3));
+    ck_assert_ptr_null(sg_matmul(ctx, v, sg_zeros(ctx, SG_F64, SG_SHAPE(3, 4))));
+    expect_err(ctx, "sg_matmul: shapes (3,) and (3, 4): both operands need at least 2 dimensions");
+    ck_assert_ptr_null(sg_matmul(ctx, a, sg_scalar(ctx, SG_F64, 1.0)));
+    expect_err(ctx, "sg_matmul: shapes (2, 3) and (): both operands need at least 2 dimensions");
+
+    sg_tensor *a3 = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3, 4));
+    sg_tensor *b3 = sg_zeros(ctx, SG_F64, SG_SHAPE(5, 4, 6));
+    ck_assert_ptr_null(sg_matmul(ctx, a3, b3));
+    expect_err(ctx, "sg_matmul: shapes (2, 3, 4) and (5, 4, 6) do not match (batch dimension "
+                    "0: 2 vs 5)");
+    ck_assert_ptr_null(sg_matmul(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(3, 4)),
+                                 sg_zeros(ctx, SG_F64, SG_SHAPE(2, 4, 5))));
+    expect_err(ctx, "sg_matmul: shapes (3, 4) and (2, 4, 5) do not match (b must be 2-D or have "
+                    "a's batch dimensions)");
+    ck_assert_ptr_null(sg_matmul(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3, 4)),
+                                 sg_zeros(ctx, SG_F64, SG_SHAPE(2, 5, 6))));
+    expect_err(ctx, "sg_matmul: shapes (2, 3, 4) and (2, 5, 6) do not match (inner 4 vs 5)");
+
+    ck_assert_ptr_null(sg_matmul(ctx, a, sg_zeros(ctx, SG_F32, SG_SHAPE(3, 2))));
+    expect_err(ctx, "sg_matmul: dtype mismatch: float64 and float32");
+
+    /* NULL inputs propagate silently */
+    ck_assert_ptr_null(sg_matmul(ctx, NULL, b));
+    ck_assert_ptr_null(sg_matmul(ctx, a, NULL));
+    ck_assert_ptr_null(sg_matmul(NULL, a, b));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+
+    /* a stale tensor */
+    sg_ctx_reset(ctx);
+    ck_assert_ptr_null(sg_matmul(ctx, a, a));
+    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "sg_matmul"));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- threads ------------------------------------------------------------------------- */
+
+START_TEST(test_threads) {
+    /* Each Check test runs in its own process: this is the first call. */
+    ck_assert_int_eq(sg_set_num_threads(2), 1);
+    ck_assert_int_eq((int)bli_thread_get_num_threads(), 2);
+    /* a BLIS-sized product with two threads is still right */
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *a = rnd(ctx, SG_F64, SG_SHAPE(130, 70)), *b = rnd(ctx, SG_F64, SG_SHAPE(70, 90));
+    expect_matmul(sg_matmul(ctx, a, b), a, b);
+    ck_assert_int_eq(sg_set_num_threads(0), 2); /* below 1 means 1 */
+    ck_assert_int_eq((int)bli_thread_get_num_threads(), 1);
+    ck_assert_int_eq(sg_set_num_threads(3), 1);
+    ck_assert_int_eq(sg_set_num_threads(1), 3);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_threads_default) {
+    /* Without a call, the first BLIS product runs with one thread whatever the
+     * environment says. */
+    setenv("BLIS_NUM_THREADS", "2", 1);
+    setenv("OMP_NUM_THREADS", "2", 1);
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *a = rnd(ctx, SG_F32, SG_SHAPE(100, 100)), *b = rnd(ctx, SG_F32, SG_SHAPE(100, 100));
+    ck_assert_ptr_nonnull(sg_matmul(ctx, a, b));
+    ck_assert_int_eq((int)bli_thread_get_num_threads(), 1);
+    ck_assert_int_eq(sg_set_num_threads(1), 1);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- backward ------------------------------------------------------------------------ */
+
+typedef struct {
+    int ta, tb;    /* transpose operand 0 / 1 inside the function */
+    int slice;     /* take columns 4..8 of operand 0 */
+    int permute_a; /* operand 0 is (T, B, K): use it as (B, T, K) */
+} mm_opts;
+
+static sg_tensor *f_mm(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    const mm_opts *o = user;
+    sg_tensor *a = in[0], *b = in[1];
+    if (o && o->ta)
+        a = sg_transpose(ctx, a, -2, -1);
+    if (o && o->tb)
+        b = sg_transpose(ctx, b, -2, -1);
+    if (o && o->slice)
+        a = sg_slice(ctx, a, 1, 4, 4);
+    if (o && o->permute_a)
+        a = sg_permute(ctx, a, (int[]){1, 0, 2});
+    return sg_matmul(ctx, a, b);
+}
+
+START_TEST(test_grad_plain) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    static const int64_t shapes[][3] = {{1, 1, 1}, {2, 4, 16}, {2, 9, 4}, {3, 5, 2}, {1, 6, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        sg_tensor *in[2] = {rnd(ctx, dt, SG_SHAPE(M, K)), rnd(ctx, dt, SG_SHAPE(K, N))};
+        expect_gradcheck(ctx, f_mm, NULL, 2, in, "plain");
+    }
+    /* BLIS-sized: (50, 48) @ (48, 50) */
+    sg_tensor *in[2] = {rnd(ctx, dt, SG_SHAPE(50, 48)), rnd(ctx, dt, SG_SHAPE(48, 50))};
+    expect_gradcheck(ctx, f_mm, NULL, 2, in, "plain BLIS");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_grad_views) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    mm_opts ta = {.ta = 1}, tb = {.tb = 1}, tab = {.ta = 1, .tb = 1}, sl = {.slice = 1};
+    sg_tensor *in1[2] = {rnd(ctx, dt, SG_SHAPE(4, 3)), rnd(ctx, dt, SG_SHAPE(4, 5))};
+    expect_gradcheck(ctx, f_mm, &ta, 2, in1, "a transposed");
+    sg_tensor *in2[2] = {rnd(ctx, dt, SG_SHAPE(3, 4)), rnd(ctx, dt, SG_SHAPE(5, 4))};
+    expect_gradcheck(ctx, f_mm, &tb, 2, in2, "b transposed");
+    sg_tensor *in3[2] = {rnd(ctx, dt, SG_SHAPE(4, 3)), rnd(ctx, dt, SG_SHAPE(5, 4))};
+    expect_gradcheck(ctx, f_mm, &tab, 2, in3, "both transposed");
+    sg_tensor *in4[2] = {rnd(ctx, dt, SG_SHAPE(6, 16)), rnd(ctx, dt, SG_SHAPE(4, 5))};
+    expect_gradcheck(ctx, f_mm, &sl, 2, in4, "a sliced");
+    /* BLIS-sized, both transposed */
+    sg_tensor *in5[2] = {rnd(ctx, dt, SG_SHAPE(48, 50)), rnd(ctx, dt, SG_SHAPE(50, 48))};
+    expect_gradcheck(ctx, f_mm, &tab, 2, in5, "both transposed BLIS");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_grad_batched) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *in1[2] = {rnd(ctx, dt, SG_SHAPE(2, 3, 4)), rnd(ctx, dt, SG_SHAPE(2, 4, 5))};
+    expect_gradcheck(ctx, f_mm, NULL, 2, in1, "batched");
+    mm_opts tb = {.tb = 1};
+    sg_tensor *in2[2] = {rnd(ctx, dt, SG_SHAPE(3, 2, 4)), rnd(ctx, dt, SG_SHAPE(3, 5, 4))};
+    expect_gradcheck(ctx, f_mm, &tb, 2, in2, "batched, b transposed");
+    sg_tensor *in3[2] = {rnd(ctx, dt, SG_SHAPE(2, 1, 3, 2)), rnd(ctx, dt, SG_SHAPE(2, 1, 2, 3))};
+    expect_gradcheck(ctx, f_mm, NULL, 2, in3, "batched 4-D");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_grad_broadcast_batch) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    /* merged rows: dB is one gemm over the batch */
+    sg_tensor *in1[2] = {rnd(ctx, dt, SG_SHAPE(2, 3, 4)), rnd(ctx, dt, SG_SHAPE(4, 5))};
+    expect_gradcheck(ctx, f_mm, NULL, 2, in1, "broadcast batch");
+    /* rows that cannot merge: dB sums one gemm per batch entry */
+    mm_opts pa = {.permute_a = 1};
+    sg_tensor *in2[2] = {rnd(ctx, dt, SG_SHAPE(3, 2, 4)), rnd(ctx, dt, SG_SHAPE(4, 5))};
+    expect_gradcheck(ctx, f_mm, &pa, 2, in2, "broadcast batch, permuted a");
+    /* transposed 2-D operand */
+    mm_opts tb = {.tb = 1};
+    sg_tensor *in3[2] = {rnd(ctx, dt, SG_SHAPE(2, 3, 4)), rnd(ctx, dt, SG_SHAPE(5, 4))};
+    expect_gradcheck(ctx, f_mm, &tb, 2, in3, "broadcast batch, b transposed");
+    /* BLIS-sized merged: (2, 25, 48) @ (48, 50) */
+    sg_tensor *in4[2] = {rnd(ctx, dt, SG_SHAPE(2, 25, 48)), rnd(ctx, dt, SG_SHAPE(48, 50))};
+    expect_gradcheck(ctx, f_mm, NULL, 2, in4, "broadcast batch BLIS");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+static sg_tensor *f_square(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    return sg_matmul(ctx, in[0], in[0]);
+}
+static sg_tensor *f_gram(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    return sg_matmul(ctx, in[0], sg_transpose(ctx, in[0], 0, 1));
+}
+static sg_tensor *f_chain(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user; /* (x @ w) @ w^T: w used twice, once transposed */
+    sg_tensor *h = sg_matmul(ctx, in[0], in[1]);
+    return sg_matmul(ctx, h, sg_transpose(ctx, in[1], 0, 1));
+}
+
+START_TEST(test_grad_reused) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *x[1] = {rnd(ctx, dt, SG_SHAPE(4, 4))};
+    expect_gradcheck(ctx, f_square, NULL, 1, x, "x @ x");
+    sg_tensor *y[1] = {rnd(ctx, dt, SG_SHAPE(3, 5))};
+    expect_gradcheck(ctx, f_gram, NULL, 1, y, "y @ y^T");
+    sg_tensor *z[1] = {rnd(ctx, dt, SG_SHAPE(50, 50))};
+    expect_gradcheck(ctx, f_square, NULL, 1, z, "x @ x BLIS");
+    sg_tensor *in[2] = {rnd(ctx, dt, SG_SHAPE(3, 4)), rnd(ctx, dt, SG_SHAPE(4, 6))};
+    expect_gradcheck(ctx, f_chain, NULL, 2, in, "(x @ w) @ w^T");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* One LSTM-style step built from concat and matmul: [h, x[:, t, :]] @ W. */
+static sg_tensor *f_lstm_step(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    sg_tensor *v = sg_concat(ctx, 2, (sg_tensor *[]){in[0], sg_select(ctx, in[1], 1, 1)}, 1);
+    return sg_matmul(ctx, v, in[2]);
+}
+
+START_TEST(test_grad_lstm_step) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *in[3] = {rnd(ctx, dt, SG_SHAPE(2, 4)), rnd(ctx, dt, SG_SHAPE(2, 3, 5)),
+                        rnd(ctx, dt, SG_SHAPE(9, 16))};
+    expect_gradcheck(ctx, f_lstm_step, NULL, 3, in, "lstm step");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_backward_hand) {
+    /* c = a @ b with a = [[1, 2]], b = [[3], [4]]; upstream g = [[2]]:
+     * dA = g b^T = [[6, 8]], dB = a^T g = [[2], [4]]; a second backward accumulates. */
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *a = sg_zeros(ctx, dt, SG_SHAPE(1, 2)), *b = sg_zeros(ctx, dt, SG_SHAPE(2, 1));
+    sg_set_flat(a, 0, 1);
+    sg_set_flat(a, 1, 2);
+    sg_set_flat(b, 0, 3);
+    sg_set_flat(b, 1, 4);
+    sg_set_requires_grad(a, true);
+    sg_set_requires_grad(b, true);
+    sg_tensor *c = sg_matmul(ctx, a, b);
+    ck_assert_int_eq(c->op, SG_OP_MATMUL);
+    ck_assert_ptr_eq(c->src[0], a);
+    ck_assert_ptr_eq(c->src[1], b);
+    ck_assert_double_eq(sg_get_flat(c, 0), 11);
+    sg_tensor *g = sg_full(ctx, dt, SG_SHAPE(1, 1), 2.0);
+    ck_assert_int_eq(sg_backward(ctx, c, g), 0);
+    ck_assert_double_eq(sg_get_flat(a->grad, 0), 6);
+    ck_assert_double_eq(sg_get_flat(a->grad, 1), 8);
+    ck_assert_double_eq(sg_get_flat(b->grad, 0), 2);
+    ck_assert_double_eq(sg_get_flat(b->grad, 1), 4);
+    ck_assert_int_eq(sg_backward(ctx, c, g), 0);
+    ck_assert_double_eq(sg_get_flat(a->grad, 0), 12);
+    ck_assert_double_eq(sg_get_flat(b->grad, 1), 8);
+    /* only b requires grad: a gets no gradient buffer */
+    sg_tensor *a2 = sg_zeros(ctx, dt, SG_SHAPE(1, 2));
+    sg_tensor *c2 = sg_matmul(ctx, a2, b);
+    ck_assert_int_eq(sg_backward(ctx, c2, g), 0);
+    ck_assert_ptr_null(a2->grad);
+    ck_assert_double_eq(sg_get_flat(b->grad, 0), 4); /* += a2^T g = 0 */
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *matmul_suite(void) {
+    Suite *s = suite_create("ops_matmul");
+    TCase *tc = tcase_create("forward");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_hand_values, 0, 2);
+    tcase_add_loop_test(tc, test_many_shapes, 0, 2);
+    tcase_add_loop_test(tc, test_empty, 0, 2);
+    tcase_add_loop_test(tc, test_transposed_operands, 0, 2);
+    tcase_add_loop_test(tc, test_sliced_operands, 0, 2);
+    tcase_add_loop_test(tc, test_expanded_operand, 0, 2);
+    tcase_add_loop_test(tc, test_batched, 0, 2);
+    tcase_add_loop_test(tc, test_broadcast_batch, 0, 2);
+    tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_threads_default);
+    suite_add_tcase(s, tc);
+    TCase *tg = tcase_create("backward");
+    tcase_set_timeout(tg, 600);
+    tcase_add_loop_test(tg, test_grad_plain, 0, 2);
+    tcase_add_loop_test(tg, test_grad_views, 0, 2);
+    tcase_add_loop_test(tg, test_grad_batched, 0, 2);
+    tcase_add_loop_test(tg, test_grad_broadcast_batch, 0, 2);
+    tcase_add_loop_test(tg, test_grad_reused, 0, 2);
+    tcase_add_loop_test(tg, test_grad_lstm_step, 0, 2);
+    tcase_add_loop_test(tg, test_backward_hand, 0, 2);
+    suite_add_tcase(s, tg);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(matmul_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
