@@ -24,7 +24,8 @@ static bool check_shape(sg_ctx *ctx, const char *fn, const sg_lstm *l, const cha
     if (!ok) {
         char a[96], b[96];
         sg_error(ctx, "%s (%s): %s has shape %s, expected %s", fn, l->name, what,
-                 sg_shape_str(t->ndim, t->shape, a, sizeof a), sg_shape_str(ndim, want, b, sizeof b));
+                 sg_shape_str(t->ndim, t->shape, a, sizeof a),
+                 sg_shape_str(ndim, want, b, sizeof b));
     }
     return ok;
 }
@@ -45,8 +46,7 @@ static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to
         (b && !check_shape(ctx, fn, l, "bias", b, 1, 4 * H, 0)))
         return -1;
     if (b && !l->opt.use_bias && to_layer) {
-        sg_error(ctx, "%s (%s): a bias was given but the layer has use_bias = false", fn,
-                 l->name);
+        sg_error(ctx, "%s (%s): a bias was given but the layer has use_bias = false", fn, l->name);
         return -1;
     }
     bool was = sg_ctx_set_grad_enabled(ctx, false);
@@ -107,8 +107,8 @@ int sg_lstm_set_keras(sg_ctx *ctx, sg_lstm *l, const sg_tensor *kernel,
 
 int sg_lstm_get_keras(sg_ctx *ctx, const sg_lstm *l, bool grads, sg_tensor *kernel,
                       sg_tensor *recurrent_kernel, sg_tensor *bias) {
-    return transfer(ctx, "sg_lstm_get_keras", (sg_lstm *)l, grads, false, kernel,
-                    recurrent_kernel, bias);
+    return transfer(ctx, "sg_lstm_get_keras", (sg_lstm *)l, grads, false, kernel, recurrent_kernel,
+                    bias);
 }
 
 int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *l, const sg_tensor *weight_ih,
@@ -157,6 +157,15 @@ int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src) {
         sg_error(ctx, "sg_lstm_copy: sizes differ: (%s) has I=%lld H=%lld, (%s) has I=%lld H=%lld",
                  src->name, (long long)I, (long long)H, dst->name, (long long)dst->opt.input_size,
                  (long long)dst->opt.units);
+        return -1;
+    }
+    if (dst->opt.activation != src->opt.activation ||
+        dst->opt.recurrent_activation != src->opt.recurrent_activation) {
+        sg_error(ctx, "sg_lstm_copy: activations differ: (%s) uses %s/%s, (%s) uses %s/%s",
+                 src->name, sg_activation_name(src->opt.activation),
+                 sg_activation_name(src->opt.recurrent_activation), dst->name,
+                 sg_activation_name(dst->opt.activation),
+                 sg_activation_name(dst->opt.recurrent_activation));
         return -1;
     }
     sg_tensor *k = sg_zeros(ctx, SG_F64, SG_SHAPE(I, 4 * H));

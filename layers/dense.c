@@ -11,11 +11,11 @@ sg_dense *sg_dense_new(sg_ctx *ctx, sg_dtype dt, int64_t in, int64_t out, bool u
         return NULL;
     const char *nm = name ? name : "dense";
     if (in <= 0 || out <= 0)
-        return sg_error(ctx, "sg_dense_new (%s): sizes must be positive, got in=%lld out=%lld",
-                        nm, (long long)in, (long long)out);
+        return sg_error(ctx, "sg_dense_new (%s): sizes must be positive, got in=%lld out=%lld", nm,
+                        (long long)in, (long long)out);
     if (activation < SG_ACT_TANH || activation > SG_ACT_LINEAR)
         return sg_error(ctx, "sg_dense_new (%s): unknown activation %d", nm, (int)activation);
-    if (strlen(nm) >= sizeof ((sg_dense *)0)->name)
+    if (strlen(nm) >= sizeof((sg_dense *)0)->name)
         return sg_error(ctx, "sg_dense_new: name '%s' is too long", nm);
     sg_dense *d = sg_calloc(1, sizeof *d);
     if (!d)
@@ -57,8 +57,9 @@ sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x) {
         return NULL;
     char a[96];
     if (x->ndim < 1 || x->ndim > 3 || x->shape[x->ndim - 1] != d->in)
-        return sg_error(ctx, "sg_dense_forward (%s): x has shape %s, expected (B, %lld) or "
-                             "(B, T, %lld)",
+        return sg_error(ctx,
+                        "sg_dense_forward (%s): x has shape %s, expected (B, %lld) or "
+                        "(B, T, %lld)",
                         d->name, sg_shape_str(x->ndim, x->shape, a, sizeof a), (long long)d->in,
                         (long long)d->in);
     sg_tensor *y = sg_matmul(ctx, x, d->kernel);

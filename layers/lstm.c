@@ -49,8 +49,8 @@ void sg_lstm_free(sg_lstm *l) {
 
 static bool valid_act(sg_activation a) { return a >= SG_ACT_TANH && a <= SG_ACT_LINEAR; }
 
-sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
-                     const char *name, sg_rng *rng) {
+sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt, const char *name,
+                     sg_rng *rng) {
     if (!ctx)
         return NULL;
     if (!opt)
@@ -59,14 +59,15 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
     if (impl != SG_LSTM_FUSED && impl != SG_LSTM_GATES)
         return sg_error(ctx, "sg_lstm_new (%s): unknown implementation %d", nm, (int)impl);
     if (opt->input_size <= 0 || opt->units <= 0)
-        return sg_error(ctx, "sg_lstm_new (%s): input_size and units must be positive, got %lld "
-                             "and %lld",
+        return sg_error(ctx,
+                        "sg_lstm_new (%s): input_size and units must be positive, got %lld "
+                        "and %lld",
                         nm, (long long)opt->input_size, (long long)opt->units);
     if (opt->dtype != SG_F32 && opt->dtype != SG_F64)
         return sg_error(ctx, "sg_lstm_new (%s): unknown dtype %d", nm, (int)opt->dtype);
     if (!valid_act(opt->activation) || !valid_act(opt->recurrent_activation))
         return sg_error(ctx, "sg_lstm_new (%s): unknown activation", nm);
-    if (strlen(nm) >= sizeof ((sg_lstm *)0)->name)
+    if (strlen(nm) >= sizeof((sg_lstm *)0)->name)
         return sg_error(ctx, "sg_lstm_new: name '%s' is too long", nm);
     if (!rng)
         rng = sg_ctx_rng(ctx);
@@ -136,12 +137,22 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
 int sg_lstm_params(const sg_lstm *l, sg_param_list *list) {
     if (!l || !list)
         return -1;
-    sg_tensor *const all[] = {l->kernel, l->recurrent_kernel, l->bias, l->W[0], l->b[0],
-                              l->W[1],   l->b[1],            l->W[2], l->b[2], l->W[3],
+    sg_tensor *const all[] = {l->kernel, l->recurrent_kernel,
+                              l->bias,   l->W[0],
+                              l->b[0],   l->W[1],
+                              l->b[1],   l->W[2],
+                              l->b[2],   l->W[3],
                               l->b[3]};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (all[i] && sg_params_add(list, all[i]->name, all[i]))
+    /* Names come from the layer's name, not the tensors' (shorter) name fields. */
+    static const char *const suffix[] = {
+        "kernel", "recurrent_kernel", "bias", "W_i", "b_i", "W_f", "b_f", "W_c", "b_c", "W_o",
+        "b_o"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        char n[sizeof list->items[0].name];
+        snprintf(n, sizeof n, "%s.%s", l->name, suffix[i]);
+        if (all[i] && sg_params_add(list, n, all[i]))
             return -1;
+    }
     return 0;
 }
 
@@ -155,8 +166,8 @@ static bool check_state(sg_ctx *ctx, const sg_lstm *l, const char *what, const s
         return false;
     char a[96];
     if (s->ndim != 2 || s->shape[0] != B || s->shape[1] != l->opt.units) {
-        sg_error(ctx, "sg_lstm_forward (%s): %s has shape %s, expected (%lld, %lld)", l->name,
-                 what, sg_shape_str(s->ndim, s->shape, a, sizeof a), (long long)B,
+        sg_error(ctx, "sg_lstm_forward (%s): %s has shape %s, expected (%lld, %lld)", l->name, what,
+                 sg_shape_str(s->ndim, s->shape, a, sizeof a), (long long)B,
                  (long long)l->opt.units);
         return false;
     }
@@ -182,13 +193,14 @@ static void cell(sg_ctx *ctx, const sg_lstm_options *o, sg_tensor *const z[4], s
 
 int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_tensor *c0,
                     sg_lstm_output *out) {
+    if (out)
+        memset(out, 0, sizeof *out);
     if (!ctx)
         return -1;
     if (!l || !out) {
         sg_error(ctx, "sg_lstm_forward: layer or output is NULL");
         return -1;
     }
-    memset(out, 0, sizeof *out);
     if (!x || !sg_check(ctx, x, "sg_lstm_forward"))
         return -1;
     const sg_lstm_options *o = &l->opt;
@@ -206,8 +218,9 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
     }
     int64_t B = x->shape[0], T = x->shape[1];
     if (T == 0 || B == 0) {
-        sg_error(ctx, "sg_lstm_forward (%s): x has shape %s: a sequence of length 0 (or an "
-                      "empty batch) has no output",
+        sg_error(ctx,
+                 "sg_lstm_forward (%s): x has shape %s: a sequence of length 0 (or an "
+                 "empty batch) has no output",
                  l->name, sg_shape_str(x->ndim, x->shape, a, sizeof a));
         return -1;
     }

@@ -1,0 +1,157 @@
+/* bench_lstm: time one training step of an LSTM regressor.
+ *
+ * A step: zero the gradients, run the LSTM over the whole sequence, last h -> Dense(1) ->
+ * MSE against a target, backward, SGD update, reset the arena. Prints one JSON line:
+ * config, impl, dtype, threads, median and minimum ms per step, GFLOP/s (the matmul FLOPs
+ * of forward and backward, nominal: 3 x the forward products), arena bytes per step and
+ * peak RSS.
+ *
+ *   bench_lstm --config tiny|small|medium|large --impl gates|fused --dtype f32|f64
+ *              --threads N --steps N
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "seqgrad.h"
+
+typedef struct {
+    const char *name;
+    int64_t B, T, I, H, steps;
+} bench_config;
+
+static const bench_config configs[] = {
+    {"tiny", 2, 3, 5, 4, 20000},
+    {"small", 32, 32, 16, 64, 300},
+    {"medium", 64, 64, 64, 256, 20},
+    {"large", 128, 50, 128, 512, 8},
+};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench_lstm [--config tiny|small|medium|large] [--impl gates|fused]\n"
+               "                  [--dtype f32|f64] [--threads N] [--steps N]\n");
+}
+
+int main(int argc, char **argv) {
+    const bench_config *cfg = &configs[0];
+    sg_lstm_impl impl = SG_LSTM_FUSED;
+    sg_dtype dt = SG_F32;
+    int threads = 1;
+    int64_t steps = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--config")) {
+            cfg = NULL;
+            for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++)
+                if (!strcmp(v, configs[k].name))
+                    cfg = &configs[k];
+        } else if (!strcmp(a, "--impl") && (!strcmp(v, "gates") || !strcmp(v, "fused"))) {
+            impl = !strcmp(v, "gates") ? SG_LSTM_GATES : SG_LSTM_FUSED;
+        } else if (!strcmp(a, "--dtype") && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
+            dt = !strcmp(v, "f64") ? SG_F64 : SG_F32;
+        } else if (!strcmp(a, "--threads") && atoi(v) > 0) {
+            threads = atoi(v);
+        } else if (!strcmp(a, "--steps") && atoll(v) > 0) {
+            steps = atoll(v);
+        } else {
+            cfg = NULL;
+        }
+        if (!cfg) {
+            fprintf(stderr, "bench_lstm: bad option %s %s\n", a, v);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (steps < 0)
+        steps = cfg->steps;
+    int64_t B = cfg->B, T = cfg->T, I = cfg->I, H = cfg->H;
+    sg_set_num_threads(threads);
+
+    sg_ctx *ctx = sg_ctx_new((size_t)64 << 20);
+    sg_rng rng;
+    sg_rng_seed(&rng, 42);
+    sg_lstm_options o = sg_lstm_defaults(I, H);
+    o.dtype = dt;
+    sg_lstm *lstm = sg_lstm_new(ctx, impl, &o, "lstm", &rng);
+    sg_dense *head = sg_dense_new(ctx, dt, H, 1, true, SG_ACT_LINEAR, "dense", &rng);
+    sg_param_list params = {0};
+    sg_lstm_params(lstm, &params);
+    sg_dense_params(head, &params);
+    sg_optim *opt = sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = 1e-3});
+    /* Fixed inputs and targets, persistent so that the step measures only the model. */
+    sg_tensor *x = sg_persistent_new(ctx, dt, SG_SHAPE(B, T, I));
+    sg_tensor *y = sg_persistent_new(ctx, dt, SG_SHAPE(B, 1));
+    if (!opt || !x || !y) {
+        fprintf(stderr, "bench_lstm: %s\n", sg_ctx_error(ctx));
+        return 1;
+    }
+    sg_init_tensor(ctx, x, (sg_init){SG_INIT_RANDOM_NORMAL, 0, 1}, &rng);
+    sg_init_tensor(ctx, y, (sg_init){SG_INIT_RANDOM_NORMAL, 0, 1}, &rng);
+
+    int64_t warm = steps / 10 + 1;
+    double *ms = malloc((size_t)steps * sizeof *ms);
+    size_t arena = 0;
+    for (int64_t s = -warm; s < steps; s++) {
+        double t0 = now();
+        sg_optim_zero_grad(opt);
+        sg_lstm_output out;
+        if (sg_lstm_forward(ctx, lstm, x, NULL, NULL, &out))
+            break;
+        sg_tensor *loss = sg_mse_loss(ctx, sg_dense_forward(ctx, head, out.y), y);
+        if (!loss || sg_backward(ctx, loss, NULL) || sg_optim_step(opt))
+            break;
+        if (s == 0)
+            arena = sg_ctx_arena_used(ctx);
+        sg_ctx_reset(ctx);
+        if (s >= 0)
+            ms[s] = (now() - t0) * 1e3;
+    }
+    if (sg_ctx_error(ctx)) {
+        fprintf(stderr, "bench_lstm: %s\n", sg_ctx_error(ctx));
+        return 1;
+    }
+    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+    double med = ms[steps / 2], mn = ms[0];
+    /* Nominal matmul FLOPs: forward 2*B*T*(I+H)*4H (+ dense), backward twice that. */
+    double flops = 3.0 * (2.0 * (double)(B * T * (I + H) * 4 * H) + 2.0 * (double)(B * H));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"impl\":\"%s\","
+           "\"dtype\":\"%s\",\"threads\":%d,\"steps\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
+           "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\"}\n",
+           cfg->name, (long long)B, (long long)T, (long long)I, (long long)H,
+           impl == SG_LSTM_FUSED ? "fused" : "gates", dt == SG_F32 ? "f32" : "f64", threads,
+           (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,
+           sg_vmath_isa());
+    free(ms);
+    sg_optim_free(opt);
+    sg_params_clear(&params);
+    sg_lstm_free(lstm);
+    sg_dense_free(head);
+    sg_ctx_free(ctx);
+    return 0;
+}
