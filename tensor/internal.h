@@ -31,6 +31,21 @@ struct sg_ctx {
     sg_rng rng;
 };
 
+/* Arena allocation, inline fast path (the out-of-line sg_arena_alloc handles new blocks). */
+static inline void *sg__alloc(sg_ctx *ctx, size_t n) {
+    sg_arena_block *b = ctx->cur;
+    uintptr_t base = (uintptr_t)b->data;
+    size_t start = ((base + b->used + 63) & ~(uintptr_t)63) - base;
+    if (start <= b->cap && n <= b->cap - start) {
+        ctx->used += start + n - b->used;
+        b->used = start + n;
+        if (ctx->used > ctx->peak)
+            ctx->peak = ctx->used;
+        return b->data + start;
+    }
+    return sg_arena_alloc(ctx, n);
+}
+
 /* A new contiguous arena tensor; `zero` clears the data (else it is uninitialised). */
 sg_tensor *sg__new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, bool zero);
 /* A new arena tensor header sharing x's storage (shape/strides/offset copied from x). */

@@ -33,7 +33,7 @@ extern "C" {
 typedef enum { SG_F32 = 0, SG_F64 = 1 } sg_dtype;
 
 /* Size in bytes of one element, and the name ("float32", "float64"). */
-size_t sg_dtype_size(sg_dtype dt);
+static inline size_t sg_dtype_size(sg_dtype dt) { return dt == SG_F64 ? 8 : 4; }
 const char *sg_dtype_name(sg_dtype dt);
 
 /* The op that produced a tensor. SG_OP_NONE marks a leaf (created, not computed, or
@@ -249,10 +249,34 @@ void sg_tensor_set_name(sg_tensor *t, const char *name);
 /* ---------------------------------------------------------------------------------------
  * Inspection.
  * ------------------------------------------------------------------------------------ */
-int64_t sg_numel(const sg_tensor *t);
-bool sg_is_contiguous(const sg_tensor *t);
-/* Pointer to element 0 of the view (storage + offset). */
-void *sg_data(const sg_tensor *t);
+/* Number of elements (1 for a 0-d tensor, 0 for NULL). Inline: ops call these a lot. */
+static inline int64_t sg_numel(const sg_tensor *t) {
+    int64_t n = 1;
+    if (!t)
+        return 0;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+/* Row-major contiguous (size-1 dimensions may have any stride)? NULL: false. */
+static inline bool sg_is_contiguous(const sg_tensor *t) {
+    if (!t)
+        return false;
+    int64_t s = 1;
+    bool ok = true;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] == 0)
+            return true; /* empty: nothing to address */
+        if (t->shape[i] != 1 && t->stride[i] != s)
+            ok = false;
+        s *= t->shape[i];
+    }
+    return ok;
+}
+/* Pointer to element 0 of the view (storage + offset); NULL for NULL. */
+static inline void *sg_data(const sg_tensor *t) {
+    return t ? (char *)t->storage->data + t->offset * (int64_t)sg_dtype_size(t->dtype) : NULL;
+}
 /* Element at a multi-index / flat row-major index, as double (NaN when out of range or t
  * is invalid, with an error). */
 double sg_get(const sg_tensor *t, const int64_t *index);
