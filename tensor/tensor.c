@@ -91,6 +91,10 @@ static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     t->ctx = ctx;
     t->dtype = dt;
     t->ndim = 0;
+    /* All of shape and strides, not only ndim of them: a stale pointer into this header
+     * must not find an old header's magic left in an unused slot. */
+    memset(t->shape, 0, sizeof t->shape);
+    memset(t->stride, 0, sizeof t->stride);
     t->offset = 0;
     t->storage = &h->s;
     t->op = SG_OP_NONE;
