@@ -45,9 +45,42 @@ const char *sg_op_name(sg_op op) {
 
 /* ---- gradient buffers ---------------------------------------------------------------- */
 
+/* Backward consumes an intermediate's gradient as soon as its node has run, so those
+ * buffers go to a pool that later gradients of the same size and dtype reuse. An LSTM
+ * step's gradients then occupy memory for a few steps' worth, not for the whole sequence. */
+static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
+    size_t nbytes = (size_t)sg_numel(t) * sg_dtype_size(t->dtype);
+    for (sg_tensor **pp = &ctx->grad_pool; *pp; pp = &(*pp)->tape_prev) {
+        sg_tensor *g = *pp;
+        if (g->dtype == t->dtype && g->storage->nbytes == nbytes) {
+            *pp = g->tape_prev;
+            g->tape_prev = NULL;
+            g->ndim = t->ndim;
+            int64_t s = 1;
+            for (int i = t->ndim - 1; i >= 0; i--) {
+                g->shape[i] = t->shape[i];
+                g->stride[i] = s;
+                s *= t->shape[i] > 0 ? t->shape[i] : 1;
+            }
+            memset(sg_data(g), 0, nbytes);
+            return g;
+        }
+    }
+    return NULL;
+}
+
+static void pool_give(sg_ctx *ctx, sg_tensor *g) {
+    if (!g || (g->flags & SG_FLAG_PERSISTENT))
+        return;
+    g->tape_prev = ctx->grad_pool;
+    ctx->grad_pool = g;
+}
+
 sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
     if (!t->grad) {
-        t->grad = sg__new(ctx, t->dtype, t->ndim, t->shape, true);
+        t->grad = pool_take(ctx, t);
+        if (!t->grad)
+            t->grad = sg__new(ctx, t->dtype, t->ndim, t->shape, true);
         if (!t->grad)
             return NULL;
     }
@@ -292,10 +325,12 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
         }
         if (ctx->has_err)
             return -1;
-        /* An intermediate's gradient is consumed; drop it so a second backward through the
-         * same graph starts from zero (its memory returns at the next reset). */
-        if (!(t->flags & SG_FLAG_RETAIN_GRAD))
+        /* An intermediate's gradient is consumed: recycle it, so that a second backward
+         * through the same graph starts from zero and memory stays at a frontier. */
+        if (!(t->flags & SG_FLAG_RETAIN_GRAD)) {
+            pool_give(ctx, t->grad);
             t->grad = NULL;
+        }
     }
     return 0;
 }

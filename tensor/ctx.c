@@ -169,6 +169,7 @@ void sg_ctx_reset(sg_ctx *ctx) {
     ctx->cur->used = (ctx->gen & 1) ? ALIGN : 0;
     ctx->used = ctx->cur->used;
     ctx->tape_tail = NULL;
+    ctx->grad_pool = NULL;
 }
 
 size_t sg_ctx_arena_used(const sg_ctx *ctx) { return ctx ? ctx->used : 0; }

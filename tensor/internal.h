@@ -26,6 +26,7 @@ struct sg_ctx {
     bool grad_enabled;
     bool anomaly;
     sg_tensor *tape_tail; /* last node recorded; nodes link back through tape_prev */
+    sg_tensor *grad_pool; /* consumed gradient buffers for reuse (linked by tape_prev) */
     /* persistent tensors, freed at sg_ctx_free */
     sg_persist_node *persist;
     sg_rng rng;
