@@ -57,6 +57,10 @@ int sg_activation_from_name(const char *name); /* -1 if unknown */
 sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
 /* Threads BLIS may use for large products (default 1). Returns the previous value. */
 int sg_set_num_threads(int n);
+/* The BLIS kernel configuration in use ("skx", "haswell", "zen3", "generic", ...). On CPUs
+ * with AVX-512 seqgrad selects "skx" unless BLIS_ARCH_TYPE is set (BLIS 0.9 falls back to
+ * "generic" on CPUs it does not know, such as AMD Zen 4). */
+const char *sg_blas_config(void);
 
 /* ---- joining ------------------------------------------------------------------------- */
 /* Concatenate n tensors along axis (all other dimensions equal). */

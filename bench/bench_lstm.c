@@ -142,11 +142,11 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"impl\":\"%s\","
            "\"dtype\":\"%s\",\"threads\":%d,\"steps\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
-           "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\"}\n",
+           "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\",\"blas\":\"%s\"}\n",
            cfg->name, (long long)B, (long long)T, (long long)I, (long long)H,
            impl == SG_LSTM_FUSED ? "fused" : "gates", dt == SG_F32 ? "f32" : "f64", threads,
            (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,
-           sg_vmath_isa());
+           sg_vmath_isa(), sg_blas_config());
     free(ms);
     sg_optim_free(opt);
     sg_params_clear(&params);

@@ -20,14 +20,8 @@
 
 #include "autograd/autograd.h"
 
-/* To check that sg_set_num_threads reaches BLIS. blis.h is found with -I, not as a system
- * header, so its own warnings are silenced here. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wtype-limits"
+/* To check that sg_set_num_threads reaches BLIS (blis.h comes in with -isystem). */
 #include <blis.h>
-#pragma GCC diagnostic pop
 
 #define DT(i) ((i) ? SG_F64 : SG_F32)
 
