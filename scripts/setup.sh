@@ -7,6 +7,7 @@
 #   BUILD_DIR     build directory, relative to the repository root (default: build, or the
 #                 BUILD_DIR environment variable)
 #   --fuzz        also install clang and its runtime libraries (libFuzzer) for the fuzzer
+#   --deps-only   install what is missing and stop (no build directory)
 #   MESON_OPTS    environment: extra options for `meson setup`, e.g.
 #                 MESON_OPTS="--werror -Dwarning_level=2" scripts/setup.sh
 #
@@ -14,13 +15,15 @@
 # test fixtures and is deliberately not installed here.
 set -euo pipefail
 
-usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
 
 fuzz=0
+deps_only=0
 build_dir="${BUILD_DIR:-build}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --fuzz) fuzz=1 ;;
+    --deps-only) deps_only=1 ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "setup.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) build_dir="$1" ;;
@@ -76,6 +79,8 @@ for tool in meson ninja pkg-config cc; do
     exit 1
   fi
 done
+
+[ "$deps_only" = 1 ] && exit 0
 
 # ---- configure ----------------------------------------------------------------------------
 extra=()

@@ -1,0 +1,372 @@
+/* lstm_run: run one LSTM layer over tensors from safetensors files, optionally with a
+ * backward pass, and write the results as safetensors. A bridge for checking seqgrad
+ * against other frameworks (Keras, PyTorch) from any language that can write the format.
+ *
+ *   lstm_run --weights W.safetensors --input IN.safetensors --output OUT.safetensors
+ *            [--impl fused|gates] [--activation NAME] [--recurrent-activation NAME]
+ *
+ * W holds Keras-layout kernel (I, 4H), recurrent_kernel (H, 4H), optional bias (4H), or
+ * PyTorch-layout weight_ih_l0 (4H, I), weight_hh_l0 (4H, H), optional bias_ih_l0 and
+ * bias_hh_l0 (4H). IN holds x (B, T, I), optional h0 and c0 (B, H) and dy (B, T, H). The
+ * dtype of x is the dtype of the computation (everything else is converted to it).
+ * OUT gets y (B, T, H), h and c (B, H), and with dy the gradients of loss = sum(y * dy):
+ * dx, dkernel, drecurrent_kernel, dbias (with a bias), dh0 / dc0 (when given), weight
+ * gradients always in Keras layout.
+ *
+ * Exit status: 0 on success, 1 for missing/ill-shaped tensors or unreadable files (message
+ * on stderr), 2 for bad options (with the usage). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "seqgrad.h"
+
+static const char usage_text[] =
+    "usage: lstm_run --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
+    "                [--impl fused|gates] [--activation NAME] [--recurrent-activation NAME]\n"
+    "\n"
+    "Runs one LSTM layer over x (all time steps returned) and writes y (B, T, H), h and c\n"
+    "(B, H). With dy in IN it also writes the gradients of loss = sum(y * dy): dx,\n"
+    "dkernel, drecurrent_kernel, dbias (with a bias), dh0 and dc0 (when given), in Keras\n"
+    "layout.\n"
+    "\n"
+    "  W:    kernel (I, 4H), recurrent_kernel (H, 4H), optional bias (4H)        (Keras)\n"
+    "        or weight_ih_l0 (4H, I), weight_hh_l0 (4H, H), optional bias_ih_l0,\n"
+    "        bias_hh_l0 (4H)                                                     (PyTorch)\n"
+    "  IN:   x (B, T, I); optional h0, c0 (B, H) and dy (B, T, H). The dtype of x (F32 or\n"
+    "        F64) is the dtype of the computation; other tensors are converted to it.\n"
+    "  --impl            fused (default) or gates\n"
+    "  --activation      tanh (default), sigmoid, hard_sigmoid, relu, linear\n"
+    "  --recurrent-activation   sigmoid (default), or any of the above\n"
+    "\n"
+    "Exit status: 0 success, 1 missing or bad data, 2 bad options.\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "lstm_run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage_text);
+    return 2;
+}
+
+typedef struct {
+    const char *weights, *input, *output;
+    sg_lstm_impl impl;
+    sg_activation act, rec_act;
+} options;
+
+/* Parse argv; returns -1 to go on, or the exit status (0 for --help, 2 for an error). */
+static int parse_args(int argc, char **argv, options *o) {
+    o->weights = o->input = o->output = NULL;
+    o->impl = SG_LSTM_FUSED;
+    o->act = SG_ACT_TANH;
+    o->rec_act = SG_ACT_SIGMOID;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        static const char *const names[] = {"--weights", "--input",      "--output",
+                                            "--impl",    "--activation", "--recurrent-activation"};
+        int which = -1;
+        const char *val = NULL;
+        for (int k = 0; k < 6 && which < 0; k++) {
+            size_t n = strlen(names[k]);
+            if (!strncmp(a, names[k], n) && (a[n] == 0 || a[n] == '=')) {
+                which = k;
+                val = a[n] == '=' ? a + n + 1 : NULL;
+            }
+        }
+        if (which < 0)
+            return usage_error("unknown option '%s'", a);
+        if (!val) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", a);
+            val = argv[++i];
+        }
+        switch (which) {
+        case 0: o->weights = val; break;
+        case 1: o->input = val; break;
+        case 2: o->output = val; break;
+        case 3:
+            if (!strcmp(val, "fused"))
+                o->impl = SG_LSTM_FUSED;
+            else if (!strcmp(val, "gates"))
+                o->impl = SG_LSTM_GATES;
+            else
+                return usage_error("--impl must be fused or gates, not '%s'", val);
+            break;
+        default: {
+            int act = sg_activation_from_name(val);
+            if (act < 0)
+                return usage_error("unknown activation '%s'", val);
+            if (which == 4)
+                o->act = (sg_activation)act;
+            else
+                o->rec_act = (sg_activation)act;
+        }
+        }
+    }
+    if (!o->weights)
+        return usage_error("%s", "missing --weights");
+    if (!o->input)
+        return usage_error("%s", "missing --input");
+    if (!o->output)
+        return usage_error("%s", "missing --output");
+    return -1;
+}
+
+/* ---- data checks: each failure prints one line and makes the exit status 1 ---------- */
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lstm_run: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+/* Every tensor in f must be one of the NULL-terminated `allowed` names (a misspelt
+ * optional tensor would otherwise be silently ignored). */
+static int only_names(const char *path, const sg_st_file *f, const char *const *allowed) {
+    for (int i = 0; i < sg_st_count(f); i++) {
+        const char *n = sg_st_name(f, i);
+        bool ok = false;
+        for (int k = 0; allowed[k] && !ok; k++)
+            ok = !strcmp(n, allowed[k]);
+        if (!ok)
+            return fail("%s: unexpected tensor %s", path, n);
+    }
+    return 0;
+}
+
+/* t (if present) must have ndim dims of the given sizes. */
+static int want_shape(const char *path, const char *name, const sg_tensor *t, int ndim,
+                      const int64_t *shape) {
+    bool same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++)
+        same = t->shape[d] == shape[d];
+    if (same)
+        return 0;
+    char a[128], b[128];
+    return fail("%s: %s has shape %s, expected %s", path, name,
+                sg_shape_str(t->ndim, t->shape, a, sizeof a),
+                sg_shape_str(ndim, shape, b, sizeof b));
+}
+
+/* A contiguous arena copy of t in dtype dt (NULL for NULL). */
+static sg_tensor *as_dtype(sg_ctx *ctx, const sg_tensor *t, sg_dtype dt) {
+    if (!t)
+        return NULL;
+    sg_tensor *o = sg_zeros(ctx, dt, t->ndim, t->shape);
+    if (!o)
+        return NULL;
+    if (t->dtype == dt) {
+        sg_copy(o, t);
+        return o;
+    }
+    int64_t n = sg_numel(t);
+    double *v = sg_malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (!v)
+        return sg_error(ctx, "lstm_run: out of memory");
+    sg_copy_to_f64(t, v);
+    for (int64_t i = 0; i < n; i++)
+        ((float *)sg_data(o))[i] = (float)v[i]; /* dt is F32 here: t was F64 */
+    sg_free(v);
+    return o;
+}
+
+typedef struct {
+    char name[64];
+    sg_tensor *t;
+} out_item;
+
+int main(int argc, char **argv) {
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+
+    rc = 1;
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_st_file *W = NULL, *IN = NULL;
+    sg_lstm *lstm = NULL;
+    if (!ctx) {
+        fail("out of memory");
+        return 1;
+    }
+    W = sg_safetensors_load(ctx, o.weights);
+    IN = W ? sg_safetensors_load(ctx, o.input) : NULL;
+    if (!W || !IN)
+        goto report;
+
+    /* ---- the input: its x fixes B, T, I and the dtype ---- */
+    static const char *const in_names[] = {"x", "h0", "c0", "dy", NULL};
+    if (only_names(o.input, IN, in_names))
+        goto out;
+    if (!sg_st_has(IN, "x")) {
+        fail("%s: missing tensor x", o.input);
+        goto out;
+    }
+    const sg_tensor *x = sg_st_get(IN, "x");
+    if (x->ndim != 3) {
+        char a[128];
+        fail("%s: x has shape %s, expected (B, T, I)", o.input,
+             sg_shape_str(x->ndim, x->shape, a, sizeof a));
+        goto out;
+    }
+    const sg_dtype dt = x->dtype;
+    const int64_t B = x->shape[0], T = x->shape[1], I = x->shape[2];
+
+    /* ---- the weights, in either layout; H from the recurrent matrix ---- */
+    static const char *const w_names[] = {
+        "kernel",       "recurrent_kernel", "bias",       "weight_ih_l0",
+        "weight_hh_l0", "bias_ih_l0",       "bias_hh_l0", NULL};
+    if (only_names(o.weights, W, w_names))
+        goto out;
+    const bool keras =
+        sg_st_has(W, "kernel") || sg_st_has(W, "recurrent_kernel") || sg_st_has(W, "bias");
+    const bool torch = sg_st_has(W, "weight_ih_l0") || sg_st_has(W, "weight_hh_l0") ||
+                       sg_st_has(W, "bias_ih_l0") || sg_st_has(W, "bias_hh_l0");
+    if (keras && torch) {
+        fail("%s: holds both Keras (kernel, ...) and PyTorch (weight_ih_l0, ...) names", o.weights);
+        goto out;
+    }
+    const char *wi_name = torch ? "weight_ih_l0" : "kernel";
+    const char *wh_name = torch ? "weight_hh_l0" : "recurrent_kernel";
+    for (int k = 0; k < 2; k++)
+        if (!sg_st_has(W, k ? wh_name : wi_name)) {
+            fail("%s: missing tensor %s", o.weights, k ? wh_name : wi_name);
+            goto out;
+        }
+    const sg_tensor *wi = sg_st_get(W, wi_name), *wh = sg_st_get(W, wh_name);
+    /* recurrent_kernel is (H, 4H), weight_hh_l0 (4H, H) */
+    const int64_t H = wh->ndim == 2 ? wh->shape[torch ? 1 : 0] : 0;
+    if (wh->ndim != 2 || H < 1 || wh->shape[torch ? 0 : 1] != 4 * H) {
+        char a[128];
+        fail("%s: %s has shape %s, expected %s", o.weights, wh_name,
+             sg_shape_str(wh->ndim, wh->shape, a, sizeof a), torch ? "(4H, H)" : "(H, 4H)");
+        goto out;
+    }
+    if (want_shape(o.weights, wi_name, wi, 2,
+                   torch ? (int64_t[]){4 * H, I} : (int64_t[]){I, 4 * H}))
+        goto out;
+    const sg_tensor *bias = NULL, *bias_ih = NULL, *bias_hh = NULL;
+    const char *const bnames[3] = {"bias", "bias_ih_l0", "bias_hh_l0"};
+    const sg_tensor **bslot[3] = {&bias, &bias_ih, &bias_hh};
+    for (int k = 0; k < 3; k++)
+        if (sg_st_has(W, bnames[k])) {
+            *bslot[k] = sg_st_get(W, bnames[k]);
+            if (want_shape(o.weights, bnames[k], *bslot[k], 1, (int64_t[]){4 * H}))
+                goto out;
+        }
+    const bool use_bias = bias || bias_ih || bias_hh;
+
+    /* ---- the rest of the input ---- */
+    const int64_t bh[2] = {B, H}, bth[3] = {B, T, H};
+    const sg_tensor *h0 = NULL, *c0 = NULL, *dy = NULL;
+    const char *const inames[3] = {"h0", "c0", "dy"};
+    const sg_tensor **islot[3] = {&h0, &c0, &dy};
+    for (int k = 0; k < 3; k++)
+        if (sg_st_has(IN, inames[k])) {
+            *islot[k] = sg_st_get(IN, inames[k]);
+            if (want_shape(o.input, inames[k], *islot[k], k == 2 ? 3 : 2, k == 2 ? bth : bh))
+                goto out;
+        }
+
+    /* ---- the layer ---- */
+    sg_lstm_options lo = sg_lstm_defaults(I, H);
+    lo.dtype = dt;
+    lo.activation = o.act;
+    lo.recurrent_activation = o.rec_act;
+    lo.use_bias = use_bias;
+    lo.return_sequences = true;
+    lstm = sg_lstm_new(ctx, o.impl, &lo, "lstm", NULL);
+    if (!lstm)
+        goto report;
+    int set = torch ? sg_lstm_set_torch(ctx, lstm, wi, wh, bias_ih, bias_hh)
+                    : sg_lstm_set_keras(ctx, lstm, wi, wh, bias);
+    if (set != 0)
+        goto report;
+
+    /* ---- forward, and backward with dy ---- */
+    sg_tensor *xc = as_dtype(ctx, x, dt), *h0c = as_dtype(ctx, h0, dt),
+              *c0c = as_dtype(ctx, c0, dt), *dyc = as_dtype(ctx, dy, dt);
+    if (sg_ctx_error(ctx))
+        goto report;
+    if (dy) {
+        sg_set_requires_grad(xc, true);
+        if (h0c)
+            sg_set_requires_grad(h0c, true);
+        if (c0c)
+            sg_set_requires_grad(c0c, true);
+    }
+    sg_lstm_output res;
+    if (sg_lstm_forward(ctx, lstm, xc, h0c, c0c, &res) != 0)
+        goto report;
+    out_item items[12];
+    int n = 0;
+    items[n++] = (out_item){"y", res.y};
+    items[n++] = (out_item){"h", res.h};
+    items[n++] = (out_item){"c", res.c};
+    if (dy) {
+        sg_tensor *loss = sg_sum(ctx, sg_mul(ctx, res.y, dyc));
+        if (sg_backward(ctx, loss, NULL) != 0)
+            goto report;
+        sg_tensor *dk = sg_zeros(ctx, dt, SG_SHAPE(I, 4 * H));
+        sg_tensor *drk = sg_zeros(ctx, dt, SG_SHAPE(H, 4 * H));
+        sg_tensor *db = use_bias ? sg_zeros(ctx, dt, SG_SHAPE(4 * H)) : NULL;
+        if (!dk || !drk || (use_bias && !db) ||
+            sg_lstm_get_keras(ctx, lstm, true, dk, drk, db) != 0)
+            goto report;
+        /* an input the output does not depend on has no gradient: zeros */
+        sg_tensor *dx = xc->grad ? xc->grad : sg_zeros(ctx, dt, 3, x->shape);
+        items[n++] = (out_item){"dx", dx};
+        items[n++] = (out_item){"dkernel", dk};
+        items[n++] = (out_item){"drecurrent_kernel", drk};
+        if (db)
+            items[n++] = (out_item){"dbias", db};
+        if (h0c)
+            items[n++] = (out_item){"dh0", h0c->grad ? h0c->grad : sg_zeros(ctx, dt, 2, bh)};
+        if (c0c)
+            items[n++] = (out_item){"dc0", c0c->grad ? c0c->grad : sg_zeros(ctx, dt, 2, bh)};
+    }
+    if (sg_ctx_error(ctx))
+        goto report;
+
+    /* ---- write ---- */
+    sg_param_entry entries[12];
+    for (int i = 0; i < n; i++) {
+        snprintf(entries[i].name, sizeof entries[i].name, "%s", items[i].name);
+        entries[i].tensor = items[i].t;
+    }
+    sg_param_list list = {.n = n, .cap = n, .items = entries};
+    const char *meta[] = {"producer",
+                          "seqgrad lstm_run",
+                          "impl",
+                          o.impl == SG_LSTM_GATES ? "gates" : "fused",
+                          "weights_layout",
+                          torch ? "pytorch" : "keras",
+                          "activation",
+                          sg_activation_name(o.act),
+                          "recurrent_activation",
+                          sg_activation_name(o.rec_act),
+                          NULL};
+    if (sg_safetensors_save(ctx, o.output, &list, meta) != 0)
+        goto report;
+    rc = 0;
+    goto out;
+
+report:
+    fail("%s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "unknown error");
+out:
+    sg_lstm_free(lstm);
+    sg_st_free(IN);
+    sg_st_free(W);
+    sg_ctx_free(ctx);
+    return rc;
+}

@@ -1,0 +1,137 @@
+/* seqgrad io: safetensors files and training checkpoints.
+ *
+ * safetensors (https://github.com/huggingface/safetensors) is 8 bytes of little-endian u64
+ * header length N, N bytes of JSON
+ *     {"__metadata__": {"k": "v"}, "name": {"dtype": "F32", "shape": [2, 3],
+ *      "data_offsets": [begin, end]}, ...}
+ * padded with spaces, then the raw little-endian data, offsets relative to its start. The
+ * reader treats every file as hostile: it never reads out of bounds, and any defect
+ * (truncation, bad JSON, bad shapes or offsets, gaps, overlaps, duplicate names, ...) is an
+ * error naming the function, the file and the problem, e.g.
+ *     "sg_safetensors_load: w.safetensors: tensor 'emb': dtype BF16 not supported".
+ * Only F32 and F64 load into seqgrad tensors; other standard dtypes are recognised and
+ * rejected by name.
+ *
+ *     sg_st_file *f = sg_safetensors_load(ctx, "w.safetensors");
+ *     sg_tensor *k = sg_st_get(f, "lstm.kernel");        // owned by f
+ *     ...; sg_st_free(f);                                // before sg_ctx_free(ctx)
+ *
+ * Checkpoints are safetensors files holding a parameter list, an optimizer's state and
+ * the step / generator state as metadata; loading is all-or-nothing.
+ */
+#ifndef SG_IO_H
+#define SG_IO_H
+
+#include "../optim/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+/* A parsed safetensors file: its tensors (by name, sorted) and its metadata. */
+typedef struct sg_st_file sg_st_file;
+
+/* Read the whole file at `path` into memory and parse it. Returns a new sg_st_file that
+ * the caller frees with sg_st_free, or NULL with an error
+ * "sg_safetensors_load: <path>: <problem>" (unreadable file, or anything
+ * sg_safetensors_parse rejects). The tensors are persistent F32/F64 tensors of `ctx`
+ * (contiguous, not requiring grad) owned by the sg_st_file.
+ * ctx NULL: returns NULL. path NULL: NULL with an error. */
+sg_st_file *sg_safetensors_load(sg_ctx *ctx, const char *path);
+
+/* Parse a whole safetensors file held in memory (`len` bytes at `buf`; the buffer is only
+ * read, never kept: the tensors are copies). Returns a new sg_st_file (free with
+ * sg_st_free) or NULL with an error "sg_safetensors_parse: <problem>". Accepts exactly
+ * what the reference implementation writes: the header must be a JSON object (nesting at
+ * most 3 deep) of tensor entries with exactly the keys dtype / shape / data_offsets and
+ * an optional "__metadata__" object of string values; the data buffer must be covered
+ * by the tensors exactly, without gaps or overlaps. ctx NULL: returns NULL. buf NULL
+ * (with any len): NULL with an error. */
+sg_st_file *sg_safetensors_parse(sg_ctx *ctx, const void *buf, size_t len);
+
+/* Free the file and every tensor it owns (tensors obtained from it die with it). Must be
+ * called before sg_ctx_free of its context. NULL is fine. */
+void sg_st_free(sg_st_file *f);
+
+/* Number of tensors (0 for NULL). */
+int sg_st_count(const sg_st_file *f);
+/* Name / tensor number i, 0 <= i < sg_st_count, in sorted name order. Owned by f. NULL
+ * (without an error) for f NULL or i out of range. */
+const char *sg_st_name(const sg_st_file *f, int i);
+sg_tensor *sg_st_tensor(const sg_st_file *f, int i);
+/* Does the file hold a tensor called `name`? false for NULL f or name. Records nothing. */
+bool sg_st_has(const sg_st_file *f, const char *name);
+/* The tensor called `name` (owned by f; copy it to keep it past sg_st_free), or NULL with
+ * an error "sg_st_get: <file>: no tensor '<name>'" when absent (so NULL propagates through
+ * ops with its reason recorded). f NULL: NULL silently; name NULL: NULL with an error. */
+sg_tensor *sg_st_get(const sg_st_file *f, const char *name);
+
+/* Metadata: the value for `key` (owned by f), or NULL without an error when absent or f /
+ * key is NULL. */
+const char *sg_st_meta(const sg_st_file *f, const char *key);
+/* Number of metadata entries, and entry i's key and value in sorted key order (NULL when
+ * f is NULL or i is out of range). */
+int sg_st_meta_count(const sg_st_file *f);
+const char *sg_st_meta_key(const sg_st_file *f, int i);
+const char *sg_st_meta_value(const sg_st_file *f, int i);
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+/* Write `tensors` (each entry's name and tensor: F32 or F64, any strides; the values are
+ * read, nothing is kept) and `metadata` (NULL, or a NULL-terminated array of key, value,
+ * key, value, ..., NULL strings) to `path` as safetensors: names sorted, header padded
+ * with spaces to a multiple of 8 bytes, data contiguous in name order. tensors NULL or
+ * empty writes a file with no tensors.
+ * The save is atomic: the bytes go to a temporary "<path>.tmp.XXXXXX" in the same
+ * directory, which is flushed, fsync'ed and renamed over `path`, and the directory is
+ * fsync'ed. On any failure the temporary file is removed and an existing `path` is left
+ * untouched. A new file gets mode 0644; an existing file keeps its mode.
+ * Returns 0, or -1 with an error "sg_safetensors_save: <path>: <problem>" (NULL or stale
+ * tensor, duplicate or reserved name "__metadata__", duplicate metadata key, key without
+ * value, I/O failure with strerror). ctx NULL: -1. path NULL: -1 with an error. */
+int sg_safetensors_save(sg_ctx *ctx, const char *path, const sg_param_list *tensors,
+                        const char *const *metadata);
+
+/* ---- checkpoints --------------------------------------------------------------------- */
+
+/* Save a training checkpoint: every tensor of `params` under its list name, the state of
+ * `opt` (sg_optim_state: "optim.<param>.<buffer>"; opt may be NULL), and metadata
+ * "format" = "seqgrad-checkpoint-1", "step", "optimizer" (sg_optim_kind or "none"),
+ * "optimizer_steps" (with opt) and "rng" (with rng non-NULL: the four state words, the
+ * bits of the spare normal and has_spare, in hex, so the generator resumes exactly).
+ * Atomic as sg_safetensors_save. Returns 0 or -1 with an error
+ * "sg_checkpoint_save: <path>: <problem>". ctx NULL: -1; params NULL: an error. */
+int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *params,
+                       const sg_optim *opt, int64_t step, const sg_rng *rng);
+
+/* Load a checkpoint into EXISTING tensors (values are copied; nothing is allocated that
+ * outlives the call): the tensors of `params`, the state tensors of `opt`, its step count,
+ * *step and *rng. opt, step and rng may each be NULL to skip that part (the file's
+ * optimizer tensors are then ignored: loading a training checkpoint for inference).
+ * Everything is validated before anything is copied, so on error nothing has changed.
+ * Returns 0, or -1 with an error "sg_checkpoint_load: <path>: <problem>" naming exactly
+ * what is wrong, e.g.
+ *     "lstm.kernel has shape (5, 16), expected (5, 32)"
+ *     "dense.bias has dtype float64, expected float32"
+ *     "missing tensor dense.bias", "unexpected tensor foo",
+ *     "optimizer is adam in the file, sgd given", "no rng state in the file",
+ *     "not a seqgrad checkpoint (format ...)", plus any sg_safetensors_load problem.
+ * ctx NULL: -1; params NULL: an error. */
+int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
+                       int64_t *step, sg_rng *rng);
+
+/* ---- testing hook (not a stable API) ------------------------------------------------- */
+
+/* Failure injection for the atomic save: when set to SG_IO_FAIL_BEFORE_RENAME, the next
+ * saves fail after the temporary file is written and synced, just before the rename
+ * (error "... injected failure before rename"); SG_IO_FAIL_WRITE fails every write to
+ * the temporary file. 0 (the default) injects nothing. Not thread-safe: for tests only. */
+enum { SG_IO_FAIL_NONE = 0, SG_IO_FAIL_BEFORE_RENAME = 1, SG_IO_FAIL_WRITE = 2 };
+extern int sg__io_fail_point;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SG_IO_H */

@@ -1,0 +1,523 @@
+/* Tests of examples/lstm_run: the built binary is run on safetensors files made from the
+ * PyTorch fixtures (tests/fixtures/lstm.h, configs lstm_a..lstm_d): both implementations,
+ * both dtypes (float64 to 1e-10 relative, float32 to 1e-5), Keras and PyTorch weight
+ * names, with and without dy; the Keras hard_sigmoid golden numbers through
+ * --recurrent-activation; and the exit status and message for bad options (2) and for
+ * missing tensors, wrong shapes and corrupt files (1).
+ *
+ * The binary is $SG_LSTM_RUN if set, else ../examples/lstm_run next to this test's own
+ * directory (the build tree's layout). */
+#define _GNU_SOURCE /* mkdtemp */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fixtures/lstm.h"
+#include "io.h"
+
+static sg_ctx *ctx;
+static char tmpdir[64];
+static char exe[PATH_MAX + 64];
+
+static void setup(void) {
+    ctx = sg_ctx_new(0);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sg_lstm_run_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void) {
+    DIR *d = opendir(tmpdir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(tmpdir);
+    sg_ctx_free(ctx);
+    ctx = NULL;
+}
+
+/* tmpdir/name (sixteen rotating buffers: several paths are alive at once). */
+static const char *tp(const char *name) {
+    static char p[16][512];
+    static int k;
+    k = (k + 1) % 16;
+    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
+    return p[k];
+}
+
+static void find_exe(void) {
+    const char *env = getenv("SG_LSTM_RUN");
+    if (env && *env) {
+        snprintf(exe, sizeof exe, "%s", env);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        snprintf(exe, sizeof exe, "../examples/lstm_run");
+        return;
+    }
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    *slash = 0;
+    snprintf(exe, sizeof exe, "%s/../examples/lstm_run", self);
+}
+
+/* Run lstm_run with the NULL-terminated args; returns the exit status. Its stderr (and
+ * stdout) are kept in tmpdir/stderr (stdout). */
+static char err_text[8192], out_text[8192];
+
+static void slurp(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "rb");
+    size_t k = f ? fread(buf, 1, n - 1, f) : 0;
+    buf[k] = 0;
+    if (f)
+        fclose(f);
+}
+
+static int run(const char *const *args) {
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = exe;
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    char errp[512], outp[512];
+    snprintf(errp, sizeof errp, "%s", tp("stderr"));
+    snprintf(outp, sizeof outp, "%s", tp("stdout"));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0)
+            _exit(126);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    slurp(errp, err_text, sizeof err_text);
+    slurp(outp, out_text, sizeof out_text);
+    ck_assert_msg(status != 127 << 8, "cannot execute %s", exe);
+    ck_assert_msg(WIFEXITED(status), "%s died (signal %d): %s", exe, WTERMSIG(status), err_text);
+    return WEXITSTATUS(status);
+}
+
+/* ---- writing inputs ------------------------------------------------------------------ */
+
+/* A tensor of dtype dt holding `data` (doubles, row-major). */
+static sg_tensor *from(sg_dtype dt, int ndim, const int64_t *shape, const double *data) {
+    sg_tensor *t = sg_from_data(ctx, SG_F64, ndim, shape, data);
+    ck_assert_ptr_nonnull(t);
+    if (dt == SG_F64)
+        return t;
+    sg_tensor *f = sg_zeros(ctx, SG_F32, ndim, shape);
+    for (int64_t i = 0; i < sg_numel(t); i++)
+        sg_set_flat(f, i, sg_get_flat(t, i));
+    return f;
+}
+
+typedef struct {
+    sg_param_list list;
+    sg_param_entry items[16];
+} file_list;
+
+static void add(file_list *l, const char *name, sg_tensor *t) {
+    ck_assert_int_lt(l->list.n, 16);
+    l->list.items = l->items;
+    l->list.cap = 16;
+    snprintf(l->items[l->list.n].name, sizeof l->items[0].name, "%s", name);
+    l->items[l->list.n++].tensor = t;
+}
+
+static void save(const char *path, const file_list *l) {
+    ck_assert_msg(sg_safetensors_save(ctx, path, &l->list, NULL) == 0, "%s", sg_ctx_error(ctx));
+}
+
+/* One fixture configuration; gradients/biases NULL where the config has none. */
+typedef struct {
+    const char *name;
+    int64_t B, T, I, H;
+    const double *x, *h0, *c0, *kernel, *recurrent_kernel, *bias, *dy;
+    const double *y, *h_T, *c_T, *dx, *dkernel, *drecurrent_kernel, *dbias, *dh0, *dc0;
+    const double *weight_ih, *weight_hh, *bias_ih, *bias_hh;
+    int has_initial_state;
+} config;
+
+#define COMMON(c)                                                                                  \
+    .name = #c, .B = c##_B, .T = c##_T, .I = c##_I, .H = c##_H, .x = c##_x, .h0 = c##_h0,          \
+    .c0 = c##_c0, .kernel = c##_kernel, .recurrent_kernel = c##_recurrent_kernel, .dy = c##_dy,    \
+    .y = c##_y, .h_T = c##_h_T, .c_T = c##_c_T, .dx = c##_dx, .dkernel = c##_dkernel,              \
+    .drecurrent_kernel = c##_drecurrent_kernel, .weight_ih = c##_weight_ih_l0,                     \
+    .weight_hh = c##_weight_hh_l0, .has_initial_state = c##_has_initial_state
+#define BIAS(c)                                                                                    \
+    .bias = c##_bias, .dbias = c##_dbias, .bias_ih = c##_bias_ih_l0, .bias_hh = c##_bias_hh_l0
+#define STATE(c) .dh0 = c##_dh0, .dc0 = c##_dc0
+
+static const config CONFIGS[] = {
+    {COMMON(lstm_a), BIAS(lstm_a), STATE(lstm_a)},
+    {COMMON(lstm_b)},
+    {COMMON(lstm_c), BIAS(lstm_c)},
+    {COMMON(lstm_d), BIAS(lstm_d), STATE(lstm_d)},
+};
+#define NCONFIGS ((int)(sizeof CONFIGS / sizeof CONFIGS[0]))
+
+/* Write the weights (dtype wdt, Keras or PyTorch names) and the input (dtype dt; dy
+ * optional) of config c to tmpdir/w.safetensors and tmpdir/in.safetensors. */
+static void write_config(const config *c, sg_dtype dt, sg_dtype wdt, bool torch, bool with_dy) {
+    const int64_t I = c->I, H = c->H;
+    file_list w = {0}, in = {0};
+    if (torch) {
+        add(&w, "weight_ih_l0", from(wdt, 2, (int64_t[]){4 * H, I}, c->weight_ih));
+        add(&w, "weight_hh_l0", from(wdt, 2, (int64_t[]){4 * H, H}, c->weight_hh));
+        if (c->bias_ih) {
+            add(&w, "bias_ih_l0", from(wdt, 1, (int64_t[]){4 * H}, c->bias_ih));
+            add(&w, "bias_hh_l0", from(wdt, 1, (int64_t[]){4 * H}, c->bias_hh));
+        }
+    } else {
+        add(&w, "kernel", from(wdt, 2, (int64_t[]){I, 4 * H}, c->kernel));
+        add(&w, "recurrent_kernel", from(wdt, 2, (int64_t[]){H, 4 * H}, c->recurrent_kernel));
+        if (c->bias)
+            add(&w, "bias", from(wdt, 1, (int64_t[]){4 * H}, c->bias));
+    }
+    add(&in, "x", from(dt, 3, (int64_t[]){c->B, c->T, I}, c->x));
+    if (c->has_initial_state) {
+        add(&in, "h0", from(dt, 2, (int64_t[]){c->B, H}, c->h0));
+        add(&in, "c0", from(dt, 2, (int64_t[]){c->B, H}, c->c0));
+    }
+    if (with_dy)
+        add(&in, "dy", from(dt, 3, (int64_t[]){c->B, c->T, H}, c->dy));
+    save(tp("w.safetensors"), &w);
+    save(tp("in.safetensors"), &in);
+}
+
+/* OUT's tensor `name` has dtype dt, the given shape, and matches `want`. */
+static void ck_out(const sg_st_file *f, const char *name, sg_dtype dt, int ndim,
+                   const int64_t *shape, const double *want, const char *what) {
+    ck_assert_msg(sg_st_has(f, name), "%s: no %s in the output", what, name);
+    sg_tensor *t = sg_st_get(f, name);
+    ck_assert_int_eq(t->dtype, dt);
+    ck_assert_int_eq(t->ndim, ndim);
+    for (int d = 0; d < ndim; d++)
+        ck_assert_int_eq(t->shape[d], shape[d]);
+    sg_tensor *ref = sg_from_data(ctx, SG_F64, ndim, shape, want);
+    /* float32 computes in float32 from float32-rounded inputs: 1e-5 relative */
+    double rtol = dt == SG_F64 ? 1e-10 : 1e-5, atol = dt == SG_F64 ? 1e-13 : 1e-6;
+    sg_compare_result r;
+    int rc = sg_compare(ctx, t, ref, rtol, atol, &r);
+    ck_assert_msg(rc == 0, "%s: %s differs: max abs %g, max rel %g at %lld (%.17g vs %.17g)", what,
+                  name, r.max_abs, r.max_rel, (long long)r.worst_flat, sg_get_flat(t, r.worst_flat),
+                  want[r.worst_flat]);
+}
+
+static const char *const *std_args(const char *impl) {
+    static const char *a[10];
+    a[0] = "--weights";
+    a[1] = tp("w.safetensors");
+    a[2] = "--input";
+    a[3] = tp("in.safetensors");
+    a[4] = "--output";
+    a[5] = tp("out.safetensors");
+    a[6] = "--impl";
+    a[7] = impl;
+    a[8] = NULL;
+    return a;
+}
+
+/* Config c through every implementation and both weight layouts, in dtype dt. */
+static void run_config(const config *c, sg_dtype dt) {
+    const int64_t B = c->B, T = c->T, I = c->I, H = c->H;
+    for (int torch = 0; torch < 2; torch++)
+        for (int impl = 0; impl < 2; impl++) {
+            char what[128];
+            snprintf(what, sizeof what, "%s %s %s %s", c->name, sg_dtype_name(dt),
+                     impl ? "gates" : "fused", torch ? "pytorch" : "keras");
+            /* float64 weights converted to float32 for a float32 x */
+            write_config(c, dt, SG_F64, torch, true);
+            int rc = run(std_args(impl ? "gates" : "fused"));
+            ck_assert_msg(rc == 0, "%s: exit %d: %s", what, rc, err_text);
+            sg_st_file *f = sg_safetensors_load(ctx, tp("out.safetensors"));
+            ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+            int n = 6 + (c->dbias != NULL) + 2 * (c->dh0 != NULL);
+            ck_assert_int_eq(sg_st_count(f), n);
+            ck_out(f, "y", dt, 3, (int64_t[]){B, T, H}, c->y, what);
+            ck_out(f, "h", dt, 2, (int64_t[]){B, H}, c->h_T, what);
+            ck_out(f, "c", dt, 2, (int64_t[]){B, H}, c->c_T, what);
+            ck_out(f, "dx", dt, 3, (int64_t[]){B, T, I}, c->dx, what);
+            ck_out(f, "dkernel", dt, 2, (int64_t[]){I, 4 * H}, c->dkernel, what);
+            ck_out(f, "drecurrent_kernel", dt, 2, (int64_t[]){H, 4 * H}, c->drecurrent_kernel,
+                   what);
+            if (c->dbias)
+                ck_out(f, "dbias", dt, 1, (int64_t[]){4 * H}, c->dbias, what);
+            if (c->dh0) {
+                ck_out(f, "dh0", dt, 2, (int64_t[]){B, H}, c->dh0, what);
+                ck_out(f, "dc0", dt, 2, (int64_t[]){B, H}, c->dc0, what);
+            }
+            ck_assert_str_eq(sg_st_meta(f, "impl"), impl ? "gates" : "fused");
+            ck_assert_str_eq(sg_st_meta(f, "weights_layout"), torch ? "pytorch" : "keras");
+            sg_st_free(f);
+            sg_ctx_reset(ctx);
+        }
+    ck_assert_msg(sg_ctx_error(ctx) == NULL, "%s", sg_ctx_error(ctx));
+}
+
+START_TEST(test_fixtures_f64) { run_config(&CONFIGS[_i], SG_F64); }
+END_TEST
+
+START_TEST(test_fixtures_f32) { run_config(&CONFIGS[_i], SG_F32); }
+END_TEST
+
+/* Without dy: only y, h, c. float32 weights with a float64 x (converted up). */
+START_TEST(test_forward_only) {
+    const config *c = &CONFIGS[0];
+    write_config(c, SG_F64, SG_F32, false, false);
+    ck_assert_int_eq(run(std_args("fused")), 0);
+    sg_st_file *f = sg_safetensors_load(ctx, tp("out.safetensors"));
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(sg_st_count(f), 3);
+    ck_assert_str_eq(sg_st_name(f, 0), "c");
+    ck_assert_str_eq(sg_st_name(f, 1), "h");
+    ck_assert_str_eq(sg_st_name(f, 2), "y");
+    /* the weights were rounded to float32: compare loosely, but in float64 */
+    sg_tensor *y = sg_st_get(f, "y");
+    ck_assert_int_eq(y->dtype, SG_F64);
+    sg_tensor *ref = sg_from_data(ctx, SG_F64, SG_SHAPE(c->B, c->T, c->H), c->y);
+    ck_assert_int_eq(sg_compare(ctx, y, ref, 1e-5, 1e-6, NULL), 0);
+    ck_assert_int_ne(sg_compare(ctx, y, ref, 1e-12, 0, NULL), 0); /* really rounded */
+    sg_st_free(f);
+}
+END_TEST
+
+/* Keras' golden numbers: hard_sigmoid recurrent activation, all weights 1, input ones. */
+START_TEST(test_keras_golden) {
+    const int64_t B = keras_golden_B, T = keras_golden_T, I = keras_golden_I, H = keras_golden_H;
+    file_list w = {0}, in = {0};
+    add(&w, "kernel", sg_ones(ctx, SG_F64, SG_SHAPE(I, 4 * H)));
+    add(&w, "recurrent_kernel", sg_ones(ctx, SG_F64, SG_SHAPE(H, 4 * H)));
+    add(&w, "bias", sg_ones(ctx, SG_F64, SG_SHAPE(4 * H)));
+    add(&in, "x", sg_ones(ctx, SG_F64, SG_SHAPE(B, T, I)));
+    save(tp("w.safetensors"), &w);
+    save(tp("in.safetensors"), &in);
+    for (int impl = 0; impl < 2; impl++)
+        for (int form = 0; form < 2; form++) {
+            const char *const *a = std_args(impl ? "gates" : "fused");
+            const char *args[12];
+            int n = 0;
+            for (; a[n]; n++)
+                args[n] = a[n];
+            if (form) {
+                args[n++] = "--recurrent-activation=hard_sigmoid";
+                args[n++] = "--activation=tanh";
+            } else {
+                args[n++] = "--recurrent-activation";
+                args[n++] = "hard_sigmoid";
+            }
+            args[n] = NULL;
+            ck_assert_msg(run(args) == 0, "%s", err_text);
+            sg_st_file *f = sg_safetensors_load(ctx, tp("out.safetensors"));
+            ck_out(f, "y", SG_F64, 3, (int64_t[]){B, T, H}, keras_golden_y, "golden");
+            ck_out(f, "h", SG_F64, 2, (int64_t[]){B, H}, keras_golden_h_T, "golden");
+            ck_out(f, "c", SG_F64, 2, (int64_t[]){B, H}, keras_golden_c_T, "golden");
+            ck_assert_str_eq(sg_st_meta(f, "recurrent_activation"), "hard_sigmoid");
+            sg_st_free(f);
+        }
+    /* the default (sigmoid) is a different function */
+    ck_assert_int_eq(run(std_args("fused")), 0);
+    sg_st_file *f = sg_safetensors_load(ctx, tp("out.safetensors"));
+    sg_tensor *ref = sg_from_data(ctx, SG_F64, SG_SHAPE(B, H), keras_golden_c_T);
+    ck_assert_int_ne(sg_compare(ctx, sg_st_get(f, "c"), ref, 1e-3, 0, NULL), 0);
+    ck_assert_str_eq(sg_st_meta(f, "recurrent_activation"), "sigmoid");
+    sg_st_free(f);
+}
+END_TEST
+
+/* ---- exit status --------------------------------------------------------------------- */
+
+START_TEST(test_options) {
+    ck_assert_int_eq(run((const char *[]){"--help", NULL}), 0);
+    ck_assert_ptr_nonnull(strstr(out_text, "usage: lstm_run --weights"));
+    ck_assert_str_eq(err_text, "");
+
+    struct {
+        const char *args[8];
+        const char *msg;
+    } bad[] = {
+        {{NULL}, "lstm_run: missing --weights\nusage: "},
+        {{"--weights", "w", "--input", "i", NULL}, "lstm_run: missing --output\n"},
+        {{"--weights", "w", "--output", "o", NULL}, "lstm_run: missing --input\n"},
+        {{"--bogus", NULL}, "lstm_run: unknown option '--bogus'\n"},
+        {{"--weightsx=1", NULL}, "lstm_run: unknown option '--weightsx=1'\n"},
+        {{"--weights", NULL}, "lstm_run: option --weights needs a value\n"},
+        {{"--impl", "fast", "--weights", "w", NULL},
+         "lstm_run: --impl must be fused or gates, not 'fast'\n"},
+        {{"--activation", "swish", NULL}, "lstm_run: unknown activation 'swish'\n"},
+        {{"--recurrent-activation=", NULL}, "lstm_run: unknown activation ''\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(run(bad[i].args), 2);
+        ck_assert_msg(!strncmp(err_text, bad[i].msg, strlen(bad[i].msg)), "got: %s", err_text);
+        ck_assert_ptr_nonnull(strstr(err_text, "usage: lstm_run"));
+    }
+}
+END_TEST
+
+/* Bad data: exit 1, one line naming the file and the problem, no output written. */
+static void ck_data_error(const char *impl, const char *msg) {
+    char want[1024];
+    snprintf(want, sizeof want, "lstm_run: %s\n", msg);
+    ck_assert_int_eq(run(std_args(impl)), 1);
+    ck_assert_str_eq(err_text, want);
+    ck_assert_int_eq(access(tp("out.safetensors"), F_OK), -1);
+}
+
+START_TEST(test_data_errors) {
+    const config *c = &CONFIGS[0]; /* I 5, H 4, B 2, T 3 */
+    char msg[1024];
+    const char *w = tp("w.safetensors"), *in = tp("in.safetensors");
+    char wp[512], inp[512];
+    snprintf(wp, sizeof wp, "%s", w);
+    snprintf(inp, sizeof inp, "%s", in);
+
+    /* missing tensors */
+    file_list l = {0};
+    add(&l, "kernel", from(SG_F64, 2, (int64_t[]){5, 16}, c->kernel));
+    save(wp, &l);
+    write_config(c, SG_F64, SG_F64, false, true);
+    save(wp, &l);
+    snprintf(msg, sizeof msg, "%s: missing tensor recurrent_kernel", wp);
+    ck_data_error("fused", msg);
+    file_list lt = {0};
+    add(&lt, "weight_hh_l0", from(SG_F64, 2, (int64_t[]){16, 4}, c->weight_hh));
+    save(wp, &lt);
+    snprintf(msg, sizeof msg, "%s: missing tensor weight_ih_l0", wp);
+    ck_data_error("gates", msg);
+    write_config(c, SG_F64, SG_F64, false, true);
+    file_list li = {0};
+    add(&li, "h0", from(SG_F64, 2, (int64_t[]){2, 4}, c->h0));
+    save(inp, &li);
+    snprintf(msg, sizeof msg, "%s: missing tensor x", inp);
+    ck_data_error("fused", msg);
+
+    /* wrong shapes */
+    write_config(c, SG_F64, SG_F64, false, true);
+    file_list l2 = {0};
+    add(&l2, "kernel", sg_zeros(ctx, SG_F64, SG_SHAPE(6, 16)));
+    add(&l2, "recurrent_kernel", sg_zeros(ctx, SG_F64, SG_SHAPE(4, 16)));
+    save(wp, &l2);
+    snprintf(msg, sizeof msg, "%s: kernel has shape (6, 16), expected (5, 16)", wp);
+    ck_data_error("fused", msg);
+    l2.items[0].tensor = sg_zeros(ctx, SG_F64, SG_SHAPE(5, 16));
+    l2.items[1].tensor = sg_zeros(ctx, SG_F64, SG_SHAPE(4, 15));
+    save(wp, &l2);
+    snprintf(msg, sizeof msg, "%s: recurrent_kernel has shape (4, 15), expected (H, 4H)", wp);
+    ck_data_error("fused", msg);
+    l2.items[1].tensor = sg_zeros(ctx, SG_F64, SG_SHAPE(4, 16));
+    add(&l2, "bias", sg_zeros(ctx, SG_F64, SG_SHAPE(12)));
+    save(wp, &l2);
+    snprintf(msg, sizeof msg, "%s: bias has shape (12,), expected (16,)", wp);
+    ck_data_error("gates", msg);
+    write_config(c, SG_F64, SG_F64, false, true);
+    file_list l3 = {0};
+    add(&l3, "x", sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3, 5)));
+    add(&l3, "h0", sg_zeros(ctx, SG_F64, SG_SHAPE(3, 4)));
+    save(inp, &l3);
+    snprintf(msg, sizeof msg, "%s: h0 has shape (3, 4), expected (2, 4)", inp);
+    ck_data_error("fused", msg);
+    l3.items[1].tensor = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 4));
+    add(&l3, "dy", sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3, 5)));
+    save(inp, &l3);
+    snprintf(msg, sizeof msg, "%s: dy has shape (2, 3, 5), expected (2, 3, 4)", inp);
+    ck_data_error("fused", msg);
+    l3.list.n = 0;
+    add(&l3, "x", sg_zeros(ctx, SG_F64, SG_SHAPE(6, 5)));
+    save(inp, &l3);
+    snprintf(msg, sizeof msg, "%s: x has shape (6, 5), expected (B, T, I)", inp);
+    ck_data_error("fused", msg);
+
+    /* unknown names (a misspelt optional tensor), and both layouts at once */
+    write_config(c, SG_F64, SG_F64, false, true);
+    file_list l4 = {0};
+    add(&l4, "x", from(SG_F64, 3, (int64_t[]){2, 3, 5}, c->x));
+    add(&l4, "hO", from(SG_F64, 2, (int64_t[]){2, 4}, c->h0));
+    save(inp, &l4);
+    snprintf(msg, sizeof msg, "%s: unexpected tensor hO", inp);
+    ck_data_error("fused", msg);
+    write_config(c, SG_F64, SG_F64, false, true);
+    file_list l5 = {0};
+    add(&l5, "kernel", from(SG_F64, 2, (int64_t[]){5, 16}, c->kernel));
+    add(&l5, "recurrent_kernel", from(SG_F64, 2, (int64_t[]){4, 16}, c->recurrent_kernel));
+    add(&l5, "bias_ih_l0", from(SG_F64, 1, (int64_t[]){16}, c->bias_ih));
+    save(wp, &l5);
+    snprintf(msg, sizeof msg,
+             "%s: holds both Keras (kernel, ...) and PyTorch (weight_ih_l0, ...) names", wp);
+    ck_data_error("fused", msg);
+
+    /* corrupt and missing files: the loader's message */
+    write_config(c, SG_F64, SG_F64, false, true);
+    FILE *f = fopen(wp, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 5, SEEK_SET), 0);
+    ck_assert_int_eq(fputc(0x7f, f), 0x7f); /* header length 0x7f0000000000 + ... */
+    fclose(f);
+    ck_assert_int_eq(run(std_args("fused")), 1);
+    ck_assert_msg(!strncmp(err_text, "lstm_run: sg_safetensors_load: ", 31) &&
+                      strstr(err_text, wp) && strstr(err_text, "is absurd (more than 100 MB)"),
+                  "got: %s", err_text);
+    write_config(c, SG_F64, SG_F64, false, true);
+    ck_assert_int_eq(unlink(inp), 0);
+    snprintf(msg, sizeof msg, "sg_safetensors_load: %s: cannot open: No such file or directory",
+             inp);
+    ck_data_error("fused", msg);
+
+    /* an unwritable output */
+    write_config(c, SG_F64, SG_F64, false, true);
+    const char *args[] = {"--weights", wp, "--input", inp, "--output", "/nonexistent/o.st", NULL};
+    ck_assert_int_eq(run(args), 1);
+    ck_assert_str_eq(err_text, "lstm_run: sg_safetensors_save: /nonexistent/o.st: cannot create "
+                               "a temporary file: No such file or directory\n");
+    ck_assert_msg(sg_ctx_error(ctx) == NULL, "%s", sg_ctx_error(ctx));
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("lstm_run");
+    TCase *tc = tcase_create("lstm_run");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_fixtures_f64, 0, NCONFIGS);
+    tcase_add_loop_test(tc, test_fixtures_f32, 0, NCONFIGS);
+    tcase_add_test(tc, test_forward_only);
+    tcase_add_test(tc, test_keras_golden);
+    tcase_add_test(tc, test_options);
+    tcase_add_test(tc, test_data_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    find_exe();
+    if (access(exe, X_OK) != 0) {
+        fprintf(stderr,
+                "test_lstm_run: %s is not an executable (build examples/lstm_run, or "
+                "set SG_LSTM_RUN)\n",
+                exe);
+        return EXIT_FAILURE;
+    }
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
