@@ -140,7 +140,15 @@ void sg__bw_slice(sg_ctx *ctx, sg_tensor *out) {
     int axis = (int)out->iparam[0];
     char *base =
         (char *)sg_data(G) + out->iparam[1] * G->stride[axis] * (int64_t)sg_dtype_size(x->dtype);
-    strided(true, x->dtype, base, G->stride, sg_data(out->grad), out->grad->stride, out->ndim,
+    int64_t st[SG_MAX_DIMS];
+    const int64_t *gst = G->stride;
+    if (out->iparam[2]) { /* sg_select: the axis was dropped, so drop its stride too */
+        for (int i = 0, k = 0; i < x->ndim; i++)
+            if (i != axis)
+                st[k++] = G->stride[i];
+        gst = st;
+    }
+    strided(true, x->dtype, base, gst, sg_data(out->grad), out->grad->stride, out->ndim,
             out->shape);
 }
 

@@ -187,7 +187,8 @@ static void cell(sg_ctx *ctx, const sg_lstm_options *o, sg_tensor *const z[4], s
     sg_tensor *f = sg_activate(ctx, z[SG_GATE_F], o->recurrent_activation);
     sg_tensor *g = sg_activate(ctx, z[SG_GATE_C], o->activation);
     sg_tensor *og = sg_activate(ctx, z[SG_GATE_O], o->recurrent_activation);
-    *c = sg_add(ctx, sg_mul(ctx, f, *c), sg_mul(ctx, i, g));
+    /* With no c0 the first step's f * c_0 is zero: skip it rather than multiply zeros. */
+    *c = *c ? sg_add(ctx, sg_mul(ctx, f, *c), sg_mul(ctx, i, g)) : sg_mul(ctx, i, g);
     *h = sg_mul(ctx, og, sg_activate(ctx, *c, o->activation));
 }
 
@@ -228,7 +229,7 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
         return -1;
 
     sg_tensor **hs = o->return_sequences ? sg_arena_alloc(ctx, (size_t)T * sizeof *hs) : NULL;
-    sg_tensor *h = h0, *c = c0 ? c0 : sg_zeros(ctx, o->dtype, SG_SHAPE(B, H));
+    sg_tensor *h = h0, *c = c0; /* NULL: zero state, whose products are skipped */
     if (o->return_sequences && !hs)
         return -1;
 

@@ -635,16 +635,23 @@ sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index) {
     if (index < 0 || index >= x->shape[a])
         return sg_error(ctx, "sg_select: index %lld out of range for axis %d of size %lld",
                         (long long)index, a, (long long)x->shape[a]);
-    /* Derived from two views: slice keeps the axis with size 1, reshape drops it. */
-    sg_tensor *s = sg_slice(ctx, x, a, index, 1);
-    if (!s)
+    /* One view node (a slice that drops its axis, iparam[2] = 1), not slice + reshape:
+     * the LSTM selects x[:, t, :] every step, so the node count matters. */
+    sg_tensor *t = sg__view_of(ctx, x);
+    if (!t)
         return NULL;
-    int64_t shape[SG_MAX_DIMS];
-    int k = 0;
-    for (int i = 0; i < x->ndim; i++)
-        if (i != a)
-            shape[k++] = x->shape[i];
-    return sg_reshape(ctx, s, k, shape);
+    t->offset += index * x->stride[a];
+    t->ndim = x->ndim - 1;
+    for (int i = a; i < t->ndim; i++) {
+        t->shape[i] = x->shape[i + 1];
+        t->stride[i] = x->stride[i + 1];
+    }
+    t->shape[t->ndim] = t->stride[t->ndim] = 0;
+    t->iparam[0] = a;
+    t->iparam[1] = index;
+    t->iparam[2] = 1;
+    sg__record(ctx, t, SG_OP_SLICE, 1, &x);
+    return t;
 }
 
 int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *sizes,
