@@ -55,6 +55,9 @@ int sg_activation_from_name(const char *name); /* -1 if unknown */
  * (..., M, N). Operands may be any strided views (transposes, slices): BLIS reads them in
  * place. Small products use a direct kernel. */
 sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
+/* c + a @ b, with c broadcast to the product's shape (torch.addmm, batched like
+ * sg_matmul): a bias (N,) for a Dense layer, or a full (M, N) term. One node, one buffer. */
+sg_tensor *sg_addmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b);
 /* Threads BLIS may use for large products (default 1). Returns the previous value. */
 int sg_set_num_threads(int n);
 /* The BLIS kernel configuration in use ("skx", "haswell", "zen3", "generic", ...). On CPUs

@@ -58,6 +58,7 @@ void sg__bw_exp(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_log(sg_ctx *ctx, sg_tensor *out);
 /* ops_matmul.c */
 void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out);
 /* ops_reduce.c */
 void sg__bw_sum(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_softmax(sg_ctx *ctx, sg_tensor *out);

@@ -323,42 +323,117 @@ static void *mm_error(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b, const
                     sg_shape_str(b->ndim, b->shape, sb, sizeof sb), what);
 }
 
-/* a is (..., M, K), b is (K, N) or (..., K, N) with a's batch dims; out is (..., M, N). */
-sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
-    sg_tensor *in[2] = {a, b};
-    if (!sg__check_inputs(ctx, "sg_matmul", 2, in))
-        return NULL;
+/* a is (..., M, K), b is (K, N) or (..., K, N) with a's batch dims; out is (..., M, N).
+ * Checks the shapes (errors name both) and writes the output shape. */
+static bool mm_shapes(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b, int64_t *oshape) {
     char what[128];
     int nd = a->ndim;
     if (a->ndim < 2 || b->ndim < 2)
-        return mm_error(ctx, a, b, ": both operands need at least 2 dimensions");
-    int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
+        return mm_error(ctx, a, b, ": both operands need at least 2 dimensions"), false;
+    int64_t K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
     if (b->shape[b->ndim - 2] != K) {
         snprintf(what, sizeof what, " do not match (inner %lld vs %lld)", (long long)K,
                  (long long)b->shape[b->ndim - 2]);
-        return mm_error(ctx, a, b, what);
+        return mm_error(ctx, a, b, what), false;
     }
     bool batched = b->ndim > 2;
     if (batched && b->ndim != nd)
-        return mm_error(ctx, a, b, " do not match (b must be 2-D or have a's batch dimensions)");
+        return mm_error(ctx, a, b, " do not match (b must be 2-D or have a's batch dimensions)"),
+               false;
     for (int d = 0; batched && d < nd - 2; d++)
         if (a->shape[d] != b->shape[d]) {
             snprintf(what, sizeof what, " do not match (batch dimension %d: %lld vs %lld)", d,
                      (long long)a->shape[d], (long long)b->shape[d]);
-            return mm_error(ctx, a, b, what);
+            return mm_error(ctx, a, b, what), false;
         }
-    int64_t oshape[SG_MAX_DIMS];
-    memcpy(oshape, a->shape, sizeof oshape);
+    memcpy(oshape, a->shape, sizeof(int64_t) * SG_MAX_DIMS);
     oshape[nd - 1] = N;
-    sg_tensor *out = sg__new(ctx, a->dtype, nd, oshape, false);
-    if (!out)
-        return NULL;
+    return true;
+}
+
+/* out (+)= a @ b for an output of mm_shapes' shape. */
+static void mm_forward(const sg_tensor *a, const sg_tensor *b, sg_tensor *out, bool acc) {
+    int nd = a->ndim;
+    bool batched = b->ndim > 2;
+    int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
     bmat A = {{sg_data(a), a->stride[nd - 2], a->stride[nd - 1]}, a->stride};
     bmat B = {{sg_data(b), b->stride[b->ndim - 2], b->stride[b->ndim - 1]},
               batched ? b->stride : NULL};
     bmat C = {{sg_data(out), out->stride[nd - 2], out->stride[nd - 1]}, out->stride};
-    bgemm(a->dtype, nd - 2, a->shape, M, N, K, A, B, C, false);
+    bgemm(a->dtype, nd - 2, a->shape, M, N, K, A, B, C, acc);
+}
+
+sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
+    sg_tensor *in[2] = {a, b};
+    int64_t oshape[SG_MAX_DIMS];
+    if (!sg__check_inputs(ctx, "sg_matmul", 2, in) || !mm_shapes(ctx, a, b, oshape))
+        return NULL;
+    sg_tensor *out = sg__new(ctx, a->dtype, a->ndim, oshape, false);
+    if (!out)
+        return NULL;
+    mm_forward(a, b, out, false);
     return sg__finish(ctx, out, SG_OP_MATMUL, 2, in);
+}
+
+/* out (contiguous) = c broadcast to out's shape (NumPy rules, checked by the caller):
+ * row by row, a memcpy when c's rows are contiguous, a fill when c is constant along
+ * them. */
+static void bcast_copy(sg_tensor *out, const sg_tensor *c) {
+    int nd = out->ndim, lead = nd - c->ndim;
+    int64_t st[SG_MAX_DIMS] = {0}, idx[SG_MAX_DIMS] = {0}, es = (int64_t)sg_dtype_size(out->dtype);
+    for (int d = 0; d < nd; d++)
+        st[d] = (d < lead || c->shape[d - lead] != out->shape[d]) ? 0 : c->stride[d - lead];
+    int64_t inner = out->shape[nd - 1], ist = st[nd - 1], n = sg_numel(out), oc = 0;
+    const char *cp = sg_data(c);
+    char *op = sg_data(out);
+    for (int64_t done = 0; done < n; done += inner, op += inner * es) {
+        if (ist == 1)
+            memcpy(op, cp + oc * es, (size_t)(inner * es));
+        else
+            for (int64_t j = 0; j < inner; j++)
+                memcpy(op + j * es, cp + (oc + j * ist) * es, (size_t)es);
+        for (int d = nd - 2; d >= 0; d--) {
+            oc += st[d];
+            if (++idx[d] < out->shape[d])
+                break;
+            oc -= st[d] * out->shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* out = c + a @ b, c broadcast to the product's shape (a bias (N,), a row, or a full
+ * (..., M, N) tensor such as one time step of precomputed input projections). One node
+ * and one buffer instead of matmul + add: BLIS accumulates onto the copy of c (beta = 1). */
+sg_tensor *sg_addmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b) {
+    sg_tensor *in[3] = {a, b, c};
+    int64_t oshape[SG_MAX_DIMS];
+    if (!sg__check_inputs(ctx, "sg_addmm", 3, in) || !mm_shapes(ctx, a, b, oshape))
+        return NULL;
+    int nd = a->ndim, lead = nd - c->ndim;
+    bool ok = lead >= 0;
+    for (int d = 0; ok && d < c->ndim; d++)
+        ok = c->shape[d] == 1 || c->shape[d] == oshape[d + lead];
+    if (!ok) {
+        char s1[96], s2[96];
+        return sg_error(ctx, "sg_addmm: c of shape %s does not broadcast to the product's %s",
+                        sg_shape_str(c->ndim, c->shape, s1, sizeof s1),
+                        sg_shape_str(nd, oshape, s2, sizeof s2));
+    }
+    sg_tensor *out = sg__new(ctx, a->dtype, nd, oshape, false);
+    if (!out)
+        return NULL;
+    if (sg_numel(out) > 0)
+        bcast_copy(out, c);
+    mm_forward(a, b, out, true);
+    return sg__finish(ctx, out, SG_OP_ADDMM, 3, in);
+}
+
+/* out = c + a @ b: the matmul's gradients, and dc += dout summed over broadcast dims. */
+void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
+    sg__bw_matmul(ctx, out);
+    if (sg__needs(out, 2))
+        sg__acc_grad(ctx, out->src[2], out->grad);
 }
 
 /* out = a @ b; dA += dC @ B^T, dB += A^T @ dC. The transposes are stride swaps and the

@@ -32,6 +32,7 @@ static const char *const op_names[SG_OP_COUNT] = {
     [SG_OP_LOG] = "log",
     [SG_OP_SQUARE] = "square",
     [SG_OP_MATMUL] = "matmul",
+    [SG_OP_ADDMM] = "addmm",
     [SG_OP_SOFTMAX] = "softmax",
     [SG_OP_LOG_SOFTMAX] = "log_softmax",
     [SG_OP_SUM] = "sum",
@@ -244,6 +245,7 @@ static bool dispatch(sg_ctx *ctx, sg_tensor *t) {
     case SG_OP_EXP: sg__bw_exp(ctx, t); break;
     case SG_OP_LOG: sg__bw_log(ctx, t); break;
     case SG_OP_MATMUL: sg__bw_matmul(ctx, t); break;
+    case SG_OP_ADDMM: sg__bw_addmm(ctx, t); break;
     case SG_OP_SUM: sg__bw_sum(ctx, t); break;
     case SG_OP_SOFTMAX: sg__bw_softmax(ctx, t); break;
     case SG_OP_LOG_SOFTMAX: sg__bw_log_softmax(ctx, t); break;

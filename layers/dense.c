@@ -62,9 +62,7 @@ sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x) {
                         "(B, T, %lld)",
                         d->name, sg_shape_str(x->ndim, x->shape, a, sizeof a), (long long)d->in,
                         (long long)d->in);
-    sg_tensor *y = sg_matmul(ctx, x, d->kernel);
-    if (d->bias)
-        y = sg_add(ctx, y, d->bias);
+    sg_tensor *y = d->bias ? sg_addmm(ctx, d->bias, x, d->kernel) : sg_matmul(ctx, x, d->kernel);
     return sg_activate(ctx, y, d->activation);
 }
 

@@ -1,7 +1,7 @@
 /* The LSTM, in two implementations, built only from autograd ops (LSTM.md).
  *
  *   fused (Keras layout):                      gates (one matrix per gate):
- *     xk  = x @ kernel + bias   (B, T, 4H)       v_t = concat([h_{t-1}, x_t], 1)  (B, H+I)
+ *     xk  = bias + x @ kernel   (B, T, 4H)       v_t = concat([h_{t-1}, x_t], 1)  (B, H+I)
  *     z_t = xk[:, t] + h_{t-1} @ rk (B, 4H)      f_t = sigmoid(v_t @ W_f + b_f)   (B, H)
  *     i, f, c~, o = split(z_t, 4)                i_t, o_t likewise, g_t = tanh(v_t @ W_c + b_c)
  *     c_t = f * c_{t-1} + i * g(c~)              c_t = f_t * c_{t-1} + i_t * g_t
@@ -235,13 +235,12 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
 
     if (l->impl == SG_LSTM_FUSED) {
         /* All time steps' input projections in one (B*T, I) @ (I, 4H) product. */
-        sg_tensor *xk = sg_matmul(ctx, x, l->kernel); /* (B, T, 4H) */
-        if (l->bias)
-            xk = sg_add(ctx, xk, l->bias);
+        sg_tensor *xk = l->bias ? sg_addmm(ctx, l->bias, x, l->kernel) /* (B, T, 4H) */
+                                : sg_matmul(ctx, x, l->kernel);
         for (int64_t t = 0; t < T; t++) {
             sg_tensor *z = sg_select(ctx, xk, 1, t); /* (B, 4H) view */
-            if (h) /* h_0 = 0 contributes nothing: skip its product */
-                z = sg_add(ctx, z, sg_matmul(ctx, h, l->recurrent_kernel));
+            if (h) /* z += h @ rk in one node; h_0 = 0 contributes nothing: skip it */
+                z = sg_addmm(ctx, z, h, l->recurrent_kernel);
             sg_tensor *zs[4];
             if (sg_split(ctx, z, 1, 4, zs))
                 return -1;
@@ -256,9 +255,8 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
             sg_tensor *v = sg_concat(ctx, 2, (sg_tensor *[]){h, sg_select(ctx, x, 1, t)}, 1);
             sg_tensor *zs[4];
             for (int g = 0; g < 4; g++) {
-                zs[g] = sg_matmul(ctx, v, l->W[g]); /* (B, H+I) @ (H+I, H) */
-                if (l->b[g])
-                    zs[g] = sg_add(ctx, zs[g], l->b[g]);
+                zs[g] = l->b[g] ? sg_addmm(ctx, l->b[g], v, l->W[g]) /* (B, H+I) @ (H+I, H) */
+                                : sg_matmul(ctx, v, l->W[g]);
             }
             cell(ctx, o, zs, &h, &c);
             if (hs)

@@ -66,6 +66,7 @@ typedef enum {
     SG_OP_SQUARE,
     /* linear algebra */
     SG_OP_MATMUL,
+    SG_OP_ADDMM,
     /* along an axis */
     SG_OP_SOFTMAX,
     SG_OP_LOG_SOFTMAX,

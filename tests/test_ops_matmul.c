@@ -568,6 +568,53 @@ START_TEST(test_backward_hand) {
 }
 END_TEST
 
+/* ---- addmm: c + a @ b ----------------------------------------------------------------- */
+
+static sg_tensor *f_addmm(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    return sg_addmm(ctx, in[2], in[0], in[1]);
+}
+
+/* Values equal matmul + add for every broadcast form of c, and gradients check. */
+START_TEST(test_addmm) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    static const int64_t shapes[][3] = {{2, 4, 16}, {3, 5, 2}, {50, 48, 50}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        sg_tensor *a = rnd(ctx, dt, SG_SHAPE(M, K)), *b = rnd(ctx, dt, SG_SHAPE(K, N));
+        sg_tensor *cs[4] = {rnd(ctx, dt, SG_SHAPE(N)), rnd(ctx, dt, SG_SHAPE(1, N)),
+                            rnd(ctx, dt, SG_SHAPE(M, N)), rnd(ctx, dt, SG_SHAPE(M, 1))};
+        for (int k = 0; k < 4; k++) {
+            sg_tensor *want = sg_add(ctx, sg_matmul(ctx, a, b), cs[k]);
+            sg_tensor *got = sg_addmm(ctx, cs[k], a, b);
+            sg_compare_result r;
+            ck_assert_int_eq(sg_compare(ctx, got, want, dt == SG_F32 ? 1e-5 : 1e-13, 1e-6, &r), 0);
+            sg_tensor *in[3] = {a, b, cs[k]};
+            if (M < 10)
+                expect_gradcheck(ctx, f_addmm, NULL, 3, in, "addmm");
+        }
+    }
+    /* c a strided view (one time step of (B, T, N)), a batched (B, T, K) @ (K, N) */
+    sg_tensor *xk = rnd(ctx, dt, SG_SHAPE(2, 3, 8)), *h = rnd(ctx, dt, SG_SHAPE(2, 4));
+    sg_tensor *rk = rnd(ctx, dt, SG_SHAPE(4, 8));
+    sg_tensor *z = sg_addmm(ctx, sg_select(ctx, xk, 1, 1), h, rk);
+    sg_tensor *zw = sg_add(ctx, sg_select(ctx, xk, 1, 1), sg_matmul(ctx, h, rk));
+    ck_assert_int_eq(sg_compare(ctx, z, zw, 1e-6, 1e-6, NULL), 0);
+    sg_tensor *x3 = rnd(ctx, dt, SG_SHAPE(2, 3, 4)), *bias = rnd(ctx, dt, SG_SHAPE(8));
+    sg_tensor *in3[3] = {x3, rk, bias};
+    expect_gradcheck(ctx, f_addmm, NULL, 3, in3, "addmm batched with a bias");
+    /* errors: c that does not broadcast, and the matmul's own checks */
+    ck_assert_ptr_null(sg_addmm(ctx, rnd(ctx, dt, SG_SHAPE(3)), h, rk));
+    expect_err(ctx, "sg_addmm: c of shape (3,) does not broadcast to the product's (2, 8)");
+    ck_assert_ptr_null(sg_addmm(ctx, bias, rk, h));
+    expect_err(ctx, "sg_matmul: shapes (4, 8) and (2, 4) do not match (inner 8 vs 2)");
+    ck_assert_ptr_null(sg_addmm(ctx, NULL, h, rk));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *matmul_suite(void) {
     Suite *s = suite_create("ops_matmul");
     TCase *tc = tcase_create("forward");
@@ -593,6 +640,7 @@ static Suite *matmul_suite(void) {
     tcase_add_loop_test(tg, test_grad_reused, 0, 2);
     tcase_add_loop_test(tg, test_grad_lstm_step, 0, 2);
     tcase_add_loop_test(tg, test_backward_hand, 0, 2);
+    tcase_add_loop_test(tg, test_addmm, 0, 2);
     suite_add_tcase(s, tg);
     return s;
 }
