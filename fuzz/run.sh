@@ -56,11 +56,14 @@ set +e
 (cd "$work" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ./fuzz_safetensors -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$work/" $dict ${FUZZ_ARGS:-} \
-    "$work/corpus")
+    "$work/corpus" >"$work/fuzz.log" 2>&1)
 rc=$?
 set -e
+# libFuzzer prints a line per new input: keep the log, show its final statistics.
+grep -E '^(Done|stat::)|INFO: (Running with|seed|-max_len)' "$work/fuzz.log" || true
 if [ $rc -ne 0 ]; then
-    echo "$0: the fuzzer found a problem (exit $rc); inputs and binary kept in $work" >&2
+    tail -n 60 "$work/fuzz.log" >&2
+    echo "$0: the fuzzer found a problem (exit $rc); inputs, log and binary kept in $work" >&2
     ls "$work" >&2
     exit $rc
 fi
