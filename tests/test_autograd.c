@@ -1,0 +1,246 @@
+/* The tape itself: backward's contract and errors, retained gradients, no-grad mode, the
+ * loud default of the dispatch, the gradcheck API's reports, DOT export, anomaly mode. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "seqgrad.h"
+
+#define EXPECT_ERR(ctx, msg)                                                                       \
+    do {                                                                                           \
+        ck_assert_ptr_nonnull(sg_ctx_error(ctx));                                                  \
+        ck_assert_str_eq(sg_ctx_error(ctx), msg);                                                  \
+        sg_ctx_clear_error(ctx);                                                                   \
+    } while (0)
+
+static sg_tensor *leaf(sg_ctx *ctx, const double *v, int n) {
+    sg_tensor *t = sg_from_data(ctx, SG_F64, SG_SHAPE(n), v);
+    return sg_set_requires_grad(t, true);
+}
+
+/* y = sum(x * x * 3 + x): dy/dx = 6x + 1, accumulated over two backward passes. */
+START_TEST(test_backward_scalar_and_accumulate) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *x = leaf(ctx, (double[]){1, -2, 0.5}, 3);
+    for (int pass = 1; pass <= 2; pass++) {
+        sg_tensor *y = sg_sum(ctx, sg_add(ctx, sg_scale(ctx, sg_mul(ctx, x, x), 3), x));
+        ck_assert_double_eq_tol(sg_get_flat(y, 0), 3 * (1 + 4 + 0.25) + (1 - 2 + 0.5), 1e-15);
+        ck_assert_int_eq(sg_backward(ctx, y, NULL), 0);
+        double want[3] = {7, -11, 4};
+        for (int i = 0; i < 3; i++)
+            ck_assert_double_eq_tol(sg_get_flat(x->grad, i), pass * want[i], 1e-15);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* A non-scalar output needs an upstream gradient; with one, it is the vector-Jacobian
+ * product. Retained intermediates keep their gradient, others do not. */
+START_TEST(test_backward_upstream_and_retain) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *x = leaf(ctx, (double[]){1, 2, 3}, 3);
+    sg_tensor *h = sg_retain_grad(sg_scale(ctx, x, 2)); /* h = 2x */
+    sg_tensor *k = sg_mul(ctx, h, h);                   /* k = 4x^2, not retained */
+    sg_tensor *y = sg_exp(ctx, sg_scale(ctx, k, 0.01));
+    ck_assert_int_eq(sg_backward(ctx, y, NULL), -1);
+    EXPECT_ERR(ctx, "sg_backward: output of shape (3,) is not a scalar; pass an upstream "
+                    "gradient");
+    sg_tensor *up = sg_from_data(ctx, SG_F64, SG_SHAPE(3), (double[]){1, 0, -1});
+    ck_assert_int_eq(sg_backward(ctx, y, up), 0);
+    for (int i = 0; i < 3; i++) {
+        double xi = i + 1, u = (double[]){1, 0, -1}[i];
+        double dy_dk = 0.01 * exp(0.04 * xi * xi);
+        ck_assert_double_eq_tol(sg_get_flat(h->grad, i), u * dy_dk * 2 * (2 * xi), 1e-14);
+        ck_assert_double_eq_tol(sg_get_flat(x->grad, i), u * dy_dk * 8 * xi, 1e-14);
+    }
+    ck_assert_ptr_null(k->grad); /* consumed */
+    /* wrong upstream shape and dtype */
+    sg_tensor *bad = sg_zeros(ctx, SG_F64, SG_SHAPE(2));
+    ck_assert_int_eq(sg_backward(ctx, y, bad), -1);
+    EXPECT_ERR(ctx, "sg_backward: upstream gradient (2,) float64 does not match output (3,) "
+                    "float64");
+    sg_tensor *bad32 = sg_zeros(ctx, SG_F32, SG_SHAPE(3));
+    ck_assert_int_eq(sg_backward(ctx, y, bad32), -1);
+    EXPECT_ERR(ctx, "sg_backward: upstream gradient (3,) float32 does not match output (3,) "
+                    "float64");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_backward_errors) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    /* nothing requires grad */
+    sg_tensor *c = sg_from_data(ctx, SG_F64, SG_SHAPE(2), (double[]){1, 2});
+    sg_tensor *s = sg_sum(ctx, sg_mul(ctx, c, c));
+    ck_assert_int_eq(sg_backward(ctx, s, NULL), -1);
+    EXPECT_ERR(ctx, "sg_backward: the tensor does not require grad (no input required grad, or "
+                    "it was computed with grad mode off)");
+    /* grad mode off: no nodes, nothing to differentiate */
+    sg_tensor *x = leaf(ctx, (double[]){1, 2}, 2);
+    int64_t before = sg_tape_size(ctx);
+    bool was = sg_ctx_set_grad_enabled(ctx, false);
+    ck_assert(was);
+    sg_tensor *y = sg_sum(ctx, sg_exp(ctx, x));
+    ck_assert(!sg_ctx_grad_enabled(ctx));
+    sg_ctx_set_grad_enabled(ctx, true);
+    ck_assert_int_eq(sg_tape_size(ctx), before);
+    ck_assert_int_eq(sg_backward(ctx, y, NULL), -1);
+    sg_ctx_clear_error(ctx);
+    /* NULL propagates without a new message */
+    ck_assert_int_eq(sg_backward(ctx, NULL, NULL), -1);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    /* a loss kept across a reset */
+    sg_tensor *l = sg_sum(ctx, sg_exp(ctx, x));
+    sg_ctx_reset(ctx);
+    ck_assert_int_eq(sg_backward(ctx, l, NULL), -1);
+    EXPECT_ERR(ctx, "sg_backward: tensor used after sg_ctx_reset");
+    /* a tape node whose op has no backward fails loudly, naming the op */
+    sg_tensor *p = sg_param_new(ctx, SG_F64, SG_SHAPE(2), "p");
+    sg_tensor *q = sg_sum(ctx, sg_exp(ctx, p));
+    sg_tensor *e = (sg_tensor *)q->src[0];
+    e->op = SG_OP_COUNT; /* simulate an op added without a backward */
+    ck_assert_int_eq(sg_backward(ctx, q, NULL), -1);
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "has no backward"));
+    sg_ctx_clear_error(ctx);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* Parameters: persistent grads survive resets, sg_ctx_zero_grad clears them. */
+START_TEST(test_params_and_reset) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *w = sg_param_new(ctx, SG_F32, SG_SHAPE(2, 2), "w");
+    sg_fill(w, 0.5);
+    for (int step = 0; step < 3; step++) {
+        sg_tensor *x = sg_ones(ctx, SG_F32, SG_SHAPE(1, 2));
+        ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, sg_matmul(ctx, x, w)), NULL), 0);
+        sg_ctx_reset(ctx);
+        ck_assert_int_eq(sg_tape_size(ctx), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        ck_assert_double_eq(sg_get_flat(w->grad, i), 3.0);
+    sg_ctx_zero_grad(ctx);
+    for (int i = 0; i < 4; i++)
+        ck_assert_double_eq(sg_get_flat(w->grad, i), 0.0);
+    ck_assert_double_eq(sg_get_flat(w, 3), 0.5);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+static sg_tensor *f_poly(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    return sg_mul(ctx, sg_tanh(ctx, in[0]), in[1]);
+}
+
+/* A wrong backward is caught by gradcheck, which reports where. */
+static sg_tensor *f_wrong(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    sg_tensor *y = sg_tanh(ctx, in[0]);
+    if (y && sg_ctx_grad_enabled(ctx))
+        y->op = SG_OP_SIGMOID; /* tanh's output with sigmoid's backward: wrong on purpose */
+    return sg_sum(ctx, y);     /* scalar: the numeric derivative is exactly 1 - tanh^2 */
+}
+
+START_TEST(test_gradcheck_reports) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *a = sg_set_requires_grad(sg_rand_normal(ctx, SG_F64, SG_SHAPE(3, 4), 0, 1), true);
+    sg_tensor *b = sg_rand_normal(ctx, SG_F64, SG_SHAPE(3, 4), 0, 1); /* held fixed */
+    sg_gradcheck_report rep[2];
+    ck_assert_int_eq(sg_gradcheck(ctx, f_poly, NULL, 2, (sg_tensor *[]){a, b}, NULL, rep), 1);
+    ck_assert(rep[0].ok && rep[1].ok);
+    ck_assert_double_lt(rep[0].max_abs, 1e-8);
+    ck_assert_int_eq(rep[1].worst_flat, -1); /* not checked: does not require grad */
+    ck_assert_int_eq(sg_gradcheck(ctx, f_wrong, NULL, 1, (sg_tensor *[]){a}, NULL, rep), 0);
+    ck_assert(!rep[0].ok);
+    ck_assert_int_ge(rep[0].worst_flat, 0);
+    ck_assert_double_gt(rep[0].max_abs, 1e-3);
+    ck_assert_double_eq_tol(rep[0].numeric, 1 - pow(tanh(sg_get_flat(a, rep[0].worst_flat)), 2),
+                            1e-6);
+    /* bad input */
+    ck_assert_int_eq(sg_gradcheck(ctx, NULL, NULL, 1, (sg_tensor *[]){a}, NULL, rep), -1);
+    EXPECT_ERR(ctx, "sg_gradcheck: need a function and at least one input");
+    sg_tensor *at = sg_transpose(ctx, a, 0, 1);
+    ck_assert_int_eq(sg_gradcheck(ctx, f_poly, NULL, 2, (sg_tensor *[]){at, b}, NULL, rep), -1);
+    EXPECT_ERR(ctx, "sg_gradcheck: input 0 is not contiguous");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* DOT export: every op of an expression appears with its shape, leaves with names. */
+START_TEST(test_dot) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *w = sg_param_new(ctx, SG_F32, SG_SHAPE(3, 2), "w");
+    sg_tensor *x = sg_ones(ctx, SG_F32, SG_SHAPE(4, 3));
+    sg_tensor *y = sg_sum(ctx, sg_sigmoid(ctx, sg_matmul(ctx, x, w)));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_int_eq(sg_dot_write(ctx, y, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "digraph seqgrad {"));
+    ck_assert_ptr_nonnull(strstr(buf, "label=\"w\\n(3, 2) float32\""));
+    ck_assert_ptr_nonnull(strstr(buf, "label=\"matmul\\n(4, 2)\""));
+    ck_assert_ptr_nonnull(strstr(buf, "label=\"sigmoid\\n(4, 2)\""));
+    ck_assert_ptr_nonnull(strstr(buf, "label=\"sum\\n()\""));
+    int edges = 0;
+    for (const char *p = buf; (p = strstr(p, " -> ")); p++)
+        edges++;
+    ck_assert_int_eq(edges, 4); /* x, w -> matmul -> sigmoid -> sum */
+    free(buf);
+    ck_assert_int_eq(sg_dot_save(ctx, y, "/nonexistent-dir/graph.dot"), -1);
+    EXPECT_ERR(ctx, "sg_dot_save: cannot open /nonexistent-dir/graph.dot for writing");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* Anomaly mode names the first op producing NaN/Inf, in forward and in backward. */
+START_TEST(test_anomaly) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_ctx_set_anomaly(ctx, true);
+    sg_tensor *x = leaf(ctx, (double[]){1, -1}, 2);
+    sg_tensor *y = sg_log(ctx, x); /* log(-1) = NaN */
+    ck_assert_ptr_nonnull(y);
+    EXPECT_ERR(ctx, "anomaly: log produced NaN in forward; inputs (2,) -> output (2,)");
+    /* backward: a / b is finite (1e150) but d/db = -a / b^2 overflows to -Inf */
+    sg_tensor *na = leaf(ctx, (double[]){1e-100}, 1), *nb = leaf(ctx, (double[]){1e-250}, 1);
+    sg_tensor *q0 = sg_sum(ctx, sg_div(ctx, na, nb));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    ck_assert_int_eq(sg_backward(ctx, q0, NULL), -1);
+    EXPECT_ERR(ctx, "anomaly: div produced Inf in backward; inputs (1,), (1,) -> output (1,)");
+    sg_tensor *big = leaf(ctx, (double[]){1e308, 1}, 2);
+    sg_tensor *n = sg_sum(ctx, sg_square(ctx, big)); /* forward overflows to Inf */
+    EXPECT_ERR(ctx, "anomaly: square produced Inf in forward; inputs (2,) -> output (2,)");
+    (void)n;
+    sg_ctx_set_anomaly(ctx, false);
+    sg_tensor *q = sg_log(ctx, x);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_null(sg_ctx_error(ctx)); /* off: no report */
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *autograd_suite(void) {
+    Suite *s = suite_create("autograd");
+    TCase *tc = tcase_create("tape");
+    tcase_add_test(tc, test_backward_scalar_and_accumulate);
+    tcase_add_test(tc, test_backward_upstream_and_retain);
+    tcase_add_test(tc, test_backward_errors);
+    tcase_add_test(tc, test_params_and_reset);
+    tcase_add_test(tc, test_gradcheck_reports);
+    tcase_add_test(tc, test_dot);
+    tcase_add_test(tc, test_anomaly);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(autograd_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
