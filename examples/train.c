@@ -48,29 +48,28 @@ typedef struct {
 } config;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: train [options]\n"
-            "  --task sine|adding|recall   task to learn (default sine)\n"
-            "  --impl fused|gates          LSTM implementation (default fused)\n"
-            "  --hidden N                  LSTM units (default 32)\n"
-            "  --batch N                   sequences per step (default 32)\n"
-            "  --seq-len N                 time steps (default: sine 20, adding 50, recall 10)\n"
-            "  --steps N                   total training steps (default: sine 1500,\n"
-            "                              adding 3000, recall 1000)\n"
-            "  --lr X                      learning rate (default: adam 0.01, sgd 0.1)\n"
-            "  --momentum X                SGD momentum (default 0.9)\n"
-            "  --optimizer sgd|adam        optimizer (default adam)\n"
-            "  --clip X                    clip gradients to global norm X (default 1; 0 off)\n"
-            "  --seed N                    seed for weights and data (default 1)\n"
-            "  --dtype f32|f64             precision (default f32)\n"
-            "  --save PATH                 write a checkpoint at the end\n"
-            "  --save-every N              ... and every N steps\n"
-            "  --resume PATH               continue from a checkpoint\n"
-            "  --out DIR                   where CSV/SVG files go (default train_out)\n"
-            "  --log-every N               progress line every N steps when not a terminal\n"
-            "                              (default 100)\n"
-            "  --threads N                 BLIS threads (default 1)\n"
-            "  --help                      this text\n");
+    fprintf(f, "usage: train [options]\n"
+               "  --task sine|adding|recall   task to learn (default sine)\n"
+               "  --impl fused|gates          LSTM implementation (default fused)\n"
+               "  --hidden N                  LSTM units (default 32)\n"
+               "  --batch N                   sequences per step (default 32)\n"
+               "  --seq-len N                 time steps (default: sine 20, adding 50, recall 10)\n"
+               "  --steps N                   total training steps (default: sine 1500,\n"
+               "                              adding 3000, recall 1000)\n"
+               "  --lr X                      learning rate (default: adam 0.01, sgd 0.1)\n"
+               "  --momentum X                SGD momentum (default 0.9)\n"
+               "  --optimizer sgd|adam        optimizer (default adam)\n"
+               "  --clip X                    clip gradients to global norm X (default 1; 0 off)\n"
+               "  --seed N                    seed for weights and data (default 1)\n"
+               "  --dtype f32|f64             precision (default f32)\n"
+               "  --save PATH                 write a checkpoint at the end\n"
+               "  --save-every N              ... and every N steps\n"
+               "  --resume PATH               continue from a checkpoint\n"
+               "  --out DIR                   where CSV/SVG files go (default train_out)\n"
+               "  --log-every N               progress line every N steps when not a terminal\n"
+               "                              (default 100)\n"
+               "  --threads N                 BLIS threads (default 1)\n"
+               "  --help                      this text\n");
 }
 
 /* Strict number parsing: the whole argument must be a number in range. */
@@ -94,23 +93,62 @@ static int parse_f64(const char *s, double lo, double hi, double *out) {
 }
 
 static int parse_args(int argc, char **argv, config *c) {
-    *c = (config){.task = TASK_SINE, .impl = SG_LSTM_FUSED, .hidden = 32, .batch = 32,
-                  .seq_len = -1, .steps = -1, .lr = -1, .momentum = 0.9, .clip = 1.0,
-                  .adam = 1, .seed = 1, .out_dir = "train_out", .log_every = 100,
-                  .threads = 1, .dtype = SG_F32};
-    enum { O_TASK = 256, O_IMPL, O_HIDDEN, O_BATCH, O_SEQ, O_STEPS, O_LR, O_MOM, O_OPT, O_CLIP,
-           O_SEED, O_DTYPE, O_SAVE, O_SAVE_EVERY, O_RESUME, O_OUT, O_LOG, O_THREADS, O_HELP };
-    static const struct option opts[] = {
-        {"task", required_argument, 0, O_TASK},       {"impl", required_argument, 0, O_IMPL},
-        {"hidden", required_argument, 0, O_HIDDEN},   {"batch", required_argument, 0, O_BATCH},
-        {"seq-len", required_argument, 0, O_SEQ},     {"steps", required_argument, 0, O_STEPS},
-        {"lr", required_argument, 0, O_LR},           {"momentum", required_argument, 0, O_MOM},
-        {"optimizer", required_argument, 0, O_OPT},   {"clip", required_argument, 0, O_CLIP},
-        {"seed", required_argument, 0, O_SEED},       {"dtype", required_argument, 0, O_DTYPE},
-        {"save", required_argument, 0, O_SAVE},       {"save-every", required_argument, 0, O_SAVE_EVERY},
-        {"resume", required_argument, 0, O_RESUME},   {"out", required_argument, 0, O_OUT},
-        {"log-every", required_argument, 0, O_LOG},   {"threads", required_argument, 0, O_THREADS},
-        {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0}};
+    *c = (config){.task = TASK_SINE,
+                  .impl = SG_LSTM_FUSED,
+                  .hidden = 32,
+                  .batch = 32,
+                  .seq_len = -1,
+                  .steps = -1,
+                  .lr = -1,
+                  .momentum = 0.9,
+                  .clip = 1.0,
+                  .adam = 1,
+                  .seed = 1,
+                  .out_dir = "train_out",
+                  .log_every = 100,
+                  .threads = 1,
+                  .dtype = SG_F32};
+    enum {
+        O_TASK = 256,
+        O_IMPL,
+        O_HIDDEN,
+        O_BATCH,
+        O_SEQ,
+        O_STEPS,
+        O_LR,
+        O_MOM,
+        O_OPT,
+        O_CLIP,
+        O_SEED,
+        O_DTYPE,
+        O_SAVE,
+        O_SAVE_EVERY,
+        O_RESUME,
+        O_OUT,
+        O_LOG,
+        O_THREADS,
+        O_HELP
+    };
+    static const struct option opts[] = {{"task", required_argument, 0, O_TASK},
+                                         {"impl", required_argument, 0, O_IMPL},
+                                         {"hidden", required_argument, 0, O_HIDDEN},
+                                         {"batch", required_argument, 0, O_BATCH},
+                                         {"seq-len", required_argument, 0, O_SEQ},
+                                         {"steps", required_argument, 0, O_STEPS},
+                                         {"lr", required_argument, 0, O_LR},
+                                         {"momentum", required_argument, 0, O_MOM},
+                                         {"optimizer", required_argument, 0, O_OPT},
+                                         {"clip", required_argument, 0, O_CLIP},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"dtype", required_argument, 0, O_DTYPE},
+                                         {"save", required_argument, 0, O_SAVE},
+                                         {"save-every", required_argument, 0, O_SAVE_EVERY},
+                                         {"resume", required_argument, 0, O_RESUME},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"log-every", required_argument, 0, O_LOG},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
     int o;
     int64_t v;
     opterr = 0;
@@ -246,7 +284,9 @@ static void make_batch(const config *c, sg_rng *r, double *x, double *y, int32_t
     }
 }
 
-static int64_t input_size(task_kind t) { return t == TASK_SINE ? 1 : t == TASK_ADDING ? 2 : RECALL_K; }
+static int64_t input_size(task_kind t) {
+    return t == TASK_SINE ? 1 : t == TASK_ADDING ? 2 : RECALL_K;
+}
 static int64_t output_size(task_kind t) { return t == TASK_RECALL ? RECALL_K : 1; }
 
 typedef struct {
@@ -255,8 +295,8 @@ typedef struct {
 } model;
 
 /* Forward one batch; returns the loss (0-d) and the predictions through *pred. */
-static sg_tensor *forward(sg_ctx *ctx, const config *c, model *m, const double *x,
-                          const double *y, const int32_t *labels, int64_t B, sg_tensor **pred) {
+static sg_tensor *forward(sg_ctx *ctx, const config *c, model *m, const double *x, const double *y,
+                          const int32_t *labels, int64_t B, sg_tensor **pred) {
     int64_t T = c->seq_len, I = input_size(c->task);
     sg_tensor *xt = sg_from_data(ctx, SG_F64, SG_SHAPE(B, T, I), x);
     if (c->dtype == SG_F32 && xt) { /* data is made in double; the model may be float32 */
@@ -292,7 +332,9 @@ static void svg_polyline(FILE *f, const double *v, int64_t n, double lo, double 
     fprintf(f, "\"/>\n");
 }
 
-static int write_loss_plot(const char *path, const double *loss, int64_t n, double baseline) {
+/* loss[0 .. n) are the losses of steps first+1 .. first+n (a resumed run starts late). */
+static int write_loss_plot(const char *path, const double *loss, int64_t first, int64_t n,
+                           double baseline) {
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
@@ -310,43 +352,46 @@ static int write_loss_plot(const char *path, const double *loss, int64_t n, doub
                "training loss (log scale) and baseline</text>\n");
     for (double d = lo; d <= hi; d += 1) {
         double py = 40 + 320 * (1 - (d - lo) / (hi - lo > 0 ? hi - lo : 1));
-        fprintf(f, "<line x1=\"60\" x2=\"620\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                   "<text x=\"55\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" "
-                   "font-family=\"sans-serif\">1e%+.0f</text>\n",
+        fprintf(f,
+                "<line x1=\"60\" x2=\"620\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                "<text x=\"55\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" "
+                "font-family=\"sans-serif\">1e%+.0f</text>\n",
                 py, py, py + 4, d);
     }
     double base[2] = {baseline, baseline};
     svg_polyline(f, base, 2, lo, hi, 60, 560, 40, 320, "#c33", 1);
     svg_polyline(f, loss, n, lo, hi, 60, 560, 40, 320, "#236", 1);
-    fprintf(f, "<text x=\"340\" y=\"390\" text-anchor=\"middle\" font-size=\"12\" "
-               "font-family=\"sans-serif\">step (0 .. %lld); red: baseline</text>\n</svg>\n",
-            (long long)n);
+    fprintf(f,
+            "<text x=\"340\" y=\"390\" text-anchor=\"middle\" font-size=\"12\" "
+            "font-family=\"sans-serif\">step (%lld .. %lld); red: baseline</text>\n</svg>\n",
+            (long long)first, (long long)(first + n));
     return fclose(f);
 }
 
 /* Scatter of held-out predictions against targets; perfect answers lie on the diagonal. */
-static int write_pred_plot(const char *path, const double *pred, const double *target,
-                           int64_t n) {
+static int write_pred_plot(const char *path, const double *pred, const double *target, int64_t n) {
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
     double lo = -1.6, hi = 1.6, x0 = 60, y0 = 40, w = 320;
-#define PX(v) (x0 + w * ((v) - lo) / (hi - lo))
-#define PY(v) (y0 + w * (1 - ((v) - lo) / (hi - lo)))
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"440\" height=\"420\">\n"
-               "<rect width=\"440\" height=\"420\" fill=\"white\"/>\n"
-               "<text x=\"220\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
-               "sine, held out: prediction (y) against target (x)</text>\n"
-               "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
-               "stroke=\"#999\"/>\n"
-               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c33\"/>\n",
+#define PX(v) (x0 + w * ((v)-lo) / (hi - lo))
+#define PY(v) (y0 + w * (1 - ((v)-lo) / (hi - lo)))
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"440\" height=\"420\">\n"
+            "<rect width=\"440\" height=\"420\" fill=\"white\"/>\n"
+            "<text x=\"220\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
+            "sine, held out: prediction (y) against target (x)</text>\n"
+            "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+            "stroke=\"#999\"/>\n"
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c33\"/>\n",
             x0, y0, w, w, PX(lo), PY(lo), PX(hi), PY(hi));
     for (int64_t i = 0; i < n; i++)
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#236\"/>\n",
                 PX(fmax(lo, fmin(hi, target[i]))), PY(fmax(lo, fmin(hi, pred[i]))));
-    fprintf(f, "<text x=\"220\" y=\"400\" text-anchor=\"middle\" font-size=\"12\" "
-               "font-family=\"sans-serif\">target (range %.1f .. %.1f); red: perfect</text>\n"
-               "</svg>\n",
+    fprintf(f,
+            "<text x=\"220\" y=\"400\" text-anchor=\"middle\" font-size=\"12\" "
+            "font-family=\"sans-serif\">target (range %.1f .. %.1f); red: perfect</text>\n"
+            "</svg>\n",
             lo, hi);
 #undef PX
 #undef PY
@@ -366,39 +411,67 @@ static int fail(sg_ctx *ctx, const char *what) {
     return 1;
 }
 
+/* Every failure after the context exists goes through `done`, which frees everything: the
+ * sanitizer build runs this program under LeakSanitizer, where a leak on an error path
+ * would turn a clean "exit 1 with a message" into an abort. */
+#define FAIL(what)                                                                                 \
+    do {                                                                                           \
+        fail(ctx, what);                                                                           \
+        goto done;                                                                                 \
+    } while (0)
+
 int main(int argc, char **argv) {
     config c;
     if (parse_args(argc, argv, &c))
         return 2;
+    /* Make the output directory first: a bad --out should fail before the training, not
+     * after it. */
+    if (mkdir(c.out_dir, 0777) && errno != EEXIST) {
+        fprintf(stderr, "train: cannot create %s: %s\n", c.out_dir, strerror(errno));
+        return 1;
+    }
     sg_set_num_threads(c.threads);
     sg_ctx *ctx = sg_ctx_new(0);
     if (!ctx) {
         fprintf(stderr, "train: out of memory\n");
         return 1;
     }
+    int rc = 1;
     int64_t I = input_size(c.task), O = output_size(c.task), B = c.batch, T = c.seq_len;
+    model m = {0};
+    sg_param_list params = {0};
+    sg_optim *opt = NULL;
+    double *x = NULL, *y = NULL, *curve = NULL;
+    int32_t *labels = NULL;
 
-    /* Weights from the seed; data from its own generator, which checkpoints carry. */
+    /* Weights from the seed; data from its own generator, which checkpoints carry. The
+     * LSTM draws its weights before the Dense layer, in two statements: the order of
+     * evaluation inside one initializer list is unspecified in C. */
     sg_rng init_rng, data_rng;
     sg_rng_seed(&init_rng, c.seed);
     sg_rng_seed(&data_rng, c.seed ^ UINT64_C(0x9E3779B97F4A7C15));
     sg_lstm_options lo = sg_lstm_defaults(I, c.hidden);
     lo.dtype = c.dtype;
-    model m = {sg_lstm_new(ctx, c.impl, &lo, "lstm", &init_rng),
-               sg_dense_new(ctx, c.dtype, c.hidden, O, true, SG_ACT_LINEAR, "dense", &init_rng)};
-    sg_param_list params = {0};
+    m.lstm = sg_lstm_new(ctx, c.impl, &lo, "lstm", &init_rng);
+    m.head = sg_dense_new(ctx, c.dtype, c.hidden, O, true, SG_ACT_LINEAR, "dense", &init_rng);
     if (!m.lstm || !m.head || sg_lstm_params(m.lstm, &params) || sg_dense_params(m.head, &params))
-        return fail(ctx, "building the model");
-    sg_optim *opt = c.adam ? sg_adam_new(ctx, &params, (sg_adam_options){.lr = c.lr})
-                           : sg_sgd_new(ctx, &params,
-                                        (sg_sgd_options){.lr = c.lr, .momentum = c.momentum});
+        FAIL("building the model");
+    opt = c.adam ? sg_adam_new(ctx, &params, (sg_adam_options){.lr = c.lr})
+                 : sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = c.lr, .momentum = c.momentum});
     if (!opt)
-        return fail(ctx, "building the optimizer");
+        FAIL("building the optimizer");
 
     int64_t start = 0;
     if (c.resume) {
         if (sg_checkpoint_load(ctx, c.resume, &params, opt, &start, &data_rng))
-            return fail(ctx, "resuming");
+            FAIL("resuming");
+        /* A checkpoint past --steps has nothing left to do, and saving it again would
+         * label a model trained `start` steps as step --steps. */
+        if (start > c.steps) {
+            fprintf(stderr, "train: %s is at step %lld, past --steps %lld\n", c.resume,
+                    (long long)start, (long long)c.steps);
+            goto done;
+        }
         printf("resumed from %s at step %lld\n", c.resume, (long long)start);
     }
     printf("task=%s impl=%s hidden=%lld batch=%lld seq_len=%lld steps=%lld optimizer=%s "
@@ -407,12 +480,13 @@ int main(int argc, char **argv) {
            (long long)B, (long long)T, (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
            (long long)sg_params_count(&params), sg_vmath_isa());
 
-    double *x = malloc((size_t)(B * T * I) * sizeof *x), *y = malloc((size_t)B * sizeof *y);
-    int32_t *labels = malloc((size_t)B * sizeof *labels);
-    double *curve = calloc((size_t)(c.steps > 0 ? c.steps : 1), sizeof *curve);
+    x = malloc((size_t)(B * T * I) * sizeof *x);
+    y = malloc((size_t)B * sizeof *y);
+    labels = malloc((size_t)B * sizeof *labels);
+    curve = calloc((size_t)(c.steps > 0 ? c.steps : 1), sizeof *curve);
     if (!x || !y || !labels || !curve) {
         fprintf(stderr, "train: out of memory\n");
-        return 1;
+        goto done;
     }
     bool tty = isatty(STDOUT_FILENO);
     double t0 = now(), last_print = 0;
@@ -422,15 +496,15 @@ int main(int argc, char **argv) {
         sg_tensor *pred;
         sg_tensor *loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
         if (!loss || sg_backward(ctx, loss, NULL))
-            return fail(ctx, "training step");
+            FAIL("training step");
         if (c.clip > 0 && sg_clip_grad_norm(&params, c.clip) < 0)
-            return fail(ctx, "clipping");
+            FAIL("clipping");
         if (sg_optim_step(opt))
-            return fail(ctx, "optimizer step");
+            FAIL("optimizer step");
         curve[step] = sg_get_flat(loss, 0);
         sg_ctx_reset(ctx);
-        int64_t done = step + 1 - start;
-        double el = now() - t0, rate = (double)done / (el > 0 ? el : 1e-9);
+        int64_t ran = step + 1 - start;
+        double el = now() - t0, rate = (double)ran / (el > 0 ? el : 1e-9);
         if (tty && (el - last_print > 0.1 || step + 1 == c.steps)) {
             last_print = el;
             printf("\rstep %lld/%lld  loss %.5f  %.0f steps/s  %.1fs left   ",
@@ -443,13 +517,13 @@ int main(int argc, char **argv) {
         }
         if (c.save && c.save_every && (step + 1) % c.save_every == 0 && step + 1 < c.steps &&
             sg_checkpoint_save(ctx, c.save, &params, opt, step + 1, &data_rng))
-            return fail(ctx, "saving");
+            FAIL("saving");
     }
     if (tty)
         printf("\n");
     double seconds = now() - t0;
     if (c.save && sg_checkpoint_save(ctx, c.save, &params, opt, c.steps, &data_rng))
-        return fail(ctx, "saving");
+        FAIL("saving");
 
     /* Held-out evaluation on fresh data from a generator the training never touched. */
     sg_rng eval_rng;
@@ -464,7 +538,7 @@ int main(int argc, char **argv) {
         sg_tensor *pred;
         sg_tensor *loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
         if (!loss)
-            return fail(ctx, "evaluation");
+            FAIL("evaluation");
         eval += sg_get_flat(loss, 0) / EVAL_BATCHES;
         for (int64_t b = 0; b < B; b++) {
             if (c.task == TASK_SINE)
@@ -484,15 +558,11 @@ int main(int argc, char **argv) {
 
     /* Loss curve (CSV + SVG) and, for sine, predictions against targets. */
     char path[4096];
-    if (mkdir(c.out_dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, "train: cannot create %s: %s\n", c.out_dir, strerror(errno));
-        return 1;
-    }
     snprintf(path, sizeof path, "%s/loss_%s.csv", c.out_dir, task_names[c.task]);
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "train: cannot write %s: %s\n", path, strerror(errno));
-        return 1;
+        goto done;
     }
     fprintf(f, "step,loss\n");
     for (int64_t i = start; i < c.steps; i++)
@@ -500,7 +570,7 @@ int main(int argc, char **argv) {
     fclose(f);
     printf("wrote %s\n", path);
     snprintf(path, sizeof path, "%s/loss_%s.svg", c.out_dir, task_names[c.task]);
-    if (c.steps > start && write_loss_plot(path, curve + start, c.steps - start, base) == 0)
+    if (c.steps > start && write_loss_plot(path, curve + start, start, c.steps - start, base) == 0)
         printf("wrote %s\n", path);
     if (c.task == TASK_SINE) {
         snprintf(path, sizeof path, "%s/predictions_sine.svg", c.out_dir);
@@ -510,7 +580,9 @@ int main(int argc, char **argv) {
     printf("result: task=%s impl=%s eval_loss=%.6g baseline=%.6g steps=%lld seconds=%.2f\n",
            task_names[c.task], c.impl == SG_LSTM_FUSED ? "fused" : "gates", eval, base,
            (long long)c.steps, seconds);
+    rc = 0;
 
+done:
     free(x);
     free(y);
     free(labels);
@@ -520,5 +592,5 @@ int main(int argc, char **argv) {
     sg_lstm_free(m.lstm);
     sg_dense_free(m.head);
     sg_ctx_free(ctx);
-    return 0;
+    return rc;
 }

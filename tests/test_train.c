@@ -1,0 +1,653 @@
+/* Tests of examples/train, run as a subprocess (stdout and stderr captured, each run writing
+ * into a fresh mkdtemp directory that is removed afterwards):
+ *   - learning: each task (sine, adding, recall) with each LSTM implementation (fused,
+ *     gates) must beat a stated held-out loss, and the baselines it reports must be the
+ *     closed-form ones (within sampling error; log 4 exactly for recall);
+ *   - resume: training 2N steps in one go and N + N steps through a checkpoint gives
+ *     bit-identical checkpoints (parameters, optimizer state, step, generator), for both
+ *     implementations and both optimizers, while another seed gives other parameters;
+ *   - the command line: --help (and its copy in README.md), bad options (exit 2), a
+ *     missing or mismatched checkpoint (exit 1), the plain progress lines, and the CSV /
+ *     SVG files.
+ *
+ * The binary is $SG_TRAIN if set (meson sets it), else ../examples/train next to this
+ * test's own directory (the build tree's layout). */
+#define _GNU_SOURCE /* mkdtemp */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "seqgrad.h"
+
+static sg_ctx *ctx;
+static char tmpdir[64];
+static char exe[PATH_MAX + 64];
+
+/* ---- running the program ------------------------------------------------------------- */
+
+/* Remove a directory tree (files and directories only: the program makes nothing else). */
+static void rm_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            rm_tree(p);
+        else
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+/* Each test works in its own directory inside `root`, which main makes and removes: a
+ * failed assertion ends Check's forked test process at once, without the teardown. */
+static char root[32];
+
+static void setup(void) {
+    ctx = sg_ctx_new(0);
+    ck_assert_ptr_nonnull(ctx);
+    snprintf(tmpdir, sizeof tmpdir, "%s/t_XXXXXX", root);
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void) {
+    rm_tree(tmpdir);
+    sg_ctx_free(ctx);
+    ctx = NULL;
+}
+
+/* tmpdir/name (sixteen rotating buffers: several paths are alive at once). */
+static const char *tp(const char *name) {
+    static char p[16][256];
+    static int k;
+    k = (k + 1) % 16;
+    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
+    return p[k];
+}
+
+static void find_exe(void) {
+    const char *env = getenv("SG_TRAIN");
+    if (env && *env) {
+        snprintf(exe, sizeof exe, "%s", env);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        snprintf(exe, sizeof exe, "../examples/train");
+        return;
+    }
+    self[n] = 0;
+    *strrchr(self, '/') = 0;
+    snprintf(exe, sizeof exe, "%s/../examples/train", self);
+}
+
+/* Whole file into a NUL-terminated buffer (empty when the file is missing). */
+static void slurp(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "rb");
+    size_t k = f ? fread(buf, 1, n - 1, f) : 0;
+    buf[k] = 0;
+    if (f)
+        fclose(f);
+}
+
+/* Whole binary file; returns its length (0 when missing), at most n. */
+static size_t slurp_bin(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "rb");
+    size_t k = f ? fread(buf, 1, n, f) : 0;
+    if (f)
+        fclose(f);
+    return k;
+}
+
+static char out_text[1 << 16], err_text[1 << 16];
+
+/* Run train with the NULL-terminated args; returns its exit status, with its stdout and
+ * stderr in out_text / err_text. A run that dies of a signal (a sanitizer abort) fails. */
+static int run(const char *const *args) {
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = exe;
+    for (int i = 0; args[i]; i++) {
+        ck_assert_int_lt(n, 63);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    char errp[256], outp[256];
+    snprintf(errp, sizeof errp, "%s", tp("stderr.txt"));
+    snprintf(outp, sizeof outp, "%s", tp("stdout.txt"));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0)
+            _exit(126);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    slurp(errp, err_text, sizeof err_text);
+    slurp(outp, out_text, sizeof out_text);
+    unlink(errp);
+    unlink(outp);
+    ck_assert_msg(status != 127 << 8, "cannot execute %s", exe);
+    ck_assert_msg(WIFEXITED(status), "%s died (signal %d): %.1000s", exe, WTERMSIG(status),
+                  err_text);
+    return WEXITSTATUS(status);
+}
+
+/* stderr must be exactly `want` (the message shows at most 1000 characters of it: Check
+ * refuses longer ones, and a sanitizer report can be long). */
+static void ck_err(const char *want) {
+    ck_assert_msg(!strcmp(err_text, want), "stderr: expected '%s', got '%.1000s'", want, err_text);
+}
+
+/* ---- the result line ----------------------------------------------------------------- */
+
+typedef struct {
+    char task[16], impl[16];
+    double eval, baseline, seconds;
+    long long steps;
+} result;
+
+/* The last line of stdout must be exactly
+ *     result: task=<task> impl=<impl> eval_loss=<%.6g> baseline=<%.6g> steps=<n> seconds=<%.2f>
+ * checked by parsing it and printing the values back in that format. */
+static result parse_result(void) {
+    size_t len = strlen(out_text);
+    ck_assert_msg(len > 0 && out_text[len - 1] == '\n', "stdout does not end in a line: %.1000s",
+                  out_text);
+    char line[512];
+    const char *start = out_text + len - 1;
+    while (start > out_text && start[-1] != '\n')
+        start--;
+    ck_assert_uint_lt((size_t)(out_text + len - start), sizeof line);
+    memcpy(line, start, (size_t)(out_text + len - 1 - start));
+    line[out_text + len - 1 - start] = 0;
+
+    result r;
+    int used = -1;
+    int got = sscanf(line,
+                     "result: task=%15[a-z] impl=%15[a-z] eval_loss=%lf baseline=%lf steps=%lld "
+                     "seconds=%lf%n",
+                     r.task, r.impl, &r.eval, &r.baseline, &r.steps, &r.seconds, &used);
+    ck_assert_msg(got == 6 && used == (int)strlen(line), "bad result line: '%s'", line);
+    char again[512];
+    snprintf(again, sizeof again,
+             "result: task=%s impl=%s eval_loss=%.6g baseline=%.6g steps=%lld seconds=%.2f", r.task,
+             r.impl, r.eval, r.baseline, r.steps, r.seconds);
+    ck_assert_str_eq(line, again);
+    ck_assert(isfinite(r.eval) && r.eval >= 0);
+    ck_assert(r.seconds >= 0);
+    return r;
+}
+
+/* ---- learning ------------------------------------------------------------------------ */
+
+/* Sizes picked so the six runs take about 1 s together in a release build and about 25 s
+ * in the ASan debug build; the thresholds hold with a wide margin (losses measured for
+ * seed 1 in the comments; the adding threshold also held for seeds 1..20, worst 0.012). */
+static const struct {
+    const char *task, *hidden, *batch, *seq_len, *lr, *steps;
+} learn_cfg[3] = {
+    /* sine: eval < baseline / 20 (measured 0.0064 against 0.553, 86x better) */
+    {"sine", "16", "32", "20", "0.01", "150"},
+    /* adding, T = 50: eval < 0.02 against the baseline 1/6 (measured 0.0015 fused, 0.0013
+     * gates). A small model (8 units) on bigger batches (64 sequences) leaves the plateau at
+     * MSE ~0.17 reliably within 500 steps and is cheap enough under ASan. */
+    {"adding", "8", "64", "50", "0.02", "500"},
+    /* recall, T = 10: eval < 0.1 log 4 = 0.139 (measured 0.00096) */
+    {"recall", "32", "32", "10", "0.01", "80"},
+};
+
+/* Standard deviations of the per-sequence baseline losses, for the sampling error of the
+ * reported baselines (16 held-out batches of B sequences):
+ *   sine: target a sin(phase), a ~ U(0.5, 1.5): mean E[a^2] / 2 = 13/24, and
+ *     E[(a sin)^4] = E[a^4] * 3/8 with E[a^4] = (1.5^5 - 0.5^5) / 5 = 1.5125;
+ *   adding: target - 1 = U1 + U2 - 1, triangular on [-1, 1]: E[z^2] = 1/6, E[z^4] = 1/15. */
+static const double sine_base = 13.0 / 24, adding_base = 1.0 / 6;
+static double sine_sd(void) { return sqrt(1.5125 * 3 / 8 - sine_base * sine_base); }
+static double adding_sd(void) { return sqrt(1.0 / 15 - adding_base * adding_base); }
+
+START_TEST(test_learn) {
+    int k = _i / 2;
+    const char *impl = _i % 2 ? "gates" : "fused";
+    const char *args[] = {"--task",    learn_cfg[k].task,    "--impl",  impl,
+                          "--hidden",  learn_cfg[k].hidden,  "--batch", learn_cfg[k].batch,
+                          "--seq-len", learn_cfg[k].seq_len, "--lr",    learn_cfg[k].lr,
+                          "--steps",   learn_cfg[k].steps,   "--out",   tmpdir,
+                          NULL};
+    ck_assert_msg(run(args) == 0, "%.1000s", err_text);
+    ck_err("");
+    result r = parse_result();
+    ck_assert_str_eq(r.task, learn_cfg[k].task);
+    ck_assert_str_eq(r.impl, impl);
+    ck_assert_int_eq(r.steps, atoll(learn_cfg[k].steps));
+    double samples = 16 * atof(learn_cfg[k].batch);
+    switch (k) {
+    case 0:
+        ck_assert_double_le(fabs(r.baseline - sine_base), 4 * sine_sd() / sqrt(samples));
+        ck_assert_msg(r.eval < r.baseline / 20, "sine %s: eval %g, baseline %g", impl, r.eval,
+                      r.baseline);
+        break;
+    case 1:
+        ck_assert_double_le(fabs(r.baseline - adding_base), 4 * adding_sd() / sqrt(samples));
+        ck_assert_msg(r.eval < 0.02, "adding %s: eval %g, baseline %g", impl, r.eval, r.baseline);
+        break;
+    default:
+        ck_assert_double_le(fabs(r.baseline - log(4.0)), 5e-6); /* 6 digits of log 4 */
+        ck_assert_msg(r.eval < 0.1 * log(4.0), "recall %s: eval %g", impl, r.eval);
+        break;
+    }
+}
+END_TEST
+
+/* The baselines with many held-out sequences (no training): the sampling error shrinks to
+ * 0.003 (sine) and 0.001 (adding), so a wrong data generator cannot hide in it. */
+START_TEST(test_baselines) {
+    const char *sine[] = {"--task",  "sine", "--hidden", "4",    "--batch", "2048",
+                          "--steps", "0",    "--out",    tmpdir, NULL};
+    ck_assert_msg(run(sine) == 0, "%.1000s", err_text);
+    result r = parse_result();
+    ck_assert_str_eq(r.task, "sine");
+    ck_assert_int_eq(r.steps, 0);
+    ck_assert_double_le(fabs(r.baseline - sine_base), 4 * sine_sd() / sqrt(16 * 2048.0));
+    const char *adding[] = {"--task",  "adding", "--hidden", "4",    "--batch", "2048",
+                            "--steps", "0",      "--out",    tmpdir, NULL};
+    ck_assert_msg(run(adding) == 0, "%.1000s", err_text);
+    r = parse_result();
+    ck_assert_str_eq(r.task, "adding");
+    ck_assert_double_le(fabs(r.baseline - adding_base), 4 * adding_sd() / sqrt(16 * 2048.0));
+    const char *recall[] = {"--task",  "recall", "--hidden", "4",    "--batch", "4",
+                            "--steps", "0",      "--out",    tmpdir, NULL};
+    ck_assert_msg(run(recall) == 0, "%.1000s", err_text);
+    ck_assert_ptr_nonnull(strstr(out_text, " baseline=1.38629 "));
+}
+END_TEST
+
+/* ---- resume -------------------------------------------------------------------------- */
+
+static sg_st_file *load(const char *path) {
+    sg_st_file *f = sg_safetensors_load(ctx, path);
+    ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+    return f;
+}
+
+/* Number of tensors of a and b (same names, dtypes and shapes required) whose bytes
+ * differ. */
+static int count_differing(const sg_st_file *a, const sg_st_file *b) {
+    ck_assert_int_eq(sg_st_count(a), sg_st_count(b));
+    int differ = 0;
+    for (int i = 0; i < sg_st_count(a); i++) {
+        ck_assert_str_eq(sg_st_name(a, i), sg_st_name(b, i));
+        const sg_tensor *x = sg_st_tensor(a, i), *y = sg_st_tensor(b, i);
+        ck_assert_int_eq(x->dtype, y->dtype);
+        ck_assert_int_eq(x->ndim, y->ndim);
+        for (int d = 0; d < x->ndim; d++)
+            ck_assert_int_eq(x->shape[d], y->shape[d]);
+        ck_assert(sg_is_contiguous(x) && sg_is_contiguous(y));
+        size_t bytes = (size_t)sg_numel(x) * sg_dtype_size(x->dtype);
+        differ += memcmp(sg_data(x), sg_data(y), bytes) != 0;
+    }
+    return differ;
+}
+
+/* Lines [from, ...) of a text, as a pointer into it. */
+static const char *skip_lines(const char *s, int from) {
+    for (int i = 0; i < from && s; i++) {
+        s = strchr(s, '\n');
+        s = s ? s + 1 : NULL;
+    }
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+enum { N = 15 };
+
+/* _i: bit 0 the implementation, bit 1 the optimizer (adam, SGD with momentum). */
+START_TEST(test_resume) {
+    const char *impl = _i & 1 ? "gates" : "fused";
+    bool sgd = _i & 2;
+    /* The options every run shares; RUN appends its own. */
+    const char *args[32] = {"--task",      "sine",
+                            "--impl",      impl,
+                            "--hidden",    "8",
+                            "--batch",     "8",
+                            "--seq-len",   "10",
+                            "--log-every", "1000",
+                            "--clip",      "0.5",
+                            "--optimizer", sgd ? "sgd" : "adam",
+                            "--lr",        sgd ? "0.05" : "0.01"};
+    int common = 0;
+    while (args[common])
+        common++;
+    if (sgd) {
+        args[common++] = "--momentum";
+        args[common++] = "0.9";
+    }
+#define RUN(...)                                                                                   \
+    do {                                                                                           \
+        const char *more[] = {__VA_ARGS__, NULL};                                                  \
+        int n = common;                                                                            \
+        for (int j = 0; more[j]; j++)                                                              \
+            args[n++] = more[j];                                                                   \
+        args[n] = NULL;                                                                            \
+        ck_assert_msg(run(args) == 0, "%.1000s", err_text);                                        \
+        ck_err("");                                                                                \
+    } while (0)
+
+    char a_csv[4096], b_csv[4096];
+    const char *a = tp("a.st"), *b = tp("b.st"), *c = tp("c.st");
+    RUN("--steps", "30", "--save", a, "--out", tp("a"));
+    result ra = parse_result();
+    slurp(tp("a/loss_sine.csv"), a_csv, sizeof a_csv);
+
+    RUN("--steps", "15", "--save", b, "--out", tp("b1"));
+    sg_st_file *half = load(b);
+    ck_assert_str_eq(sg_st_meta(half, "step"), "15");
+    ck_assert_str_eq(sg_st_meta(half, "optimizer_steps"), "15");
+    sg_st_free(half);
+
+    RUN("--steps", "30", "--resume", b, "--save", b, "--out", tp("b2"));
+    char resumed[300];
+    snprintf(resumed, sizeof resumed, "resumed from %s at step %d\n", b, N);
+    ck_assert_msg(!strncmp(out_text, resumed, strlen(resumed)), "got: %.1000s", out_text);
+    result rb = parse_result();
+    slurp(tp("b2/loss_sine.csv"), b_csv, sizeof b_csv);
+
+    /* Every tensor (parameters and optimizer state) bit-identical, and the metadata too
+     * (step, optimizer step count, the data generator's state). */
+    sg_st_file *fa = load(a), *fb = load(b);
+    ck_assert_int_eq(sg_st_count(fa), (sgd ? 2 : 3) * (_i & 1 ? 10 : 5));
+    ck_assert(sg_st_has(fa, sgd ? "optim.dense.kernel.momentum_buffer"
+                                : "optim.dense.kernel.exp_avg_sq"));
+    ck_assert_int_eq(count_differing(fa, fb), 0);
+    ck_assert_str_eq(sg_st_meta(fa, "step"), "30");
+    ck_assert_str_eq(sg_st_meta(fa, "optimizer"), sgd ? "sgd" : "adam");
+    ck_assert_int_eq(sg_st_meta_count(fa), sg_st_meta_count(fb));
+    for (int i = 0; i < sg_st_meta_count(fa); i++) {
+        ck_assert_str_eq(sg_st_meta_key(fa, i), sg_st_meta_key(fb, i));
+        ck_assert_str_eq(sg_st_meta_value(fa, i), sg_st_meta_value(fb, i));
+    }
+
+    /* The same held-out loss, and the second half of the loss curve row for row. */
+    ck_assert_double_eq(ra.eval, rb.eval);
+    ck_assert_str_eq(skip_lines(a_csv, 1 + N), skip_lines(b_csv, 1));
+    static char svg[1 << 16];
+    slurp(tp("b2/loss_sine.svg"), svg, sizeof svg);
+    ck_assert_ptr_nonnull(strstr(svg, ">step (15 .. 30); red: baseline<"));
+
+    /* In fact the whole files are the same bytes. */
+    static char bytes_a[1 << 16], bytes_b[1 << 16];
+    size_t len_a = slurp_bin(a, bytes_a, sizeof bytes_a),
+           len_b = slurp_bin(b, bytes_b, sizeof bytes_b);
+    ck_assert_uint_gt(len_a, 8);
+    ck_assert_uint_lt(len_a, sizeof bytes_a);
+    ck_assert_uint_eq(len_a, len_b);
+    ck_assert_int_eq(memcmp(bytes_a, bytes_b, len_a), 0);
+
+    /* The comparison can fail: another seed trains other parameters. */
+    RUN("--steps", "30", "--seed", "2", "--save", c, "--out", tp("c"));
+    sg_st_file *fc = load(c);
+    ck_assert_int_eq(count_differing(fa, fc), sg_st_count(fa));
+    ck_assert_str_ne(sg_st_meta(fa, "rng"), sg_st_meta(fc, "rng"));
+    sg_st_free(fa);
+    sg_st_free(fb);
+    sg_st_free(fc);
+#undef RUN
+}
+END_TEST
+
+/* ---- the command line ---------------------------------------------------------------- */
+
+START_TEST(test_help) {
+    ck_assert_int_eq(run((const char *[]){"--help", NULL}), 0);
+    ck_err("");
+    ck_assert(!strncmp(out_text, "usage: train [options]\n", 23));
+    static const char *const opts[] = {"--task sine|adding|recall",
+                                       "--impl fused|gates",
+                                       "--hidden N",
+                                       "--batch N",
+                                       "--seq-len N",
+                                       "--steps N",
+                                       "--lr X",
+                                       "--momentum X",
+                                       "--optimizer sgd|adam",
+                                       "--clip X",
+                                       "--seed N",
+                                       "--dtype f32|f64",
+                                       "--save PATH",
+                                       "--save-every N",
+                                       "--resume PATH",
+                                       "--out DIR",
+                                       "--log-every N",
+                                       "--threads N",
+                                       "--help"};
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        ck_assert_msg(strstr(out_text, opts[i]), "--help does not mention %s", opts[i]);
+
+    /* README.md quotes the whole text (section "Training example"): keep them in sync. */
+    static char readme[1 << 17];
+    slurp(SG_SOURCE_DIR "/README.md", readme, sizeof readme);
+    ck_assert_msg(strstr(readme, out_text), "README.md does not quote --help as it is now");
+}
+END_TEST
+
+/* Bad command lines: exit 2, nothing on stdout, the reason on stderr, and nothing made. */
+START_TEST(test_bad_options) {
+    const char *out = tp("out");
+    static const struct {
+        const char *args[4], *message;
+    } bad[] = {
+        {{"--bogus"}, "train: unknown option or missing value: --bogus\n"},
+        {{"--steps"}, "train: unknown option or missing value: --steps\n"},
+        {{"--impl", "foo"}, "train: bad value 'foo' for --impl\n"},
+        {{"--steps", "-1"}, "train: bad value '-1' for --steps\n"},
+        {{"--lr", "abc"}, "train: bad value 'abc' for --lr\n"},
+        {{"--lr", "0.1x"}, "train: bad value '0.1x' for --lr\n"},
+        {{"--task", "xyz"}, "train: bad value 'xyz' for --task\n"},
+        {{"--hidden", "0"}, "train: bad value '0' for --hidden\n"},
+        {{"--optimizer", "rmsprop"}, "train: bad value 'rmsprop' for --optimizer\n"},
+        {{"--dtype", "f16"}, "train: bad value 'f16' for --dtype\n"},
+        {{"--log-every", "0"}, "train: bad value '0' for --log-every\n"},
+        {{"extra"}, "train: unexpected argument 'extra'\n"},
+        {{"--save-every", "10"}, "train: --save-every needs --save PATH\n"},
+        {{"--task", "adding", "--seq-len", "1"},
+         "train: the adding task needs --seq-len of at least 2\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *args[8] = {"--out", out};
+        for (int j = 0; j < 4 && bad[i].args[j]; j++)
+            args[2 + j] = bad[i].args[j];
+        ck_assert_msg(run(args) == 2, "case %zu (%s): exit status not 2", i, bad[i].args[0]);
+        ck_assert_str_eq(out_text, "");
+        ck_assert_msg(!strncmp(err_text, bad[i].message, strlen(bad[i].message)),
+                      "case %zu: expected '%s', got '%.1000s'", i, bad[i].message, err_text);
+        ck_assert_msg(access(out, F_OK) != 0, "case %zu created %s", i, out);
+    }
+}
+END_TEST
+
+/* Failures after the options are read: exit 1 and a message naming the file. */
+START_TEST(test_run_errors) {
+    const char *missing = tp("missing.st"), *ck = tp("ck.st");
+    const char *a1[] = {"--resume", missing, "--out", tmpdir, NULL};
+    ck_assert_int_eq(run(a1), 1);
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "train: resuming: sg_checkpoint_load: %s: cannot open: No such file or directory\n",
+             missing);
+    ck_err(msg);
+
+    /* A checkpoint of another model: the loader's message, nothing trained. */
+    const char *a2[] = {"--hidden", "4", "--batch", "2",    "--steps", "3",
+                        "--save",   ck,  "--out",   tmpdir, NULL};
+    ck_assert_msg(run(a2) == 0, "%.1000s", err_text);
+    const char *a3[] = {"--hidden", "5", "--steps", "6", "--resume", ck, "--out", tmpdir, NULL};
+    ck_assert_int_eq(run(a3), 1);
+    snprintf(msg, sizeof msg,
+             "train: resuming: sg_checkpoint_load: %s: lstm.kernel has shape (1, 16), expected "
+             "(1, 20)\n",
+             ck);
+    ck_err(msg);
+    ck_assert_ptr_null(strstr(out_text, "step "));
+
+    /* A checkpoint already past --steps. */
+    const char *a4[] = {"--hidden", "4",      "--batch", "2",     "--steps", "2", "--resume",
+                        ck,         "--save", ck,        "--out", tmpdir,    NULL};
+    ck_assert_int_eq(run(a4), 1);
+    snprintf(msg, sizeof msg, "train: %s is at step 3, past --steps 2\n", ck);
+    ck_err(msg);
+    sg_st_file *f = load(ck);
+    ck_assert_str_eq(sg_st_meta(f, "step"), "3"); /* untouched */
+    sg_st_free(f);
+
+    /* An --out that cannot be made fails before any training. */
+    const char *a5[] = {"--out", "/nonexistent/dir", NULL};
+    ck_assert_int_eq(run(a5), 1);
+    ck_err("train: cannot create /nonexistent/dir: No such file or "
+           "directory\n");
+    ck_assert_str_eq(out_text, "");
+}
+END_TEST
+
+/* Plain progress lines, the CSV and the SVG files. */
+START_TEST(test_outputs) {
+    const char *out = tp("out"); /* made by the program */
+    const char *args[] = {"--hidden",    "8",  "--batch", "8", "--seq-len", "10", "--steps", "25",
+                          "--log-every", "10", "--out",   out, NULL};
+    ck_assert_msg(run(args) == 0, "%.1000s", err_text);
+    ck_err("");
+    ck_assert_ptr_null(strchr(out_text, '\r')); /* not a terminal: no live line */
+    result r = parse_result();
+    ck_assert_int_eq(r.steps, 25);
+
+    /* "step N/M loss X steps/s Y" after steps 10, 20 and the last, and no other. */
+    static const long long want[] = {10, 20, 25};
+    double logged[3];
+    int lines = 0;
+    for (const char *s = out_text; *s; s = strchr(s, '\n') + 1) {
+        if (strncmp(s, "step ", 5) == 0) {
+            long long n, m;
+            double loss, rate;
+            int used = -1;
+            int got =
+                sscanf(s, "step %lld/%lld loss %lf steps/s %lf%n", &n, &m, &loss, &rate, &used);
+            ck_assert_msg(got == 4 && s[used] == '\n', "bad progress line: %.80s", s);
+            ck_assert_int_lt(lines, 3);
+            ck_assert_int_eq(n, want[lines]);
+            ck_assert_int_eq(m, 25);
+            ck_assert(loss > 0 && rate > 0);
+            logged[lines++] = loss;
+        }
+    }
+    ck_assert_int_eq(lines, 3);
+
+    /* The CSV: a header, then one row per step, consistent with the progress lines. */
+    static char csv[1 << 14];
+    char path[512];
+    snprintf(path, sizeof path, "%s/loss_sine.csv", out);
+    slurp(path, csv, sizeof csv);
+    ck_assert(!strncmp(csv, "step,loss\n", 10));
+    const char *s = csv + 10;
+    for (int step = 1; step <= 25; step++) {
+        int n, used = -1;
+        double loss;
+        ck_assert_msg(sscanf(s, "%d,%lf%n", &n, &loss, &used) == 2 && s[used] == '\n',
+                      "bad CSV row %d: %.40s", step, s);
+        ck_assert_int_eq(n, step);
+        ck_assert(isfinite(loss) && loss > 0);
+        if (step % 10 == 0 || step == 25)
+            ck_assert_double_eq_tol(loss, logged[step == 25 ? 2 : step / 10 - 1], 5.1e-6);
+        s += used + 1;
+    }
+    ck_assert_str_eq(s, "");
+
+    static const char *const svgs[] = {"loss_sine.svg", "predictions_sine.svg"};
+    for (int i = 0; i < 2; i++) {
+        static char svg[1 << 16];
+        snprintf(path, sizeof path, "%s/%s", out, svgs[i]);
+        slurp(path, svg, sizeof svg);
+        ck_assert_msg(!strncmp(svg, "<svg", 4), "%s does not start with <svg", path);
+        size_t n = strlen(svg);
+        ck_assert(n > 12 && !strcmp(svg + n - 7, "</svg>\n"));
+        char wrote[600];
+        snprintf(wrote, sizeof wrote, "wrote %s\n", path);
+        ck_assert_ptr_nonnull(strstr(out_text, wrote));
+        if (i == 0)
+            ck_assert_ptr_nonnull(strstr(svg, ">step (0 .. 25); red: baseline<"));
+    }
+
+    /* Other tasks: their own CSV and loss plot, no predictions plot. */
+    const char *rec[] = {"--task",  "recall", "--hidden", "4",    "--batch", "4",
+                         "--steps", "3",      "--out",    tmpdir, NULL};
+    ck_assert_msg(run(rec) == 0, "%.1000s", err_text);
+    ck_assert_int_eq(access(tp("loss_recall.csv"), R_OK), 0);
+    ck_assert_int_eq(access(tp("loss_recall.svg"), R_OK), 0);
+    ck_assert_int_ne(access(tp("predictions_sine.svg"), F_OK), 0);
+    /* with no --log-every, only the last step is logged within the first 100 */
+    ck_assert_ptr_nonnull(strstr(out_text, "\nstep 3/3 loss "));
+    ck_assert_ptr_null(strstr(out_text, "\nstep 1/3 "));
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("train");
+    TCase *learn = tcase_create("learn");
+    tcase_add_checked_fixture(learn, setup, teardown);
+    tcase_set_timeout(learn, 300);
+    tcase_add_loop_test(learn, test_learn, 0, 6);
+    tcase_add_test(learn, test_baselines);
+    suite_add_tcase(s, learn);
+    TCase *resume = tcase_create("resume");
+    tcase_add_checked_fixture(resume, setup, teardown);
+    tcase_set_timeout(resume, 300);
+    tcase_add_loop_test(resume, test_resume, 0, 4);
+    suite_add_tcase(s, resume);
+    TCase *cli = tcase_create("cli");
+    tcase_add_checked_fixture(cli, setup, teardown);
+    tcase_set_timeout(cli, 300);
+    tcase_add_test(cli, test_help);
+    tcase_add_test(cli, test_bad_options);
+    tcase_add_test(cli, test_run_errors);
+    tcase_add_test(cli, test_outputs);
+    suite_add_tcase(s, cli);
+    return s;
+}
+
+int main(void) {
+    find_exe();
+    if (access(exe, X_OK) != 0) {
+        fprintf(stderr,
+                "test_train: %s is not an executable (build examples/train, or set "
+                "SG_TRAIN)\n",
+                exe);
+        return EXIT_FAILURE;
+    }
+    snprintf(root, sizeof root, "/tmp/sg_train_XXXXXX");
+    if (!mkdtemp(root)) {
+        perror("test_train: mkdtemp");
+        return EXIT_FAILURE;
+    }
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    rm_tree(root);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
