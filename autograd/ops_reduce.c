@@ -720,7 +720,33 @@ void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out) {
         bce_bw_f64(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);
 }
 
-/* ---- mean squared error (derived) ---------------------------------------------------- */
+/* ---- mean squared error (fused) ------------------------------------------------------ */
+
+/* x (predictions), z (targets): the same shape, any strides. Returns sum (x - z)^2 in
+ * double. One node instead of sub, square, sum and scale: a loss sits at the end of every
+ * training step, and on tiny models node count is time. */
+#define DEF_MSE_FW(T, S)                                                                           \
+    static double mse_fw_##S(const sg_tensor *x, const sg_tensor *z) {                             \
+        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
+        int64_t n = sg_numel(x), L, sx, sz, dummy;                                                 \
+        if (n == 0)                                                                                \
+            return 0;                                                                              \
+        last_row(x, &L, &sx);                                                                      \
+        last_row(z, &dummy, &sz);                                                                  \
+        rows_it it;                                                                                \
+        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
+        double acc = 0;                                                                            \
+        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
+            const T *a = xp + it.a, *b = zp + it.b;                                                \
+            for (int64_t k = 0; k < L; k++) {                                                      \
+                double d = (double)a[k * sx] - (double)b[k * sz];                                  \
+                acc += d * d;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+        return acc;                                                                                \
+    }
+DEF_MSE_FW(float, f32)
+DEF_MSE_FW(double, f64)
 
 sg_tensor *sg_mse_loss(sg_ctx *ctx, sg_tensor *pred, sg_tensor *target) {
     sg_tensor *src[2] = {pred, target};
@@ -729,5 +755,50 @@ sg_tensor *sg_mse_loss(sg_ctx *ctx, sg_tensor *pred, sg_tensor *target) {
     /* Exact shapes: broadcasting (4, 1) against (4,) would silently give a (4, 4) loss. */
     if (!check_same_shape(ctx, "sg_mse_loss", pred, target))
         return NULL;
-    return sg_mean(ctx, sg_square(ctx, sg_sub(ctx, pred, target)));
+    sg_tensor *out = sg__new(ctx, pred->dtype, 0, NULL, false);
+    if (!out)
+        return NULL;
+    int64_t n = sg_numel(pred);
+    double s = pred->dtype == SG_F32 ? mse_fw_f32(pred, target) : mse_fw_f64(pred, target);
+    sg__st(out, 0, n ? s / (double)n : NAN);
+    return sg__finish(ctx, out, SG_OP_MSE, 2, src);
+}
+
+/* dx += c (x - z), dz -= c (x - z), with c = 2 dL/dloss / n; dx, dz contiguous or NULL. */
+#define DEF_MSE_BW(T, S)                                                                           \
+    static void mse_bw_##S(const sg_tensor *x, const sg_tensor *z, T *dx, T *dz, double c) {       \
+        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
+        int64_t n = sg_numel(x), L, sx, sz, dummy, i = 0;                                          \
+        last_row(x, &L, &sx);                                                                      \
+        last_row(z, &dummy, &sz);                                                                  \
+        rows_it it;                                                                                \
+        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
+        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
+            const T *a = xp + it.a, *b = zp + it.b;                                                \
+            for (int64_t k = 0; k < L; k++, i++) {                                                 \
+                double g = c * ((double)a[k * sx] - (double)b[k * sz]);                            \
+                if (dx)                                                                            \
+                    dx[i] += (T)g;                                                                 \
+                if (dz)                                                                            \
+                    dz[i] -= (T)g;                                                                 \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEF_MSE_BW(float, f32)
+DEF_MSE_BW(double, f64)
+
+void sg__bw_mse(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *x = out->src[0], *z = out->src[1];
+    int64_t n = sg_numel(x);
+    if (n == 0)
+        return;
+    sg_tensor *Gx = sg__needs(out, 0) ? sg__grad(ctx, x) : NULL;
+    sg_tensor *Gz = sg__needs(out, 1) ? sg__grad(ctx, z) : NULL;
+    if ((sg__needs(out, 0) && !Gx) || (sg__needs(out, 1) && !Gz))
+        return;
+    double c = 2.0 * sg__ld(out->grad, 0) / (double)n;
+    if (x->dtype == SG_F32)
+        mse_bw_f32(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);
+    else
+        mse_bw_f64(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);
 }

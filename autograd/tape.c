@@ -38,6 +38,7 @@ static const char *const op_names[SG_OP_COUNT] = {
     [SG_OP_SUM] = "sum",
     [SG_OP_CROSS_ENTROPY] = "cross_entropy",
     [SG_OP_BCE_LOGITS] = "bce_with_logits",
+    [SG_OP_MSE] = "mse_loss",
 };
 
 const char *sg_op_name(sg_op op) {
@@ -251,6 +252,7 @@ static bool dispatch(sg_ctx *ctx, sg_tensor *t) {
     case SG_OP_LOG_SOFTMAX: sg__bw_log_softmax(ctx, t); break;
     case SG_OP_CROSS_ENTROPY: sg__bw_cross_entropy(ctx, t); break;
     case SG_OP_BCE_LOGITS: sg__bw_bce_logits(ctx, t); break;
+    case SG_OP_MSE: sg__bw_mse(ctx, t); break;
     default:
         sg_error(ctx, "sg_backward: op '%s' (%d) has no backward", sg_op_name(t->op), (int)t->op);
         return false;

@@ -74,6 +74,7 @@ typedef enum {
     /* losses (stable fused forms) */
     SG_OP_CROSS_ENTROPY,
     SG_OP_BCE_LOGITS,
+    SG_OP_MSE,
     SG_OP_COUNT
 } sg_op;
 
