@@ -298,31 +298,9 @@ void sg_ctx_free(sg_ctx *ctx) {
     sg_free(ctx);
 }
 
-/* ---- the tape ------------------------------------------------------------------------ */
+/* ---- parameters' gradients ---------------------------------------------------------- */ * /
 
-bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *const *src) {
-    if (!ctx->grad_enabled)
-        return false;
-    for (int i = 0; i < n; i++)
-        if (src[i] && (src[i]->flags & SG_FLAG_REQUIRES_GRAD))
-            return true;
-    return false;
-}
-
-bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src) {
-    if (!out || !sg__any_requires_grad(ctx, n, src))
-        return false;
-    out->flags |= SG_FLAG_REQUIRES_GRAD | SG_FLAG_ON_TAPE;
-    out->op = op;
-    out->nsrc = n < SG_MAX_SRC ? n : SG_MAX_SRC;
-    for (int i = 0; i < out->nsrc; i++)
-        out->src[i] = src[i];
-    out->tape_prev = ctx->tape_tail;
-    ctx->tape_tail = out;
-    return true;
-}
-
-void sg_ctx_zero_grad(sg_ctx *ctx) {
+    void sg_ctx_zero_grad(sg_ctx *ctx) {
     for (sg_persist_node *n = ctx ? ctx->persist : NULL; n; n = n->next)
         if ((n->t.flags & SG_FLAG_PARAM) && n->t.grad)
             sg_fill(n->t.grad, 0.0);

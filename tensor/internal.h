@@ -6,8 +6,8 @@
 
 typedef struct sg_arena_block {
     struct sg_arena_block *next;
-    size_t cap;  /* bytes in data[] */
-    size_t used; /* bytes handed out from data[] */
+    size_t cap;           /* bytes in data[] */
+    size_t used;          /* bytes handed out from data[] */
     unsigned char data[]; /* offsets are aligned against the real address */
 } sg_arena_block;
 
@@ -58,15 +58,49 @@ int64_t sg__offset_of(const sg_tensor *t, int64_t i);
 /* Normalise a possibly negative axis; -1 with an error naming fn when out of range. */
 int sg__axis(sg_ctx *ctx, const char *fn, int axis, int ndim);
 
-/* Record `out` as a tape node of `op` with inputs src[0..n) when gradients are enabled
- * and any input requires grad. Returns true when recorded. */
-bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src);
 /* Does any of the inputs require grad, with grad mode on? */
-bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *const *src);
+static inline bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *const *src) {
+    if (!ctx->grad_enabled)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (src[i] && (src[i]->flags & SG_FLAG_REQUIRES_GRAD))
+            return true;
+    return false;
+}
+
+/* Record `out` as a tape node of `op` with inputs src[0..n) when gradients are enabled
+ * and any input requires grad. Returns true when recorded. Inline: every op calls it. */
+static inline bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src) {
+    if (!out || !sg__any_requires_grad(ctx, n, src))
+        return false;
+    out->flags |= SG_FLAG_REQUIRES_GRAD | SG_FLAG_ON_TAPE;
+    out->op = op;
+    out->nsrc = n < SG_MAX_SRC ? n : SG_MAX_SRC;
+    for (int i = 0; i < out->nsrc; i++)
+        out->src[i] = src[i];
+    out->tape_prev = ctx->tape_tail;
+    ctx->tape_tail = out;
+    return true;
+}
 
 /* Common input validation of ops: every input non-NULL and live, same dtype.
- * Returns false (recording an error naming fn when an input is stale or dtypes mix). */
-bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src);
+ * Returns false (recording an error naming fn when an input is stale or dtypes mix).
+ * The inline part is the fast path; anything odd goes to sg__check_inputs_slow for its
+ * message. */
+bool sg__check_inputs_slow(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src);
+static inline bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
+    if (!ctx)
+        return false;
+    for (int i = 0; i < n; i++) {
+        const sg_tensor *t = src[i];
+        if (!t)
+            return false;
+        if (t->magic != SG_TENSOR_MAGIC || t->ctx != ctx || t->dtype != src[0]->dtype ||
+            (!(t->flags & SG_FLAG_PERSISTENT) && t->gen != ctx->gen))
+            return sg__check_inputs_slow(ctx, fn, n, src);
+    }
+    return true;
+}
 
 /* Element read/write as double at a storage offset (relative to sg_data(t)). */
 static inline double sg__ld(const sg_tensor *t, int64_t off) {

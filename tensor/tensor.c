@@ -58,7 +58,7 @@ bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn) {
     return true;
 }
 
-bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
+bool sg__check_inputs_slow(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
     if (!ctx)
         return false;
     for (int i = 0; i < n; i++) {

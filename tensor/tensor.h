@@ -103,12 +103,12 @@ typedef struct sg_storage {
  * Read the fields freely; change them only through the API. */
 typedef struct sg_tensor sg_tensor;
 struct sg_tensor {
-    uint64_t magic;  /* SG_TENSOR_MAGIC while valid; detects stale pointers */
-    uint32_t gen;    /* context generation at creation (arena tensors only) */
-    uint32_t flags;  /* SG_FLAG_* */
-    sg_ctx *ctx;     /* the context that made it */
-    sg_dtype dtype;  /* SG_F32 or SG_F64 */
-    int ndim;        /* 0 .. SG_MAX_DIMS; 0 is a scalar with one element */
+    uint64_t magic; /* SG_TENSOR_MAGIC while valid; detects stale pointers */
+    uint32_t gen;   /* context generation at creation (arena tensors only) */
+    uint32_t flags; /* SG_FLAG_* */
+    sg_ctx *ctx;    /* the context that made it */
+    sg_dtype dtype; /* SG_F32 or SG_F64 */
+    int ndim;       /* 0 .. SG_MAX_DIMS; 0 is a scalar with one element */
     int64_t shape[SG_MAX_DIMS];
     int64_t stride[SG_MAX_DIMS]; /* in elements */
     int64_t offset;              /* in elements from storage->data */
@@ -129,10 +129,9 @@ struct sg_tensor {
 
 /* Shape helper for the variadic creation calls:
  *   sg_zeros(ctx, SG_F32, SG_SHAPE(2, 3))  expands to  ..., 2, (const int64_t[]){2, 3}  */
-#define SG_SHAPE(...)                                                                          \
-    (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[])         \
-    {                                                                                          \
-        __VA_ARGS__                                                                            \
+#define SG_SHAPE(...)                                                                              \
+    (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) {           \
+        __VA_ARGS__                                                                                \
     }
 
 /* ---------------------------------------------------------------------------------------
@@ -198,14 +197,14 @@ bool sg_ctx_grad_enabled(const sg_ctx *ctx);
  * ------------------------------------------------------------------------------------ */
 typedef struct sg_rng {
     uint64_t s[4];
-    double spare;   /* second normal of the last polar pair */
+    double spare; /* second normal of the last polar pair */
     int has_spare;
 } sg_rng;
 
 void sg_rng_seed(sg_rng *rng, uint64_t seed);
-uint64_t sg_rng_next(sg_rng *rng);           /* 64 random bits */
-double sg_rng_uniform(sg_rng *rng);          /* in [0, 1) */
-double sg_rng_normal(sg_rng *rng);           /* standard normal */
+uint64_t sg_rng_next(sg_rng *rng);              /* 64 random bits */
+double sg_rng_uniform(sg_rng *rng);             /* in [0, 1) */
+double sg_rng_normal(sg_rng *rng);              /* standard normal */
 uint64_t sg_rng_below(sg_rng *rng, uint64_t n); /* uniform integer in [0, n), unbiased */
 
 /* The context's generator (seeded with 0 at creation). */
@@ -222,8 +221,7 @@ sg_tensor *sg_scalar(sg_ctx *ctx, sg_dtype dt, double value); /* 0-d */
 /* 1-D [start, start + step, ...) below stop (above stop for negative step). */
 sg_tensor *sg_arange(sg_ctx *ctx, sg_dtype dt, double start, double stop, double step);
 /* Copy `data` (dtype dt, contiguous row-major). */
-sg_tensor *sg_from_data(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
-                        const void *data);
+sg_tensor *sg_from_data(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, const void *data);
 /* Wrap caller memory without copying; the caller keeps ownership and must keep it alive
  * while the tensor is used. */
 sg_tensor *sg_wrap(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, void *data);
@@ -237,8 +235,7 @@ sg_tensor *sg_rand_normal(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sha
  * sg_ctx_free. A parameter also requires grad and owns a persistent zeroed grad. `name`
  * may be NULL. */
 sg_tensor *sg_persistent_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape);
-sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
-                        const char *name);
+sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, const char *name);
 /* Free a persistent tensor now (and its grad). Arena tensors and NULL: no-op. */
 void sg_tensor_free(sg_tensor *t);
 
@@ -374,11 +371,11 @@ void sg_print(const sg_tensor *t, FILE *f);
 char *sg_print_str(const sg_tensor *t);
 
 typedef struct sg_compare_result {
-    double max_abs;       /* max |a - b| */
-    double max_rel;       /* max |a - b| / max(|b|, tiny) */
-    int64_t worst_flat;   /* flat index of the element with the largest abs difference */
+    double max_abs;     /* max |a - b| */
+    double max_rel;     /* max |a - b| / max(|b|, tiny) */
+    int64_t worst_flat; /* flat index of the element with the largest abs difference */
     int64_t worst_index[SG_MAX_DIMS];
-    int64_t n_mismatch;   /* elements failing |a-b| <= atol + rtol*|b| (NaN != number) */
+    int64_t n_mismatch; /* elements failing |a-b| <= atol + rtol*|b| (NaN != number) */
 } sg_compare_result;
 /* Compare two tensors of the same shape (dtypes may differ). Returns 0 when every
  * element satisfies |a - b| <= atol + rtol * |b| (NaN equals NaN only if both), 1 when
