@@ -298,7 +298,7 @@ void sg_ctx_free(sg_ctx *ctx) {
     sg_free(ctx);
 }
 
-/* ---- parameters' gradients ---------------------------------------------------------- */ * /
+/* ---- parameters' gradients ------------------------------------------------------------ */
 
     void sg_ctx_zero_grad(sg_ctx *ctx) {
     for (sg_persist_node *n = ctx ? ctx->persist : NULL; n; n = n->next)
