@@ -629,7 +629,7 @@ void sg__bw_cross_entropy(sg_ctx *ctx, sg_tensor *out) {
         ce_bw_f64(sv->probs, sv->labels, sg_data(G), N, C, gn);
 }
 
-/* ---- binary cross-entropy with logits (fused) ---------------------------------------- */
+/* ---- elementwise losses of two tensors: BCE with logits and MSE (fused) --------------- */
 
 /* sigmoid in double without overflow: exp only ever sees a non-positive argument. */
 static inline double sigm(double v) {
@@ -639,11 +639,13 @@ static inline double sigm(double v) {
     return e / (1.0 + e);
 }
 
-/* x, z: the same shape, any strides. Returns sum of max(x, 0) - x z + log1p(exp(-|x|)),
- * the stable form of -(z log sigmoid(x) + (1 - z) log(1 - sigmoid(x))): exp never
- * overflows and log1p keeps the tiny tail (x = 100, z = 1 gives e^-100, not 0). */
-#define DEF_BCE_FW(T, S)                                                                           \
-    static double bce_fw_##S(const sg_tensor *x, const sg_tensor *z) {                             \
+/* A loss that is the mean over elements of term(v, t), v from x (predictions or logits),
+ * t from z (targets), same shape, any strides. NAME_fw sums the terms in double;
+ * NAME_bw adds c * DX(v, t) to dx and c * DZ(v, t) to dz (contiguous; either may be
+ * NULL). One fused node per loss: a loss ends every training step, and on tiny models the
+ * node count is the time. */
+#define DEF_PAIR_LOSS_T(NAME, T, S, TERM, DX, DZ)                                                  \
+    static double NAME##_fw_##S(const sg_tensor *x, const sg_tensor *z) {                          \
         const T *xp = sg_data(x), *zp = sg_data(z);                                                \
         int64_t n = sg_numel(x), L, sx, sz, dummy;                                                 \
         if (n == 0)                                                                                \
@@ -657,148 +659,84 @@ static inline double sigm(double v) {
             const T *a = xp + it.a, *b = zp + it.b;                                                \
             for (int64_t k = 0; k < L; k++) {                                                      \
                 double v = a[k * sx], t = b[k * sz];                                               \
-                acc += fmax(v, 0.0) - v * t + log1p(exp(-fabs(v)));                                \
+                acc += (TERM);                                                                     \
             }                                                                                      \
         }                                                                                          \
         return acc;                                                                                \
+    }                                                                                              \
+    static void NAME##_bw_##S(const sg_tensor *x, const sg_tensor *z, T *dx, T *dz, double c) {    \
+        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
+        int64_t n = sg_numel(x), L, sx, sz, dummy, i = 0;                                          \
+        last_row(x, &L, &sx);                                                                      \
+        last_row(z, &dummy, &sz);                                                                  \
+        rows_it it;                                                                                \
+        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
+        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
+            const T *a = xp + it.a, *b = zp + it.b;                                                \
+            for (int64_t k = 0; k < L; k++, i++) {                                                 \
+                double v = a[k * sx], t = b[k * sz];                                               \
+                (void)t;                                                                           \
+                if (dx)                                                                            \
+                    dx[i] += (T)(c * (DX));                                                        \
+                if (dz)                                                                            \
+                    dz[i] += (T)(c * (DZ));                                                        \
+            }                                                                                      \
+        }                                                                                          \
     }
-DEF_BCE_FW(float, f32)
-DEF_BCE_FW(double, f64)
+#define DEF_PAIR_LOSS(NAME, TERM, DX, DZ)                                                          \
+    DEF_PAIR_LOSS_T(NAME, float, f32, TERM, DX, DZ)                                                \
+    DEF_PAIR_LOSS_T(NAME, double, f64, TERM, DX, DZ)
+
+/* BCE with logits: max(v, 0) - v t + log1p(exp(-|v|)), the stable form of
+ * -(t log sigmoid(v) + (1 - t) log(1 - sigmoid(v))): exp never overflows and log1p keeps
+ * the tiny tail (v = 100, t = 1 gives e^-100, not 0). d/dv = sigmoid(v) - t, d/dt = -v. */
+DEF_PAIR_LOSS(bce, fmax(v, 0.0) - v * t + log1p(exp(-fabs(v))), sigm(v) - t, -v)
+/* MSE: (v - t)^2; the factor 2 of its derivatives goes into c. */
+DEF_PAIR_LOSS(mse, (v - t) * (v - t), v - t, t - v)
+
+typedef double (*pair_fw_fn)(const sg_tensor *, const sg_tensor *);
+
+/* Forward of a pair loss: checks (exact shapes: broadcasting (4, 1) against (4,) would
+ * silently give a (4, 4) loss, a classic pitfall), then the mean of the terms, 0-d. */
+static sg_tensor *pair_loss(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, sg_tensor *z,
+                            pair_fw_fn f32, pair_fw_fn f64) {
+    sg_tensor *src[2] = {x, z};
+    if (!sg__check_inputs(ctx, fn, 2, src) || !check_same_shape(ctx, fn, x, z))
+        return NULL;
+    sg_tensor *out = sg__new(ctx, x->dtype, 0, NULL, false);
+    if (!out)
+        return NULL;
+    int64_t n = sg_numel(x);
+    double s = x->dtype == SG_F32 ? f32(x, z) : f64(x, z);
+    sg__st(out, 0, n ? s / (double)n : NAN);
+    return sg__finish(ctx, out, op, 2, src);
+}
+
+/* Backward of a pair loss: c = scale * dL/dloss / n into whichever inputs need it. */
+#define PAIR_LOSS_BW(NAME, ctx, out, scale)                                                        \
+    do {                                                                                           \
+        sg_tensor *x = (out)->src[0], *z = (out)->src[1];                                          \
+        int64_t n = sg_numel(x);                                                                   \
+        if (n == 0)                                                                                \
+            return;                                                                                \
+        sg_tensor *Gx = sg__needs(out, 0) ? sg__grad(ctx, x) : NULL;                               \
+        sg_tensor *Gz = sg__needs(out, 1) ? sg__grad(ctx, z) : NULL;                               \
+        if ((sg__needs(out, 0) && !Gx) || (sg__needs(out, 1) && !Gz))                              \
+            return;                                                                                \
+        double c = (scale)*sg__ld((out)->grad, 0) / (double)n;                                     \
+        if (x->dtype == SG_F32)                                                                    \
+            NAME##_bw_f32(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);              \
+        else                                                                                       \
+            NAME##_bw_f64(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);              \
+    } while (0)
 
 sg_tensor *sg_bce_with_logits(sg_ctx *ctx, sg_tensor *logits, sg_tensor *targets) {
-    sg_tensor *src[2] = {logits, targets};
-    if (!sg__check_inputs(ctx, "sg_bce_with_logits", 2, src))
-        return NULL;
-    if (!check_same_shape(ctx, "sg_bce_with_logits", logits, targets))
-        return NULL;
-    sg_tensor *out = sg__new(ctx, logits->dtype, 0, NULL, false);
-    if (!out)
-        return NULL;
-    int64_t n = sg_numel(logits);
-    double s = logits->dtype == SG_F32 ? bce_fw_f32(logits, targets) : bce_fw_f64(logits, targets);
-    sg__st(out, 0, n ? s / (double)n : NAN);
-    return sg__finish(ctx, out, SG_OP_BCE_LOGITS, 2, src);
+    return pair_loss(ctx, "sg_bce_with_logits", SG_OP_BCE_LOGITS, logits, targets, bce_fw_f32,
+                     bce_fw_f64);
 }
-
-/* x, z any strides (same shape); dx, dz contiguous (either may be NULL); c = dL/dloss / n.
- * dx += c (sigmoid(x) - z); dz += c (-x) (the loss is linear in z). */
-#define DEF_BCE_BW(T, S)                                                                           \
-    static void bce_bw_##S(const sg_tensor *x, const sg_tensor *z, T *dx, T *dz, double c) {       \
-        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
-        int64_t n = sg_numel(x), L, sx, sz, dummy, i = 0;                                          \
-        last_row(x, &L, &sx);                                                                      \
-        last_row(z, &dummy, &sz);                                                                  \
-        rows_it it;                                                                                \
-        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
-        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
-            const T *a = xp + it.a, *b = zp + it.b;                                                \
-            for (int64_t k = 0; k < L; k++, i++) {                                                 \
-                double v = a[k * sx];                                                              \
-                if (dx)                                                                            \
-                    dx[i] += (T)(c * (sigm(v) - b[k * sz]));                                       \
-                if (dz)                                                                            \
-                    dz[i] += (T)(-c * v);                                                          \
-            }                                                                                      \
-        }                                                                                          \
-    }
-DEF_BCE_BW(float, f32)
-DEF_BCE_BW(double, f64)
-
-void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out) {
-    sg_tensor *x = out->src[0], *z = out->src[1];
-    int64_t n = sg_numel(x);
-    if (n == 0)
-        return;
-    sg_tensor *Gx = sg__needs(out, 0) ? sg__grad(ctx, x) : NULL;
-    sg_tensor *Gz = sg__needs(out, 1) ? sg__grad(ctx, z) : NULL;
-    if ((sg__needs(out, 0) && !Gx) || (sg__needs(out, 1) && !Gz))
-        return;
-    double c = sg__ld(out->grad, 0) / (double)n;
-    if (x->dtype == SG_F32)
-        bce_bw_f32(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);
-    else
-        bce_bw_f64(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);
-}
-
-/* ---- mean squared error (fused) ------------------------------------------------------ */
-
-/* x (predictions), z (targets): the same shape, any strides. Returns sum (x - z)^2 in
- * double. One node instead of sub, square, sum and scale: a loss sits at the end of every
- * training step, and on tiny models node count is time. */
-#define DEF_MSE_FW(T, S)                                                                           \
-    static double mse_fw_##S(const sg_tensor *x, const sg_tensor *z) {                             \
-        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
-        int64_t n = sg_numel(x), L, sx, sz, dummy;                                                 \
-        if (n == 0)                                                                                \
-            return 0;                                                                              \
-        last_row(x, &L, &sx);                                                                      \
-        last_row(z, &dummy, &sz);                                                                  \
-        rows_it it;                                                                                \
-        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
-        double acc = 0;                                                                            \
-        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
-            const T *a = xp + it.a, *b = zp + it.b;                                                \
-            for (int64_t k = 0; k < L; k++) {                                                      \
-                double d = (double)a[k * sx] - (double)b[k * sz];                                  \
-                acc += d * d;                                                                      \
-            }                                                                                      \
-        }                                                                                          \
-        return acc;                                                                                \
-    }
-DEF_MSE_FW(float, f32)
-DEF_MSE_FW(double, f64)
+void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out) { PAIR_LOSS_BW(bce, ctx, out, 1.0); }
 
 sg_tensor *sg_mse_loss(sg_ctx *ctx, sg_tensor *pred, sg_tensor *target) {
-    sg_tensor *src[2] = {pred, target};
-    if (!sg__check_inputs(ctx, "sg_mse_loss", 2, src))
-        return NULL;
-    /* Exact shapes: broadcasting (4, 1) against (4,) would silently give a (4, 4) loss. */
-    if (!check_same_shape(ctx, "sg_mse_loss", pred, target))
-        return NULL;
-    sg_tensor *out = sg__new(ctx, pred->dtype, 0, NULL, false);
-    if (!out)
-        return NULL;
-    int64_t n = sg_numel(pred);
-    double s = pred->dtype == SG_F32 ? mse_fw_f32(pred, target) : mse_fw_f64(pred, target);
-    sg__st(out, 0, n ? s / (double)n : NAN);
-    return sg__finish(ctx, out, SG_OP_MSE, 2, src);
+    return pair_loss(ctx, "sg_mse_loss", SG_OP_MSE, pred, target, mse_fw_f32, mse_fw_f64);
 }
-
-/* dx += c (x - z), dz -= c (x - z), with c = 2 dL/dloss / n; dx, dz contiguous or NULL. */
-#define DEF_MSE_BW(T, S)                                                                           \
-    static void mse_bw_##S(const sg_tensor *x, const sg_tensor *z, T *dx, T *dz, double c) {       \
-        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
-        int64_t n = sg_numel(x), L, sx, sz, dummy, i = 0;                                          \
-        last_row(x, &L, &sx);                                                                      \
-        last_row(z, &dummy, &sz);                                                                  \
-        rows_it it;                                                                                \
-        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
-        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
-            const T *a = xp + it.a, *b = zp + it.b;                                                \
-            for (int64_t k = 0; k < L; k++, i++) {                                                 \
-                double g = c * ((double)a[k * sx] - (double)b[k * sz]);                            \
-                if (dx)                                                                            \
-                    dx[i] += (T)g;                                                                 \
-                if (dz)                                                                            \
-                    dz[i] -= (T)g;                                                                 \
-            }                                                                                      \
-        }                                                                                          \
-    }
-DEF_MSE_BW(float, f32)
-DEF_MSE_BW(double, f64)
-
-void sg__bw_mse(sg_ctx *ctx, sg_tensor *out) {
-    sg_tensor *x = out->src[0], *z = out->src[1];
-    int64_t n = sg_numel(x);
-    if (n == 0)
-        return;
-    sg_tensor *Gx = sg__needs(out, 0) ? sg__grad(ctx, x) : NULL;
-    sg_tensor *Gz = sg__needs(out, 1) ? sg__grad(ctx, z) : NULL;
-    if ((sg__needs(out, 0) && !Gx) || (sg__needs(out, 1) && !Gz))
-        return;
-    double c = 2.0 * sg__ld(out->grad, 0) / (double)n;
-    if (x->dtype == SG_F32)
-        mse_bw_f32(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);
-    else
-        mse_bw_f64(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);
-}
+void sg__bw_mse(sg_ctx *ctx, sg_tensor *out) { PAIR_LOSS_BW(mse, ctx, out, 2.0); }
