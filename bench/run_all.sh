@@ -1,0 +1,170 @@
+#!/bin/sh
+# Run the LSTM benchmark suite and print the comparison tables.
+#
+#   bench/run_all.sh [BUILD_DIR]          (default BUILD_DIR: build)
+#
+# For each config tiny, small, medium, large at float32, one thread (and two threads for
+# medium and large), runs
+#   BUILD_DIR/bench/bench_lstm --impl fused and --impl gates    (seqgrad)
+#   bench/torch_lstm.py                                          (torch.nn.LSTM, torch-fused,
+#                                                                 torch-gates)
+#   BUILD_DIR/bench/bench_probe                                  (BLIS alone on the step's
+#                                                                 matmuls: the limit)
+# collects every JSON line into bench/results.jsonl (overwritten) and prints Markdown tables
+# (with the BLIS sub-configuration bench_probe reports above them).
+# A program that is missing or fails shows as "n/a"; the script still prints the tables.
+#
+# Environment:
+#   CONFIGS="tiny small"  run only these configs (default: tiny small medium large)
+#   ROUNDS=3              repeat the whole sweep (interleaved) and keep, per config, thread
+#                         count and program, the run with the lowest median (its min is the
+#                         lowest of all runs): the way to read a noisy, shared machine
+#   TABLE_ONLY=1          do not run anything: print the tables of bench/results.jsonl
+#   BLIS_ARCH_TYPE=<id>   selects BLIS's sub-configuration for all three programs (see
+#                         bench/README.md). When it is unset, the script asks bench_lstm
+#                         which one seqgrad picks (its "blas" key: seqgrad selects skx on
+#                         AVX-512 CPUs by itself) and exports that id for every program, so
+#                         that PyTorch and the probe run the same BLIS kernels as seqgrad.
+set -u
+
+BUILD=${1:-build}
+HERE=$(cd "$(dirname "$0")" && pwd)
+RESULTS=$HERE/results.jsonl
+PY=/usr/bin/python3
+CONFIGS=${CONFIGS:-tiny small medium large}
+ROUNDS=${ROUNDS:-1}
+LSTM=$BUILD/bench/bench_lstm
+PROBE=$BUILD/bench/bench_probe
+
+# run CMD...: append the JSON lines CMD prints to the results; report failures on stderr.
+run() {
+    echo "run_all: $*" >&2
+    out=$("$@") || echo "run_all: FAILED ($?): $*" >&2
+    printf '%s\n' "$out" | grep '^{' >>"$RESULTS"
+}
+
+if [ "${TABLE_ONLY:-0}" != 1 ]; then
+    : >"$RESULTS"
+    [ -x "$LSTM" ] || echo "run_all: $LSTM not found: seqgrad columns will be n/a" >&2
+    [ -x "$PROBE" ] || echo "run_all: $PROBE not found: probe column will be n/a" >&2
+    # Same BLIS kernels for everybody: seqgrad sets BLIS_ARCH_TYPE inside its own process,
+    # which PyTorch (the same BLIS, via libblas.so.3) and the probe would not see.
+    if [ -z "${BLIS_ARCH_TYPE:-}" ] && [ -x "$LSTM" ] && [ -x "$PROBE" ]; then
+        arch=$("$LSTM" --config tiny --steps 1 2>/dev/null |
+            "$PY" -c 'import json, sys; print(json.loads(sys.stdin.readline()).get("blas", ""))' \
+                2>/dev/null)
+        id=$("$PROBE" --help | tr ',' '\n' | awk -v a="$arch" '$2 == a { print $1 }')
+        if [ -n "$arch" ] && [ -n "$id" ]; then
+            export BLIS_ARCH_TYPE="$id"
+            echo "run_all: seqgrad uses BLIS '$arch': BLIS_ARCH_TYPE=$id for all programs" >&2
+        fi
+    fi
+    round=1
+    while [ "$round" -le "$ROUNDS" ]; do
+        for cfg in $CONFIGS; do
+            case $cfg in medium | large) threads="1 2" ;; *) threads=1 ;; esac
+            for th in $threads; do
+                if [ -x "$LSTM" ]; then
+                    for impl in fused gates; do
+                        run "$LSTM" --config "$cfg" --impl "$impl" --dtype f32 --threads "$th"
+                    done
+                fi
+                run "$PY" "$HERE/torch_lstm.py" --config "$cfg" --impl all --dtype f32 \
+                    --threads "$th"
+                [ -x "$PROBE" ] && run "$PROBE" --config "$cfg" --dtype f32 --threads "$th"
+            done
+        done
+        round=$((round + 1))
+    done
+fi
+
+"$PY" - "$RESULTS" <<'EOF'
+import json, sys
+
+rows = {}  # (config, threads, program) -> record
+with open(sys.argv[1]) as f:
+    for line in f:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("dtype", "f32") != "f32":
+            continue
+        impl = r.get("impl", "")
+        prog = {"fused": "seqgrad fused", "gates": "seqgrad gates"}.get(impl, impl)
+        if prog == "probe":  # the probe reports matmul_ms_*
+            r["median_ms"], r["min_ms"] = r["matmul_ms_median"], r["matmul_ms_min"]
+        key = (r["config"], r["threads"], prog)
+        old = rows.get(key)
+        if old is None or r["median_ms"] < old["median_ms"]:  # several runs: the best median
+            rows[key] = dict(r, min_ms=min(r["min_ms"], old["min_ms"]) if old else r["min_ms"])
+        else:
+            old["min_ms"] = min(old["min_ms"], r["min_ms"])
+
+PROGS = ["seqgrad fused", "seqgrad gates", "torch.nn.LSTM", "torch-fused", "torch-gates",
+         "probe"]
+CONFIGS = ["tiny", "small", "medium", "large"]
+
+
+def ms(cfg, th, prog, key="median_ms"):
+    r = rows.get((cfg, th, prog))
+    return r[key] if r else None
+
+
+def fmt(v):
+    if v is None:
+        return "n/a"
+    return f"{v:.0f}" if v >= 1000 else f"{v:.4g}"
+
+
+def cell(cfg, th, prog):
+    med, mn = ms(cfg, th, prog), ms(cfg, th, prog, "min_ms")
+    return "n/a" if med is None else f"{fmt(med)} ({fmt(mn)})"
+
+
+def ratio(a, b, suffix="x"):
+    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}{suffix}"
+
+
+# BLIS sub-configurations: bench_probe reports "blis_arch", bench_lstm "blas"; PyTorch's
+# BLIS (libblas.so.3) cannot be asked, torch_lstm.py records the BLIS_ARCH_TYPE it ran with.
+arches = {}
+for r in rows.values():
+    for key, who in (("blis_arch", "bench_probe"), ("blas", "seqgrad")):
+        if r.get(key):
+            arches.setdefault(who, set()).add(r[key])
+torch_env = {r.get("blis_arch_type") or "unset" for r in rows.values()
+             if r["impl"].startswith("torch") and "torch" in r}
+if arches or torch_env:
+    print("BLIS sub-configuration: " + "; ".join(
+        [f"{who} {', '.join(sorted(a))}" for who, a in sorted(arches.items())] +
+        ([f"PyTorch BLIS_ARCH_TYPE={', '.join(sorted(torch_env))}"] if torch_env else [])) + "\n")
+if len(set().union(*arches.values()) if arches else ()) > 1:
+    print("WARNING: these results mix BLIS sub-configurations: the programs did not run the"
+          " same matmul kernels, the tables are not comparable\n")
+print("### One training step, float32, 1 thread: median ms (min ms)\n")
+print("| config | seqgrad fused ms | seqgrad gates ms | torch.nn.LSTM ms | torch fused "
+      "| torch gates | probe matmul ms | fused/torch speedup | fused/probe ratio "
+      "| gates/fused ratio |")
+print("|---|" + "---:|" * 9)
+for cfg in CONFIGS:
+    if not any(k[0] == cfg for k in rows):
+        continue
+    f, g, t = (ms(cfg, 1, p) for p in ("seqgrad fused", "seqgrad gates", "torch.nn.LSTM"))
+    p = ms(cfg, 1, "probe")
+    print(f"| {cfg} | " + " | ".join(cell(cfg, 1, q) for q in PROGS) +
+          f" | {ratio(t, f)} | {ratio(f, p)} | {ratio(g, f)} |")
+print("\nfused/torch speedup = torch.nn.LSTM median / seqgrad fused median (> 1: seqgrad is"
+      " faster); fused/probe ratio = seqgrad fused / BLIS-only matmul time (1 = matmul-bound);"
+      " gates/fused ratio = seqgrad gates / seqgrad fused.\n")
+
+print("### Two threads vs one, float32: median ms, speedup = 1-thread / 2-thread\n")
+print("| config | program | 1 thread ms | 2 threads ms | speedup |")
+print("|---|---|---:|---:|---:|")
+for cfg in CONFIGS:
+    if not any(k[0] == cfg and k[1] == 2 for k in rows):
+        continue
+    for prog in PROGS:
+        a, b = ms(cfg, 1, prog), ms(cfg, 2, prog)
+        print(f"| {cfg} | {prog} | {fmt(a)} | {fmt(b)} | {ratio(a, b)} |")
+EOF
