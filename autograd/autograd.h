@@ -62,7 +62,7 @@ sg_tensor *sg_addmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b);
 int sg_set_num_threads(int n);
 /* The BLIS kernel configuration in use ("skx", "haswell", "zen3", "generic", ...). On CPUs
  * with AVX-512 seqgrad selects "skx" unless BLIS_ARCH_TYPE is set (BLIS 0.9 falls back to
- * "generic" on CPUs it does not know, such as AMD Zen 4). */
+ * "generic" on CPUs it does not know, such as AMD Zen 5). */
 const char *sg_blas_config(void);
 
 /* ---- joining ------------------------------------------------------------------------- */

@@ -58,10 +58,10 @@ typedef struct {
  * the caller parallelises), applied once before the first BLIS call. */
 static int g_threads = 1;
 static pthread_once_t g_threads_once = PTHREAD_ONCE_INIT;
-/* BLIS 0.9 (Debian 12) does not recognise AMD's Zen 4 and later and falls back to its
- * generic reference kernels, 2-3x slower than its AVX-512 "skx" kernels on those CPUs
- * (measured on the small LSTM bench: 5.1 -> 2.0 ms per step). So, unless the user chose
- * with BLIS_ARCH_TYPE, pick skx on any CPU with AVX-512 before BLIS's first call (BLIS
+/* BLIS 0.9 (Debian 12) does not recognise AMD's Zen 5 (family 0x1A) and falls back to its
+ * generic reference kernels, 3-5x slower than its AVX-512 "skx" kernels there (measured on
+ * the small LSTM bench: 5.1 -> 2.0 ms per step; bench/README.md has the tables). So, unless the
+ * user chose with BLIS_ARCH_TYPE, pick skx on any CPU with AVX-512 before BLIS's first call (BLIS
  * reads the variable as the index of its arch_t enum). Elsewhere BLIS's own choice
  * stands. */
 static void blis_pick_arch(void) {
@@ -439,6 +439,42 @@ void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
 /* out = a @ b; dA += dC @ B^T, dB += A^T @ dC. The transposes are stride swaps and the
  * gradient buffers are written in place with beta = 1. With b 2-D and a batched, dB is a
  * broadcast C in bgemm: summed over the batch, as one gemm when a's rows fold. */
+/* B^T (N, K) for dA += dC @ B^T, as a row-major copy when that pays: with B row-major,
+ * B^T as a strided view is column-major, and BLIS's skx kernels run that product about
+ * half as fast as the same product on row-major operands (measured at B=64, H=256:
+ * 0.42 vs 0.21 ms per step; bench/README.md). A parameter does not change during a
+ * backward pass, so its copy is made once and reused by every time step. */
+static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int64_t K) {
+    int64_t rsb = b->stride[0], csb = b->stride[1];
+    mat view = {sg_data(b), csb, rsb};
+    if (b->ndim != 2 || !(b->flags & SG_FLAG_PERSISTENT) || csb != 1 || M * N * K < SG_MATMUL_SMALL)
+        return view;
+    for (int i = 0; i < ctx->ntcache; i++)
+        if (ctx->tcache[i].src == b)
+            return (mat){sg_data(ctx->tcache[i].copy), K, 1};
+    if (ctx->ntcache == (int)(sizeof ctx->tcache / sizeof ctx->tcache[0]))
+        return view;
+    sg_tensor *t = sg__new(ctx, b->dtype, 2, (int64_t[]){N, K}, false);
+    if (!t) { /* out of memory for the copy: the view still works */
+        sg_ctx_clear_error(ctx);
+        return view;
+    }
+    /* Row k of B becomes column k of B^T, in tiles so both sides stay in cache. */
+    for (int64_t n0 = 0; n0 < N; n0 += 32)
+        for (int64_t k0 = 0; k0 < K; k0 += 32)
+            for (int64_t k = k0; k < K && k < k0 + 32; k++)
+                for (int64_t n = n0; n < N && n < n0 + 32; n++)
+                    if (b->dtype == SG_F32)
+                        ((float *)sg_data(t))[n * K + k] = ((const float *)sg_data(b))[k * rsb + n];
+                    else
+                        ((double *)sg_data(t))[n * K + k] =
+                            ((const double *)sg_data(b))[k * rsb + n];
+    char *dst = sg_data(t);
+    ctx->tcache[ctx->ntcache].src = b;
+    ctx->tcache[ctx->ntcache++].copy = t;
+    return (mat){dst, K, 1};
+}
+
 void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
     sg_tensor *a = out->src[0], *b = out->src[1], *dC = out->grad;
     int nd = a->ndim, nb = nd - 2;
@@ -452,7 +488,8 @@ void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
         sg_tensor *ga = sg__grad(ctx, a);
         if (!ga)
             return;
-        bmat Bt = {{sg_data(b), csb, rsb}, batched ? b->stride : NULL};
+        bmat Bt = {batched ? (mat){sg_data(b), csb, rsb} : bt_operand(ctx, b, M, N, K),
+                   batched ? b->stride : NULL};
         bmat dA = {{sg_data(ga), ga->stride[nd - 2], ga->stride[nd - 1]}, ga->stride};
         bgemm(a->dtype, nb, a->shape, M, K, N, G, Bt, dA, true);
     }

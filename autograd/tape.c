@@ -296,6 +296,7 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
         sg_error(ctx, "sg_backward: the tensor is not on the tape");
         return -1;
     }
+    ctx->ntcache = 0; /* parameters may have changed since the last backward */
     /* Seed dL/d(out). */
     sg_tensor *G = sg__grad(ctx, out);
     if (!G)

@@ -170,6 +170,7 @@ void sg_ctx_reset(sg_ctx *ctx) {
     ctx->used = ctx->cur->used;
     ctx->tape_tail = NULL;
     ctx->grad_pool = NULL;
+    ctx->ntcache = 0;
 }
 
 size_t sg_ctx_arena_used(const sg_ctx *ctx) { return ctx ? ctx->used : 0; }

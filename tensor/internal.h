@@ -27,6 +27,13 @@ struct sg_ctx {
     bool anomaly;
     sg_tensor *tape_tail; /* last node recorded; nodes link back through tape_prev */
     sg_tensor *grad_pool; /* consumed gradient buffers for reuse (linked by tape_prev) */
+    /* Row-major copies of transposed parameters made during one backward pass
+     * (autograd/ops_matmul.c), emptied when a backward pass starts. */
+    struct {
+        const sg_tensor *src;
+        sg_tensor *copy;
+    } tcache[4];
+    int ntcache;
     /* persistent tensors, freed at sg_ctx_free */
     sg_persist_node *persist;
     sg_rng rng;

@@ -615,6 +615,38 @@ START_TEST(test_addmm) {
 }
 END_TEST
 
+/* dA += dC @ B^T through the row-major copy of a parameter's transpose (made once per
+ * backward pass and reused) equals the strided-view path an arena B takes. Two uses of
+ * the parameter, then a second backward after the parameter changed (the copy must be
+ * remade, not reused from the first pass). */
+START_TEST(test_grad_param_transpose_copy) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    int64_t M = 40, K = 64, N = 96; /* M * N * K above the direct-kernel threshold */
+    sg_tensor *w = sg_param_new(ctx, dt, SG_SHAPE(K, N), "w");
+    for (int pass = 0; pass < 2; pass++) {
+        sg_init_tensor(ctx, w, sg_init_default(SG_INIT_GLOROT_UNIFORM), sg_ctx_rng(ctx));
+        sg_tensor *wa = sg_tensor_new(ctx, dt, SG_SHAPE(K, N)); /* same values, arena */
+        sg_copy(wa, w);
+        sg_tensor *a1 = sg_set_requires_grad(rnd(ctx, dt, SG_SHAPE(M, K)), true);
+        sg_tensor *a2 = sg_set_requires_grad(rnd(ctx, dt, SG_SHAPE(M, K)), true);
+        sg_tensor *up = rnd(ctx, dt, SG_SHAPE(M, N));
+        sg_tensor *y = sg_add(ctx, sg_matmul(ctx, a1, w), sg_matmul(ctx, a2, w));
+        ck_assert_int_eq(sg_backward(ctx, y, up), 0);
+        sg_tensor *g1 = a1->grad, *g2 = a2->grad;
+        a1->grad = a2->grad = NULL;
+        sg_tensor *ya = sg_add(ctx, sg_matmul(ctx, a1, wa), sg_matmul(ctx, a2, wa));
+        ck_assert_int_eq(sg_backward(ctx, ya, up), 0);
+        double tol = dt == SG_F32 ? 1e-5 : 1e-13;
+        ck_assert_int_eq(sg_compare(ctx, g1, a1->grad, tol, tol, NULL), 0);
+        ck_assert_int_eq(sg_compare(ctx, g2, a2->grad, tol, tol, NULL), 0);
+        sg_ctx_reset(ctx);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *matmul_suite(void) {
     Suite *s = suite_create("ops_matmul");
     TCase *tc = tcase_create("forward");
@@ -641,6 +673,7 @@ static Suite *matmul_suite(void) {
     tcase_add_loop_test(tg, test_grad_lstm_step, 0, 2);
     tcase_add_loop_test(tg, test_backward_hand, 0, 2);
     tcase_add_loop_test(tg, test_addmm, 0, 2);
+    tcase_add_loop_test(tg, test_grad_param_transpose_copy, 0, 2);
     suite_add_tcase(s, tg);
     return s;
 }
