@@ -117,11 +117,11 @@ struct sg_tensor {
     sg_op op;
     int nsrc;
     sg_tensor *src[SG_MAX_SRC];
-    int64_t iparam[2 * SG_MAX_DIMS]; /* op parameters: axes, offsets, permutations */
-    double fparam[2];                /* op parameters: scalars */
-    void *aux;                       /* op-specific saved data (arena), e.g. labels */
-    sg_tensor *grad;                 /* accumulated gradient, same shape, contiguous */
-    sg_tensor *tape_prev;            /* previous node on the tape (execution order) */
+    int64_t iparam[SG_MAX_DIMS]; /* op parameters: axes, offsets, permutations */
+    double fparam[2];            /* op parameters: scalars */
+    void *aux;                   /* op-specific saved data (arena), e.g. labels */
+    sg_tensor *grad;             /* accumulated gradient, same shape, contiguous */
+    sg_tensor *tape_prev;        /* previous node on the tape (execution order) */
     char name[48];
 };
 
