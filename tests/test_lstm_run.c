@@ -20,10 +20,10 @@
 
 #include "fixtures/lstm.h"
 #include "io.h"
+#include "progtest.h"
 
 static sg_ctx *ctx;
 static char tmpdir[64];
-static char exe[PATH_MAX + 64];
 
 static void setup(void) {
     ctx = sg_ctx_new(0);
@@ -32,17 +32,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    DIR *d = opendir(tmpdir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
+    rm_tree(tmpdir);
     sg_ctx_free(ctx);
     ctx = NULL;
 }
@@ -56,64 +46,8 @@ static const char *tp(const char *name) {
     return p[k];
 }
 
-static void find_exe(void) {
-    const char *env = getenv("SG_LSTM_RUN");
-    if (env && *env) {
-        snprintf(exe, sizeof exe, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        snprintf(exe, sizeof exe, "../examples/lstm_run");
-        return;
-    }
-    self[n] = 0;
-    char *slash = strrchr(self, '/');
-    *slash = 0;
-    snprintf(exe, sizeof exe, "%s/../examples/lstm_run", self);
-}
-
-/* Run lstm_run with the NULL-terminated args; returns the exit status. Its stderr (and
- * stdout) are kept in tmpdir/stderr (stdout). */
-static char err_text[8192], out_text[8192];
-
-static void slurp(const char *path, char *buf, size_t n) {
-    FILE *f = fopen(path, "rb");
-    size_t k = f ? fread(buf, 1, n - 1, f) : 0;
-    buf[k] = 0;
-    if (f)
-        fclose(f);
-}
-
-static int run(const char *const *args) {
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = exe;
-    for (int i = 0; args[i]; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    char errp[512], outp[512];
-    snprintf(errp, sizeof errp, "%s", tp("stderr"));
-    snprintf(outp, sizeof outp, "%s", tp("stdout"));
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0)
-            _exit(126);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    slurp(errp, err_text, sizeof err_text);
-    slurp(outp, out_text, sizeof out_text);
-    ck_assert_msg(status != 127 << 8, "cannot execute %s", exe);
-    ck_assert_msg(WIFEXITED(status), "%s died (signal %d): %s", exe, WTERMSIG(status), err_text);
-    return WEXITSTATUS(status);
-}
+/* Run lstm_run in this test's directory (see progtest.h). */
+static int run(const char *const *args) { return run_in(tmpdir, args); }
 
 /* ---- writing inputs ------------------------------------------------------------------ */
 
@@ -507,7 +441,7 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    find_exe();
+    find_program("SG_LSTM_RUN", "lstm_run");
     if (access(exe, X_OK) != 0) {
         fprintf(stderr,
                 "test_lstm_run: %s is not an executable (build examples/lstm_run, or "

@@ -25,32 +25,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "progtest.h"
 #include "seqgrad.h"
 
 static sg_ctx *ctx;
 static char tmpdir[64];
-static char exe[PATH_MAX + 64];
 
 /* ---- running the program ------------------------------------------------------------- */
-
-/* Remove a directory tree (files and directories only: the program makes nothing else). */
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
 
 /* Each test works in its own directory inside `root`, which main makes and removes: a
  * failed assertion ends Check's forked test process at once, without the teardown. */
@@ -78,32 +59,6 @@ static const char *tp(const char *name) {
     return p[k];
 }
 
-static void find_exe(void) {
-    const char *env = getenv("SG_TRAIN");
-    if (env && *env) {
-        snprintf(exe, sizeof exe, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        snprintf(exe, sizeof exe, "../examples/train");
-        return;
-    }
-    self[n] = 0;
-    *strrchr(self, '/') = 0;
-    snprintf(exe, sizeof exe, "%s/../examples/train", self);
-}
-
-/* Whole file into a NUL-terminated buffer (empty when the file is missing). */
-static void slurp(const char *path, char *buf, size_t n) {
-    FILE *f = fopen(path, "rb");
-    size_t k = f ? fread(buf, 1, n - 1, f) : 0;
-    buf[k] = 0;
-    if (f)
-        fclose(f);
-}
-
 /* Whole binary file; returns its length (0 when missing), at most n. */
 static size_t slurp_bin(const char *path, char *buf, size_t n) {
     FILE *f = fopen(path, "rb");
@@ -113,43 +68,8 @@ static size_t slurp_bin(const char *path, char *buf, size_t n) {
     return k;
 }
 
-static char out_text[1 << 16], err_text[1 << 16];
-
-/* Run train with the NULL-terminated args; returns its exit status, with its stdout and
- * stderr in out_text / err_text. A run that dies of a signal (a sanitizer abort) fails. */
-static int run(const char *const *args) {
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = exe;
-    for (int i = 0; args[i]; i++) {
-        ck_assert_int_lt(n, 63);
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-    char errp[256], outp[256];
-    snprintf(errp, sizeof errp, "%s", tp("stderr.txt"));
-    snprintf(outp, sizeof outp, "%s", tp("stdout.txt"));
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0)
-            _exit(126);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    slurp(errp, err_text, sizeof err_text);
-    slurp(outp, out_text, sizeof out_text);
-    unlink(errp);
-    unlink(outp);
-    ck_assert_msg(status != 127 << 8, "cannot execute %s", exe);
-    ck_assert_msg(WIFEXITED(status), "%s died (signal %d): %.1000s", exe, WTERMSIG(status),
-                  err_text);
-    return WEXITSTATUS(status);
-}
+/* Run train in this test's directory (see progtest.h). */
+static int run(const char *const *args) { return run_in(tmpdir, args); }
 
 /* stderr must be exactly `want` (the message shows at most 1000 characters of it: Check
  * refuses longer ones, and a sanitizer report can be long). */
@@ -631,7 +551,7 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    find_exe();
+    find_program("SG_TRAIN", "train");
     if (access(exe, X_OK) != 0) {
         fprintf(stderr,
                 "test_train: %s is not an executable (build examples/train, or set "
