@@ -17,30 +17,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "seqgrad.h"
-
-typedef struct {
-    const char *name;
-    int64_t B, T, I, H, steps;
-} bench_config;
-
-static const bench_config configs[] = {
-    {"tiny", 2, 3, 5, 4, 20000},
-    {"small", 32, 32, 16, 64, 300},
-    {"medium", 64, 64, 64, 256, 20},
-    {"large", 128, 50, 128, 512, 8},
-};
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_lstm [--config tiny|small|medium|large] [--impl gates|fused]\n"
@@ -48,7 +26,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    const bench_config *cfg = &configs[0];
+    const bench_config *cfg = &bench_configs[0];
     sg_lstm_impl impl = SG_LSTM_FUSED;
     sg_dtype dt = SG_F32;
     int threads = 1;
@@ -65,10 +43,7 @@ int main(int argc, char **argv) {
         }
         i++;
         if (!strcmp(a, "--config")) {
-            cfg = NULL;
-            for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++)
-                if (!strcmp(v, configs[k].name))
-                    cfg = &configs[k];
+            cfg = bench_find_config(v);
         } else if (!strcmp(a, "--impl") && (!strcmp(v, "gates") || !strcmp(v, "fused"))) {
             impl = !strcmp(v, "gates") ? SG_LSTM_GATES : SG_LSTM_FUSED;
         } else if (!strcmp(a, "--dtype") && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
@@ -116,7 +91,7 @@ int main(int argc, char **argv) {
     double *ms = malloc((size_t)steps * sizeof *ms);
     size_t arena = 0;
     for (int64_t s = -warm; s < steps; s++) {
-        double t0 = now();
+        double t0 = bench_now();
         sg_optim_zero_grad(opt);
         sg_lstm_output out;
         if (sg_lstm_forward(ctx, lstm, x, NULL, NULL, &out))
@@ -128,13 +103,13 @@ int main(int argc, char **argv) {
             arena = sg_ctx_arena_used(ctx);
         sg_ctx_reset(ctx);
         if (s >= 0)
-            ms[s] = (now() - t0) * 1e3;
+            ms[s] = (bench_now() - t0) * 1e3;
     }
     if (sg_ctx_error(ctx)) {
         fprintf(stderr, "bench_lstm: %s\n", sg_ctx_error(ctx));
         return 1;
     }
-    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+    qsort(ms, (size_t)steps, sizeof *ms, bench_cmp_double);
     double med = ms[steps / 2], mn = ms[0];
     /* Nominal matmul FLOPs: forward 2*B*T*(I+H)*4H (+ dense), backward twice that. */
     double flops = 3.0 * (2.0 * (double)(B * T * (I + H) * 4 * H) + 2.0 * (double)(B * H));
@@ -142,7 +117,8 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"impl\":\"%s\","
            "\"dtype\":\"%s\",\"threads\":%d,\"steps\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
-           "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\",\"blas\":\"%s\"}\n",
+           "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\","
+           "\"blas\":\"%s\"}\n",
            cfg->name, (long long)B, (long long)T, (long long)I, (long long)H,
            impl == SG_LSTM_FUSED ? "fused" : "gates", dt == SG_F32 ? "f32" : "f64", threads,
            (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,

@@ -32,14 +32,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-/* blis.h is found with -I, not as a system header: silence its own warnings (plain
- * `static` helpers, unused parameters) under -Wall -Wextra, as autograd/ops_matmul.c does. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wtype-limits"
-#include <blis.h>
-#pragma GCC diagnostic pop
+#include <blis.h> /* found with -isystem: no warnings from its inline code */
 
 #include <stdint.h>
 #include <stdio.h>
@@ -47,33 +40,12 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct {
-    const char *name;
-    int64_t B, T, I, H, reps;
-} probe_config;
-
-/* The configs of bench_lstm; reps chosen for ~1-2 s per run at one thread. */
-static const probe_config configs[] = {
-    {"tiny", 2, 3, 5, 4, 20000},
-    {"small", 32, 32, 16, 64, 300},
-    {"medium", 64, 64, 64, 256, 30},
-    {"large", 128, 50, 128, 512, 12},
-};
+#include "bench_common.h"
+#include "seqgrad.h"
 
 /* The groups of products, timed separately (the JSON reports each group's median). */
 enum { P_XK, P_REC, P_DENSE, P_DH, P_DRK, P_DKERNEL, NPARTS };
 static const char *part_names[NPARTS] = {"xk", "rec_fwd", "dense", "dh", "drk", "dkernel"};
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Uniform values in [-0.5, 0.5): keeps every product far from overflow and denormals. */
 static uint64_t g_seed = 42;
@@ -96,21 +68,21 @@ static double urand(void) {
             *dkernel;                                                                              \
     } bufs_##SUF;                                                                                  \
                                                                                                    \
-    static void step_##SUF(const probe_config *c, bufs_##SUF *m, double part[NPARTS]) {            \
+    static void step_##SUF(const bench_config *c, bufs_##SUF *m, double part[NPARTS]) {            \
         const dim_t B = (dim_t)c->B, S = (dim_t)c->T, I = (dim_t)c->I, H = (dim_t)c->H, G = 4 * H; \
         elem one = 1, zero = 0;                                                                    \
-        double t0 = now(), t1;                                                                     \
+        double t0 = bench_now(), t1;                                                               \
         for (int p = 0; p < NPARTS; p++)                                                           \
             part[p] = 0;                                                                           \
         /* x (B*T, I) @ kernel (I, 4H) -> xk (B*T, 4H): all steps' input projections. */           \
         GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (B * S), G, I, &one, m->x, I, 1, m->kernel, G,  \
              1, &zero, m->xk, G, 1);                                                               \
-        t1 = now(), part[P_XK] += t1 - t0, t0 = t1;                                                \
+        t1 = bench_now(), part[P_XK] += t1 - t0, t0 = t1;                                          \
         /* h_{t-1} (B, H) @ rk (H, 4H) -> zr_t (B, 4H), t = 1 .. T-1. */                           \
         for (dim_t t = 1; t < S; t++)                                                              \
             GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, B, G, H, &one, m->h + (t - 1) * B * H, H,   \
                  1, m->rk, G, 1, &zero, m->zr + t * B * G, G, 1);                                  \
-        t1 = now(), part[P_REC] += t1 - t0, t0 = t1;                                               \
+        t1 = bench_now(), part[P_REC] += t1 - t0, t0 = t1;                                         \
         /* Dense(1): yhat = h_T @ wd, (B, H) @ (H, 1); dwd += h_T^T @ dyhat, (H, B) @ (B, 1);      \
          * dh_T = dyhat @ wd^T, (B, 1) @ (1, H). */                                                \
         elem *hT = m->h + (S - 1) * B * H, *dhT = m->dh + (S - 1) * B * H;                         \
@@ -120,25 +92,25 @@ static double urand(void) {
              m->dwd, 1, 1);                                                                        \
         GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, B, H, 1, &one, m->dyhat, 1, 1, m->wd, 1, 1,     \
              &zero, dhT, H, 1);                                                                    \
-        t1 = now(), part[P_DENSE] += t1 - t0, t0 = t1;                                             \
+        t1 = bench_now(), part[P_DENSE] += t1 - t0, t0 = t1;                                       \
         /* Backward through time, t = T-1 .. 1: dh_{t-1} = dz_t (B, 4H) @ rk^T (4H, H), with       \
          * rk^T the view (rs 1, cs 4H); drk += h_{t-1}^T (H, B) @ dz_t (B, 4H), with h^T the       \
          * view (rs 1, cs H). */                                                                   \
         for (dim_t t = S - 1; t >= 1; t--) {                                                       \
             GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, B, H, G, &one, m->dz + t * B * G, G, 1,     \
                  m->rk, 1, G, &zero, m->dh + (t - 1) * B * H, H, 1);                               \
-            t1 = now(), part[P_DH] += t1 - t0, t0 = t1;                                            \
+            t1 = bench_now(), part[P_DH] += t1 - t0, t0 = t1;                                      \
             GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, H, G, B, &one, m->h + (t - 1) * B * H, 1,   \
                  H, m->dz + t * B * G, G, 1, &one, m->drk, G, 1);                                  \
-            t1 = now(), part[P_DRK] += t1 - t0, t0 = t1;                                           \
+            t1 = bench_now(), part[P_DRK] += t1 - t0, t0 = t1;                                     \
         }                                                                                          \
         /* dkernel += x^T (I, B*T) @ dZ (B*T, 4H), x^T the view (rs 1, cs I). */                   \
         GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, I, G, (B * S), &one, m->x, 1, I, m->dZ, G, 1,   \
              &one, m->dkernel, G, 1);                                                              \
-        t1 = now(), part[P_DKERNEL] += t1 - t0;                                                    \
+        t1 = bench_now(), part[P_DKERNEL] += t1 - t0;                                              \
     }                                                                                              \
                                                                                                    \
-    static int run_##SUF(const probe_config *c, int64_t reps, double *ms,                          \
+    static int run_##SUF(const bench_config *c, int64_t reps, double *ms,                          \
                          double *part_ms[NPARTS]) {                                                \
         const int64_t B = c->B, S = c->T, I = c->I, H = c->H, G = 4 * H;                           \
         bufs_##SUF m;                                                                              \
@@ -188,7 +160,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    const probe_config *cfg = &configs[0];
+    const bench_config *cfg = &bench_configs[0];
     int f64 = 0, threads = 1;
     int64_t reps = -1;
     for (int i = 1; i < argc; i++) {
@@ -203,10 +175,7 @@ int main(int argc, char **argv) {
         }
         i++;
         if (!strcmp(a, "--config")) {
-            cfg = NULL;
-            for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++)
-                if (!strcmp(v, configs[k].name))
-                    cfg = &configs[k];
+            cfg = bench_find_config(v);
         } else if (!strcmp(a, "--dtype") && (!strcmp(v, "f32") || !strcmp(v, "f64"))) {
             f64 = !strcmp(v, "f64");
         } else if (!strcmp(a, "--threads") && atoi(v) > 0) {
@@ -223,17 +192,25 @@ int main(int argc, char **argv) {
         }
     }
     if (reps < 0)
-        reps = cfg->reps;
+        reps = cfg->steps;
 
     /* bli_init() before bli_arch_query_id(): BLIS 0.9 reads BLIS_ARCH_TYPE on the first
      * query and looks the requested context up in the gks, which bli_init() fills; querying
      * first aborts with "Accessed uninitialized context in gks". */
+    const char *env = getenv("BLIS_ARCH_TYPE");
+    bool user_arch = env != NULL;
+    /* seqgrad's own BLIS setup first (its kernel choice when BLIS_ARCH_TYPE is unset), so
+     * the probe runs the kernels a seqgrad step runs. */
+    sg_set_num_threads(threads);
     bli_init();
     arch_t arch = bli_arch_query_id();
-    const char *env = getenv("BLIS_ARCH_TYPE");
+    env = getenv("BLIS_ARCH_TYPE");
     fprintf(stderr, "bench_probe: BLIS %s, sub-configuration %d '%s'%s%s%s\n",
             bli_info_get_version_str(), (int)arch, bli_arch_string(arch),
-            env ? " (BLIS_ARCH_TYPE=" : " (auto-detected)", env ? env : "", env ? ")" : "");
+            user_arch ? " (BLIS_ARCH_TYPE="
+            : env     ? " (seqgrad's choice: BLIS_ARCH_TYPE="
+                      : " (auto-detected)",
+            env ? env : "", env ? ")" : "");
     bli_thread_set_num_threads(threads);
 
     double *ms = malloc((size_t)reps * sizeof *ms);
@@ -256,7 +233,7 @@ int main(int argc, char **argv) {
     double actual = 2 * (2 * B * T * I * 4 * H) + 3 * (T - 1) * (2 * B * H * 4 * H) + 6 * B * H;
     /* bench_lstm's nominal count: 3 x the forward products of all T steps. */
     double nominal = 3.0 * (2.0 * B * T * (I + H) * 4 * H + 2.0 * B * H);
-    qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
+    qsort(ms, (size_t)reps, sizeof *ms, bench_cmp_double);
     double med = ms[reps / 2], mn = ms[0];
     printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"impl\":\"probe\","
            "\"dtype\":\"%s\",\"threads\":%d,\"reps\":%lld,\"matmul_ms_median\":%.6f,"
@@ -266,7 +243,7 @@ int main(int argc, char **argv) {
            f64 ? "f64" : "f32", threads, (long long)reps, med, mn, actual / (med * 1e-3) / 1e9,
            nominal / (med * 1e-3) / 1e9, bli_arch_string(arch));
     for (int p = 0; p < NPARTS; p++) {
-        qsort(part_ms[p], (size_t)reps, sizeof *part_ms[p], cmp_double);
+        qsort(part_ms[p], (size_t)reps, sizeof *part_ms[p], bench_cmp_double);
         printf("%s\"%s\":%.6f", p ? "," : "", part_names[p], part_ms[p][reps / 2]);
         free(part_ms[p]);
     }
