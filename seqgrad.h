@@ -34,14 +34,8 @@
 
 #include "tensor/tensor.h"
 #include "autograd/autograd.h"
-#if __has_include("layers/layers.h")
 #include "layers/layers.h"
-#endif
-#if __has_include("optim/optim.h")
 #include "optim/optim.h"
-#endif
-#if __has_include("io/io.h")
 #include "io/io.h"
-#endif
 
 #endif
