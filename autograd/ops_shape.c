@@ -9,93 +9,6 @@
 
 #include "ops.h"
 
-/* ---- strided loops ------------------------------------------------------------------- */
-
-/* Merge the dims of `shape` that both stride sets walk contiguously and drop size-1 dims,
- * so that e.g. a slice of whole rows becomes one long inner loop and the (B, I) view of
- * x[:, t, :] becomes B contiguous rows. Returns the new number of dims (at least 1). */
-static int coalesce(int nd, const int64_t *shape, const int64_t *s0, const int64_t *s1, int64_t *sh,
-                    int64_t *t0, int64_t *t1) {
-    int k = 0;
-    for (int d = 0; d < nd; d++) {
-        if (shape[d] == 1)
-            continue;
-        if (k > 0 && t0[k - 1] == s0[d] * shape[d] && t1[k - 1] == s1[d] * shape[d]) {
-            sh[k - 1] *= shape[d];
-            t0[k - 1] = s0[d];
-            t1[k - 1] = s1[d];
-        } else {
-            sh[k] = shape[d];
-            t0[k] = s0[d];
-            t1[k] = s1[d];
-            k++;
-        }
-    }
-    if (k == 0) {
-        sh[0] = 1;
-        t0[0] = t1[0] = 1;
-        k = 1;
-    }
-    return k;
-}
-
-/* dst = src (COPY) or dst += src (ADD) over `shape`, dst and src strided; shape already
- * coalesced. The inner dimension is a plain loop (unit strides: vectorized); the outer
- * ones advance with a multi-index counter, no div/mod. */
-#define DEF_STRIDED(T, NAME, OP)                                                                   \
-    static void NAME##_##T(T *dst, const int64_t *ds, const T *src, const int64_t *ss, int nd,     \
-                           const int64_t *shape) {                                                 \
-        int64_t idx[SG_MAX_DIMS] = {0}, od = 0, os = 0;                                            \
-        const int64_t n = shape[nd - 1], dsi = ds[nd - 1], ssi = ss[nd - 1];                       \
-        for (;;) {                                                                                 \
-            T *restrict d = dst + od;                                                              \
-            const T *restrict s = src + os;                                                        \
-            if (dsi == 1 && ssi == 1)                                                              \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    d[j] OP s[j];                                                                  \
-            else                                                                                   \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    d[j * dsi] OP s[j * ssi];                                                      \
-            int k = nd - 2;                                                                        \
-            for (; k >= 0; k--) {                                                                  \
-                od += ds[k];                                                                       \
-                os += ss[k];                                                                       \
-                if (++idx[k] < shape[k])                                                           \
-                    break;                                                                         \
-                od -= ds[k] * shape[k];                                                            \
-                os -= ss[k] * shape[k];                                                            \
-                idx[k] = 0;                                                                        \
-            }                                                                                      \
-            if (k < 0)                                                                             \
-                return;                                                                            \
-        }                                                                                          \
-    }
-DEF_STRIDED(float, copy, =)
-DEF_STRIDED(double, copy, =)
-DEF_STRIDED(float, add, +=)
-DEF_STRIDED(double, add, +=)
-
-/* dst (+)= src, both `nd`-dim strided views of `shape` starting at the given pointers. */
-static void strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
-                    const int64_t *src_st, int nd, const int64_t *shape) {
-    int64_t sh[SG_MAX_DIMS], ds[SG_MAX_DIMS], ss[SG_MAX_DIMS];
-    for (int d = 0; d < nd; d++)
-        if (shape[d] == 0)
-            return;
-    int k = coalesce(nd, shape, dst_st, src_st, sh, ds, ss);
-    if (dt == SG_F32) {
-        if (add)
-            add_float(dst, ds, src, ss, k, sh);
-        else
-            copy_float(dst, ds, src, ss, k, sh);
-    } else {
-        if (add)
-            add_double(dst, ds, src, ss, k, sh);
-        else
-            copy_double(dst, ds, src, ss, k, sh);
-    }
-}
-
 /* ---- view backwards ------------------------------------------------------------------ */
 
 /* out is x reshaped: the same elements in the same row-major order, so the gradient is a
@@ -108,8 +21,8 @@ void sg__bw_reshape(sg_ctx *ctx, sg_tensor *out) {
     if (!G)
         return;
     int64_t n = sg_numel(x);
-    strided(true, x->dtype, sg_data(G), (const int64_t[]){1}, sg_data(out->grad),
-            (const int64_t[]){1}, 1, &n);
+    sg__strided(true, x->dtype, sg_data(G), (const int64_t[]){1}, sg_data(out->grad),
+                (const int64_t[]){1}, 1, &n);
 }
 
 /* out.shape[i] = x.shape[perm[i]] (perm in iparam): walk out->grad in out's order and
@@ -124,8 +37,8 @@ void sg__bw_permute(sg_ctx *ctx, sg_tensor *out) {
     int64_t st[SG_MAX_DIMS];
     for (int i = 0; i < out->ndim; i++)
         st[i] = G->stride[out->iparam[i]];
-    strided(true, x->dtype, sg_data(G), st, sg_data(out->grad), out->grad->stride, out->ndim,
-            out->shape);
+    sg__strided(true, x->dtype, sg_data(G), st, sg_data(out->grad), out->grad->stride, out->ndim,
+                out->shape);
 }
 
 /* out = x[..., start:start+len, ...] along axis (iparam[0], iparam[1]): add out->grad into
@@ -148,8 +61,8 @@ void sg__bw_slice(sg_ctx *ctx, sg_tensor *out) {
                 st[k++] = G->stride[i];
         gst = st;
     }
-    strided(true, x->dtype, base, gst, sg_data(out->grad), out->grad->stride, out->ndim,
-            out->shape);
+    sg__strided(true, x->dtype, base, gst, sg_data(out->grad), out->grad->stride, out->ndim,
+                out->shape);
 }
 
 /* out = x broadcast to a bigger shape: sum out->grad over the broadcast dims. */
@@ -225,7 +138,7 @@ sg_tensor *sg_concat(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis) {
     for (int i = 0; i < n; i++) {
         const sg_tensor *x = xs[i];
         char *dst = (char *)sg_data(out) + off * out->stride[a] * (int64_t)es;
-        strided(false, x->dtype, dst, out->stride, sg_data(x), x->stride, nd, x->shape);
+        sg__strided(false, x->dtype, dst, out->stride, sg_data(x), x->stride, nd, x->shape);
         off += x->shape[a];
     }
     /* sg__record keeps only SG_MAX_SRC inputs in src[]: the node's full input list lives in
@@ -257,7 +170,7 @@ void sg__bw_concat(sg_ctx *ctx, sg_tensor *out) {
             if (!G)
                 return;
             const char *src = (const char *)sg_data(g) + off * g->stride[a] * (int64_t)es;
-            strided(true, x->dtype, sg_data(G), G->stride, src, g->stride, x->ndim, x->shape);
+            sg__strided(true, x->dtype, sg_data(G), G->stride, src, g->stride, x->ndim, x->shape);
         }
         off += x->shape[a];
     }

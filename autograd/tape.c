@@ -89,36 +89,6 @@ sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
     return t->grad;
 }
 
-/* dst (contiguous) += src viewed with strides `sst` over `shape`, where dst is addressed
- * with strides `dst_st` (0 on broadcast dimensions, which is what makes it a reduction).
- * Iterates with a multi-index counter: one add and a few compares per element. */
-#define DEF_ACC(T)                                                                             \
-    static void acc_##T(T *dst, const int64_t *dst_st, const T *src, const int64_t *sst,      \
-                        int nd, const int64_t *shape) {                                       \
-        int64_t idx[SG_MAX_DIMS] = {0}, n = 1;                                                 \
-        for (int d = 0; d < nd; d++)                                                           \
-            n *= shape[d];                                                                     \
-        if (n == 0)                                                                            \
-            return;                                                                            \
-        int64_t inner = nd ? shape[nd - 1] : 1, ds = nd ? dst_st[nd - 1] : 0,                 \
-                ss = nd ? sst[nd - 1] : 0, od = 0, os = 0;                                     \
-        for (int64_t done = 0; done < n; done += inner) {                                      \
-            for (int64_t j = 0; j < inner; j++)                                                \
-                dst[od + j * ds] += src[os + j * ss];                                          \
-            for (int d = nd - 2; d >= 0; d--) {                                                \
-                od += dst_st[d];                                                               \
-                os += sst[d];                                                                  \
-                if (++idx[d] < shape[d])                                                       \
-                    break;                                                                     \
-                od -= dst_st[d] * shape[d];                                                    \
-                os -= sst[d] * shape[d];                                                       \
-                idx[d] = 0;                                                                    \
-            }                                                                                  \
-        }                                                                                      \
-    }
-DEF_ACC(float)
-DEF_ACC(double)
-
 void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
     if (!t || !(t->flags & SG_FLAG_REQUIRES_GRAD) || !g)
         return;
@@ -149,10 +119,8 @@ void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
         }
         return;
     }
-    if (g->dtype == SG_F32)
-        acc_float(sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
-    else
-        acc_double(sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
+    /* dst strides are 0 on broadcast dimensions: that is what makes it a reduction. */
+    sg__strided(true, g->dtype, sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
 }
 
 /* ---- anomaly mode -------------------------------------------------------------------- */
@@ -281,8 +249,9 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
         return -1;
     }
     if (!grad && sg_numel(out) != 1) {
-        sg_error(ctx, "sg_backward: output of shape %s is not a scalar; pass an upstream "
-                      "gradient",
+        sg_error(ctx,
+                 "sg_backward: output of shape %s is not a scalar; pass an upstream "
+                 "gradient",
                  sg_shape_str(out->ndim, out->shape, a, sizeof a));
         return -1;
     }

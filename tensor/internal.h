@@ -109,6 +109,12 @@ static inline bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tenso
     return true;
 }
 
+/* dst = src (add false) or dst += src (add true) over `shape`, both strided (dst strides
+ * may be 0: a broadcast dst receives the sum). Dimensions that both walk contiguously are
+ * merged; a multi-index counter, no div/mod per element. */
+void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
+                 const int64_t *src_st, int nd, const int64_t *shape);
+
 /* Element read/write as double at a storage offset (relative to sg_data(t)). */
 static inline double sg__ld(const sg_tensor *t, int64_t off) {
     return t->dtype == SG_F32 ? (double)((const float *)sg_data(t))[off]

@@ -384,6 +384,93 @@ int sg_copy_to_f64(const sg_tensor *t, double *out) {
     return 0;
 }
 
+/* ---- strided loops ------------------------------------------------------------------- */
+
+/* Merge the dims of `shape` that both stride sets walk contiguously and drop size-1 dims,
+ * so that e.g. a slice of whole rows becomes one long inner loop and the (B, I) view of
+ * x[:, t, :] becomes B contiguous rows. Returns the new number of dims (at least 1). */
+static int coalesce(int nd, const int64_t *shape, const int64_t *s0, const int64_t *s1, int64_t *sh,
+                    int64_t *t0, int64_t *t1) {
+    int k = 0;
+    for (int d = 0; d < nd; d++) {
+        if (shape[d] == 1)
+            continue;
+        if (k > 0 && t0[k - 1] == s0[d] * shape[d] && t1[k - 1] == s1[d] * shape[d]) {
+            sh[k - 1] *= shape[d];
+            t0[k - 1] = s0[d];
+            t1[k - 1] = s1[d];
+        } else {
+            sh[k] = shape[d];
+            t0[k] = s0[d];
+            t1[k] = s1[d];
+            k++;
+        }
+    }
+    if (k == 0) {
+        sh[0] = 1;
+        t0[0] = t1[0] = 1;
+        k = 1;
+    }
+    return k;
+}
+
+/* dst = src (COPY) or dst += src (ADD) over `shape`, dst and src strided; shape already
+ * coalesced. The inner dimension is a plain loop (unit strides: vectorized); the outer
+ * ones advance with a multi-index counter, no div/mod. */
+#define DEF_STRIDED(T, NAME, OP)                                                                   \
+    static void NAME##_##T(T *dst, const int64_t *ds, const T *src, const int64_t *ss, int nd,     \
+                           const int64_t *shape) {                                                 \
+        int64_t idx[SG_MAX_DIMS] = {0}, od = 0, os = 0;                                            \
+        const int64_t n = shape[nd - 1], dsi = ds[nd - 1], ssi = ss[nd - 1];                       \
+        for (;;) {                                                                                 \
+            T *restrict d = dst + od;                                                              \
+            const T *restrict s = src + os;                                                        \
+            if (dsi == 1 && ssi == 1)                                                              \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    d[j] OP s[j];                                                                  \
+            else                                                                                   \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    d[j * dsi] OP s[j * ssi];                                                      \
+            int k = nd - 2;                                                                        \
+            for (; k >= 0; k--) {                                                                  \
+                od += ds[k];                                                                       \
+                os += ss[k];                                                                       \
+                if (++idx[k] < shape[k])                                                           \
+                    break;                                                                         \
+                od -= ds[k] * shape[k];                                                            \
+                os -= ss[k] * shape[k];                                                            \
+                idx[k] = 0;                                                                        \
+            }                                                                                      \
+            if (k < 0)                                                                             \
+                return;                                                                            \
+        }                                                                                          \
+    }
+DEF_STRIDED(float, copy, =)
+DEF_STRIDED(double, copy, =)
+DEF_STRIDED(float, add, +=)
+DEF_STRIDED(double, add, +=)
+
+/* dst (+)= src, both `nd`-dim strided views of `shape` starting at the given pointers. */
+void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
+                 const int64_t *src_st, int nd, const int64_t *shape) {
+    int64_t sh[SG_MAX_DIMS], ds[SG_MAX_DIMS], ss[SG_MAX_DIMS];
+    for (int d = 0; d < nd; d++)
+        if (shape[d] == 0)
+            return;
+    int k = coalesce(nd, shape, dst_st, src_st, sh, ds, ss);
+    if (dt == SG_F32) {
+        if (add)
+            add_float(dst, ds, src, ss, k, sh);
+        else
+            copy_float(dst, ds, src, ss, k, sh);
+    } else {
+        if (add)
+            add_double(dst, ds, src, ss, k, sh);
+        else
+            copy_double(dst, ds, src, ss, k, sh);
+    }
+}
+
 /* ---- in-place helpers ---------------------------------------------------------------- */
 
 static bool same_shape(const sg_tensor *a, const sg_tensor *b) {
@@ -442,8 +529,8 @@ int sg_copy(sg_tensor *dst, const sg_tensor *src) {
         memmove(sg_data(dst), sg_data(src), (size_t)n * sg_dtype_size(dst->dtype));
         return 0;
     }
-    for (int64_t i = 0; i < n; i++)
-        sg__st(dst, sg__offset_of(dst, i), sg__ld(src, sg__offset_of(src, i)));
+    sg__strided(false, dst->dtype, sg_data(dst), dst->stride, sg_data(src), src->stride, dst->ndim,
+                dst->shape);
     return 0;
 }
 
@@ -746,9 +833,7 @@ sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x) {
     sg_tensor *t = sg__new(ctx, x->dtype, x->ndim, x->shape, false);
     if (!t)
         return NULL;
-    int64_t n = sg_numel(x);
-    for (int64_t i = 0; i < n; i++)
-        sg__st(t, i, sg__ld(x, sg__offset_of(x, i)));
+    sg__strided(false, x->dtype, sg_data(t), t->stride, sg_data(x), x->stride, x->ndim, x->shape);
     sg__record(ctx, t, SG_OP_CONTIGUOUS, 1, &x);
     return t;
 }
