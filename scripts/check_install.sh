@@ -89,9 +89,13 @@ done
   "${cflags[@]}" "${static_args[@]}" ||
   die "static link failed: the private libraries in seqgrad.pc are incomplete"
 
-LD_LIBRARY_PATH="$libdir" ldd "$work/prog_shared" | grep -q "$libdir/libseqgrad.so" ||
+# ldd's output is captured first: `ldd | grep -q` under pipefail fails at random when grep
+# exits at the first match and ldd dies of SIGPIPE writing the rest (seen in CI).
+ldd_shared=$(LD_LIBRARY_PATH="$libdir" ldd "$work/prog_shared") || die "ldd prog_shared failed"
+grep -qF "$libdir/libseqgrad.so" <<<"$ldd_shared" ||
   die "prog_shared does not load the staged libseqgrad.so"
-if ldd "$work/prog_static" | grep -q libseqgrad; then
+ldd_static=$(ldd "$work/prog_static") || die "ldd prog_static failed"
+if grep -qF libseqgrad <<<"$ldd_static"; then
   die "prog_static still needs libseqgrad.so"
 fi
 
