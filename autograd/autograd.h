@@ -71,6 +71,29 @@ sg_tensor *sg_concat(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis);
 /* Stack n same-shaped tensors along a new axis. */
 sg_tensor *sg_stack(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis);
 
+/* ---- in place ------------------------------------------------------------------------
+ * Like PyTorch's trailing-underscore ops: they overwrite their first argument's elements and
+ * return a new tensor (a view over those elements) that carries the op on the tape; the
+ * gradient still flows to the argument as it was. Afterwards every view of the buffer,
+ * the argument included, shows the new values. They save memory (no new buffer) and are
+ * refused, NULL with a message naming the reason, where they would break a gradient:
+ *   - on a leaf that requires grad (a parameter) or a view of one, while grad mode is on;
+ *   - on an expanded view (stride 0: several elements share one location);
+ *   - when another input overlaps the elements written (sg_add_(x, x) is fine);
+ *   - when a backward recorded earlier reads those elements (x = sg_sigmoid(z) saved its
+ *     output, so sg_tanh_(x) is refused; sg_mul(x, w) saved x, likewise). This is tracked
+ *     per slice: in-place ops on the four gate slices of one pre-activation are all fine.
+ * Marks are forgotten at sg_ctx_reset. */
+sg_tensor *sg_sigmoid_(sg_ctx *ctx, sg_tensor *x); /* x = sigmoid(x) */
+sg_tensor *sg_tanh_(sg_ctx *ctx, sg_tensor *x);    /* x = tanh(x) */
+/* In place for tanh and sigmoid (their backward needs only the output); hard_sigmoid and
+ * relu need the input in backward, so they return a new tensor exactly as sg_activate;
+ * linear returns x. */
+sg_tensor *sg_activate_(sg_ctx *ctx, sg_tensor *x, sg_activation act);
+sg_tensor *sg_add_(sg_ctx *ctx, sg_tensor *a, sg_tensor *b); /* a += b, b broadcast to a */
+/* c += a @ b, c of exactly the product's shape (torch.Tensor.addmm_). */
+sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b);
+
 /* ---- reductions and normalisations --------------------------------------------------- */
 sg_tensor *sg_sum(sg_ctx *ctx, sg_tensor *x);  /* all elements -> 0-d */
 sg_tensor *sg_mean(sg_ctx *ctx, sg_tensor *x); /* all elements -> 0-d */
@@ -116,19 +139,19 @@ int sg_dot_save(sg_ctx *ctx, const sg_tensor *out, const char *path);
 typedef sg_tensor *(*sg_gradcheck_fn)(sg_ctx *ctx, sg_tensor *const *inputs, void *user);
 
 typedef struct sg_gradcheck_opts {
-    double eps;    /* central-difference step (default 1e-6) */
-    double atol;   /* |analytic - numeric| <= atol + rtol * |numeric| (defaults 1e-7, 1e-5) */
+    double eps;  /* central-difference step (default 1e-6) */
+    double atol; /* |analytic - numeric| <= atol + rtol * |numeric| (defaults 1e-7, 1e-5) */
     double rtol;
     uint64_t seed; /* seeds the random upstream gradient used for non-scalar outputs */
 } sg_gradcheck_opts;
 
 typedef struct sg_gradcheck_report {
-    double max_abs;       /* max |analytic - numeric| over the input's elements */
-    double max_rel;       /* max |analytic - numeric| / max(|numeric|, 1e-12) */
-    int64_t worst_flat;   /* flat index of the element with the largest abs error */
-    double analytic;      /* the two derivatives at worst_flat */
+    double max_abs;     /* max |analytic - numeric| over the input's elements */
+    double max_rel;     /* max |analytic - numeric| / max(|numeric|, 1e-12) */
+    int64_t worst_flat; /* flat index of the element with the largest abs error */
+    double analytic;    /* the two derivatives at worst_flat */
     double numeric;
-    bool ok;              /* every element within tolerance */
+    bool ok; /* every element within tolerance */
 } sg_gradcheck_report;
 
 /* Defaults for the options above (eps 1e-6, atol 1e-7, rtol 1e-5, seed 1). */

@@ -242,22 +242,25 @@ typedef void (*bin_fwd_f64)(int, int64_t, int64_t, const ew_iter *, const double
 static const bin_fwd_f32 bin_fwd_32[4] = {add_f32, sub_f32, mul_f32, div_f32};
 static const bin_fwd_f64 bin_fwd_64[4] = {add_f64, sub_f64, mul_f64, div_f64};
 
-// a is (..), b is (..) broadcastable to each other; out is the broadcast shape, contiguous.
-static sg_tensor *binary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *a, sg_tensor *b) {
-    sg_tensor *src[2] = {a, b};
-    if (!sg__check_inputs(ctx, fn, 2, src))
-        return NULL;
-    int64_t shape[SG_MAX_DIMS];
+/* The broadcast shape of a and b (its ndim), or -1 with an error naming fn. */
+static int bin_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, const sg_tensor *b,
+                     int64_t *shape) {
     int nd = bcast_shape(a, b, shape);
     if (nd < 0) {
         char sa[96], sb[96];
-        return sg_error(ctx, "%s: shapes %s and %s do not broadcast", fn,
-                        sg_shape_str(a->ndim, a->shape, sa, sizeof sa),
-                        sg_shape_str(b->ndim, b->shape, sb, sizeof sb));
+        sg_error(ctx, "%s: shapes %s and %s do not broadcast", fn,
+                 sg_shape_str(a->ndim, a->shape, sa, sizeof sa),
+                 sg_shape_str(b->ndim, b->shape, sb, sizeof sb));
     }
-    sg_tensor *out = sg__new(ctx, a->dtype, nd, shape, false);
-    if (!out)
-        return NULL;
+    return nd;
+}
+
+// a is (..), b is (..) broadcastable to each other; out has the broadcast shape and is
+// either contiguous or a itself (the in-place ops: the same strides, so only the general
+// path below, which addresses out through its strides, can see a non-contiguous out).
+static void bin_run(sg_op op, const sg_tensor *a, const sg_tensor *b, sg_tensor *out) {
+    int nd = out->ndim;
+    const int64_t *shape = out->shape;
     int64_t n = sg_numel(out), na = sg_numel(a), nb = sg_numel(b), row = 0;
     bool ca = sg_is_contiguous(a), cb = sg_is_contiguous(b);
     /* A contiguous input with the output's element count has the output's layout (its
@@ -288,7 +291,44 @@ static sg_tensor *binary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *a, sg
         bin_fwd_32[k](path, n, row, &it, sg_data(a), sg_data(b), sg_data(out));
     else
         bin_fwd_64[k](path, n, row, &it, sg_data(a), sg_data(b), sg_data(out));
+}
+
+static sg_tensor *binary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *a, sg_tensor *b) {
+    sg_tensor *src[2] = {a, b};
+    if (!sg__check_inputs(ctx, fn, 2, src))
+        return NULL;
+    int64_t shape[SG_MAX_DIMS];
+    int nd = bin_shape(ctx, fn, a, b, shape);
+    sg_tensor *out = nd < 0 ? NULL : sg__new(ctx, a->dtype, nd, shape, false);
+    if (!out)
+        return NULL;
+    bin_run(op, a, b, out);
     return sg__finish(ctx, out, op, 2, src);
+}
+
+/* a += b in place (b broadcast to a's shape). The result is a new node over a's elements;
+ * add's backward reads neither input, so this is safe whenever sg__inplace_check agrees. */
+sg_tensor *sg_add_(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
+    sg_tensor *src[2] = {a, b};
+    if (!sg__check_inputs(ctx, "sg_add_", 2, src))
+        return NULL;
+    int64_t shape[SG_MAX_DIMS];
+    int nd = bin_shape(ctx, "sg_add_", a, b, shape);
+    if (nd < 0)
+        return NULL;
+    if (nd != a->ndim || memcmp(shape, a->shape, sizeof(int64_t) * (size_t)nd)) {
+        char sa[96], sb[96];
+        return sg_error(ctx, "sg_add_: b of shape %s does not broadcast to a's shape %s",
+                        sg_shape_str(b->ndim, b->shape, sb, sizeof sb),
+                        sg_shape_str(a->ndim, a->shape, sa, sizeof sa));
+    }
+    if (!sg__inplace_check(ctx, "sg_add_", a, 1, &b, true))
+        return NULL;
+    sg_tensor *out = sg__inplace_result(ctx, a);
+    if (!out)
+        return NULL;
+    bin_run(SG_OP_ADD, a, b, out);
+    return sg__finish(ctx, out, SG_OP_ADD, 2, src);
 }
 
 sg_tensor *sg_add(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
@@ -440,6 +480,61 @@ static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, dou
     return sg__finish(ctx, out, op, 1, &x);
 }
 
+/* y = f(y) over the elements of a view: row by row when the (merged) innermost dimension
+ * is unit-stride, which is what the SLEEF kernels need, else through a contiguous copy. */
+static bool un_fwd_view(sg_ctx *ctx, sg_op op, sg_tensor *y) {
+    int64_t st[1][SG_MAX_DIMS];
+    memcpy(st[0], y->stride, sizeof st[0]);
+    ew_iter it;
+    ew_init(&it, y->ndim, y->shape, 0x1, st);
+    size_t es = sg_dtype_size(y->dtype);
+    char *base = sg_data(y);
+    if (!it.unit) {
+        sg_tensor *tmp = sg__new(ctx, y->dtype, y->ndim, y->shape, false);
+        if (!tmp)
+            return false;
+        sg__strided(false, y->dtype, sg_data(tmp), tmp->stride, base, y->stride, y->ndim, y->shape);
+        if (y->dtype == SG_F32)
+            un_fwd_f32(op, sg_numel(y), 0, sg_data(tmp), sg_data(tmp));
+        else
+            un_fwd_f64(op, sg_numel(y), 0, sg_data(tmp), sg_data(tmp));
+        sg__strided(false, y->dtype, base, y->stride, sg_data(tmp), tmp->stride, y->ndim, y->shape);
+        return true;
+    }
+    int nd = it.nd;
+    int64_t L = it.shape[nd - 1], off = 0, idx[SG_MAX_DIMS] = {0};
+    for (int64_t done = 0; done < it.n; done += L) {
+        char *row = base + off * (int64_t)es;
+        if (y->dtype == SG_F32)
+            un_fwd_f32(op, L, 0, (const float *)row, (float *)row);
+        else
+            un_fwd_f64(op, L, 0, (const double *)row, (double *)row);
+        for (int d = nd - 2; d >= 0; d--) {
+            off += it.st[0][d];
+            if (++idx[d] < it.shape[d])
+                break;
+            off -= it.st[0][d] * it.shape[d];
+            idx[d] = 0;
+        }
+    }
+    return true;
+}
+
+/* x = f(x) in place, for the activations whose backward reads only the output. */
+static sg_tensor *unary_(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x) {
+    if (!sg__check_inputs(ctx, fn, 1, &x) || !sg__inplace_check(ctx, fn, x, 0, NULL, false))
+        return NULL;
+    sg_tensor *y = sg__inplace_result(ctx, x);
+    if (!y || !un_fwd_view(ctx, op, y))
+        return NULL;
+    return sg__finish(ctx, y, op, 1, &x);
+}
+
+sg_tensor *sg_sigmoid_(sg_ctx *ctx, sg_tensor *x) {
+    return unary_(ctx, "sg_sigmoid_", SG_OP_SIGMOID, x);
+}
+sg_tensor *sg_tanh_(sg_ctx *ctx, sg_tensor *x) { return unary_(ctx, "sg_tanh_", SG_OP_TANH, x); }
+
 sg_tensor *sg_neg(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_neg", SG_OP_NEG, x, 0); }
 sg_tensor *sg_scale(sg_ctx *ctx, sg_tensor *x, double s) {
     return unary(ctx, "sg_scale", SG_OP_SCALE, x, s);
@@ -504,7 +599,8 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
         return;
     ew_iter it;
     const ew_iter *itp = NULL; /* flat unless the formula reads a strided x */
-    if (un_bw_reads_x(out->op) && !sg_is_contiguous(x)) {
+    /* out is strided when it is the result of an in-place op on a view */
+    if ((un_bw_reads_x(out->op) && !sg_is_contiguous(x)) || !sg_is_contiguous(out)) {
         int64_t st[4][SG_MAX_DIMS];
         memcpy(st[0], G->stride, sizeof st[0]);
         memcpy(st[1], out->grad->stride, sizeof st[1]);
@@ -553,6 +649,14 @@ sg_tensor *sg_activate(sg_ctx *ctx, sg_tensor *x, sg_activation act) {
     if (!sg__check_inputs(ctx, "sg_activate", 1, &x))
         return NULL;
     return sg_error(ctx, "sg_activate: unknown activation %d", (int)act);
+}
+
+sg_tensor *sg_activate_(sg_ctx *ctx, sg_tensor *x, sg_activation act) {
+    switch (act) {
+    case SG_ACT_TANH: return sg_tanh_(ctx, x);
+    case SG_ACT_SIGMOID: return sg_sigmoid_(ctx, x);
+    default: return sg_activate(ctx, x, act); /* their backward reads x: not in place */
+    }
 }
 
 const char *sg_activation_name(sg_activation act) {

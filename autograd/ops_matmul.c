@@ -429,6 +429,31 @@ sg_tensor *sg_addmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b) {
     return sg__finish(ctx, out, SG_OP_ADDMM, 3, in);
 }
 
+/* c += a @ b in place, c of exactly the product's shape (e.g. one time step's slice of
+ * precomputed input projections). addmm's backward reads a and b but not c, so c can be
+ * overwritten whenever sg__inplace_check agrees. */
+sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b) {
+    sg_tensor *in[3] = {a, b, c};
+    int64_t oshape[SG_MAX_DIMS];
+    if (!sg__check_inputs(ctx, "sg_addmm_", 3, in) || !mm_shapes(ctx, a, b, oshape))
+        return NULL;
+    if (c->ndim != a->ndim || memcmp(c->shape, oshape, sizeof(int64_t) * (size_t)c->ndim)) {
+        char s1[96], s2[96];
+        return sg_error(ctx,
+                        "sg_addmm_: c has shape %s, the product %s (in place, they must be "
+                        "equal)",
+                        sg_shape_str(c->ndim, c->shape, s1, sizeof s1),
+                        sg_shape_str(a->ndim, oshape, s2, sizeof s2));
+    }
+    if (!sg__inplace_check(ctx, "sg_addmm_", c, 2, in, false))
+        return NULL;
+    sg_tensor *out = sg__inplace_result(ctx, c);
+    if (!out)
+        return NULL;
+    mm_forward(a, b, out, true);
+    return sg__finish(ctx, out, SG_OP_ADDMM, 3, in);
+}
+
 /* out = c + a @ b: the matmul's gradients, and dc += dout summed over broadcast dims. */
 void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
     sg__bw_matmul(ctx, out);

@@ -41,6 +41,34 @@ static const char *const op_names[SG_OP_COUNT] = {
     [SG_OP_MSE] = "mse_loss",
 };
 
+/* What each op's backward reads (bit k: input k, SG_READS_OUT: its own output); see
+ * sg__record. Views, copies, sums and the additive ops read nothing; a 1 too many here only
+ * makes an in-place op refuse, a 1 too few would let one corrupt a gradient. */
+#define R0 0x1u
+#define R1 0x2u
+#define RO SG_READS_OUT
+const unsigned char sg__op_reads[SG_OP_COUNT] = {
+    [SG_OP_MUL] = R0 | R1,
+    [SG_OP_DIV] = R0 | R1,
+    [SG_OP_SQUARE] = R0,
+    [SG_OP_HARD_SIGMOID] = R0,
+    [SG_OP_RELU] = R0,
+    [SG_OP_LOG] = R0,
+    [SG_OP_SIGMOID] = RO,
+    [SG_OP_TANH] = RO,
+    [SG_OP_EXP] = RO,
+    [SG_OP_MATMUL] = R0 | R1,
+    [SG_OP_ADDMM] = R0 | R1, /* a and b; not the addend c */
+    [SG_OP_SOFTMAX] = R0 | RO,
+    [SG_OP_LOG_SOFTMAX] = R0 | RO,
+    [SG_OP_CROSS_ENTROPY] = R0 | RO,
+    [SG_OP_BCE_LOGITS] = R0 | R1 | RO,
+    [SG_OP_MSE] = R0 | R1 | RO,
+};
+#undef R0
+#undef R1
+#undef RO
+
 const char *sg_op_name(sg_op op) {
     return (op >= 0 && op < SG_OP_COUNT && op_names[op]) ? op_names[op] : "unknown-op";
 }
@@ -121,6 +149,144 @@ void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
     }
     /* dst strides are 0 on broadcast dimensions: that is what makes it a reduction. */
     sg__strided(true, g->dtype, sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
+}
+
+/* ---- in-place safety ------------------------------------------------------------------ */
+
+/* Where a view's elements lie in its buffer: the span [lo, hi] of offsets and, when
+ * the last dimension is unit-stride and every other stride a multiple of S (> 0), the
+ * column range [r, r + L) modulo S that every element falls in (offset + k*S + j, j < L).
+ * S = 0: no such form. In-place results that a backward reads keep theirs in iparam. */
+enum { RG_LO, RG_HI, RG_S, RG_R, RG_L, RG_N };
+static void region(const sg_tensor *t, int64_t *rg) {
+    int nd = t->ndim;
+    int64_t lo = t->offset, hi = t->offset, S = 0;
+    bool form = nd >= 2 && t->stride[nd - 1] == 1;
+    for (int d = 0; d < nd; d++) {
+        int64_t e = t->stride[d] * (t->shape[d] - 1);
+        if (e < 0)
+            lo += e;
+        else
+            hi += e;
+        if (d < nd - 1 && t->shape[d] > 1) {
+            if (t->stride[d] <= 0)
+                form = false;
+            else if (S == 0 || t->stride[d] < S)
+                S = t->stride[d];
+        }
+    }
+    for (int d = 0; form && S && d < nd - 1; d++)
+        if (t->shape[d] > 1 && t->stride[d] % S)
+            form = false;
+    int64_t L = nd ? t->shape[nd - 1] : 1;
+    if (!form || !S || t->offset % S + L > S)
+        S = 0;
+    rg[RG_LO] = lo;
+    rg[RG_HI] = hi;
+    rg[RG_S] = S;
+    rg[RG_R] = S ? t->offset % S : 0;
+    rg[RG_L] = L;
+}
+
+static bool regions_overlap(const int64_t *a, const int64_t *b) {
+    if (a[RG_HI] < b[RG_LO] || b[RG_HI] < a[RG_LO])
+        return false;
+    if (a[RG_S] && a[RG_S] == b[RG_S])
+        return !(a[RG_R] + a[RG_L] <= b[RG_R] || b[RG_R] + b[RG_L] <= a[RG_R]);
+    return true; /* conservative */
+}
+
+bool sg__overlap(const sg_tensor *a, const sg_tensor *b) {
+    if (a->storage->root != b->storage->root || sg_numel(a) == 0 || sg_numel(b) == 0)
+        return false;
+    int64_t ra[RG_N], rb[RG_N];
+    region(a, ra);
+    region(b, rb);
+    return regions_overlap(ra, rb);
+}
+
+void sg__save_inplace(sg_ctx *ctx, sg_tensor *t) {
+    sg_storage *r = t->storage->root;
+    t->flags |= SG_FLAG_SAVED;
+    if (r->ip_gen != ctx->gen + 1) {
+        r->ip_gen = ctx->gen + 1;
+        r->ip_saved = NULL;
+    }
+    region(t, t->iparam); /* in-place results have no other use for iparam or aux */
+    t->aux = r->ip_saved;
+    r->ip_saved = t;
+}
+
+static bool is_view_op(sg_op op) {
+    return op == SG_OP_RESHAPE || op == SG_OP_PERMUTE || op == SG_OP_SLICE || op == SG_OP_EXPAND;
+}
+
+bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tensor *const *others,
+                       bool same_ok) {
+    /* A leaf that requires grad, or a view of one: its gradient would be of a value that no
+     * longer exists (PyTorch refuses the same). */
+    const sg_tensor *base = x;
+    while (is_view_op(base->op) && base->nsrc == 1)
+        base = base->src[0];
+    if (base->op == SG_OP_NONE && (base->flags & SG_FLAG_REQUIRES_GRAD) && ctx->grad_enabled) {
+        sg_error(ctx,
+                 "%s: cannot work in place on %s that requires grad (a parameter?): use the "
+                 "out-of-place op",
+                 fn, base == x ? "a leaf tensor" : "a view of a leaf tensor");
+        return false;
+    }
+    for (int d = 0; d < x->ndim; d++)
+        if (x->stride[d] == 0 && x->shape[d] > 1) {
+            sg_error(ctx,
+                     "%s: cannot work in place on an expanded view (dimension %d has stride "
+                     "0, so several elements share one location)",
+                     fn, d);
+            return false;
+        }
+    for (int i = 0; i < n; i++) {
+        const sg_tensor *o = others[i];
+        if (!sg__overlap(x, o))
+            continue;
+        bool same = o->offset == x->offset && o->ndim == x->ndim &&
+                    !memcmp(o->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim) &&
+                    !memcmp(o->stride, x->stride, sizeof(int64_t) * (size_t)x->ndim);
+        if (!(same_ok && same)) {
+            sg_error(ctx,
+                     "%s: input %d overlaps the tensor written in place; its values would "
+                     "change while being read",
+                     fn, i + 1);
+            return false;
+        }
+    }
+    const sg_storage *r = x->storage->root;
+    if (r->saved_gen == ctx->gen + 1) {
+        sg_error(ctx,
+                 "%s: the values of this tensor (or of another view of its buffer) are "
+                 "needed by the backward of an op recorded earlier; working in place would "
+                 "corrupt that gradient: use the out-of-place op",
+                 fn);
+        return false;
+    }
+    if (r->ip_gen == ctx->gen + 1 && sg_numel(x) > 0) {
+        int64_t rx[RG_N];
+        region(x, rx);
+        for (const sg_tensor *s = r->ip_saved; s; s = s->aux)
+            if (sg_numel(s) > 0 && regions_overlap(rx, s->iparam)) {
+                sg_error(ctx,
+                         "%s: this tensor overlaps the result of an earlier in-place %s "
+                         "whose backward needs its values: use the out-of-place op",
+                         fn, sg_op_name(s->op));
+                return false;
+            }
+    }
+    return true;
+}
+
+sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x) {
+    sg_tensor *y = sg__view_of(ctx, x);
+    if (y)
+        y->flags |= SG_FLAG_INPLACE;
+    return y;
 }
 
 /* ---- anomaly mode -------------------------------------------------------------------- */

@@ -42,9 +42,18 @@ typedef enum { SG_LSTM_FUSED = 0, SG_LSTM_GATES = 1 } sg_lstm_impl;
 /* Gate indices, in Keras' (and PyTorch's) block order. */
 enum { SG_GATE_I = 0, SG_GATE_F = 1, SG_GATE_C = 2, SG_GATE_O = 3 };
 
+/* Whether a step works in place (sg_activate_, sg_add_, sg_addmm_ over the step's
+ * pre-activations): the same numbers with about half the memory backward keeps, but with
+ * gates that are strided slices, which costs time when a step is only a few hundred
+ * elements. AUTO: in place when a step's pre-activations (B, 4H) hold at least
+ * SG_LSTM_IN_PLACE_MIN elements. Either way only with tanh/sigmoid activations (the others
+ * need their input in backward). */
+typedef enum { SG_IN_PLACE_AUTO = 0, SG_IN_PLACE_ALWAYS, SG_IN_PLACE_NEVER } sg_in_place;
+#define SG_LSTM_IN_PLACE_MIN 1024
+
 typedef struct sg_lstm_options {
-    int64_t input_size;   /* I */
-    int64_t units;        /* H */
+    int64_t input_size; /* I */
+    int64_t units;      /* H */
     sg_dtype dtype;
     sg_activation activation;           /* default tanh */
     sg_activation recurrent_activation; /* default sigmoid */
@@ -55,6 +64,7 @@ typedef struct sg_lstm_options {
     bool unit_forget_bias;              /* default true: bias columns H..2H-1 start at 1 */
     bool return_sequences;              /* default false: y is h_T (B, H); true: (B, T, H) */
     bool return_state;                  /* default false; h_T and c_T are filled anyway */
+    sg_in_place in_place;               /* default SG_IN_PLACE_AUTO */
 } sg_lstm_options;
 
 /* Keras defaults for an LSTM with these sizes (float32). */
@@ -75,8 +85,8 @@ typedef struct sg_lstm {
  * Keras-layout weights the same way, so the same seed gives the same function whichever
  * implementation is chosen. `name` prefixes parameter names ("lstm" if NULL). Returns
  * NULL with an error on bad options. Free with sg_lstm_free (NULL is fine). */
-sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
-                     const char *name, sg_rng *rng);
+sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt, const char *name,
+                     sg_rng *rng);
 void sg_lstm_free(sg_lstm *lstm);
 
 typedef struct sg_lstm_output {

@@ -29,6 +29,7 @@ sg_lstm_options sg_lstm_defaults(int64_t input_size, int64_t units) {
         .unit_forget_bias = true,
         .return_sequences = false,
         .return_state = false,
+        .in_place = SG_IN_PLACE_AUTO,
     };
 }
 
@@ -67,6 +68,8 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
         return sg_error(ctx, "sg_lstm_new (%s): unknown dtype %d", nm, (int)opt->dtype);
     if (!valid_act(opt->activation) || !valid_act(opt->recurrent_activation))
         return sg_error(ctx, "sg_lstm_new (%s): unknown activation", nm);
+    if (opt->in_place < SG_IN_PLACE_AUTO || opt->in_place > SG_IN_PLACE_NEVER)
+        return sg_error(ctx, "sg_lstm_new (%s): unknown in_place mode %d", nm, (int)opt->in_place);
     if (strlen(nm) >= sizeof((sg_lstm *)0)->name)
         return sg_error(ctx, "sg_lstm_new: name '%s' is too long", nm);
     if (!rng)
@@ -179,16 +182,35 @@ static bool check_state(sg_ctx *ctx, const sg_lstm *l, const char *what, const s
     return true;
 }
 
+/* Does the step run in place (sg_in_place in layers.h)? tanh and sigmoid need only their
+ * output in backward, so they may overwrite the pre-activations; the others read them. */
+static bool in_place(const sg_lstm_options *o, int64_t B) {
+    bool a = o->activation == SG_ACT_TANH || o->activation == SG_ACT_SIGMOID;
+    bool r = o->recurrent_activation == SG_ACT_TANH || o->recurrent_activation == SG_ACT_SIGMOID;
+    if (!a || !r || o->in_place == SG_IN_PLACE_NEVER)
+        return false;
+    return o->in_place == SG_IN_PLACE_ALWAYS || B * 4 * o->units >= SG_LSTM_IN_PLACE_MIN;
+}
+
 /* One step's cell update from the four pre-activations (each (B, H)):
- * c = ract(zf) * c + ract(zi) * act(zc);  h = ract(zo) * act(c). */
-static void cell(sg_ctx *ctx, const sg_lstm_options *o, sg_tensor *const z[4], sg_tensor **h,
-                 sg_tensor **c) {
-    sg_tensor *i = sg_activate(ctx, z[SG_GATE_I], o->recurrent_activation);
-    sg_tensor *f = sg_activate(ctx, z[SG_GATE_F], o->recurrent_activation);
-    sg_tensor *g = sg_activate(ctx, z[SG_GATE_C], o->activation);
-    sg_tensor *og = sg_activate(ctx, z[SG_GATE_O], o->recurrent_activation);
+ * c = ract(zf) * c + ract(zi) * act(zc);  h = ract(zo) * act(c).
+ * With `ip` the gates are activated over the pre-activations themselves and f * c takes
+ * i * g in place, so a step's gates cost no buffer beyond the pre-activations'. */
+static void cell(sg_ctx *ctx, const sg_lstm_options *o, bool ip, sg_tensor *const z[4],
+                 sg_tensor **h, sg_tensor **c) {
+    sg_tensor *(*act)(sg_ctx *, sg_tensor *, sg_activation) = ip ? sg_activate_ : sg_activate;
+    sg_tensor *i = act(ctx, z[SG_GATE_I], o->recurrent_activation);
+    sg_tensor *f = act(ctx, z[SG_GATE_F], o->recurrent_activation);
+    sg_tensor *g = act(ctx, z[SG_GATE_C], o->activation);
+    sg_tensor *og = act(ctx, z[SG_GATE_O], o->recurrent_activation);
+    sg_tensor *ig = sg_mul(ctx, i, g);
     /* With no c0 the first step's f * c_0 is zero: skip it rather than multiply zeros. */
-    *c = *c ? sg_add(ctx, sg_mul(ctx, f, *c), sg_mul(ctx, i, g)) : sg_mul(ctx, i, g);
+    if (*c) {
+        sg_tensor *fc = sg_mul(ctx, f, *c);
+        *c = ip ? sg_add_(ctx, fc, ig) : sg_add(ctx, fc, ig);
+    } else {
+        *c = ig;
+    }
     *h = sg_mul(ctx, og, sg_activate(ctx, *c, o->activation));
 }
 
@@ -233,18 +255,25 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
     if (o->return_sequences && !hs)
         return -1;
 
+    /* In place (tanh/sigmoid activations): each step's pre-activations are computed into,
+     * and activated over, memory nobody else reads; the tape's in-place checks
+     * (autograd.h) guard that. Backward then keeps about 7 (B, H) buffers per step. */
+    bool ip = in_place(o, B);
     if (l->impl == SG_LSTM_FUSED) {
         /* All time steps' input projections in one (B*T, I) @ (I, 4H) product. */
         sg_tensor *xk = l->bias ? sg_addmm(ctx, l->bias, x, l->kernel) /* (B, T, 4H) */
                                 : sg_matmul(ctx, x, l->kernel);
         for (int64_t t = 0; t < T; t++) {
             sg_tensor *z = sg_select(ctx, xk, 1, t); /* (B, 4H) view */
-            if (h) /* z += h @ rk in one node; h_0 = 0 contributes nothing: skip it */
-                z = sg_addmm(ctx, z, h, l->recurrent_kernel);
+            /* z += h @ rk in one node, into xk's slice itself when in place; h_0 = 0
+             * contributes nothing: skip it */
+            if (h)
+                z = ip ? sg_addmm_(ctx, z, h, l->recurrent_kernel)
+                       : sg_addmm(ctx, z, h, l->recurrent_kernel);
             sg_tensor *zs[4];
             if (sg_split(ctx, z, 1, 4, zs))
                 return -1;
-            cell(ctx, o, zs, &h, &c);
+            cell(ctx, o, ip, zs, &h, &c);
             if (hs)
                 hs[t] = h;
         }
@@ -258,7 +287,7 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
                 zs[g] = l->b[g] ? sg_addmm(ctx, l->b[g], v, l->W[g]) /* (B, H+I) @ (H+I, H) */
                                 : sg_matmul(ctx, v, l->W[g]);
             }
-            cell(ctx, o, zs, &h, &c);
+            cell(ctx, o, ip, zs, &h, &c);
             if (hs)
                 hs[t] = h;
         }

@@ -227,6 +227,7 @@ static sg_tensor *persist_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
     node->s.data = data;
     node->s.nbytes = (size_t)n * sg_dtype_size(dt);
     node->s.owned = true;
+    node->s.root = &node->s;
     t->magic = SG_TENSOR_MAGIC;
     t->flags = SG_FLAG_PERSISTENT;
     t->ctx = ctx;

@@ -75,8 +75,29 @@ static inline bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *co
     return false;
 }
 
+/* ---- in-place safety ------------------------------------------------------------------
+ * An in-place op (sg_sigmoid_, sg_add_, sg_addmm_) overwrites a buffer. That is only safe
+ * when no recorded backward still reads the values it overwrites, so recording a node
+ * marks what its backward reads: sg__op_reads[op] has bit k set when the backward reads
+ * input k, and SG_READS_OUT when it reads the node's own output. A plain view that is read
+ * marks its whole buffer (storage root's saved_gen); an in-place result that is read joins
+ * its buffer's ip_saved list, so that later in-place ops on *other* parts of the buffer
+ * (the four gate slices of one LSTM pre-activation) stay allowed. sg__inplace_check
+ * consults both. Marks are stamped with the arena generation: a reset forgets them. */
+#define SG_READS_OUT 0x80u
+extern const unsigned char sg__op_reads[SG_OP_COUNT];
+
+void sg__save_inplace(sg_ctx *ctx, sg_tensor *t); /* joins the root's ip_saved list */
+static inline void sg__save(sg_ctx *ctx, sg_tensor *t) {
+    if (!(t->flags & SG_FLAG_INPLACE))
+        t->storage->root->saved_gen = ctx->gen + 1;
+    else if (!(t->flags & SG_FLAG_SAVED))
+        sg__save_inplace(ctx, t);
+}
+
 /* Record `out` as a tape node of `op` with inputs src[0..n) when gradients are enabled
- * and any input requires grad. Returns true when recorded. Inline: every op calls it. */
+ * and any input requires grad, and mark what its backward will read. Returns true when
+ * recorded. Inline: every op calls it. */
 static inline bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src) {
     if (!out || !sg__any_requires_grad(ctx, n, src))
         return false;
@@ -87,8 +108,30 @@ static inline bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_t
         out->src[i] = src[i];
     out->tape_prev = ctx->tape_tail;
     ctx->tape_tail = out;
+    unsigned reads = sg__op_reads[op];
+    if (reads) {
+        for (int i = 0; i < out->nsrc; i++)
+            if (reads >> i & 1)
+                sg__save(ctx, src[i]);
+        if (reads & SG_READS_OUT)
+            sg__save(ctx, out);
+    }
     return true;
 }
+
+/* Is it safe to overwrite x in place, for the in-place op fn whose other inputs are
+ * others[0..n)? False (with an error naming fn and the reason) when x is a leaf that
+ * requires grad or a view of one, has an expanded (stride-0) dimension, overlaps one of the
+ * other inputs (unless `same_ok` and it is the very same view), or holds values a recorded
+ * backward still reads. */
+bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tensor *const *others,
+                       bool same_ok);
+/* The result node of an in-place op on x: a new header over x's elements, flagged
+ * SG_FLAG_INPLACE (sg__finish then records it with x among its inputs). */
+sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x);
+/* Can views a and b of the same buffer share an element? Exact for views that differ only
+ * by offset (slices and splits of one tensor), conservative (true) otherwise. */
+bool sg__overlap(const sg_tensor *a, const sg_tensor *b);
 
 /* Common input validation of ops: every input non-NULL and live, same dtype.
  * Returns false (recording an error naming fn when an input is stale or dtypes mix).

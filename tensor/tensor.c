@@ -109,6 +109,9 @@ static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     h->s.data = NULL;
     h->s.nbytes = 0;
     h->s.owned = false;
+    h->s.root = &h->s;
+    h->s.saved_gen = h->s.ip_gen = 0;
+    h->s.ip_saved = NULL;
 }
 
 static sg_tensor *header_new(sg_ctx *ctx, sg_dtype dt) {

@@ -88,15 +88,23 @@ enum {
     SG_FLAG_PERSISTENT = 1u << 2,    /* malloc'd: survives sg_ctx_reset */
     SG_FLAG_RETAIN_GRAD = 1u << 3,   /* keep grad of an intermediate after backward */
     SG_FLAG_ON_TAPE = 1u << 4,       /* recorded as a node on the tape */
+    SG_FLAG_INPLACE = 1u << 5,       /* made by an in-place op (sg_sigmoid_, sg_add_, ...) */
+    SG_FLAG_SAVED = 1u << 6,         /* an in-place result some backward reads (internal) */
 };
 
 typedef struct sg_ctx sg_ctx;
 
-/* Shared storage behind one or more views. */
+/* Shared storage behind one or more views. Every view carries a copy of this struct; `root`
+ * points at the one made with the buffer, which alone keeps the in-place safety state: which
+ * parts of the buffer a recorded backward still reads (see sg_sigmoid_ in autograd.h). */
 typedef struct sg_storage {
     void *data;    /* first byte */
     size_t nbytes; /* bytes available */
     bool owned;    /* freed with the tensor that owns it (persistent tensors only) */
+    struct sg_storage *root;
+    uint32_t saved_gen;         /* == ctx gen + 1: some backward reads a (non in-place) view */
+    uint32_t ip_gen;            /* == ctx gen + 1: ip_saved is this generation's list */
+    struct sg_tensor *ip_saved; /* in-place results a backward reads (linked by aux) */
 } sg_storage;
 
 /* One tensor struct, as in ggml: shape, strides, op, sources, flags, name.

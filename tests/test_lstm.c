@@ -367,8 +367,9 @@ static const fixture k_fixtures[4] = {
     {FIX(lstm_d), FIX_BIAS(lstm_d), FIX_INIT(lstm_d)},
 };
 
-/* _i = fixture * 4 + impl * 2 + dtype. Loads the weights in Keras layout and in PyTorch
- * layout; both must give the same parameters and match torch. Configs without an initial
+/* _i = fixture * 4 + impl * 2 + dtype. Loads the weights in Keras layout (and runs in
+ * place) and in PyTorch layout (not in place); both must give the same parameters and
+ * match torch. Configs without an initial
  * state also run once with explicit zero h0/c0, which must not change anything. */
 START_TEST(test_pytorch_fixtures) {
     const fixture *f = &k_fixtures[_i / 4];
@@ -382,6 +383,8 @@ START_TEST(test_pytorch_fixtures) {
     sg_lstm *layers[2];
     lstm_run runs[2];
     for (int load = 0; load < 2; load++) {
+        /* The Keras load runs in place, the PyTorch load not: both must match torch. */
+        o.in_place = load == 0 ? SG_IN_PLACE_ALWAYS : SG_IN_PLACE_NEVER;
         sg_lstm *l = layers[load] = new_lstm(ctx, impl, &o, NULL);
         int rc;
         if (load == 0)
@@ -529,6 +532,7 @@ static void gradcheck_lstm(sg_lstm_impl impl, sg_dtype dt, sg_activation act, sg
     sg_lstm_options o = options(dt, I, H, bias, true);
     o.activation = act;
     o.recurrent_activation = ract;
+    o.in_place = SG_IN_PLACE_ALWAYS; /* where the activations allow; AUTO would not here */
     sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
     randomize(ctx, l, &rng, 0.8);
     sg_tensor *in[16] = {
