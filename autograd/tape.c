@@ -211,8 +211,15 @@ void sg__save_inplace(sg_ctx *ctx, sg_tensor *t) {
     if (r->ip_gen != ctx->gen + 1) {
         r->ip_gen = ctx->gen + 1;
         r->ip_saved = NULL;
+        r->ip_maxlen = 0;
+        r->ip_sorted = true;
     }
     region(t, t->iparam); /* in-place results have no other use for iparam or aux */
+    const sg_tensor *head = r->ip_saved;
+    if (head && head->iparam[RG_LO] > t->iparam[RG_LO])
+        r->ip_sorted = false;
+    if (t->iparam[RG_HI] - t->iparam[RG_LO] > r->ip_maxlen)
+        r->ip_maxlen = t->iparam[RG_HI] - t->iparam[RG_LO];
     t->aux = r->ip_saved;
     r->ip_saved = t;
 }
@@ -270,7 +277,12 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
     if (r->ip_gen == ctx->gen + 1 && sg_numel(x) > 0) {
         int64_t rx[RG_N];
         region(x, rx);
-        for (const sg_tensor *s = r->ip_saved; s; s = s->aux)
+        for (const sg_tensor *s = r->ip_saved; s; s = s->aux) {
+            /* Sorted (the usual case: a sequence is worked front to back), nothing from
+             * here on can reach x once even the longest entry starting here ends before
+             * it: the check stays O(1) per op over a whole sequence. */
+            if (r->ip_sorted && s->iparam[RG_LO] + r->ip_maxlen < rx[RG_LO])
+                break;
             if (sg_numel(s) > 0 && regions_overlap(rx, s->iparam)) {
                 sg_error(ctx,
                          "%s: this tensor overlaps the result of an earlier in-place %s "
@@ -278,6 +290,7 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
                          fn, sg_op_name(s->op));
                 return false;
             }
+        }
     }
     return true;
 }

@@ -260,11 +260,14 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
      * (autograd.h) guard that. Backward then keeps about 7 (B, H) buffers per step. */
     bool ip = in_place(o, B);
     if (l->impl == SG_LSTM_FUSED) {
-        /* All time steps' input projections in one (B*T, I) @ (I, 4H) product. */
-        sg_tensor *xk = l->bias ? sg_addmm(ctx, l->bias, x, l->kernel) /* (B, T, 4H) */
-                                : sg_matmul(ctx, x, l->kernel);
+        /* All time steps' input projections in one (B*T, I) @ (I, 4H) product. In place,
+         * time-major, so that the step writing into its slice writes one contiguous
+         * (B, 4H) block (x is copied time-major first: I columns, against 4H in xk). */
+        sg_tensor *xt = ip ? sg_contiguous(ctx, sg_transpose(ctx, x, 0, 1)) : x;
+        sg_tensor *xk = l->bias ? sg_addmm(ctx, l->bias, xt, l->kernel) /* (T|B, B|T, 4H) */
+                                : sg_matmul(ctx, xt, l->kernel);
         for (int64_t t = 0; t < T; t++) {
-            sg_tensor *z = sg_select(ctx, xk, 1, t); /* (B, 4H) view */
+            sg_tensor *z = sg_select(ctx, xk, ip ? 0 : 1, t); /* (B, 4H) view */
             /* z += h @ rk in one node, into xk's slice itself when in place; h_0 = 0
              * contributes nothing: skip it */
             if (h)

@@ -105,6 +105,8 @@ typedef struct sg_storage {
     uint32_t saved_gen;         /* == ctx gen + 1: some backward reads a (non in-place) view */
     uint32_t ip_gen;            /* == ctx gen + 1: ip_saved is this generation's list */
     struct sg_tensor *ip_saved; /* in-place results a backward reads (linked by aux) */
+    int64_t ip_maxlen;          /* longest hi - lo among them */
+    bool ip_sorted;             /* the list's lo offsets never increase from the head */
 } sg_storage;
 
 /* One tensor struct, as in ggml: shape, strides, op, sources, flags, name.

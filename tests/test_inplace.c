@@ -219,6 +219,13 @@ START_TEST(test_refusals) {
     ck_assert_ptr_nonnull(sg_tanh_(ctx, halves[0]));
     ck_assert_ptr_nonnull(sg_sigmoid_(ctx, halves[2]));
     expect_error(ctx, sg_sigmoid_(ctx, sg_slice(ctx, u, 1, 0, 2)), "earlier in-place tanh");
+    /* the same, worked back to front (the saved list is then not sorted by offset) */
+    sg_tensor *u2 = sg_add(ctx, p, q), *thirds[3];
+    ck_assert_int_eq(sg_split(ctx, u2, 1, 3, thirds), 0);
+    ck_assert_ptr_nonnull(sg_sigmoid_(ctx, thirds[2]));
+    ck_assert_ptr_nonnull(sg_tanh_(ctx, thirds[0]));
+    ck_assert_ptr_nonnull(sg_tanh_(ctx, thirds[1]));
+    expect_error(ctx, sg_tanh_(ctx, sg_slice(ctx, u2, 1, 2, 1)), "earlier in-place sigmoid");
     /* add_ leaves nothing that backward reads: a second in-place op on it is fine */
     sg_tensor *v = sg_add_(ctx, sg_add(ctx, p, q), q);
     ck_assert_ptr_nonnull(sg_sigmoid_(ctx, v));
