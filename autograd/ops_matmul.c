@@ -79,6 +79,11 @@ static void blis_pick_arch(void) {
 static void threads_init(void) {
     blis_pick_arch();
     bli_thread_set_num_threads(g_threads);
+    /* gemm() only hands BLIS operands that pass blis_ok (BLIS's own stride rules) with
+     * m, n, k >= 1, so BLIS's argument checks on every call are pure overhead: about 1% of
+     * a small LSTM step. (The level is BLIS's global, or per thread in some builds: it is
+     * set here, in the thread that makes seqgrad's first BLIS call.) */
+    bli_error_checking_level_set(BLIS_NO_ERROR_CHECKING);
 }
 
 const char *sg_blas_config(void) {
