@@ -43,6 +43,14 @@ run() {
     printf '%s\n' "$out" | grep '^{' >>"$RESULTS"
 }
 
+# run_as_installed CMD...: run without BLIS_ARCH_TYPE; its records say "as installed".
+run_as_installed() {
+    echo "run_all: (BLIS_ARCH_TYPE unset) $*" >&2
+    out=$(env -u BLIS_ARCH_TYPE "$@") || echo "run_all: FAILED ($?): $*" >&2
+    printf '%s\n' "$out" | grep '^{' |
+        sed 's/"impl":"torch.nn.LSTM"/"impl":"torch.nn.LSTM as installed"/' >>"$RESULTS"
+}
+
 if [ "${TABLE_ONLY:-0}" != 1 ]; then
     : >"$RESULTS"
     [ -x "$LSTM" ] || echo "run_all: $LSTM not found: seqgrad columns will be n/a" >&2
@@ -71,6 +79,10 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
                 fi
                 run "$PY" "$HERE/torch_lstm.py" --config "$cfg" --impl all --dtype f32 \
                     --threads "$th"
+                # PyTorch as installed: BLIS picks its own kernels (generic on CPUs it does
+                # not know, such as Zen 5), which is what a PyTorch user here gets.
+                run_as_installed "$PY" "$HERE/torch_lstm.py" --config "$cfg" \
+                    --impl torch.nn.LSTM --dtype f32 --threads "$th"
                 [ -x "$PROBE" ] && run "$PROBE" --config "$cfg" --dtype f32 --threads "$th"
             done
         done
@@ -102,7 +114,7 @@ with open(sys.argv[1]) as f:
             old["min_ms"] = min(old["min_ms"], r["min_ms"])
 
 PROGS = ["seqgrad fused", "seqgrad gates", "torch.nn.LSTM", "torch-fused", "torch-gates",
-         "probe"]
+         "probe", "torch.nn.LSTM as installed"]
 CONFIGS = ["tiny", "small", "medium", "large"]
 
 
@@ -134,7 +146,7 @@ for r in rows.values():
         if r.get(key):
             arches.setdefault(who, set()).add(r[key])
 torch_env = {r.get("blis_arch_type") or "unset" for r in rows.values()
-             if r["impl"].startswith("torch") and "torch" in r}
+             if r["impl"].startswith("torch") and "torch" in r and "installed" not in r["impl"]}
 if arches or torch_env:
     print("BLIS sub-configuration: " + "; ".join(
         [f"{who} {', '.join(sorted(a))}" for who, a in sorted(arches.items())] +
@@ -144,19 +156,37 @@ if len(set().union(*arches.values()) if arches else ()) > 1:
           " same matmul kernels, the tables are not comparable\n")
 print("### One training step, float32, 1 thread: median ms (min ms)\n")
 print("| config | seqgrad fused ms | seqgrad gates ms | torch.nn.LSTM ms | torch fused "
-      "| torch gates | probe matmul ms | fused/torch speedup | fused/probe ratio "
+      "| torch gates | probe matmul ms | torch.nn.LSTM as installed ms "
+      "| fused/torch speedup | fused/torch as installed | fused/probe ratio "
       "| gates/fused ratio |")
-print("|---|" + "---:|" * 9)
+print("|---|" + "---:|" * 11)
 for cfg in CONFIGS:
     if not any(k[0] == cfg for k in rows):
         continue
     f, g, t = (ms(cfg, 1, p) for p in ("seqgrad fused", "seqgrad gates", "torch.nn.LSTM"))
-    p = ms(cfg, 1, "probe")
+    p, ti = ms(cfg, 1, "probe"), ms(cfg, 1, "torch.nn.LSTM as installed")
     print(f"| {cfg} | " + " | ".join(cell(cfg, 1, q) for q in PROGS) +
-          f" | {ratio(t, f)} | {ratio(f, p)} | {ratio(g, f)} |")
+          f" | {ratio(t, f)} | {ratio(ti, f)} | {ratio(f, p)} | {ratio(g, f)} |")
 print("\nfused/torch speedup = torch.nn.LSTM median / seqgrad fused median (> 1: seqgrad is"
-      " faster); fused/probe ratio = seqgrad fused / BLIS-only matmul time (1 = matmul-bound);"
+      " faster), both on the same BLIS kernels; \"as installed\" = PyTorch with BLIS left to"
+      " pick its kernels itself (BLIS_ARCH_TYPE unset), as a PyTorch user on this machine runs"
+      " it; fused/probe ratio = seqgrad fused / BLIS-only matmul time (1 = matmul-bound);"
       " gates/fused ratio = seqgrad gates / seqgrad fused.\n")
+
+print("### Memory: arena bytes per step vs what backward must keep\n")
+print("| config | program | arena MB per step | 7*B*T*H floats MB | ratio |")
+print("|---|---|---:|---:|---:|")
+for cfg in CONFIGS:
+    for prog in ("seqgrad fused", "seqgrad gates"):
+        r = rows.get((cfg, 1, prog))
+        if not r or "arena_bytes_per_step" not in r:
+            continue
+        keep = 7 * r["B"] * r["T"] * r["H"] * 4
+        print(f"| {cfg} | {prog} | {r['arena_bytes_per_step'] / 1e6:.3g} | {keep / 1e6:.3g} "
+              f"| {r['arena_bytes_per_step'] / keep:.2f} |")
+print("\nWhat backward must keep per time step: the four gates, c_t, tanh(c_t) and h_t, each"
+      " (B, H) float32. The arena also holds the tensor headers (~0.5 KB per op), the inputs"
+      " and the gradients.\n")
 
 print("### Two threads vs one, float32: median ms, speedup = 1-thread / 2-thread\n")
 print("| config | program | 1 thread ms | 2 threads ms | speedup |")
