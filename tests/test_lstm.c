@@ -969,6 +969,11 @@ START_TEST(test_bad_input) {
     ck_assert_ptr_null(sg_lstm_new(ctx, impl, &bad, "enc", NULL));
     ck_assert_str_eq(sg_ctx_error(ctx), "sg_lstm_new (enc): unknown activation");
     sg_ctx_clear_error(ctx);
+    bad = options(SG_F64, 3, 4, true, false);
+    bad.in_place = (sg_in_place)7;
+    ck_assert_ptr_null(sg_lstm_new(ctx, impl, &bad, "enc", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_lstm_new (enc): unknown in_place mode 7");
+    sg_ctx_clear_error(ctx);
     ck_assert_ptr_null(sg_lstm_new(ctx, impl, NULL, NULL, NULL));
     ck_assert_str_eq(sg_ctx_error(ctx),
                      "sg_lstm_new: options are NULL (start from sg_lstm_defaults)");
@@ -979,6 +984,44 @@ START_TEST(test_bad_input) {
 }
 END_TEST
 
+/* _i = impl. SG_IN_PLACE_AUTO works in place from B * 4H >= 1024 elements: there the
+ * step leaves less in the arena than SG_IN_PLACE_NEVER, with the same outputs and
+ * gradients up to summation order. */
+START_TEST(test_in_place_auto) {
+    sg_lstm_impl impl = k_impls[_i];
+    int64_t B = 8, T = 4, I = 3, H = 32; /* B * 4H = 1024 */
+    size_t used[2];
+    double loss[2], dk[2];
+    for (int never = 0; never < 2; never++) {
+        sg_ctx *ctx = sg_ctx_new(0);
+        sg_rng rng;
+        sg_rng_seed(&rng, 77);
+        sg_lstm_options o = options(SG_F64, I, H, true, true);
+        o.in_place = never ? SG_IN_PLACE_NEVER : SG_IN_PLACE_AUTO;
+        sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
+        sg_tensor *x = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, T, I), 0, 1);
+        size_t before = sg_ctx_arena_used(ctx);
+        sg_lstm_output out;
+        ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &out), 0);
+        sg_tensor *L = sg_sum(ctx, sg_mul(ctx, out.y, out.y));
+        ck_assert_int_eq(sg_backward(ctx, L, NULL), 0);
+        used[never] = sg_ctx_arena_used(ctx) - before;
+        loss[never] = sg_get_flat(L, 0);
+        sg_tensor *w = impl == SG_LSTM_FUSED ? l->kernel : l->W[0];
+        dk[never] = 0;
+        for (int64_t k = 0; k < sg_numel(w); k++)
+            dk[never] += fabs(sg_get_flat(w->grad, k));
+        ck_assert_ptr_null(sg_ctx_error(ctx));
+        sg_lstm_free(l);
+        sg_ctx_free(ctx);
+    }
+    ck_assert_msg(used[0] < used[1] * 0.9, "%s: arena in place %zu, not in place %zu",
+                  k_impl_names[_i], used[0], used[1]);
+    ck_assert_double_eq_tol(loss[0], loss[1], 1e-12 * fabs(loss[1]));
+    ck_assert_double_eq_tol(dk[0], dk[1], 1e-12 * dk[1]);
+}
+END_TEST
+
 static Suite *lstm_suite(void) {
     Suite *s = suite_create("lstm");
     TCase *tc = tcase_create("lstm");
@@ -986,6 +1029,7 @@ static Suite *lstm_suite(void) {
     tcase_add_loop_test(tc, test_gates_equal_fused, 0, 8);
     tcase_add_loop_test(tc, test_set_keras_mapping, 0, 4);
     tcase_add_loop_test(tc, test_pytorch_fixtures, 0, 16);
+    tcase_add_loop_test(tc, test_in_place_auto, 0, 2);
     tcase_add_loop_test(tc, test_keras_golden, 0, 4);
     tcase_add_loop_test(tc, test_gradcheck_f64, 0, 16);
     tcase_add_loop_test(tc, test_gradcheck_f32, 0, 2);
