@@ -188,21 +188,15 @@ static void region(const sg_tensor *t, int64_t *rg) {
     rg[RG_L] = L;
 }
 
+/* Can two non-empty views of one buffer, given by their regions, share an element? Exact
+ * for views that differ only by offset and last-dimension length (slices and splits of one
+ * tensor), conservative (true) otherwise. */
 static bool regions_overlap(const int64_t *a, const int64_t *b) {
     if (a[RG_HI] < b[RG_LO] || b[RG_HI] < a[RG_LO])
         return false;
     if (a[RG_S] && a[RG_S] == b[RG_S])
         return !(a[RG_R] + a[RG_L] <= b[RG_R] || b[RG_R] + b[RG_L] <= a[RG_R]);
     return true; /* conservative */
-}
-
-bool sg__overlap(const sg_tensor *a, const sg_tensor *b) {
-    if (a->storage->root != b->storage->root || sg_numel(a) == 0 || sg_numel(b) == 0)
-        return false;
-    int64_t ra[RG_N], rb[RG_N];
-    region(a, ra);
-    region(b, rb);
-    return regions_overlap(ra, rb);
 }
 
 void sg__save_inplace(sg_ctx *ctx, sg_tensor *t) {
@@ -250,9 +244,18 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
                      fn, d);
             return false;
         }
+    /* x's region, once, for the other inputs and for the saved in-place results. */
+    bool empty = sg_numel(x) == 0;
+    int64_t rx[RG_N];
+    if (!empty)
+        region(x, rx);
     for (int i = 0; i < n; i++) {
         const sg_tensor *o = others[i];
-        if (!sg__overlap(x, o))
+        int64_t ro[RG_N];
+        if (empty || o->storage->root != x->storage->root || sg_numel(o) == 0)
+            continue;
+        region(o, ro);
+        if (!regions_overlap(rx, ro))
             continue;
         bool same = o->offset == x->offset && o->ndim == x->ndim &&
                     !memcmp(o->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim) &&
@@ -274,9 +277,7 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
                  fn);
         return false;
     }
-    if (r->ip_gen == ctx->gen + 1 && sg_numel(x) > 0) {
-        int64_t rx[RG_N];
-        region(x, rx);
+    if (r->ip_gen == ctx->gen + 1 && !empty) {
         for (const sg_tensor *s = r->ip_saved; s; s = s->aux) {
             /* Sorted (the usual case: a sequence is worked front to back), nothing from
              * here on can reach x once even the longest entry starting here ends before

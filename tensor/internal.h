@@ -129,9 +129,6 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
 /* The result node of an in-place op on x: a new header over x's elements, flagged
  * SG_FLAG_INPLACE (sg__finish then records it with x among its inputs). */
 sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x);
-/* Can views a and b of the same buffer share an element? Exact for views that differ only
- * by offset (slices and splits of one tensor), conservative (true) otherwise. */
-bool sg__overlap(const sg_tensor *a, const sg_tensor *b);
 
 /* Common input validation of ops: every input non-NULL and live, same dtype.
  * Returns false (recording an error naming fn when an input is stale or dtypes mix).
