@@ -194,18 +194,21 @@ static bool in_place(const sg_lstm_options *o, int64_t B) {
 
 /* One step's cell update from the four pre-activations (each (B, H)):
  * c = ract(zf) * c + ract(zi) * act(zc);  h = ract(zo) * act(c).
+ * *c NULL is a zero cell state: then c = ract(zi) * act(zc), and z[SG_GATE_F] (which may
+ * be NULL) is not read.
  * With `ip` the gates are activated over the pre-activations themselves and f * c takes
  * i * g in place, so a step's gates cost no buffer beyond the pre-activations'. */
 static void cell(sg_ctx *ctx, const sg_lstm_options *o, bool ip, sg_tensor *const z[4],
                  sg_tensor **h, sg_tensor **c) {
     sg_tensor *(*act)(sg_ctx *, sg_tensor *, sg_activation) = ip ? sg_activate_ : sg_activate;
     sg_tensor *i = act(ctx, z[SG_GATE_I], o->recurrent_activation);
-    sg_tensor *f = act(ctx, z[SG_GATE_F], o->recurrent_activation);
     sg_tensor *g = act(ctx, z[SG_GATE_C], o->activation);
     sg_tensor *og = act(ctx, z[SG_GATE_O], o->recurrent_activation);
     sg_tensor *ig = sg_mul(ctx, i, g);
-    /* With no c0 the first step's f * c_0 is zero: skip it rather than multiply zeros. */
+    /* With no c0 the first step's f * c_0 is zero: skip it, and the forget gate with it,
+     * rather than compute a gate that multiplies zeros. */
     if (*c) {
+        sg_tensor *f = act(ctx, z[SG_GATE_F], o->recurrent_activation);
         sg_tensor *fc = sg_mul(ctx, f, *c);
         *c = ip ? sg_add_(ctx, fc, ig) : sg_add(ctx, fc, ig);
     } else {
@@ -273,9 +276,11 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
             if (h)
                 z = ip ? sg_addmm_(ctx, z, h, l->recurrent_kernel)
                        : sg_addmm(ctx, z, h, l->recurrent_kernel);
+            /* split(z, 4) as its four (B, H) slices; at the first step without c0 the
+             * forget gate multiplies zeros, and cell() does not read it */
             sg_tensor *zs[4];
-            if (sg_split(ctx, z, 1, 4, zs))
-                return -1;
+            for (int g = 0; g < 4; g++)
+                zs[g] = g == SG_GATE_F && !c ? NULL : sg_slice(ctx, z, 1, g * H, H);
             cell(ctx, o, ip, zs, &h, &c);
             if (hs)
                 hs[t] = h;
@@ -287,6 +292,10 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
             sg_tensor *v = sg_concat(ctx, 2, (sg_tensor *[]){h, sg_select(ctx, x, 1, t)}, 1);
             sg_tensor *zs[4];
             for (int g = 0; g < 4; g++) {
+                if (g == SG_GATE_F && !c) { /* first step without c0: f * 0, not needed */
+                    zs[g] = NULL;
+                    continue;
+                }
                 zs[g] = l->b[g] ? sg_addmm(ctx, l->b[g], v, l->W[g]) /* (B, H+I) @ (H+I, H) */
                                 : sg_matmul(ctx, v, l->W[g]);
             }
