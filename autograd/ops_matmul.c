@@ -110,22 +110,40 @@ int sg_set_num_threads(int n) {
  *    row i of c, c[i, :] += a[i, p] * b[p, :], an axpy over a contiguous row;
  *  - rows of a and columns of b contiguous (dA += dC @ B^T with B row-major): dot products;
  *  - anything else (expanded operands with stride 0, odd views): the plain triple loop. */
+/* 64-byte vectors of float and double at any element-aligned address (GNU C vector
+ * extension; one zmm register with AVX-512, two ymm or four xmm otherwise). */
+typedef float vec_float __attribute__((vector_size(64), aligned(4), may_alias));
+typedef double vec_double __attribute__((vector_size(64), aligned(8), may_alias));
+
 #define DEF_SMALL(T)                                                                               \
-    static void small_##T(int64_t m, int64_t n, int64_t k, const T *restrict a, int64_t rsa,       \
-                          int64_t csa, const T *restrict b, int64_t rsb, int64_t csb,              \
-                          T *restrict c, int64_t rsc, int64_t csc, bool acc) {                     \
+    SG__SIMD_CLONES static void small_##T(int64_t m, int64_t n, int64_t k, const T *restrict a,    \
+                                          int64_t rsa, int64_t csa, const T *restrict b,           \
+                                          int64_t rsb, int64_t csb, T *restrict c, int64_t rsc,    \
+                                          int64_t csc, bool acc) {                                 \
         if (csb == 1 && csc == 1) {                                                                \
+            /* 64 bytes of c's row at a time, summed over p in one vector register (summing        \
+             * into c itself would wait on a store for every p) */                                 \
+            enum { W = 64 / sizeof(T) };                                                           \
             for (int64_t i = 0; i < m; i++) {                                                      \
                 T *restrict ci = c + i * rsc;                                                      \
                 const T *ai = a + i * rsa;                                                         \
+                int64_t j = 0;                                                                     \
+                for (; j + W <= n; j += W) {                                                       \
+                    vec_##T blk = acc ? *(vec_##T *)(ci + j) : (vec_##T){0};                       \
+                    for (int64_t p = 0; p < k; p++)                                                \
+                        blk += ai[p * csa] * *(const vec_##T *)(b + p * rsb + j);                  \
+                    *(vec_##T *)(ci + j) = blk;                                                    \
+                }                                                                                  \
+                if (j == n)                                                                        \
+                    continue;                                                                      \
                 if (!acc)                                                                          \
-                    for (int64_t j = 0; j < n; j++)                                                \
-                        ci[j] = 0;                                                                 \
+                    for (int64_t q = j; q < n; q++)                                                \
+                        ci[q] = 0;                                                                 \
                 for (int64_t p = 0; p < k; p++) {                                                  \
                     const T aip = ai[p * csa];                                                     \
                     const T *restrict bp = b + p * rsb;                                            \
-                    for (int64_t j = 0; j < n; j++)                                                \
-                        ci[j] += aip * bp[j];                                                      \
+                    for (int64_t q = j; q < n; q++)                                                \
+                        ci[q] += aip * bp[q];                                                      \
                 }                                                                                  \
             }                                                                                      \
         } else if (csa == 1 && rsb == 1) {                                                         \
