@@ -23,19 +23,19 @@ int sg_dot_write(sg_ctx *ctx, const sg_tensor *out, FILE *f) {
     /* Depth-first collection of every tensor reachable through the inputs. */
     tset seen = {0}, stack = {0};
     int rc = 0;
-#define PUSH(S, T)                                                                             \
-    do {                                                                                       \
-        if ((S).n == (S).cap) {                                                                \
-            int nc = (S).cap ? 2 * (S).cap : 64;                                               \
-            const sg_tensor **nv = sg_realloc((S).v, (size_t)nc * sizeof *nv);                \
-            if (!nv) {                                                                         \
-                rc = -1;                                                                       \
-                goto done;                                                                     \
-            }                                                                                  \
-            (S).v = nv;                                                                        \
-            (S).cap = nc;                                                                      \
-        }                                                                                      \
-        (S).v[(S).n++] = (T);                                                                  \
+#define PUSH(S, T)                                                                                 \
+    do {                                                                                           \
+        if ((S).n == (S).cap) {                                                                    \
+            int nc = (S).cap ? 2 * (S).cap : 64;                                                   \
+            const sg_tensor **nv = sg_realloc((S).v, (size_t)nc * sizeof *nv);                     \
+            if (!nv) {                                                                             \
+                rc = -1;                                                                           \
+                goto done;                                                                         \
+            }                                                                                      \
+            (S).v = nv;                                                                            \
+            (S).cap = nc;                                                                          \
+        }                                                                                          \
+        (S).v[(S).n++] = (T);                                                                      \
     } while (0)
     PUSH(stack, out);
     while (stack.n) {

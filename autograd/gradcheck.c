@@ -136,4 +136,3 @@ int sg_gradcheck(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, int n, sg_tensor *
     }
     return all_ok;
 }
-

@@ -370,8 +370,8 @@ static const unsigned gb_uses[GB_COUNT] = {
 DEF_BIN_BW(f32, float)
 DEF_BIN_BW(f64, double)
 
-// out is the broadcast shape; g = out->grad (contiguous, out's shape); src[k] any view whose
-// grad is contiguous with src[k]'s shape.
+// out is the broadcast shape; g = out->grad (contiguous, out's shape); src[k] any view, its
+// grad with src[k]'s shape, contiguous or (a slice's) a view into its input's grad.
 static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
     sg_tensor *a = out->src[0], *b = out->src[1], *g = out->grad;
     int64_t n = sg_numel(out);
@@ -386,7 +386,7 @@ static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
         /* Flat when the input was not broadcast (its grad lines up with g element for
          * element) and every input the formula reads is contiguous and full-size. The same
          * tensor on both sides (x * x) simply accumulates twice into one buffer. */
-        bool flat = sg_numel(out->src[k]) == n &&
+        bool flat = sg_numel(out->src[k]) == n && !(G->flags & SG_FLAG_GRAD_ALIAS) &&
                     (!(uses & 0x4) || (sg_is_contiguous(a) && sg_numel(a) == n)) &&
                     (!(uses & 0x8) || (sg_is_contiguous(b) && sg_numel(b) == n));
         ew_iter it;
@@ -561,9 +561,10 @@ static bool un_bw_reads_x(sg_op op) {
     return op == SG_OP_SQUARE || op == SG_OP_RELU || op == SG_OP_HARD_SIGMOID || op == SG_OP_LOG;
 }
 
-/* d += g * f'(x), operands 0 = d (x's grad, contiguous), 1 = g, 2 = y (both contiguous, the
- * output's shape = x's shape), 3 = x (any strides). Derivatives come from the saved output
- * where that is exact and cheaper (sigmoid, tanh, exp), from x otherwise. */
+/* d += g * f'(x), operands 0 = d (x's grad, x's shape, any strides), 1 = g (contiguous),
+ * 2 = y (the output, x's shape, strided when in place on a view), 3 = x (any strides). Derivatives
+ * come from the saved output where that is exact and cheaper (sigmoid, tanh, exp), from x
+ * otherwise. */
 #define DEF_UN_BW(SFX, T)                                                                          \
     static void un_bw_##SFX(sg_op op, int64_t n, double s, const ew_iter *it, T *d, const T *g,    \
                             const T *y, const T *x) {                                              \
@@ -589,7 +590,8 @@ static bool un_bw_reads_x(sg_op op) {
 DEF_UN_BW(f32, float)
 DEF_UN_BW(f64, double)
 
-// out and x have shape S; out, out->grad and x->grad are contiguous, x may be any view.
+// out and x have shape S; out->grad is contiguous; out (in place on a view), x and x->grad
+// (a slice's) may be strided: then the strided walk, else one flat loop.
 static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
     if (!sg__needs(out, 0))
         return;
@@ -600,7 +602,8 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
     ew_iter it;
     const ew_iter *itp = NULL; /* flat unless the formula reads a strided x */
     /* out is strided when it is the result of an in-place op on a view */
-    if ((un_bw_reads_x(out->op) && !sg_is_contiguous(x)) || !sg_is_contiguous(out)) {
+    if ((un_bw_reads_x(out->op) && !sg_is_contiguous(x)) || !sg_is_contiguous(out) ||
+        (G->flags & SG_FLAG_GRAD_ALIAS)) { /* G a view into x's input's gradient */
         int64_t st[4][SG_MAX_DIMS];
         memcpy(st[0], G->stride, sizeof st[0]);
         memcpy(st[1], out->grad->stride, sizeof st[1]);

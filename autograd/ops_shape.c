@@ -2,9 +2,10 @@
  * of contiguous, and the joining ops: concat (forward and backward) and stack (reshape +
  * concat, no backward of its own).
  *
- * A view's gradient flows back through the same index map the view applies: out->grad is
- * contiguous in out's shape, and the input's gradient buffer is contiguous in the input's
- * shape, so each backward is one strided accumulate between the two index spaces. */
+ * A view's gradient flows back through the same index map the view applies: each backward
+ * is one strided accumulate between the two index spaces (addressing the input's gradient
+ * through its strides). A slice's gradient is usually not a buffer of its own but a view
+ * into its input's gradient (sg__grad, autograd/tape.c); then sg__bw_slice does not run. */
 #include <string.h>
 
 #include "ops.h"
@@ -45,7 +46,7 @@ void sg__bw_permute(sg_ctx *ctx, sg_tensor *out) {
  * the same slice of x's gradient. */
 void sg__bw_slice(sg_ctx *ctx, sg_tensor *out) {
     sg_tensor *x = out->src[0];
-    if (!sg__needs(out, 0))
+    if (!sg__needs(out, 0) || (out->grad->flags & SG_FLAG_GRAD_ALIAS)) /* already in x's */
         return;
     sg_tensor *G = sg__grad(ctx, x);
     if (!G)

@@ -96,6 +96,11 @@ static inline bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *co
  * (the four gate slices of one LSTM pre-activation) stay allowed. sg__inplace_check
  * consults both. Marks are stamped with the arena generation: a reset forgets them. */
 #define SG_READS_OUT 0x80u
+/* In the same table: the op's backward writes its inputs' gradients assuming them
+ * contiguous (reductions, losses, reshape). The other backwards address an input's
+ * gradient through its strides, which is what lets a slice's gradient be a view into its
+ * input's gradient (sg__grad in autograd/tape.c). */
+#define SG_GRAD_DENSE_IN 0x40u
 extern const unsigned char sg__op_reads[SG_OP_COUNT];
 
 void sg__save_inplace(sg_ctx *ctx, sg_tensor *t); /* joins the root's ip_saved list */
@@ -121,9 +126,12 @@ static inline bool sg__record(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_t
     ctx->tape_tail = out;
     unsigned reads = sg__op_reads[op];
     if (reads) {
-        for (int i = 0; i < out->nsrc; i++)
+        for (int i = 0; i < out->nsrc; i++) {
             if (reads >> i & 1)
                 sg__save(ctx, src[i]);
+            if (reads & SG_GRAD_DENSE_IN)
+                src[i]->flags |= SG_FLAG_GRAD_DENSE;
+        }
         if (reads & SG_READS_OUT)
             sg__save(ctx, out);
     }

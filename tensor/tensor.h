@@ -90,6 +90,8 @@ enum {
     SG_FLAG_ON_TAPE = 1u << 4,       /* recorded as a node on the tape */
     SG_FLAG_INPLACE = 1u << 5,       /* made by an in-place op (sg_sigmoid_, sg_add_, ...) */
     SG_FLAG_SAVED = 1u << 6,         /* an in-place result some backward reads (internal) */
+    SG_FLAG_GRAD_DENSE = 1u << 7, /* a consumer's backward wants its grad contiguous (internal) */
+    SG_FLAG_GRAD_ALIAS = 1u << 8, /* a slice's grad: a view into its input's grad (internal) */
 };
 
 typedef struct sg_ctx sg_ctx;

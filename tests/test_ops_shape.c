@@ -644,6 +644,76 @@ START_TEST(test_gradcheck_views) {
 }
 END_TEST
 
+/* ---- slice gradients as views ----------------------------------------------------------
+ * A slice of at least 256 elements usually gets no gradient buffer of its own: its
+ * gradient is the same slice of its input's (autograd/tape.c, grad_alias). Slices that
+ * overlap, a slice of a slice, a slice with several consumers, select, and slices whose
+ * consumers want a contiguous gradient (theirs stay buffers) must all still add up. x is
+ * (4, 300). */
+static sg_tensor *f_big_slices(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    sg_tensor *x = in[0];
+    sg_tensor *a = sg_slice(ctx, x, 0, 0, 2);    /* rows 0-1 */
+    sg_tensor *b = sg_slice(ctx, x, 0, 1, 2);    /* rows 1-2: overlaps a */
+    sg_tensor *c = sg_slice(ctx, a, 1, 10, 280); /* a slice of a slice */
+    sg_tensor *s = sg_select(ctx, x, 0, 3);      /* (300,) */
+    sg_tensor *r = sg_reshape(ctx, sg_slice(ctx, x, 0, 2, 2), SG_SHAPE(600)); /* stays a buffer */
+    /* column slices, (4, 100): strided, and consumed by ops whose backward wants a
+     * contiguous gradient (sum, log_softmax) */
+    sg_tensor *l = sg_log_softmax(ctx, sg_slice(ctx, x, 1, 20, 100), 1);
+    sg_tensor *terms[7] = {
+        sg_sum(ctx, sg_slice(ctx, x, 1, 100, 100)),
+        sg_sum(ctx, sg_mul(ctx, l, sg_slice(ctx, x, 1, 50, 100))),
+        sg_sum(ctx, sg_mul(ctx, sg_sigmoid(ctx, a), b)),
+        sg_sum(ctx, sg_tanh(ctx, c)),
+        sg_sum(ctx, sg_mul(ctx, s, s)),
+        sg_sum(ctx, sg_scale(ctx, sg_exp(ctx, sg_scale(ctx, r, 0.3)), 0.5)),
+        sg_sum(ctx,
+               sg_matmul(ctx, sg_reshape(ctx, s, SG_SHAPE(1, 300)), sg_transpose(ctx, a, 0, 1))),
+    };
+    sg_tensor *out = terms[0];
+    for (int i = 1; i < 7; i++)
+        out = sg_add(ctx, out, terms[i]);
+    return out;
+}
+
+START_TEST(test_gradcheck_big_slices) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    /* float64 only: in float32 the loss, a sum of ~1500 terms, is too coarse for a
+     * central difference on 1200 inputs */
+    sg_tensor *x = rnd(ctx, SG_F64, 2, (const int64_t[]){4, 300});
+    expect_gradcheck(ctx, f_big_slices, NULL, 1, &x, "slices of >= 256 elements");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* A retained slice gradient holds that slice's part alone, while the input's gets the sum
+ * over two overlapping slices. */
+START_TEST(test_big_slice_retained) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *x = sg_set_requires_grad(rnd(ctx, dt, 2, (const int64_t[]){4, 300}), true);
+    sg_tensor *w = rnd(ctx, dt, 2, (const int64_t[]){2, 300});
+    sg_tensor *a = sg_retain_grad(sg_slice(ctx, x, 0, 0, 2));
+    sg_tensor *b = sg_slice(ctx, x, 0, 1, 2);
+    sg_tensor *loss = sg_add(ctx, sg_sum(ctx, sg_mul(ctx, a, w)), sg_sum(ctx, sg_mul(ctx, b, w)));
+    ck_assert_int_eq(sg_backward(ctx, loss, NULL), 0);
+    ck_assert_ptr_nonnull(a->grad);
+    for (int64_t i = 0; i < 2; i++)
+        for (int64_t j = 0; j < 300; j++) {
+            double wij = at(w, (int64_t[]){i, j});
+            ck_assert_double_eq(at(a->grad, (int64_t[]){i, j}), wij);
+        }
+    for (int64_t j = 0; j < 300; j++) {
+        double w0 = at(w, (int64_t[]){0, j}), w1 = at(w, (int64_t[]){1, j});
+        double want[4] = {w0, dt == SG_F32 ? (double)((float)w1 + (float)w0) : w1 + w0, w1, 0};
+        for (int64_t i = 0; i < 4; i++)
+            ck_assert_double_eq(at(x->grad, (int64_t[]){i, j}), want[i]);
+    }
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *shape_suite(void) {
     Suite *s = suite_create("ops_shape");
     TCase *tv = tcase_create("views");
@@ -658,6 +728,8 @@ static Suite *shape_suite(void) {
     tcase_add_loop_test(tc, test_concat_strided, 0, 2);
     tcase_add_loop_test(tc, test_stack, 0, 2);
     tcase_add_test(tc, test_concat_stack_errors);
+    tcase_add_test(tc, test_gradcheck_big_slices);
+    tcase_add_loop_test(tc, test_big_slice_retained, 0, 2);
     suite_add_tcase(s, tc);
     TCase *tg = tcase_create("backward");
     tcase_set_timeout(tg, 600);
