@@ -179,6 +179,111 @@ typedef double vec_double __attribute__((vector_size(64), aligned(8), may_alias)
 DEF_SMALL(float)
 DEF_SMALL(double)
 
+/* ---- the register-blocked kernel (AVX-512) ------------------------------------------ */
+
+/* C (m, n) = A (m, k) @ B (k, n), or C += A @ B when acc, for B and C with unit column
+ * stride (row-major, or a row-major slice) and A with any strides. A block of up to 6 rows
+ * by 4 vectors of C (6 x 64 floats, 6 x 32 doubles) stays in 24 zmm registers while p
+ * runs over k: per p, four loads of B's row p, one broadcast of A per row, 24 FMAs.
+ * Nothing is packed: B's rows are read where they are; 96 rows of A at a time stay in
+ * cache while B's 4-vector column panels pass, and each panel (k x 256 bytes) stays in L1
+ * while the row blocks pass. The last vector of a row is masked, so any n works.
+ *
+ * Why not BLIS here: BLIS packs both operands on every call, and at an LSTM step's sizes
+ * that is most of the product's time. Measured against BLIS's skx kernels (standalone
+ * loop, 1 thread, f32, us per call, this kernel / BLIS):
+ *     (32,64)@(64,256)        h @ rk, small LSTM             5.0 / 8.6
+ *     (32,256)@(256,64)       dz @ rk^T, small               4.4 / 9.8
+ *     (64,32)@(32,256), A^T   h^T @ dz, small                4.7 / 8.4
+ *     (64,256)@(256,1024)     h @ rk, medium               207 / 203
+ *     (64,1024)@(1024,256)    dz @ rk^T, medium            189 / 203
+ *     (256,64)@(64,1024), A^T h^T @ dz, medium             203 / 191
+ *     (4096,64)@(64,1024)     x @ kernel, medium          3786 / 3026
+ *     (6400,128)@(128,2048)   x @ kernel, large          20445 / 17865
+ * BLIS's cache blocking wins back on big products, and on a transposed (strided) A that it
+ * packs and this kernel re-reads; so gemm() comes here only below these limits (the LSTM
+ * step with them, 1 thread: small fused 1.42 -> 0.95 ms, medium gates 55 -> 43 ms). One
+ * thread: with more, BLIS splits the products above SG_MATMUL_SMALL. FMA rounds once where
+ * the direct kernel rounds twice: results differ from it in the last bit, as BLIS's do. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+#define SG_HAVE_RB 1
+#define SG_MATMUL_RB_MAX (256 * 1024)       /* most elements of B */
+#define SG_MATMUL_RB_MNK (32 * 1024 * 1024) /* most multiply-adds */
+#define SG_MATMUL_RB_AT 8192                /* most elements of an A without unit column stride */
+
+#define RB_TARGET __attribute__((target("avx512f")))
+#define DEF_RB(T, V, VL, MASK, LOADZ, STOREM, FMA, SET1, ZERO)                                     \
+    /* One block: rows i0..i0+MR of C, columns j0 .. j0 + NV vectors (the last one masked). */     \
+    RB_TARGET static inline __attribute__((always_inline)) void rb_block_##T(                      \
+        int MR, int NV, int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, int64_t rsb,  \
+        T *c, int64_t rsc, MASK last, bool acc) {                                                  \
+        V cr[6][4];                                                                                \
+        for (int r = 0; r < MR; r++)                                                               \
+            for (int q = 0; q < NV; q++)                                                           \
+                cr[r][q] =                                                                         \
+                    acc ? LOADZ(q == NV - 1 ? last : (MASK)-1, c + r * rsc + q * VL) : ZERO();     \
+        for (int64_t p = 0; p < k; p++) {                                                          \
+            V bv[4];                                                                               \
+            for (int q = 0; q < NV; q++)                                                           \
+                bv[q] = LOADZ(q == NV - 1 ? last : (MASK)-1, b + p * rsb + q * VL);                \
+            for (int r = 0; r < MR; r++) {                                                         \
+                V av = SET1(a[r * rsa + p * csa]);                                                 \
+                for (int q = 0; q < NV; q++)                                                       \
+                    cr[r][q] = FMA(av, bv[q], cr[r][q]);                                           \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < MR; r++)                                                               \
+            for (int q = 0; q < NV; q++)                                                           \
+                STOREM(c + r * rsc + q * VL, q == NV - 1 ? last : (MASK)-1, cr[r][q]);             \
+    }                                                                                              \
+    RB_TARGET static void rb_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,         \
+                                 int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,          \
+                                 bool acc) {                                                       \
+        /* 96 rows of A at a time (in cache while all of B's panels pass), then each               \
+         * 4-vector panel of B (in L1 while the 16 row blocks pass) */                             \
+        for (int64_t i0 = 0; i0 < m; i0 += 96) {                                                   \
+            int64_t i1 = m - i0 < 96 ? m : i0 + 96;                                                \
+            for (int64_t j = 0; j < n; j += 4 * VL) {                                              \
+                int64_t w = n - j < 4 * VL ? n - j : 4 * VL;                                       \
+                int nv = (int)((w + VL - 1) / VL);                                                 \
+                int tail = (int)(w - (int64_t)(nv - 1) * VL); /* 1 .. VL columns in the last */    \
+                MASK last = (MASK)(((uint64_t)1 << tail) - 1);                                     \
+                for (int64_t i = i0; i < i1; i += 6) {                                             \
+                    int mr = i1 - i < 6 ? (int)(i1 - i) : 6;                                       \
+                    const T *ai = a + i * rsa;                                                     \
+                    T *ci = c + i * rsc + j;                                                       \
+                    /* constant MR and NV in every call below: each its own unrolled block */      \
+                    switch (mr * 4 + nv - 1) { RB_CASES(T) }                                       \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+#define RB_CASE(T, MR, NV)                                                                         \
+    case MR * 4 + NV - 1:                                                                          \
+        rb_block_##T(MR, NV, k, ai, rsa, csa, b + j, rsb, ci, rsc, last, acc);                     \
+        break;
+#define RB_ROW(T, MR) RB_CASE(T, MR, 1) RB_CASE(T, MR, 2) RB_CASE(T, MR, 3) RB_CASE(T, MR, 4)
+#define RB_CASES(T) RB_ROW(T, 1) RB_ROW(T, 2) RB_ROW(T, 3) RB_ROW(T, 4) RB_ROW(T, 5) RB_ROW(T, 6)
+
+DEF_RB(float, __m512, 16, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps, _mm512_fmadd_ps,
+       _mm512_set1_ps, _mm512_setzero_ps)
+DEF_RB(double, __m512d, 8, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, _mm512_fmadd_pd,
+       _mm512_set1_pd, _mm512_setzero_pd)
+
+static int g_rb = -1; /* does this CPU run the kernel (AVX-512F)? -1: not asked yet */
+static bool rb_ok(void) {
+    if (g_rb < 0) {
+        __builtin_cpu_init();
+        g_rb = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return g_rb;
+}
+#else
+#define SG_HAVE_RB 0
+#endif
+
 /* ---- BLIS ---------------------------------------------------------------------------- */
 
 /* BLIS checks every operand's strides (bli_check_matrix_strides) and aborts on a bad
@@ -227,6 +332,21 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
                 }
         return;
     }
+#if SG_HAVE_RB
+    /* the register-blocked kernel: any size up to a B of SG_MATMUL_RB_MAX elements (one
+     * thread: it does not split the work), when B's and C's rows are unit-stride */
+    if ((B.cs == 1 || n == 1) && (C.cs == 1 || n == 1) && k * n <= SG_MATMUL_RB_MAX &&
+        m * n * k <= SG_MATMUL_RB_MNK && (A.cs == 1 || m * k <= SG_MATMUL_RB_AT) &&
+        (g_threads == 1 || m * n * k < SG_MATMUL_SMALL) && rb_ok()) {
+        if (dt == SG_F32)
+            rb_float(m, n, k, (const float *)A.p, A.rs, A.cs, (const float *)B.p, B.rs,
+                     (float *)C.p, C.rs, acc);
+        else
+            rb_double(m, n, k, (const double *)A.p, A.rs, A.cs, (const double *)B.p, B.rs,
+                      (double *)C.p, C.rs, acc);
+        return;
+    }
+#endif
     if (m * n * k >= SG_MATMUL_SMALL) {
         normalise(m, k, &A.rs, &A.cs);
         normalise(k, n, &B.rs, &B.cs);

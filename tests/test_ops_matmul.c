@@ -146,12 +146,17 @@ START_TEST(test_many_shapes) {
     sg_ctx *ctx = sg_ctx_new(0);
     sg_dtype dt = DT(_i);
     /* M, K, N: degenerate, the LSTM's tiny products, around the 48^3 threshold, big,
-     * vectors (BLIS with m == 1 / n == 1), k == 1 */
-    static const int64_t shapes[][3] = {{1, 1, 1},     {1, 7, 1},     {1, 1, 5},     {3, 1, 4},
-                                        {2, 4, 16},    {2, 9, 4},     {2, 9, 16},    {3, 5, 2},
-                                        {7, 13, 11},   {16, 16, 16},  {33, 17, 9},   {47, 48, 48},
-                                        {48, 48, 48},  {49, 48, 48},  {48, 47, 48},  {130, 70, 90},
-                                        {1, 300, 400}, {400, 300, 1}, {64, 1, 2000}, {5, 2000, 30}};
+     * vectors (BLIS with m == 1 / n == 1), k == 1; for the register-blocked kernel every
+     * row-block height (1 to 6, and more than one block) with column tails around its
+     * 16-float / 8-double vectors and 64-float panels, the small LSTM's products, and a B
+     * just past its limit (k * n > 256K: BLIS) */
+    static const int64_t shapes[][3] = {
+        {1, 1, 1},     {1, 7, 1},     {1, 1, 5},     {3, 1, 4},     {2, 4, 16},    {2, 9, 4},
+        {2, 9, 16},    {3, 5, 2},     {7, 13, 11},   {16, 16, 16},  {33, 17, 9},   {47, 48, 48},
+        {48, 48, 48},  {49, 48, 48},  {48, 47, 48},  {130, 70, 90}, {1, 300, 400}, {400, 300, 1},
+        {64, 1, 2000}, {5, 2000, 30}, {6, 3, 64},    {4, 5, 15},    {5, 2, 17},    {7, 5, 65},
+        {11, 9, 129},  {13, 40, 33},  {12, 64, 100}, {32, 64, 256}, {32, 256, 64}, {64, 32, 256},
+        {9, 7, 8},     {3, 11, 7},    {4, 520, 520}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         sg_tensor *a = rnd(ctx, dt, SG_SHAPE(M, K)), *b = rnd(ctx, dt, SG_SHAPE(K, N));
@@ -385,7 +390,8 @@ START_TEST(test_threads_default) {
     setenv("BLIS_NUM_THREADS", "2", 1);
     setenv("OMP_NUM_THREADS", "2", 1);
     sg_ctx *ctx = sg_ctx_new(0);
-    sg_tensor *a = rnd(ctx, SG_F32, SG_SHAPE(100, 100)), *b = rnd(ctx, SG_F32, SG_SHAPE(100, 100));
+    /* B of 520 * 520 elements: past the register-blocked kernel's limit, so BLIS */
+    sg_tensor *a = rnd(ctx, SG_F32, SG_SHAPE(4, 520)), *b = rnd(ctx, SG_F32, SG_SHAPE(520, 520));
     ck_assert_ptr_nonnull(sg_matmul(ctx, a, b));
     ck_assert_int_eq((int)bli_thread_get_num_threads(), 1);
     ck_assert_int_eq(sg_set_num_threads(1), 1);
