@@ -11,11 +11,19 @@
 #include "autograd.h"
 
 /* Gradient buffer of t: created zeroed (contiguous, t's shape, in the arena) on first use;
- * a parameter's is its persistent grad. NULL (with an error) only when out of memory. */
+ * a parameter's is its persistent grad; a slice's is usually a view into its input's
+ * gradient (strided: see tape.c). NULL (with an error) only when out of memory. */
 sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t);
 /* t->grad += g, where g has t's shape or a shape t broadcasts to (then g is summed over
  * the broadcast dimensions first, NumPy rules). No-op when t does not require grad. */
 void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g);
+/* C (m, n) = A (m, k) @ B (k, n), or C += A @ B when acc: the product every matmul node
+ * runs (BLIS, or seqgrad's own kernels where they are faster; ops_matmul.c). Each operand
+ * is a pointer to element (0, 0) with row and column strides in elements, as in BLIS's
+ * typed API. Exposed for bench/bench_probe, which times a step's products through it. */
+void sg__gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
+              const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc, bool acc);
+
 /* Does input i of node `out` need a gradient? */
 static inline bool sg__needs(const sg_tensor *out, int i) {
     return out->src[i] && (out->src[i]->flags & SG_FLAG_REQUIRES_GRAD);

@@ -373,6 +373,13 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
                      (double *)C.p, C.rs, C.cs, acc);
 }
 
+void sg__gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
+              const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc,
+              bool acc) {
+    gemm(dt, m, n, k, (mat){(char *)a, rsa, csa}, (mat){(char *)b, rsb, csb},
+         (mat){(char *)c, rsc, csc}, acc);
+}
+
 /* ---- batches ------------------------------------------------------------------------- */
 
 /* Can the dims (bshape[0..nb), inner) with strides (bst[0..nb), inner_st) be walked as ONE

@@ -21,6 +21,12 @@
  * step's outputs (zr_t, dz_t, h_t, dh_t) live in their own buffers, as in seqgrad's arena,
  * so the cache footprint is that of a real step.
  *
+ * --kernels seqgrad runs the same products through seqgrad's own product dispatch
+ * (sg__gemm: BLIS, or seqgrad's register-blocked kernel where that is faster, as in a
+ * step), with dh_{t-1} on a row-major copy of rk^T made once per step (counted in "dh"), as
+ * seqgrad's backward does for products of 48^3 multiply-adds and more. That is the matmul
+ * time a seqgrad step really contains; the default (--kernels blis) is BLIS alone.
+ *
  * Prints one JSON line: config, dims, dtype, threads, reps, median and minimum ms of the
  * products of one step, GFLOP/s from the actual FLOPs of these products and from the
  * nominal formula bench_lstm uses (3 x the forward products of all T steps), the BLIS
@@ -29,6 +35,7 @@
  * bench/README.md).
  *
  *   bench_probe --config tiny|small|medium|large --dtype f32|f64 --threads N --reps N
+ *               [--kernels blis|seqgrad]
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -40,8 +47,23 @@
 #include <string.h>
 #include <time.h>
 
+#include "autograd/ops.h" /* sg__gemm, seqgrad's internal product dispatch */
 #include "bench_common.h"
 #include "seqgrad.h"
+
+/* --kernels seqgrad: BLIS 0.9's typed gemm signature over sg__gemm (alpha is always 1 and
+ * beta 0 or 1 here, i.e. C = A @ B or C += A @ B). */
+static bool g_seqgrad_kernels = false;
+#define DEF_SG_GEMM(elem, NAME, DT)                                                                \
+    static void NAME(trans_t ta, trans_t tb, dim_t m, dim_t n, dim_t k, elem *alpha, elem *a,      \
+                     inc_t rsa, inc_t csa, elem *b, inc_t rsb, inc_t csb, elem *beta, elem *c,     \
+                     inc_t rsc, inc_t csc) {                                                       \
+        (void)ta, (void)tb, (void)alpha;                                                           \
+        sg__gemm(DT, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, *beta != 0);                  \
+    }
+DEF_SG_GEMM(float, sg_sgemm, SG_F32)
+DEF_SG_GEMM(double, sg_dgemm, SG_F64)
+#define GEMM_OF(BLIS_FN, SG_FN) (g_seqgrad_kernels ? SG_FN : BLIS_FN)
 
 /* The groups of products, timed separately (the JSON reports each group's median). */
 enum { P_XK, P_REC, P_DENSE, P_DH, P_DRK, P_DKERNEL, NPARTS };
@@ -62,15 +84,16 @@ static double urand(void) {
  *   drk (H, 4H)       dkernel (I, 4H)
  * zr[t], dz[t], h[t], dh[t] belong to time step t (0-based); h[t] is h_{t+1} of the
  * comment at the top (h_0 = 0 is not stored). part[] receives the seconds per group. */
-#define DEF_STEP(elem, GEMM, SUF)                                                                  \
+#define DEF_STEP(elem, BLIS_GEMM, SG_GEMM, SUF)                                                    \
     typedef struct {                                                                               \
         elem *x, *kernel, *rk, *wd, *xk, *zr, *h, *yhat, *dyhat, *dz, *dZ, *dh, *dwd, *drk,        \
-            *dkernel;                                                                              \
+            *dkernel, *rkT;                                                                        \
     } bufs_##SUF;                                                                                  \
                                                                                                    \
     static void step_##SUF(const bench_config *c, bufs_##SUF *m, double part[NPARTS]) {            \
         const dim_t B = (dim_t)c->B, S = (dim_t)c->T, I = (dim_t)c->I, H = (dim_t)c->H, G = 4 * H; \
         elem one = 1, zero = 0;                                                                    \
+        __typeof__(&BLIS_GEMM) GEMM = GEMM_OF(BLIS_GEMM, SG_GEMM);                                 \
         double t0 = bench_now(), t1;                                                               \
         for (int p = 0; p < NPARTS; p++)                                                           \
             part[p] = 0;                                                                           \
@@ -96,9 +119,17 @@ static double urand(void) {
         /* Backward through time, t = T-1 .. 1: dh_{t-1} = dz_t (B, 4H) @ rk^T (4H, H), with       \
          * rk^T the view (rs 1, cs 4H); drk += h_{t-1}^T (H, B) @ dz_t (B, 4H), with h^T the       \
          * view (rs 1, cs H). */                                                                   \
+        elem *rkt = m->rk; /* rk^T (4H, H): the strided view, or seqgrad's copy */                 \
+        inc_t rkt_rs = 1, rkt_cs = G;                                                              \
+        if (g_seqgrad_kernels && S > 1 && B * H * G >= 48 * 48 * 48) {                             \
+            for (dim_t i = 0; i < H; i++)                                                          \
+                for (dim_t j = 0; j < G; j++)                                                      \
+                    m->rkT[j * H + i] = m->rk[i * G + j];                                          \
+            rkt = m->rkT, rkt_rs = H, rkt_cs = 1;                                                  \
+        }                                                                                          \
         for (dim_t t = S - 1; t >= 1; t--) {                                                       \
             GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, B, H, G, &one, m->dz + t * B * G, G, 1,     \
-                 m->rk, 1, G, &zero, m->dh + (t - 1) * B * H, H, 1);                               \
+                 rkt, rkt_rs, rkt_cs, &zero, m->dh + (t - 1) * B * H, H, 1);                       \
             t1 = bench_now(), part[P_DH] += t1 - t0, t0 = t1;                                      \
             GEMM(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, H, G, B, &one, m->h + (t - 1) * B * H, 1,   \
                  H, m->dz + t * B * G, G, 1, &one, m->drk, G, 1);                                  \
@@ -114,11 +145,11 @@ static double urand(void) {
                          double *part_ms[NPARTS]) {                                                \
         const int64_t B = c->B, S = c->T, I = c->I, H = c->H, G = 4 * H;                           \
         bufs_##SUF m;                                                                              \
-        elem **all[] = {&m.x,     &m.kernel, &m.rk, &m.wd, &m.xk,  &m.zr,  &m.h,      &m.yhat,     \
-                        &m.dyhat, &m.dz,     &m.dZ, &m.dh, &m.dwd, &m.drk, &m.dkernel};            \
-        const int64_t n[] = {B * S * I, I * G,     H * G, H,     B * S * G,                        \
-                             S * B * G, S * B * H, B,     B,     S * B * G,                        \
-                             B * S * G, S * B * H, H,     H * G, I * G};                           \
+        elem **all[] = {&m.x,     &m.kernel, &m.rk, &m.wd, &m.xk,  &m.zr,  &m.h,       &m.yhat,    \
+                        &m.dyhat, &m.dz,     &m.dZ, &m.dh, &m.dwd, &m.drk, &m.dkernel, &m.rkT};    \
+        const int64_t n[] = {B * S * I, I * G, H * G, H,         B * S * G, S * B * G,             \
+                             S * B * H, B,     B,     S * B * G, B * S * G, S * B * H,             \
+                             H,         H * G, I * G, G * H};                                      \
         int ok = 1;                                                                                \
         for (size_t k = 0; k < sizeof n / sizeof n[0]; k++) {                                      \
             *all[k] = malloc((size_t)n[k] * sizeof(elem));                                         \
@@ -146,12 +177,12 @@ static double urand(void) {
         return ok;                                                                                 \
     }
 
-DEF_STEP(float, bli_sgemm, f32)
-DEF_STEP(double, bli_dgemm, f64)
+DEF_STEP(float, bli_sgemm, sg_sgemm, f32)
+DEF_STEP(double, bli_dgemm, sg_dgemm, f64)
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_probe [--config tiny|small|medium|large] [--dtype f32|f64]\n"
-               "                   [--threads N] [--reps N]\n"
+               "                   [--threads N] [--reps N] [--kernels blis|seqgrad]\n"
                "The environment variable BLIS_ARCH_TYPE=<id> selects a BLIS sub-configuration\n"
                "(only those built into the library run; see bench/README.md):\n");
     for (int id = 0; id < BLIS_NUM_ARCHS; id++)
@@ -182,6 +213,8 @@ int main(int argc, char **argv) {
             threads = atoi(v);
         } else if (!strcmp(a, "--reps") && atoll(v) > 0) {
             reps = atoll(v);
+        } else if (!strcmp(a, "--kernels") && (!strcmp(v, "blis") || !strcmp(v, "seqgrad"))) {
+            g_seqgrad_kernels = !strcmp(v, "seqgrad");
         } else {
             cfg = NULL;
         }
@@ -235,11 +268,13 @@ int main(int argc, char **argv) {
     double nominal = 3.0 * (2.0 * B * T * (I + H) * 4 * H + 2.0 * B * H);
     qsort(ms, (size_t)reps, sizeof *ms, bench_cmp_double);
     double med = ms[reps / 2], mn = ms[0];
-    printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"impl\":\"probe\","
-           "\"dtype\":\"%s\",\"threads\":%d,\"reps\":%lld,\"matmul_ms_median\":%.6f,"
+    printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"impl\":\"%s\","
+           "\"kernels\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,\"reps\":%lld,\"matmul_ms_median\":%"
+           ".6f,"
            "\"matmul_ms_min\":%.6f,\"gflops_actual\":%.3f,\"gflops_nominal\":%.3f,"
            "\"blis_arch\":\"%s\",\"parts_ms_median\":{",
            cfg->name, (long long)cfg->B, (long long)cfg->T, (long long)cfg->I, (long long)cfg->H,
+           g_seqgrad_kernels ? "probe-seqgrad" : "probe", g_seqgrad_kernels ? "seqgrad" : "blis",
            f64 ? "f64" : "f32", threads, (long long)reps, med, mn, actual / (med * 1e-3) / 1e9,
            nominal / (med * 1e-3) / 1e9, bli_arch_string(arch));
     for (int p = 0; p < NPARTS; p++) {
