@@ -2,11 +2,11 @@
 #ifndef SG_INTERNAL_H
 #define SG_INTERNAL_H
 
-/* Loops over small arrays (the direct matmul kernel) are compiled for the baseline x86-64
- * ISA (SSE2) like the rest of the library; this makes gcc also build AVX2 and AVX-512
- * copies of a function and pick one at load time (an ifunc). No -ffast-math and no FMA
- * contraction (ISO C mode), so every copy rounds alike: wider vectors change the speed,
- * not the results. */
+/* Loops over arrays (the direct matmul kernel, the elementwise kernels) are compiled for
+ * the baseline x86-64 ISA (SSE2) like the rest of the library; this makes gcc also build
+ * AVX2 and AVX-512 copies of a function and pick one at load time (an ifunc). No -ffast-math and no
+ * FMA contraction (ISO C mode), so every copy rounds alike: wider vectors change the speed, not the
+ * results. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #define SG__SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
