@@ -200,9 +200,11 @@ DEF_SMALL(double)
  *     (256,64)@(64,1024), A^T h^T @ dz, medium             203 / 191
  *     (4096,64)@(64,1024)     x @ kernel, medium          3786 / 3026
  *     (6400,128)@(128,2048)   x @ kernel, large          20445 / 17865
- * BLIS's cache blocking wins back on big products, and on a transposed (strided) A that it
- * packs and this kernel re-reads; so gemm() comes here only below these limits (the LSTM
- * step with them, 1 thread: small fused 1.42 -> 0.95 ms, medium gates 55 -> 43 ms). One
+ * BLIS's cache blocking wins back on big products, and on a transposed (strided) A of many
+ * rows, which it packs and this kernel re-reads for every column panel; so gemm() comes
+ * here only below these limits (the LSTM step with them, 1 thread: small fused 1.42 ->
+ * 0.95 ms, medium gates 55 -> 43 ms; letting a strided A of at most 96 rows, one row
+ * chunk, come here too: small fused 0.92 -> 0.88 ms, its x^T @ dZ 0.088 -> 0.038 ms). One
  * thread: with more, BLIS splits the products above SG_MATMUL_SMALL. FMA rounds once where
  * the direct kernel rounds twice: results differ from it in the last bit, as BLIS's do. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
@@ -210,7 +212,7 @@ DEF_SMALL(double)
 #define SG_HAVE_RB 1
 #define SG_MATMUL_RB_MAX (256 * 1024)       /* most elements of B */
 #define SG_MATMUL_RB_MNK (32 * 1024 * 1024) /* most multiply-adds */
-#define SG_MATMUL_RB_AT 8192                /* most elements of an A without unit column stride */
+#define SG_MATMUL_RB_AT 8192 /* most elements of an A without unit column stride and > 96 rows */
 
 #define RB_TARGET __attribute__((target("avx512f")))
 #define DEF_RB(T, V, VL, MASK, LOADZ, STOREM, FMA, SET1, ZERO)                                     \
@@ -336,7 +338,7 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
     /* the register-blocked kernel: any size up to a B of SG_MATMUL_RB_MAX elements (one
      * thread: it does not split the work), when B's and C's rows are unit-stride */
     if ((B.cs == 1 || n == 1) && (C.cs == 1 || n == 1) && k * n <= SG_MATMUL_RB_MAX &&
-        m * n * k <= SG_MATMUL_RB_MNK && (A.cs == 1 || m * k <= SG_MATMUL_RB_AT) &&
+        m * n * k <= SG_MATMUL_RB_MNK && (A.cs == 1 || m <= 96 || m * k <= SG_MATMUL_RB_AT) &&
         (g_threads == 1 || m * n * k < SG_MATMUL_SMALL) && rb_ok()) {
         if (dt == SG_F32)
             rb_float(m, n, k, (const float *)A.p, A.rs, A.cs, (const float *)B.p, B.rs,
