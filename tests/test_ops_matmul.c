@@ -191,7 +191,10 @@ END_TEST
 START_TEST(test_transposed_operands) {
     sg_ctx *ctx = sg_ctx_new(0);
     sg_dtype dt = DT(_i);
-    static const int64_t shapes[][3] = {{2, 4, 16}, {5, 3, 7}, {50, 60, 70}, {130, 70, 90}};
+    /* the last two: a transposed A of at most 96 rows with a long k (the register-blocked
+     * kernel, as for x^T @ dZ), and of more than 96 rows past its limit (BLIS) */
+    static const int64_t shapes[][3] = {{2, 4, 16},    {5, 3, 7},      {50, 60, 70},
+                                        {130, 70, 90}, {16, 1024, 70}, {100, 90, 40}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         sg_tensor *a = rnd(ctx, dt, SG_SHAPE(M, K)), *b = rnd(ctx, dt, SG_SHAPE(K, N));
