@@ -52,8 +52,9 @@ int sg_activation_from_name(const char *name); /* -1 if unknown */
 
 /* ---- linear algebra ------------------------------------------------------------------ */
 /* (M, K) @ (K, N) -> (M, N); (B, M, K) @ (B, K, N) -> (B, M, N); (..., M, K) @ (K, N) ->
- * (..., M, N). Operands may be any strided views (transposes, slices): BLIS reads them in
- * place. Small products use a direct kernel. */
+ * (..., M, N). Operands may be any strided views (transposes, slices): they are read in
+ * place. Products go to BLIS, or below its break-even sizes to seqgrad's own kernels (a
+ * direct one for tiny products, a register-blocked AVX-512 one up to an LSTM step's). */
 sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
 /* c + a @ b, with c broadcast to the product's shape (torch.addmm, batched like
  * sg_matmul): a bias (N,) for a Dense layer, or a full (M, N) term. One node, one buffer. */
