@@ -274,12 +274,15 @@ DEF_RB(float, __m512, 16, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_p
 DEF_RB(double, __m512d, 8, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, _mm512_fmadd_pd,
        _mm512_set1_pd, _mm512_setzero_pd)
 
-static int g_rb = -1; /* does this CPU run the kernel (AVX-512F)? -1: not asked yet */
+/* Does this CPU run the kernel (AVX-512F)? Asked once, thread-safely. */
+static pthread_once_t g_rb_once = PTHREAD_ONCE_INIT;
+static bool g_rb;
+static void rb_init(void) {
+    __builtin_cpu_init();
+    g_rb = __builtin_cpu_supports("avx512f");
+}
 static bool rb_ok(void) {
-    if (g_rb < 0) {
-        __builtin_cpu_init();
-        g_rb = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
+    pthread_once(&g_rb_once, rb_init);
     return g_rb;
 }
 #else
