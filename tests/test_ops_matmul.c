@@ -148,15 +148,18 @@ START_TEST(test_many_shapes) {
     /* M, K, N: degenerate, the LSTM's tiny products, around the 48^3 threshold, big,
      * vectors (BLIS with m == 1 / n == 1), k == 1; for the register-blocked kernel every
      * row-block height (1 to 6, and more than one block) with column tails around its
-     * 16-float / 8-double vectors and 64-float panels, the small LSTM's products, and a B
-     * just past its limit (k * n > 256K: BLIS) */
+     * 16-float / 8-double vectors and 64-float panels, the small LSTM's products, a B just
+     * past its limit (k * n > 256K: BLIS), a k long enough to take it in chunks of k
+     * anyway (at most 128 rows; 1030 = 4 chunks of 256 and 6), and one row too many */
     static const int64_t shapes[][3] = {
-        {1, 1, 1},     {1, 7, 1},     {1, 1, 5},     {3, 1, 4},     {2, 4, 16},    {2, 9, 4},
-        {2, 9, 16},    {3, 5, 2},     {7, 13, 11},   {16, 16, 16},  {33, 17, 9},   {47, 48, 48},
-        {48, 48, 48},  {49, 48, 48},  {48, 47, 48},  {130, 70, 90}, {1, 300, 400}, {400, 300, 1},
-        {64, 1, 2000}, {5, 2000, 30}, {6, 3, 64},    {4, 5, 15},    {5, 2, 17},    {7, 5, 65},
-        {11, 9, 129},  {13, 40, 33},  {12, 64, 100}, {32, 64, 256}, {32, 256, 64}, {64, 32, 256},
-        {9, 7, 8},     {3, 11, 7},    {4, 520, 520}};
+        {1, 1, 1},       {1, 7, 1},     {1, 1, 5},     {3, 1, 4},      {2, 4, 16},
+        {2, 9, 4},       {2, 9, 16},    {3, 5, 2},     {7, 13, 11},    {16, 16, 16},
+        {33, 17, 9},     {47, 48, 48},  {48, 48, 48},  {49, 48, 48},   {48, 47, 48},
+        {130, 70, 90},   {1, 300, 400}, {400, 300, 1}, {64, 1, 2000},  {5, 2000, 30},
+        {6, 3, 64},      {4, 5, 15},    {5, 2, 17},    {7, 5, 65},     {11, 9, 129},
+        {13, 40, 33},    {12, 64, 100}, {32, 64, 256}, {32, 256, 64},  {64, 32, 256},
+        {9, 7, 8},       {3, 11, 7},    {4, 520, 520}, {7, 2000, 200}, {128, 1030, 300},
+        {130, 1030, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         sg_tensor *a = rnd(ctx, dt, SG_SHAPE(M, K)), *b = rnd(ctx, dt, SG_SHAPE(K, N));
@@ -191,10 +194,12 @@ END_TEST
 START_TEST(test_transposed_operands) {
     sg_ctx *ctx = sg_ctx_new(0);
     sg_dtype dt = DT(_i);
-    /* the last two: a transposed A of at most 96 rows with a long k (the register-blocked
-     * kernel, as for x^T @ dZ), and of more than 96 rows past its limit (BLIS) */
-    static const int64_t shapes[][3] = {{2, 4, 16},    {5, 3, 7},      {50, 60, 70},
-                                        {130, 70, 90}, {16, 1024, 70}, {100, 90, 40}};
+    /* then: a transposed A of at most 96 rows (the register-blocked kernel, as for
+     * x^T @ dZ), of more than 96 rows past its limit (BLIS), and of 100 rows with a k long
+     * enough to take the kernel in chunks of k */
+    static const int64_t shapes[][3] = {{2, 4, 16},      {5, 3, 7},      {50, 60, 70},
+                                        {130, 70, 90},   {16, 1024, 70}, {100, 90, 40},
+                                        {100, 1300, 250}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         sg_tensor *a = rnd(ctx, dt, SG_SHAPE(M, K)), *b = rnd(ctx, dt, SG_SHAPE(K, N));
