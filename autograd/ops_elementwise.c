@@ -375,6 +375,12 @@ DEF_BIN_BW(f64, double)
 
 // out is the broadcast shape; g = out->grad (contiguous, out's shape); src[k] any view, its
 // grad with src[k]'s shape, contiguous or (a slice's) a view into its input's grad.
+/* Is t a 2-D operand of out's (2-D) shape with unit-stride rows? */
+static bool rows_of(const sg_tensor *t, const sg_tensor *out) {
+    return t->ndim == 2 && t->shape[0] == out->shape[0] && t->shape[1] == out->shape[1] &&
+           (t->stride[1] == 1 || t->shape[1] == 1);
+}
+
 static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
     sg_tensor *a = out->src[0], *b = out->src[1], *g = out->grad;
     int64_t n = sg_numel(out);
@@ -392,6 +398,24 @@ static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
         bool flat = sg_numel(out->src[k]) == n && !(G->flags & SG_FLAG_GRAD_ALIAS) &&
                     (!(uses & 0x4) || (sg_is_contiguous(a) && sg_numel(a) == n)) &&
                     (!(uses & 0x8) || (sg_is_contiguous(b) && sg_numel(b) == n));
+        if (!flat && out->ndim == 2 && rows_of(G, out) && (!(uses & 0x4) || rows_of(a, out)) &&
+            (!(uses & 0x8) || rows_of(b, out))) {
+            /* 2-D, nothing broadcast, unit-stride rows (an LSTM step's gates, slices of
+             * its pre-activations): row by row through the flat kernel; the strided
+             * iterator's set-up costs more than the work at tiny sizes */
+            int64_t R = out->shape[0], C = out->shape[1], es = (int64_t)sg_dtype_size(out->dtype);
+            char *pG = sg_data(G), *pg = sg_data(g), *pa = sg_data(a), *pb = sg_data(b);
+            for (int64_t r = 0; r < R; r++) {
+                void *dG = pG + r * G->stride[0] * es, *dg = pg + r * C * es;
+                void *da = (uses & 0x4) ? pa + r * a->stride[0] * es : NULL;
+                void *db = (uses & 0x8) ? pb + r * b->stride[0] * es : NULL;
+                if (out->dtype == SG_F32)
+                    bin_bw_f32(kind, C, NULL, dG, dg, da, db);
+                else
+                    bin_bw_f64(kind, C, NULL, dG, dg, da, db);
+            }
+            continue;
+        }
         ew_iter it;
         if (!flat) {
             int64_t st[4][SG_MAX_DIMS];
