@@ -261,6 +261,12 @@ static int bin_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, const sg_t
 // a is (..), b is (..) broadcastable to each other; out has the broadcast shape and is
 // either contiguous or a itself (the in-place ops: the same strides, so only the general
 // path below, which addresses out through its strides, can see a non-contiguous out).
+/* Is t a 2-D operand of out's (2-D) shape with unit-stride rows? */
+static bool rows_of(const sg_tensor *t, const sg_tensor *out) {
+    return t->ndim == 2 && t->shape[0] == out->shape[0] && t->shape[1] == out->shape[1] &&
+           (t->stride[1] == 1 || t->shape[1] == 1);
+}
+
 static void bin_run(sg_op op, const sg_tensor *a, const sg_tensor *b, sg_tensor *out) {
     int nd = out->ndim;
     const int64_t *shape = out->shape;
@@ -282,7 +288,23 @@ static void bin_run(sg_op op, const sg_tensor *a, const sg_tensor *b, sg_tensor 
         path = BIN_B_ROW, row = nb;
     else if (fb && ca && na > 0 && trailing_block(a, nd, shape))
         path = BIN_A_ROW, row = na;
-    else {
+    else if (nd == 2 && rows_of(a, out) && rows_of(b, out) && rows_of(out, out)) {
+        /* 2-D, nothing broadcast, unit-stride rows (an LSTM step's gates, slices of its
+         * pre-activations): row by row, flat; the strided iterator's set-up costs more
+         * than the work at tiny sizes */
+        int64_t R = shape[0], C = shape[1], es = (int64_t)sg_dtype_size(out->dtype);
+        int k = (int)(op - SG_OP_ADD);
+        for (int64_t r = 0; r < R; r++) {
+            const void *pa = (const char *)sg_data(a) + r * a->stride[0] * es;
+            const void *pb = (const char *)sg_data(b) + r * b->stride[0] * es;
+            void *po = (char *)sg_data(out) + r * out->stride[0] * es;
+            if (a->dtype == SG_F32)
+                bin_fwd_32[k](BIN_FLAT, C, 0, NULL, pa, pb, po);
+            else
+                bin_fwd_64[k](BIN_FLAT, C, 0, NULL, pa, pb, po);
+        }
+        return;
+    } else {
         int64_t st[3][SG_MAX_DIMS];
         memcpy(st[0], out->stride, sizeof st[0]);
         bcast_strides(a, nd, st[1]);
@@ -375,12 +397,6 @@ DEF_BIN_BW(f64, double)
 
 // out is the broadcast shape; g = out->grad (contiguous, out's shape); src[k] any view, its
 // grad with src[k]'s shape, contiguous or (a slice's) a view into its input's grad.
-/* Is t a 2-D operand of out's (2-D) shape with unit-stride rows? */
-static bool rows_of(const sg_tensor *t, const sg_tensor *out) {
-    return t->ndim == 2 && t->shape[0] == out->shape[0] && t->shape[1] == out->shape[1] &&
-           (t->stride[1] == 1 || t->shape[1] == 1);
-}
-
 static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
     sg_tensor *a = out->src[0], *b = out->src[1], *g = out->grad;
     int64_t n = sg_numel(out);
