@@ -21,6 +21,10 @@ void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g);
  * runs (BLIS, or seqgrad's own kernels where they are faster; ops_matmul.c). Each operand
  * is a pointer to element (0, 0) with row and column strides in elements, as in BLIS's
  * typed API. Exposed for bench/bench_probe, which times a step's products through it. */
+/* Products with m * n * k below this never go to BLIS (the register-blocked kernel where
+ * it applies, else the direct kernel), and backward makes no row-major copy of B^T for
+ * them (the measurements are in ops_matmul.c). */
+#define SG_MATMUL_SMALL (48 * 48 * 48)
 void sg__gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
               const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc, bool acc);
 

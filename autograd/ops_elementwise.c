@@ -258,15 +258,16 @@ static int bin_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, const sg_t
     return nd;
 }
 
-// a is (..), b is (..) broadcastable to each other; out has the broadcast shape and is
-// either contiguous or a itself (the in-place ops: the same strides, so only the general
-// path below, which addresses out through its strides, can see a non-contiguous out).
 /* Is t a 2-D operand of out's (2-D) shape with unit-stride rows? */
 static bool rows_of(const sg_tensor *t, const sg_tensor *out) {
     return t->ndim == 2 && t->shape[0] == out->shape[0] && t->shape[1] == out->shape[1] &&
            (t->stride[1] == 1 || t->shape[1] == 1);
 }
 
+// a is (..), b is (..) broadcastable to each other; out has the broadcast shape and is
+// either contiguous or a itself (the in-place ops: the same strides, so only the 2-D row
+// path and the general path below, which address out through its strides, can see a
+// non-contiguous out).
 static void bin_run(sg_op op, const sg_tensor *a, const sg_tensor *b, sg_tensor *out) {
     int nd = out->ndim;
     const int64_t *shape = out->shape;

@@ -27,10 +27,11 @@
 
 #include <blis.h> /* found with -isystem: no warnings from its inline code */
 
-/* Products with m * n * k below this go through the direct kernel. BLIS packs its operands
- * into cache-blocked panels and builds its control tree on every call, a fixed cost of about
- * 2.5 us here, while the direct kernel has no setup at all. Measured with a standalone
- * timing loop on this machine (AMD EPYC, 2 cores, gcc 12 -O3, Debian's BLIS 0.9 OpenMP,
+/* Products with m * n * k below 48^3 never go to BLIS: without AVX-512 (or with strides
+ * the register-blocked kernel below does not take) they go through the direct kernel. BLIS
+ * packs its operands into cache-blocked panels and builds its control tree on every call,
+ * a fixed cost of about 2.5 us here, while the direct kernel has no setup at all. Measured with a
+ * standalone timing loop on this machine (AMD EPYC, 2 cores, gcc 12 -O3, Debian's BLIS 0.9 OpenMP,
  * 1 thread), ns per call, direct kernel / BLIS:
  *                          C = A @ B        dA = dC @ B^T (dot-product form)
  *     f32 (2,4)@(4,16)      16 / 2400          71 / 2500
@@ -42,8 +43,8 @@
  *     f64 40^3            7400 / 9700        8500 / 10300
  *     f32 48^3            7400 / 8700       10000 / 8900
  *     f64 48^3           12600 / 14900      15300 / 15000
- * The direct kernel wins up to 40^3 in every form and dtype; the crossover is near 48^3. */
-#define SG_MATMUL_SMALL (48 * 48 * 48)
+ * The direct kernel wins up to 40^3 in every form and dtype; the crossover is near 48^3:
+ * SG_MATMUL_SMALL (ops.h). */
 
 /* One 2-D operand: element (i, j) is p[i * rs + j * cs]. */
 typedef struct {
@@ -353,8 +354,8 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
         return;
     }
 #if SG_HAVE_RB
-    /* the register-blocked kernel: any size up to a B of SG_MATMUL_RB_MAX elements (one
-     * thread: it does not split the work), when B's and C's rows are unit-stride */
+    /* the register-blocked kernel, when B's and C's rows are unit-stride: below the size
+     * limits above, or few rows with a long k (one thread: it does not split the work) */
     bool rows = (B.cs == 1 || n == 1) && (C.cs == 1 || n == 1);
     bool fits = k * n <= SG_MATMUL_RB_MAX && m * n * k <= SG_MATMUL_RB_MNK &&
                 (A.cs == 1 || m <= 96 || m * k <= SG_MATMUL_RB_AT);

@@ -121,7 +121,7 @@ static double urand(void) {
          * view (rs 1, cs H). */                                                                   \
         elem *rkt = m->rk; /* rk^T (4H, H): the strided view, or seqgrad's copy */                 \
         inc_t rkt_rs = 1, rkt_cs = G;                                                              \
-        if (g_seqgrad_kernels && S > 1 && B * H * G >= 48 * 48 * 48) {                             \
+        if (g_seqgrad_kernels && S > 1 && B * H * G >= SG_MATMUL_SMALL) {                          \
             for (dim_t i = 0; i < H; i++)                                                          \
                 for (dim_t j = 0; j < G; j++)                                                      \
                     m->rkT[j * H + i] = m->rk[i * G + j];                                          \
