@@ -1,4 +1,5 @@
-/* Vectorized elementwise math (exp, log, tanh, sigmoid) on SLEEF's 1.0-ULP vector functions.
+/* Vectorized elementwise math (exp, log, tanh, sigmoid) on SLEEF's 1.0-ULP vector functions
+ * (float32 tanh on AVX-512 is seqgrad's own, below: faster and correctly rounded).
  *
  * Dispatch: the library is compiled with the default (baseline x86-64) flags. Each ISA's
  * loops are separate functions compiled with __attribute__((target(...))), so only the code
@@ -96,7 +97,6 @@ SG_TARGET_AVX2 __m256d Sleef_tanhd4_u10avx2(__m256d);
 #ifndef __AVX512F__
 SG_TARGET_AVX512 __m512 Sleef_expf16_u10avx512f(__m512);
 SG_TARGET_AVX512 __m512 Sleef_logf16_u10avx512f(__m512);
-SG_TARGET_AVX512 __m512 Sleef_tanhf16_u10avx512f(__m512);
 SG_TARGET_AVX512 __m512d Sleef_expd8_u10avx512f(__m512d);
 SG_TARGET_AVX512 __m512d Sleef_logd8_u10avx512f(__m512d);
 SG_TARGET_AVX512 __m512d Sleef_tanhd8_u10avx512f(__m512d);
@@ -140,6 +140,52 @@ SG_TARGET_AVX512 static inline __m512d sigmoid_f64x8(__m512d v) {
     const __m512d one = _mm512_set1_pd(1.0);
     __m512d e = Sleef_expd8_u10avx512f(_mm512_sub_pd(_mm512_setzero_pd(), v));
     return _mm512_div_pd(one, _mm512_add_pd(one, e));
+}
+
+/* ---- tanh for float32 on AVX-512, evaluated in double ----------------------------------
+ * SLEEF's tanhf16_u10 costs 0.97 ns per element here (5x its sigmoid), and tanh is an LSTM
+ * step's most expensive activation (act(c) and g every step). Each float is widened to
+ * double and tanh(a) = s * em / (em + 2), em = expm1(2|a|) with s the sign of a, is
+ * evaluated with at most about 2^-36 relative error, then rounded once to float. Checked
+ * against long double tanhl on all 2^32 floats: correctly rounded for all but 40 (1 ULP
+ * off; their exact values lie that close to a rounding tie), where SLEEF's is 1 ULP off
+ * for 3168668; and 0.59 ns per element instead of 0.97 (bench_vmath, n = 4096).
+ *
+ * expm1(y), y = 2|a| clamped to 40 (tanh(20) rounds to 1 already; em then stays finite
+ * so em / (em + 2) is never inf / inf): y = k ln2 + r, |r| <= ln2 / 2, k integer;
+ * e^r - 1 = r * P(r) with P the degree-9 Taylor polynomial (truncation error below
+ * r^10 / 11! < 2^-36 relative); em = 2^k (1 + (e^r - 1)) - 1, and for k = 0 the polynomial
+ * itself, which keeps tanh(a) ~ a accurate down to the smallest subnormal. NaN stays NaN
+ * (the min keeps a NaN y; every later step propagates it); +-inf gives +-1, +-0 gives +-0. */
+
+SG_TARGET_AVX512 static inline __m512d tanh_f64x8_of_f32(__m512d x) {
+    const __m512d one = _mm512_set1_pd(1.0);
+    const __m512i sign = _mm512_set1_epi64(INT64_MIN);
+    __m512i xi = _mm512_castpd_si512(x);
+    __m512d a = _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi));
+    __m512d y = _mm512_min_pd(_mm512_set1_pd(40.0), _mm512_add_pd(a, a)); /* NaN stays */
+    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(y, _mm512_set1_pd(1.4426950408889634)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0.6931471805599453), y);
+    static const double c[] = {1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720,
+                               1.0 / 120,     1.0 / 24,     1.0 / 6,     0.5,        1.0};
+    __m512d p = _mm512_set1_pd(c[0]);
+    for (int i = 1; i < 10; i++)
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[i]));
+    __m512d rm1 = _mm512_mul_pd(p, r); /* e^r - 1 */
+    __m512d em = _mm512_sub_pd(_mm512_scalef_pd(_mm512_add_pd(rm1, one), k), one);
+    em = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(k, _mm512_setzero_pd(), _CMP_EQ_OQ), em, rm1);
+    __m512d t = _mm512_div_pd(em, _mm512_add_pd(em, _mm512_set1_pd(2.0)));
+    return _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(t), _mm512_and_si512(sign, xi)));
+}
+
+SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m256 rl = _mm512_cvtpd_ps(tanh_f64x8_of_f32(lo));
+    __m256 rh = _mm512_cvtpd_ps(tanh_f64x8_of_f32(hi));
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(rl)), _mm256_castps_pd(rh), 1));
 }
 
 /* ---- the loops -------------------------------------------------------------------------
@@ -195,7 +241,7 @@ AVX2_F64(sigmoid_f64_avx2, sigmoid_f64x4)
 
 AVX512_F32(exp_f32_avx512, Sleef_expf16_u10avx512f)
 AVX512_F32(log_f32_avx512, Sleef_logf16_u10avx512f)
-AVX512_F32(tanh_f32_avx512, Sleef_tanhf16_u10avx512f)
+AVX512_F32(tanh_f32_avx512, tanh_f32x16)
 AVX512_F32(sigmoid_f32_avx512, sigmoid_f32x16)
 AVX512_F64(exp_f64_avx512, Sleef_expd8_u10avx512f)
 AVX512_F64(log_f64_avx512, Sleef_logd8_u10avx512f)
