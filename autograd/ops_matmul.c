@@ -224,10 +224,11 @@ DEF_SMALL(double)
 
 #define RB_TARGET __attribute__((target("avx512f")))
 #define DEF_RB(T, V, VL, MASK, LOADZ, STOREM, FMA, SET1, ZERO)                                     \
-    /* One block: rows i0..i0+MR of C, columns j0 .. j0 + NV vectors (the last one masked). */     \
+    /* One block: rows i0..i0+MR of C, columns j0 .. j0 + NV vectors (the last one masked).        \
+     * pf, when not NULL: the next panel of B (4 vectors wide), fetched into cache meanwhile. */   \
     RB_TARGET static inline __attribute__((always_inline)) void rb_block_##T(                      \
         int MR, int NV, int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, int64_t rsb,  \
-        T *c, int64_t rsc, MASK last, bool acc) {                                                  \
+        T *c, int64_t rsc, MASK last, bool acc, const T *pf) {                                     \
         V cr[6][4];                                                                                \
         for (int r = 0; r < MR; r++)                                                               \
             for (int q = 0; q < NV; q++)                                                           \
@@ -237,6 +238,9 @@ DEF_SMALL(double)
             V bv[4];                                                                               \
             for (int q = 0; q < NV; q++)                                                           \
                 bv[q] = LOADZ(q == NV - 1 ? last : (MASK)-1, b + p * rsb + q * VL);                \
+            if (pf)                                                                                \
+                for (int q = 0; q < 4; q++)                                                        \
+                    _mm_prefetch((const char *)(pf + p * rsb + q * VL), _MM_HINT_T0);              \
             for (int r = 0; r < MR; r++) {                                                         \
                 V av = SET1(a[r * rsa + p * csa]);                                                 \
                 for (int q = 0; q < NV; q++)                                                       \
@@ -248,10 +252,11 @@ DEF_SMALL(double)
                 STOREM(c + r * rsc + q * VL, q == NV - 1 ? last : (MASK)-1, cr[r][q]);             \
     }                                                                                              \
     /* One pass over C: 96 rows of A at a time (in cache while all of B's panels pass),            \
-     * then each 4-vector panel of B (in L1 while the 16 row blocks pass). */                      \
+     * then each 4-vector panel of B (in L1 while the 16 row blocks pass). With `pf` the first     \
+     * row block of each panel also fetches the next panel (see rb_##T). */                        \
     RB_TARGET static void rb_pass_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,    \
                                       int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,     \
-                                      bool acc) {                                                  \
+                                      bool acc, bool pf) {                                         \
         for (int64_t i0 = 0; i0 < m; i0 += 96) {                                                   \
             int64_t i1 = m - i0 < 96 ? m : i0 + 96;                                                \
             for (int64_t j = 0; j < n; j += 4 * VL) {                                              \
@@ -262,6 +267,7 @@ DEF_SMALL(double)
                 for (int64_t i = i0; i < i1; i += 6) {                                             \
                     int mr = i1 - i < 6 ? (int)(i1 - i) : 6;                                       \
                     const T *ai = a + i * rsa;                                                     \
+                    const T *pn = pf && i == i0 && j + 4 * VL < n ? b + j + 4 * VL : NULL;         \
                     T *ci = c + i * rsc + j;                                                       \
                     /* constant MR and NV in every call below: each its own unrolled block */      \
                     switch (mr * 4 + nv - 1) { RB_CASES(T) }                                       \
@@ -269,18 +275,22 @@ DEF_SMALL(double)
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    /* k in chunks of 256, one pass each (a long k: the weight gradient x^T @ dZ, k = B*T) */      \
+    /* k in chunks of 256, one pass each (a long k: the weight gradient x^T @ dZ, k = B*T).        \
+     * `pf`: B is too big to stay in cache between calls (that weight gradient's dZ), so each      \
+     * panel would come from memory row by row, every row in another page where the hardware       \
+     * prefetcher does not follow: fetch the next panel while this one is used (medium LSTM's      \
+     * x^T @ dZ 3.70 -> 3.25 ms; bench_probe, interleaved runs). */                                \
     RB_TARGET static void rb_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,         \
                                  int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,          \
-                                 bool acc) {                                                       \
+                                 bool acc, bool pf) {                                              \
         for (int64_t p0 = 0; p0 < k; p0 += 256)                                                    \
             rb_pass_##T(m, n, k - p0 < 256 ? k - p0 : 256, a + p0 * csa, rsa, csa, b + p0 * rsb,   \
-                        rsb, c, rsc, acc || p0 > 0);                                               \
+                        rsb, c, rsc, acc || p0 > 0, pf);                                           \
     }
 
 #define RB_CASE(T, MR, NV)                                                                         \
     case MR * 4 + NV - 1:                                                                          \
-        rb_block_##T(MR, NV, k, ai, rsa, csa, b + j, rsb, ci, rsc, last, acc);                     \
+        rb_block_##T(MR, NV, k, ai, rsa, csa, b + j, rsb, ci, rsc, last, acc, pn);                 \
         break;
 #define RB_ROW(T, MR) RB_CASE(T, MR, 1) RB_CASE(T, MR, 2) RB_CASE(T, MR, 3) RB_CASE(T, MR, 4)
 #define RB_CASES(T) RB_ROW(T, 1) RB_ROW(T, 2) RB_ROW(T, 3) RB_ROW(T, 4) RB_ROW(T, 5) RB_ROW(T, 6)
@@ -363,10 +373,10 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
     if (rows && (fits || longk) && (g_threads == 1 || m * n * k < SG_MATMUL_SMALL) && rb_ok()) {
         if (dt == SG_F32)
             rb_float(m, n, k, (const float *)A.p, A.rs, A.cs, (const float *)B.p, B.rs,
-                     (float *)C.p, C.rs, acc);
+                     (float *)C.p, C.rs, acc, !fits);
         else
             rb_double(m, n, k, (const double *)A.p, A.rs, A.cs, (const double *)B.p, B.rs,
-                      (double *)C.p, C.rs, acc);
+                      (double *)C.p, C.rs, acc, !fits);
         return;
     }
 #endif
