@@ -150,7 +150,8 @@ START_TEST(test_many_shapes) {
      * row-block height (1 to 6, and more than one block) with column tails around its
      * 16-float / 8-double vectors and 64-float panels, the small LSTM's products, a B just
      * past its limit (k * n > 256K: BLIS), a k long enough to take it in chunks of k
-     * anyway (at most 128 rows; 1030 = 4 chunks of 256 and 6), and one row too many */
+     * anyway (at most 128 rows; 1030 = 4 chunks of 256 and 6; its B past the limit, so
+     * each panel of B is fetched ahead, up to a narrower last panel), and one row too many */
     static const int64_t shapes[][3] = {
         {1, 1, 1},       {1, 7, 1},     {1, 1, 5},     {3, 1, 4},      {2, 4, 16},
         {2, 9, 4},       {2, 9, 16},    {3, 5, 2},     {7, 13, 11},    {16, 16, 16},
