@@ -208,15 +208,19 @@ static void cell(sg_ctx *ctx, const sg_lstm_options *o, bool ip, sg_tensor *cons
     *h = sg_mul(ctx, gate[SG_GATE_O], sg_activate(ctx, *c, o->activation));
 }
 
-/* The gates from the four pre-activations z[0..4) (each (B, H)): i, f, o =
- * ract(z_i, z_f, z_o), g = act(z_c). With no c0 the first step's f * c_0 is zero: `need_f`
- * false skips the forget gate (z[SG_GATE_F] may be NULL) rather than compute a gate that
- * multiplies zeros. With `ip` each gate is activated over its pre-activations. */
+/* Is gate g left out of a step whose incoming cell state is c? With no c0 the first step's
+ * f * c_0 is zero (c NULL): the forget gate and its pre-activations are skipped rather than
+ * computed to multiply zeros (cell() then does not read it). */
+static bool skipped(int g, const sg_tensor *c) { return g == SG_GATE_F && !c; }
+
+/* The gates from the four pre-activations z[0..4) (each (B, H)) of a step whose incoming
+ * cell state is c: i, f, o = ract(z_i, z_f, z_o), g = act(z_c); NULL for a skipped gate
+ * (whose z may be NULL). With `ip` each gate is activated over its pre-activations. */
 static void gates_of(sg_ctx *ctx, const sg_lstm_options *o, bool ip, sg_tensor *const z[4],
-                     bool need_f, sg_tensor *gate[4]) {
+                     const sg_tensor *c, sg_tensor *gate[4]) {
     sg_tensor *(*act)(sg_ctx *, sg_tensor *, sg_activation) = ip ? sg_activate_ : sg_activate;
     for (int g = 0; g < 4; g++)
-        gate[g] = g == SG_GATE_F && !need_f
+        gate[g] = skipped(g, c)
                       ? NULL
                       : act(ctx, z[g], g == SG_GATE_C ? o->activation : o->recurrent_activation);
 }
@@ -280,13 +284,13 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
             if (h)
                 z = ip ? sg_addmm_(ctx, z, h, l->recurrent_kernel)
                        : sg_addmm(ctx, z, h, l->recurrent_kernel);
-            /* split(z, 4) as its four (B, H) slices (the forget gate's only when c is
-             * not zero, see gates_of) */
+            /* split(z, 4) as its four (B, H) slices (not the forget gate's when c is
+             * zero, see skipped) */
             sg_tensor *zs[4], *gate[4];
             if (ip) {
                 for (int g = 0; g < 4; g++)
-                    zs[g] = g == SG_GATE_F && !c ? NULL : sg_slice(ctx, z, 1, g * H, H);
-                gates_of(ctx, o, true, zs, c != NULL, gate);
+                    zs[g] = skipped(g, c) ? NULL : sg_slice(ctx, z, 1, g * H, H);
+                gates_of(ctx, o, true, zs, c, gate);
             } else {
                 /* ract(z) as one op over all four gates, the gates slices of it: an
                  * elementwise function commutes with slicing, and on small steps one
@@ -296,8 +300,8 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
                 for (int g = 0; g < 4; g++)
                     gate[g] = g == SG_GATE_C
                                   ? sg_activate(ctx, sg_slice(ctx, z, 1, g * H, H), o->activation)
-                              : g == SG_GATE_F && !c ? NULL
-                                                     : sg_slice(ctx, a, 1, g * H, H);
+                              : skipped(g, c) ? NULL
+                                              : sg_slice(ctx, a, 1, g * H, H);
             }
             cell(ctx, o, ip, gate, &h, &c);
             if (hs)
@@ -309,15 +313,11 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
         for (int64_t t = 0; t < T; t++) {
             sg_tensor *v = sg_concat(ctx, 2, (sg_tensor *[]){h, sg_select(ctx, x, 1, t)}, 1);
             sg_tensor *zs[4], *gate[4];
-            for (int g = 0; g < 4; g++) {
-                if (g == SG_GATE_F && !c) { /* not needed (gates_of) */
-                    zs[g] = NULL;
-                    continue;
-                }
-                zs[g] = l->b[g] ? sg_addmm(ctx, l->b[g], v, l->W[g]) /* (B, H+I) @ (H+I, H) */
-                                : sg_matmul(ctx, v, l->W[g]);
-            }
-            gates_of(ctx, o, ip, zs, c != NULL, gate);
+            for (int g = 0; g < 4; g++) /* (B, H+I) @ (H+I, H) */
+                zs[g] = skipped(g, c) ? NULL
+                        : l->b[g]     ? sg_addmm(ctx, l->b[g], v, l->W[g])
+                                      : sg_matmul(ctx, v, l->W[g]);
+            gates_of(ctx, o, ip, zs, c, gate);
             cell(ctx, o, ip, gate, &h, &c);
             if (hs)
                 hs[t] = h;
