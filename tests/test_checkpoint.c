@@ -15,24 +15,7 @@
 
 #include "io.h"
 
-static sg_ctx *ctx;
-
-static void setup(void) { ctx = sg_ctx_new(0); }
-static void teardown(void) {
-    sg_ctx_free(ctx);
-    ctx = NULL;
-}
-
-#define ck_error(msg)                                                                              \
-    do {                                                                                           \
-        const char *e_ = sg_ctx_error(ctx);                                                        \
-        ck_assert_msg(e_ != NULL, "expected error \"%s\", got none", (msg));                       \
-        ck_assert_str_eq(e_, (msg));                                                               \
-        sg_ctx_clear_error(ctx);                                                                   \
-    } while (0)
-
-#define ck_no_error()                                                                              \
-    ck_assert_msg(sg_ctx_error(ctx) == NULL, "unexpected error: %s", sg_ctx_error(ctx))
+#include "ctxtest.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 

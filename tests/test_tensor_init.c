@@ -9,25 +9,7 @@
 
 #include "tensor.h"
 
-static sg_ctx *ctx;
-
-static void setup(void) { ctx = sg_ctx_new(0); }
-static void teardown(void) {
-    sg_ctx_free(ctx);
-    ctx = NULL;
-}
-
-/* The context must hold exactly this error; then clear it for the next check. */
-#define ck_error(msg)                                                                              \
-    do {                                                                                           \
-        const char *e_ = sg_ctx_error(ctx);                                                        \
-        ck_assert_msg(e_ != NULL, "expected error \"%s\", got none", (msg));                       \
-        ck_assert_str_eq(e_, (msg));                                                               \
-        sg_ctx_clear_error(ctx);                                                                   \
-    } while (0)
-
-#define ck_no_error()                                                                              \
-    ck_assert_msg(sg_ctx_error(ctx) == NULL, "unexpected error: %s", sg_ctx_error(ctx))
+#include "ctxtest.h"
 
 /* All values of t in row-major order (sg_free the result). */
 static double *values(const sg_tensor *t) {
