@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "optest.h"
 
 /* To check that sg_set_num_threads reaches BLIS (blis.h comes in with -isystem). */
 #include <blis.h>
@@ -75,39 +76,6 @@ static void expect_matmul(const sg_tensor *c, const sg_tensor *a, const sg_tenso
         ck_assert_msg(fabs(got - (double)s) <= tol * (double)mag + 1e-30,
                       "element %lld: got %.17g, want %.17g", (long long)f, got, (double)s);
     }
-}
-
-static void expect_err(sg_ctx *ctx, const char *msg) {
-    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
-    ck_assert_str_eq(sg_ctx_error(ctx), msg);
-    sg_ctx_clear_error(ctx);
-}
-
-/* Gradient check options: float64 tight, float32 with a big step and loose tolerance. */
-static sg_gradcheck_opts gc_opts(sg_dtype dt) {
-    sg_gradcheck_opts o = sg_gradcheck_defaults();
-    if (dt == SG_F32) {
-        o.eps = 1e-2;
-        o.atol = 1e-3;
-        o.rtol = 1e-2;
-    }
-    return o;
-}
-
-static void expect_gradcheck(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, int n, sg_tensor **in,
-                             const char *what) {
-    sg_gradcheck_opts o = gc_opts(in[0]->dtype);
-    sg_gradcheck_report rep[8];
-    for (int i = 0; i < n; i++)
-        sg_set_requires_grad(in[i], true);
-    int rc = sg_gradcheck(ctx, fn, user, n, in, &o, rep);
-    ck_assert_msg(rc >= 0, "%s: gradcheck error: %s", what,
-                  sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "?");
-    for (int i = 0; i < n; i++)
-        ck_assert_msg(rep[i].ok, "%s (%s) input %d: element %lld analytic %.10g numeric %.10g",
-                      what, sg_dtype_name(in[0]->dtype), i, (long long)rep[i].worst_flat,
-                      rep[i].analytic, rep[i].numeric);
-    ck_assert_int_eq(rc, 1);
 }
 
 /* ---- forward: plain 2-D --------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "optest.h"
 
 #define DT(i) ((i) ? SG_F64 : SG_F32)
 
@@ -62,33 +63,6 @@ static void expect_vals(const sg_tensor *t, int64_t n, const double *want) {
                 (double[]){__VA_ARGS__})
 
 static double at(const sg_tensor *t, const int64_t *idx) { return sg_get(t, idx); }
-
-static void expect_err(sg_ctx *ctx, const char *msg) {
-    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
-    ck_assert_str_eq(sg_ctx_error(ctx), msg);
-    sg_ctx_clear_error(ctx);
-}
-
-static void expect_gradcheck(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, int n, sg_tensor **in,
-                             const char *what) {
-    sg_gradcheck_opts o = sg_gradcheck_defaults();
-    if (in[0]->dtype == SG_F32) {
-        o.eps = 1e-2;
-        o.atol = 1e-3;
-        o.rtol = 1e-2;
-    }
-    sg_gradcheck_report rep[8];
-    for (int i = 0; i < n; i++)
-        sg_set_requires_grad(in[i], true);
-    int rc = sg_gradcheck(ctx, fn, user, n, in, &o, rep);
-    ck_assert_msg(rc >= 0, "%s: gradcheck error: %s", what,
-                  sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "?");
-    for (int i = 0; i < n; i++)
-        ck_assert_msg(rep[i].ok, "%s (%s) input %d: element %lld analytic %.10g numeric %.10g",
-                      what, sg_dtype_name(in[0]->dtype), i, (long long)rep[i].worst_flat,
-                      rep[i].analytic, rep[i].numeric);
-    ck_assert_int_eq(rc, 1);
-}
 
 /* ---- views: layout and shared storage -------------------------------------------------- */
 
