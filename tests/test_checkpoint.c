@@ -19,35 +19,7 @@
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static char tmpdir[64];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sg_ckpt_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    ck_assert_ptr_nonnull(d);
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        ck_assert_int_eq(unlink(p), 0);
-    }
-    closedir(d);
-    ck_assert_int_eq(rmdir(tmpdir), 0);
-}
-
-/* tmpdir/name in one of two rotating buffers (two paths can be alive at once). */
-static const char *tmp_path(const char *name) {
-    static char p[2][512];
-    static int k;
-    k ^= 1;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
+#include "tmptest.h"
 
 /* A parameter filled with a + b * i (row-major). */
 static sg_tensor *param(sg_dtype dt, int ndim, const int64_t *shape, const char *name, double a,
@@ -102,7 +74,7 @@ static void model_step(model *m, int s) {
 /* ---- round trip ---------------------------------------------------------------------- */
 
 static void roundtrip(sg_dtype dt) {
-    make_tmpdir();
+    make_tmpdir("sg_ckpt");
     const char *path = tmp_path("ckpt.safetensors");
     model a, b;
     model_new(&a, dt, 0.25, 0.9);
@@ -201,7 +173,7 @@ END_TEST
 
 /* Without an optimizer or generator: metadata says so; loading asks for what is there. */
 START_TEST(test_minimal) {
-    make_tmpdir();
+    make_tmpdir("sg_ckpt");
     const char *path = tmp_path("p.safetensors");
     sg_param_list l = {0};
     sg_tensor *w = param(SG_F32, 0, NULL, "w", 1.5, 0);
@@ -258,7 +230,7 @@ static void make_list(sg_param_list *l, int n, const char *const *names, const i
 }
 
 START_TEST(test_mismatch) {
-    make_tmpdir();
+    make_tmpdir("sg_ckpt");
     const char *path = tmp_path("m.safetensors");
     char want[1024];
     static const char *const names[] = {"lstm.kernel", "dense.bias"};
@@ -341,7 +313,7 @@ START_TEST(test_mismatch) {
 END_TEST
 
 START_TEST(test_optimizer_mismatch) {
-    make_tmpdir();
+    make_tmpdir("sg_ckpt");
     const char *path = tmp_path("o.safetensors");
     char want[1024];
     model a;
@@ -390,7 +362,7 @@ END_TEST
 
 /* Files that are not (valid) checkpoints. */
 START_TEST(test_bad_files) {
-    make_tmpdir();
+    make_tmpdir("sg_ckpt");
     const char *path = tmp_path("b.safetensors");
     char want[1024];
     sg_param_list l = {0};
@@ -497,7 +469,7 @@ END_TEST
 
 /* A failed checkpoint save leaves the previous checkpoint loadable and unchanged. */
 START_TEST(test_atomic) {
-    make_tmpdir();
+    make_tmpdir("sg_ckpt");
     const char *path = tmp_path("a.safetensors");
     model a;
     model_new(&a, SG_F64, 1.0, 0.9);

@@ -68,12 +68,7 @@ static void ck_values(const sg_tensor *t, sg_dtype dt, int ndim, const int64_t *
 
 /* ---- small file helpers -------------------------------------------------------------- */
 
-static char tmpdir[64];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sg_st_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+#include "tmptest.h"
 
 /* Names in tmpdir other than . and .., as a count; names containing `part` are counted in
  * *with (may be NULL). */
@@ -92,26 +87,6 @@ static int dir_entries(const char *part, int *with) {
     }
     closedir(d);
     return n;
-}
-
-static void remove_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    ck_assert_ptr_nonnull(d);
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        ck_assert_int_eq(unlink(p), 0);
-    }
-    closedir(d);
-    ck_assert_int_eq(rmdir(tmpdir), 0);
-}
-
-static const char *tmp_path(const char *name) {
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    return p;
 }
 
 static unsigned char *read_bytes(const char *path, size_t *len) {
@@ -187,7 +162,7 @@ static void list_add(list16 *l, const char *name, sg_tensor *t) {
 /* ---- round trips --------------------------------------------------------------------- */
 
 static void roundtrip(sg_dtype dt) {
-    make_tmpdir();
+    make_tmpdir("sg_st");
     list16 l = {0};
     for (int k = 0; k < NSHAPES; k++)
         list_add(&l, SHAPES[k].name, filled(dt, SHAPES[k].ndim, SHAPES[k].shape, k));
@@ -265,7 +240,7 @@ END_TEST
 /* The reference layout, byte for byte: sorted names, metadata first, compact JSON padded
  * with spaces to a multiple of 8, data in name order. */
 START_TEST(test_exact_bytes) {
-    make_tmpdir();
+    make_tmpdir("sg_st");
     list16 l = {0};
     list_add(&l, "b", sg_from_data(ctx, SG_F64, SG_SHAPE(1), (double[]){-2.0}));
     list_add(&l, "a", sg_from_data(ctx, SG_F32, SG_SHAPE(2), (float[]){1.0f, 2.0f}));
@@ -620,7 +595,7 @@ START_TEST(test_load_errors) {
     ck_assert_ptr_null(sg_safetensors_load(ctx, NULL));
     ck_error("sg_safetensors_load: NULL path");
     ck_assert_ptr_null(sg_safetensors_load(NULL, "x"));
-    make_tmpdir();
+    make_tmpdir("sg_st");
     char want[1024];
     ck_assert_ptr_null(sg_safetensors_load(ctx, tmpdir));
     snprintf(want, sizeof want, "sg_safetensors_load: %s: is a directory", tmpdir);
@@ -674,7 +649,7 @@ END_TEST
 /* ---- saving -------------------------------------------------------------------------- */
 
 START_TEST(test_save_errors) {
-    make_tmpdir();
+    make_tmpdir("sg_st");
     const char *p = tmp_path("s.safetensors");
     char want[1024];
     list16 l = {0};
@@ -730,7 +705,7 @@ END_TEST
 /* Atomic save: a failure after the temporary file is complete (just before the rename),
  * or while writing it, leaves the old file byte-identical and no temporary behind. */
 START_TEST(test_atomic_save) {
-    make_tmpdir();
+    make_tmpdir("sg_st");
     const char *p = tmp_path("m.safetensors");
     char path[512], want[1024];
     snprintf(path, sizeof path, "%s", p);
@@ -821,7 +796,7 @@ START_TEST(test_oom) {
     size_t len;
     unsigned char *buf = read_bytes(FIXTURE("specials_meta"), &len);
     const sg_allocator a = {fail_malloc, fail_realloc, plain_free, NULL};
-    make_tmpdir();
+    make_tmpdir("sg_st");
     list16 l = {0};
     list_add(&l, "w", sg_transpose(ctx, filled(SG_F64, 2, (int64_t[]){2, 3}, 1), 0, 1));
     list_add(&l, "v", filled(SG_F32, 1, (int64_t[]){7}, 3));
