@@ -13,14 +13,10 @@ static void teardown(void) {
     ctx = NULL;
 }
 
+#include "errtest.h"
+
 /* The context must hold exactly this error; then clear it for the next check. */
-#define ck_error(msg)                                                                              \
-    do {                                                                                           \
-        const char *e_ = sg_ctx_error(ctx);                                                        \
-        ck_assert_msg(e_ != NULL, "expected error \"%s\", got none", (msg));                       \
-        ck_assert_str_eq(e_, (msg));                                                               \
-        sg_ctx_clear_error(ctx);                                                                   \
-    } while (0)
+#define ck_error(msg) EXPECT_ERR(ctx, msg)
 
 #define ck_no_error()                                                                              \
     ck_assert_msg(sg_ctx_error(ctx) == NULL, "unexpected error: %s", sg_ctx_error(ctx))

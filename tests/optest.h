@@ -1,15 +1,12 @@
 /* Helpers of the op suites whose tests each make their own context (test_ops_shape.c,
- * test_ops_matmul.c): expect_err and expect_gradcheck. Header-only: each test is one
+ * test_ops_matmul.c): expect_err (EXPECT_ERR) and expect_gradcheck. Header-only: each test is one
  * translation unit. Needs <check.h> and autograd/autograd.h before it. */
 #ifndef SG_TESTS_OPTEST_H
 #define SG_TESTS_OPTEST_H
 
-/* The context must hold exactly this error; then clear it for the next check. */
-static void expect_err(sg_ctx *ctx, const char *msg) {
-    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
-    ck_assert_str_eq(sg_ctx_error(ctx), msg);
-    sg_ctx_clear_error(ctx);
-}
+#include "errtest.h"
+
+#define expect_err EXPECT_ERR
 
 /* sg_gradcheck on fn over the n (<= 8) inputs, made to require grad: every input's
  * analytic gradient must match central differences; float64 with the default (tight)

@@ -9,12 +9,7 @@
 
 #include "seqgrad.h"
 
-#define EXPECT_ERR(ctx, msg)                                                                       \
-    do {                                                                                           \
-        ck_assert_ptr_nonnull(sg_ctx_error(ctx));                                                  \
-        ck_assert_str_eq(sg_ctx_error(ctx), msg);                                                  \
-        sg_ctx_clear_error(ctx);                                                                   \
-    } while (0)
+#include "errtest.h"
 
 static sg_tensor *leaf(sg_ctx *ctx, const double *v, int n) {
     sg_tensor *t = sg_from_data(ctx, SG_F64, SG_SHAPE(n), v);

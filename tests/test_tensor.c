@@ -23,14 +23,7 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-/* The context's error must be exactly `msg`; then clear it for the next check. */
-#define EXPECT_ERR(ctx, msg)                                                                       \
-    do {                                                                                           \
-        const char *e_ = sg_ctx_error(ctx);                                                        \
-        ck_assert_msg(e_ != NULL, "expected error \"%s\", got none", (msg));                       \
-        ck_assert_str_eq(e_, (msg));                                                               \
-        sg_ctx_clear_error(ctx);                                                                   \
-    } while (0)
+#include "errtest.h"
 
 /* The context's error must contain `part`. */
 #define EXPECT_ERR_HAS(ctx, part)                                                                  \
