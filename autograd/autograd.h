@@ -20,6 +20,98 @@
 extern "C" {
 #endif
 
+/* ---- ops and flags ---------------------------------------------------------------------
+ * The op that produced a tensor (its `op` field). SG_OP_NONE marks a leaf (created, not
+ * computed, or computed while gradients were off). Each op is one entry of one table
+ * (autograd/optable.c): its name, what its backward reads, and its backward function. Ids
+ * from SG_OP_COUNT up are custom ops (sg_op_register). */
+typedef enum {
+    SG_OP_NONE = 0,
+    /* views (no copy) */
+    SG_OP_RESHAPE,
+    SG_OP_PERMUTE,
+    SG_OP_SLICE,
+    SG_OP_SELECT,
+    SG_OP_EXPAND,
+    /* copies */
+    SG_OP_CONTIGUOUS,
+    SG_OP_CONCAT,
+    /* elementwise binary (broadcasting) */
+    SG_OP_ADD,
+    SG_OP_SUB,
+    SG_OP_MUL,
+    SG_OP_DIV,
+    /* elementwise unary */
+    SG_OP_NEG,
+    SG_OP_SCALE,
+    SG_OP_ADD_SCALAR,
+    SG_OP_SIGMOID,
+    SG_OP_TANH,
+    SG_OP_HARD_SIGMOID,
+    SG_OP_RELU,
+    SG_OP_EXP,
+    SG_OP_LOG,
+    SG_OP_SQUARE,
+    /* linear algebra */
+    SG_OP_MATMUL,
+    SG_OP_ADDMM,
+    /* along an axis */
+    SG_OP_SOFTMAX,
+    SG_OP_LOG_SOFTMAX,
+    SG_OP_SUM,
+    /* losses (stable fused forms) */
+    SG_OP_CROSS_ENTROPY,
+    SG_OP_BCE_LOGITS,
+    SG_OP_MSE,
+    SG_OP_COUNT
+} sg_op;
+
+/* Name of an op ("add", "matmul", a custom op's name); "unknown-op" for an id that is none. */
+const char *sg_op_name(int op);
+
+/* Autograd's tensor flags (bits 8 and up of sg_tensor.flags; tensor/ owns the low byte). */
+enum {
+    SG_FLAG_REQUIRES_GRAD = 1u << 8, /* gradients flow to / through this tensor */
+    SG_FLAG_PARAM = 1u << 9,         /* a parameter: persistent, has a persistent grad */
+    SG_FLAG_RETAIN_GRAD = 1u << 10,  /* keep grad of an intermediate after backward */
+    SG_FLAG_ON_TAPE = 1u << 11,      /* recorded as a node on the tape */
+    SG_FLAG_INPLACE = 1u << 12,      /* made by an in-place op (sg_sigmoid_, sg_add_, ...) */
+    SG_FLAG_SAVED = 1u << 13,        /* an in-place result some backward reads (internal) */
+    SG_FLAG_GRAD_DENSE = 1u << 14, /* a consumer's backward wants its grad contiguous (internal) */
+    SG_FLAG_GRAD_ALIAS = 1u << 15, /* a slice's grad: a view into its input's grad (internal) */
+};
+
+/* Mark a leaf as requiring grad (grad allocated lazily at backward). Returns t, or NULL with
+ * an error (stale tensor; turning it off for a tensor that is not a leaf). */
+sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on);
+/* Keep the gradient of an intermediate tensor after backward (t->grad). */
+sg_tensor *sg_retain_grad(sg_tensor *t);
+/* A parameter: a persistent tensor (see sg_persistent_new) that requires grad and owns a
+ * persistent zeroed grad, freed with it. `name` may be NULL. */
+sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, const char *name);
+
+/* ---- views (no copy), recorded on the tape like any op -------------------------------- */
+/* Reshape; one dimension may be -1. A view when the strides allow it (always for a
+ * contiguous tensor), otherwise an error naming both shapes; use sg_contiguous first. */
+sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape);
+/* Permute dimensions: out.shape[i] = x.shape[perm[i]]. */
+sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm);
+/* Swap two axes (negative axes count from the end). */
+sg_tensor *sg_transpose(sg_ctx *ctx, sg_tensor *x, int axis0, int axis1);
+/* x[..., start:start+len, ...] along `axis`, keeping the axis. */
+sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t len);
+/* x[..., index, ...]: drops `axis` (e.g. x[:, t, :] of (B, T, I) is (B, I)). */
+sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index);
+/* Split into n equal parts along axis (size must divide), or into given sizes (must sum to
+ * the size). Writes n views into out[]. Return 0, or -1 with an error. */
+int sg_split(sg_ctx *ctx, sg_tensor *x, int axis, int n, sg_tensor **out);
+int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *sizes,
+                   sg_tensor **out);
+/* Broadcast to a larger shape as a view with stride 0 (NumPy broadcast_to). */
+sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape);
+/* x itself when contiguous, else a contiguous copy (recorded, differentiable). */
+sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x);
+
 /* ---- elementwise, broadcasting ------------------------------------------------------- */
 sg_tensor *sg_add(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
 sg_tensor *sg_sub(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
@@ -120,6 +212,9 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad);
 /* Zero the gradient of one tensor / of every parameter made with this context. */
 void sg_zero_grad(sg_tensor *t);
 void sg_ctx_zero_grad(sg_ctx *ctx);
+/* Gradient recording on/off (no-grad mode for inference). Returns the previous value. */
+bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on);
+bool sg_ctx_grad_enabled(const sg_ctx *ctx);
 /* Number of nodes on the tape right now. */
 int64_t sg_tape_size(const sg_ctx *ctx);
 
@@ -134,6 +229,53 @@ void sg_anomaly_check_forward(sg_ctx *ctx, sg_tensor *out);
  * dtype; leaves labelled with their name). Returns 0 or -1 with an error. */
 int sg_dot_write(sg_ctx *ctx, const sg_tensor *out, FILE *f);
 int sg_dot_save(sg_ctx *ctx, const sg_tensor *out, const char *path);
+
+/* ---- custom ops ------------------------------------------------------------------------
+ * Your own op with its own forward and backward, recorded and differentiated like the
+ * built-ins (torch.autograd.Function in C). Register it once, then apply it as often as
+ * you like from any context or thread; sg_gradcheck checks it like any op. Example (a full
+ * program: examples/custom_op.c):
+ *
+ *     static sg_tensor *cube_fw(sg_ctx *ctx, int n, sg_tensor *const *in, void *user) {
+ *         return sg_mul(ctx, in[0], sg_square(ctx, in[0]));       // not recorded
+ *     }
+ *     static int cube_bw(sg_ctx *ctx, int n, sg_tensor *const *in, const sg_tensor *out,
+ *                        const sg_tensor *dout, sg_tensor *const *din, void *user) {
+ *         for (int64_t i = 0; i < sg_numel(din[0]); i++)           // din[0] += 3x^2 dout
+ *             ...
+ *         return 0;
+ *     }
+ *     int cube = sg_op_register(ctx, &(sg_custom_op){.name = "cube", .forward = cube_fw,
+ *                                                     .backward = cube_bw, .reads_inputs = true});
+ *     sg_tensor *y = sg_custom(ctx, cube, 1, &x);
+ */
+typedef struct sg_custom_op {
+    const char *name; /* copied (at most 31 characters): DOT graphs, anomaly reports */
+    /* y = f(in[0..n)). Runs with gradient recording off: seqgrad ops inside it are not
+     * recorded. Returns a tensor of ctx (NULL after recording an error with sg_error). */
+    sg_tensor *(*forward)(sg_ctx *ctx, int n, sg_tensor *const *in, void *user);
+    /* ACCUMULATE (+=) dL/d in[i] into din[i] for each i whose din[i] is not NULL (NULL: that
+     * input needs no gradient), given the forward's output `out` and dL/d out `dout`. din[i]
+     * is contiguous with in[i]'s shape; out and dout are contiguous. Runs with recording off.
+     * Returns 0, or -1 after recording an error with sg_error. */
+    int (*backward)(sg_ctx *ctx, int n, sg_tensor *const *in, const sg_tensor *out,
+                    const sg_tensor *dout, sg_tensor *const *din, void *user);
+    void *user;        /* handed to both callbacks */
+    bool reads_inputs; /* backward reads in[]'s values: in-place ops on them are refused */
+    bool reads_output; /* backward reads out's values: likewise */
+} sg_custom_op;
+
+/* Most custom ops a process can register. */
+#define SG_CUSTOM_OP_MAX 64
+
+/* Register an op (the struct is copied). Returns its id (>= SG_OP_COUNT), or -1 with an
+ * error in ctx (ctx may be NULL: no message) when a callback or the name is missing or the
+ * table is full. Thread-safe. Ids are never reused. */
+int sg_op_register(sg_ctx *ctx, const sg_custom_op *def);
+/* Apply custom op `op` to n inputs (1 <= n <= SG_MAX_SRC, same dtype). Returns the forward's
+ * output, recorded on the tape when an input requires grad; NULL with an error naming the op
+ * on bad input or when its forward fails. */
+sg_tensor *sg_custom(sg_ctx *ctx, int op, int n, sg_tensor *const *in);
 
 /* ---- gradient checking --------------------------------------------------------------- */
 /* A function of the inputs to check; must build its result from `inputs` with ctx. */

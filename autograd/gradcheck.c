@@ -24,7 +24,7 @@ static int eval_loss(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, sg_tensor *con
                      const double *w, int64_t wn, double *loss) {
     sg_arena_block *cur = ctx->cur;
     size_t cur_used = cur->used, used = ctx->used;
-    sg_tensor *tail = ctx->tape_tail;
+    sg_tensor *tail = ctx->tape.tail;
     bool was = sg_ctx_set_grad_enabled(ctx, false);
     sg_tensor *out = fn(ctx, inputs, user);
     sg_ctx_set_grad_enabled(ctx, was);
@@ -41,7 +41,7 @@ static int eval_loss(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, sg_tensor *con
     ctx->cur = cur;
     cur->used = cur_used;
     ctx->used = used;
-    ctx->tape_tail = tail;
+    ctx->tape.tail = tail;
     return rc;
 }
 

@@ -1,19 +1,134 @@
-/* Internal to autograd: the backward half of every op, dispatched from tape.c, and the
- * gradient helpers the backward functions share. Not installed.
+/* Internal to autograd: the op table, recording, the in-place marks, and the helpers the
+ * backward functions share. Not installed.
  *
- * Contract of every sg__bw_<op>(ctx, out): out->grad holds dL/d(out) (contiguous, out's
- * shape); ACCUMULATE (+=) dL/d(src[i]) into the gradient of every input that requires
- * grad, obtained with sg__grad(ctx, src[i]) (or sg__acc_grad for a whole-tensor add). */
+ * Contract of every backward function bw(ctx, out): out->grad holds dL/d(out) (out's shape);
+ * ACCUMULATE (+=) dL/d(src[i]) into the gradient of every input that requires grad,
+ * obtained with sg__grad(ctx, src[i]) (or sg__acc_grad for a whole-tensor add). */
 #ifndef SG_AUTOGRAD_OPS_H
 #define SG_AUTOGRAD_OPS_H
 
 #include "../tensor/internal.h"
 #include "autograd.h"
 
+/* ---- the op table ---------------------------------------------------------------------
+ * One entry per op (autograd/optable.c, guarded by a static_assert against SG_OP_COUNT);
+ * custom ops get entries of the same kind at run time. The engine reads only this. */
+enum {
+    SG_READS_IN0 = 1u << 0, /* backward reads input k's values: bit k (k < SG_MAX_SRC) */
+    SG_READS_IN1 = 1u << 1,
+    SG_READS_OUT = 1u << 4, /* backward reads the op's own output */
+};
+enum {
+    SG_OPF_VIEW = 1u << 0,       /* output shares input 0's storage (in-place checks look
+                                    through views to the leaf below) */
+    SG_OPF_GRAD_VIEW = 1u << 1,  /* output's gradient may be a view into input 0's (slices) */
+    SG_OPF_GRAD_DENSE = 1u << 2, /* backward wants its inputs' gradients contiguous */
+};
+typedef struct sg_op_info {
+    const char *name;
+    unsigned reads; /* SG_READS_*: a 1 too many only makes an in-place op refuse; a 1 too
+                       few would let one corrupt a gradient */
+    unsigned flags; /* SG_OPF_* */
+    void (*backward)(sg_ctx *ctx, sg_tensor *out);
+} sg_op_info;
+
+extern const sg_op_info sg__op_table[SG_OP_COUNT];
+/* The entry of a custom op id (>= SG_OP_COUNT); for an id never registered, an entry with
+ * no name and no backward. */
+const sg_op_info *sg__custom_info(int op);
+static inline const sg_op_info *sg__op(int op) {
+    return op >= 0 && op < SG_OP_COUNT ? &sg__op_table[op] : sg__custom_info(op);
+}
+
+/* ---- recording ------------------------------------------------------------------------ */
+
+/* The workspace's tape state, cleared on first use after a reset. */
+static inline void sg__tape_fresh(sg_ctx *ctx) {
+    if (ctx->tape.tape_gen != ctx->gen) {
+        ctx->tape.tape_gen = ctx->gen;
+        ctx->tape.tail = NULL;
+        ctx->tape.grad_pool = NULL;
+        ctx->tape.ntcache = 0;
+    }
+}
+
+/* Does any of the inputs require grad, with grad mode on? */
+static inline bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *const *src) {
+    if (ctx->tape.grad_disabled)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (src[i] && (src[i]->flags & SG_FLAG_REQUIRES_GRAD))
+            return true;
+    return false;
+}
+
+/* In-place safety (autograd/inplace.c). An in-place op (sg_sigmoid_, sg_add_, sg_addmm_)
+ * overwrites a buffer: only safe when no recorded backward still reads the values it
+ * overwrites. So recording a node marks what its backward reads (the table's reads): a plain
+ * view that is read marks its whole buffer (the storage root's read_gen); an in-place result
+ * that is read gets a finer mark of the region it covers, so that later in-place ops on
+ * *other* parts of the buffer (the four gate slices of one LSTM pre-activation) stay allowed.
+ * Parameters are never marked: in-place ops refuse them anyway, and a workspace never
+ * writes to a parameter. Marks carry the arena generation: a reset forgets them. */
+void sg__save_inplace(sg_ctx *ctx, sg_tensor *t);
+static inline void sg__save(sg_ctx *ctx, sg_tensor *t) {
+    if (t->flags & SG_FLAG_PARAM)
+        return;
+    if (!(t->flags & SG_FLAG_INPLACE))
+        t->storage->root->read_gen = ctx->gen + 1;
+    else if (!(t->flags & SG_FLAG_SAVED))
+        sg__save_inplace(ctx, t);
+}
+
+/* Record `out` as a tape node of `op` with inputs src[0..n) when gradients are enabled
+ * and any input requires grad, and mark what its backward will read. Returns true when
+ * recorded. Inline: every op calls it. */
+static inline bool sg__record(sg_ctx *ctx, sg_tensor *out, int op, int n, sg_tensor *const *src) {
+    if (!out || !sg__any_requires_grad(ctx, n, src))
+        return false;
+    sg__tape_fresh(ctx);
+    out->flags |= SG_FLAG_REQUIRES_GRAD | SG_FLAG_ON_TAPE;
+    out->op = op;
+    out->nsrc = n < SG_MAX_SRC ? n : SG_MAX_SRC;
+    for (int i = 0; i < out->nsrc; i++)
+        out->src[i] = src[i];
+    out->tape_prev = ctx->tape.tail;
+    ctx->tape.tail = out;
+    const sg_op_info *info = sg__op(op);
+    unsigned reads = info->reads;
+    if (reads | (info->flags & SG_OPF_GRAD_DENSE)) {
+        for (int i = 0; i < out->nsrc; i++) {
+            if (reads >> i & 1)
+                sg__save(ctx, src[i]);
+            if ((info->flags & SG_OPF_GRAD_DENSE) && !(src[i]->flags & SG_FLAG_PARAM))
+                src[i]->flags |= SG_FLAG_GRAD_DENSE;
+        }
+        if (reads & SG_READS_OUT)
+            sg__save(ctx, out);
+    }
+    return true;
+}
+
+/* Is it safe to overwrite x in place, for the in-place op fn whose other inputs are
+ * others[0..n)? False (with an error naming fn and the reason) when x is a leaf that
+ * requires grad or a view of one, has an expanded (stride-0) dimension, overlaps one of the
+ * other inputs (unless `same_ok` and it is the very same view), or holds values a recorded
+ * backward still reads. */
+bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tensor *const *others,
+                       bool same_ok);
+/* The result node of an in-place op on x: a new header over x's elements, flagged
+ * SG_FLAG_INPLACE (sg__finish then records it with x among its inputs). */
+sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x);
+
+/* ---- gradients (autograd/grad.c) ------------------------------------------------------ */
+
 /* Gradient buffer of t: created zeroed (contiguous, t's shape, in the arena) on first use;
  * a parameter's is its persistent grad; a slice's is usually a view into its input's
  * gradient (strided: see tape.c). NULL (with an error) only when out of memory. */
 sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t);
+/* Give a gradient buffer that backward has consumed back to the pool (not a parameter's,
+ * nor a view into another gradient). */
+void sg__grad_release(sg_ctx *ctx, sg_tensor *g);
 /* t->grad += g, where g has t's shape or a shape t broadcasts to (then g is summed over
  * the broadcast dimensions first, NumPy rules). No-op when t does not require grad. */
 void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g);
@@ -43,13 +158,13 @@ static inline int sg__node_inputs(const sg_tensor *t, sg_tensor *const **in) {
     return t->nsrc;
 }
 
-/* Forward helpers for ops: finish an op (record on tape, anomaly check). */
-sg_tensor *sg__finish(sg_ctx *ctx, sg_tensor *out, sg_op op, int n, sg_tensor *const *src);
+/* Finish an op's forward: record it on the tape, and in anomaly mode check its output. */
+sg_tensor *sg__finish(sg_ctx *ctx, sg_tensor *out, int op, int n, sg_tensor *const *src);
 
 /* ops_shape.c */
 void sg__bw_reshape(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_permute(sg_ctx *ctx, sg_tensor *out);
-void sg__bw_slice(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_slice(sg_ctx *ctx, sg_tensor *out); /* slice and select */
 void sg__bw_expand(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_contiguous(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_concat(sg_ctx *ctx, sg_tensor *out);

@@ -670,10 +670,10 @@ static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int
     mat view = {sg_data(b), csb, rsb};
     if (b->ndim != 2 || !(b->flags & SG_FLAG_PERSISTENT) || csb != 1 || M * N * K < SG_MATMUL_SMALL)
         return view;
-    for (int i = 0; i < ctx->ntcache; i++)
-        if (ctx->tcache[i].src == b)
-            return (mat){sg_data(ctx->tcache[i].copy), K, 1};
-    if (ctx->ntcache == (int)(sizeof ctx->tcache / sizeof ctx->tcache[0]))
+    for (int i = 0; i < ctx->tape.ntcache; i++)
+        if (ctx->tape.tcache[i].src == b)
+            return (mat){sg_data(ctx->tape.tcache[i].copy), K, 1};
+    if (ctx->tape.ntcache == (int)(sizeof ctx->tape.tcache / sizeof ctx->tape.tcache[0]))
         return view;
     sg_tensor *t = sg__new(ctx, b->dtype, 2, (int64_t[]){N, K}, false);
     if (!t) { /* out of memory for the copy: the view still works */
@@ -691,8 +691,8 @@ static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int
                         ((double *)sg_data(t))[n * K + k] =
                             ((const double *)sg_data(b))[k * rsb + n];
     char *dst = sg_data(t);
-    ctx->tcache[ctx->ntcache].src = b;
-    ctx->tcache[ctx->ntcache++].copy = t;
+    ctx->tape.tcache[ctx->tape.ntcache].src = b;
+    ctx->tape.tcache[ctx->tape.ntcache++].copy = t;
     return (mat){dst, K, 1};
 }
 

@@ -119,18 +119,9 @@ DEF_RSUM(double, f64)
 DEF_GATHER(float, f32)
 DEF_GATHER(double, f64)
 
-static bool same_shape(const sg_tensor *a, const sg_tensor *b) {
-    if (a->ndim != b->ndim)
-        return false;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
-            return false;
-    return true;
-}
-
 /* "<fn>: shapes (4, 1) and (4,) differ" unless a and b have exactly the same shape. */
 static bool check_same_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, const sg_tensor *b) {
-    if (same_shape(a, b))
+    if (sg__same_shape(a, b))
         return true;
     char sa[96], sb[96];
     sg_error(ctx, "%s: shapes %s and %s differ", fn, sg_shape_str(a->ndim, a->shape, sa, sizeof sa),

@@ -102,7 +102,6 @@ sg_ctx *sg_ctx_new(size_t arena_bytes) {
     }
     ctx->capacity = arena_bytes;
     ctx->gen = 2;
-    ctx->grad_enabled = true;
     sg_rng_seed(&ctx->rng, 0);
     return ctx;
 }
@@ -168,9 +167,6 @@ void sg_ctx_reset(sg_ctx *ctx) {
      * so sg_check notices the stale tensor by its magic or generation. */
     ctx->cur->used = (ctx->gen & 1) ? ALIGN : 0;
     ctx->used = ctx->cur->used;
-    ctx->tape_tail = NULL;
-    ctx->grad_pool = NULL;
-    ctx->ntcache = 0;
 }
 
 size_t sg_ctx_arena_used(const sg_ctx *ctx) { return ctx ? ctx->used : 0; }
@@ -181,27 +177,19 @@ void sg_ctx_arena_reset_peak(sg_ctx *ctx) {
         ctx->peak = ctx->used;
 }
 
-bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on) {
-    if (!ctx)
-        return false;
-    bool old = ctx->grad_enabled;
-    ctx->grad_enabled = on;
-    return old;
-}
-bool sg_ctx_grad_enabled(const sg_ctx *ctx) { return ctx && ctx->grad_enabled; }
-
 sg_rng *sg_ctx_rng(sg_ctx *ctx) { return ctx ? &ctx->rng : NULL; }
 
 /* ---- persistent tensors -------------------------------------------------------------- */
 
 struct sg_persist_node {
     sg_persist_node *prev, *next;
+    void (*dtor)(sg_tensor *t); /* the module above's, run before the tensor is freed */
     sg_tensor t;
     sg_storage s;
 };
 
-static sg_tensor *persist_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
-                              const int64_t *shape) {
+sg_tensor *sg__persistent_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
+                              const int64_t *shape, void (*dtor)(sg_tensor *t)) {
     if (!ctx)
         return NULL;
     if (dt != SG_F32 && dt != SG_F64)
@@ -227,6 +215,7 @@ static sg_tensor *persist_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
     node->s.data = data;
     node->s.nbytes = (size_t)n * sg_dtype_size(dt);
     node->s.owned = true;
+    node->dtor = dtor;
     node->s.root = &node->s;
     t->magic = SG_TENSOR_MAGIC;
     t->flags = SG_FLAG_PERSISTENT;
@@ -245,25 +234,12 @@ static sg_tensor *persist_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
 }
 
 sg_tensor *sg_persistent_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape) {
-    return persist_new(ctx, "sg_persistent_new", dt, ndim, shape);
-}
-
-sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
-                        const char *name) {
-    sg_tensor *t = persist_new(ctx, "sg_param_new", dt, ndim, shape);
-    if (!t)
-        return NULL;
-    t->grad = persist_new(ctx, "sg_param_new", dt, ndim, shape);
-    if (!t->grad) {
-        sg_tensor_free(t);
-        return NULL;
-    }
-    t->flags |= SG_FLAG_PARAM | SG_FLAG_REQUIRES_GRAD;
-    sg_tensor_set_name(t, name);
-    return t;
+    return sg__persistent_new(ctx, "sg_persistent_new", dt, ndim, shape, NULL);
 }
 
 static void persist_unlink_free(sg_ctx *ctx, sg_persist_node *node) {
+    if (node->dtor)
+        node->dtor(&node->t);
     if (node->prev)
         node->prev->next = node->next;
     else
@@ -278,12 +254,17 @@ static void persist_unlink_free(sg_ctx *ctx, sg_persist_node *node) {
 void sg_tensor_free(sg_tensor *t) {
     if (!t || t->magic != SG_TENSOR_MAGIC || !(t->flags & SG_FLAG_PERSISTENT))
         return;
-    sg_ctx *ctx = t->ctx;
-    sg_tensor *g = t->grad;
     sg_persist_node *node = (sg_persist_node *)((char *)t - offsetof(sg_persist_node, t));
-    persist_unlink_free(ctx, node);
-    if (g && g->magic == SG_TENSOR_MAGIC && (g->flags & SG_FLAG_PERSISTENT))
-        sg_tensor_free(g);
+    persist_unlink_free(t->ctx, node);
+}
+
+sg_tensor *sg__persist_next(sg_ctx *ctx, sg_tensor *prev) {
+    sg_persist_node *n;
+    if (!prev)
+        n = ctx ? ctx->persist : NULL;
+    else
+        n = ((sg_persist_node *)((char *)prev - offsetof(sg_persist_node, t)))->next;
+    return n ? &n->t : NULL;
 }
 
 void sg_ctx_free(sg_ctx *ctx) {
@@ -298,12 +279,4 @@ void sg_ctx_free(sg_ctx *ctx) {
         b = n;
     }
     sg_free(ctx);
-}
-
-/* ---- parameters' gradients ------------------------------------------------------------ */
-
-    void sg_ctx_zero_grad(sg_ctx *ctx) {
-    for (sg_persist_node *n = ctx ? ctx->persist : NULL; n; n = n->next)
-        if ((n->t.flags & SG_FLAG_PARAM) && n->t.grad)
-            sg_fill(n->t.grad, 0.0);
 }

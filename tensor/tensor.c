@@ -97,7 +97,8 @@ static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     memset(t->stride, 0, sizeof t->stride);
     t->offset = 0;
     t->storage = &h->s;
-    t->op = SG_OP_NONE;
+    t->name[0] = 0;
+    t->op = 0;
     t->nsrc = 0;
     memset(t->src, 0, sizeof t->src);
     memset(t->iparam, 0, sizeof t->iparam);
@@ -105,13 +106,13 @@ static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     t->aux = NULL;
     t->grad = NULL;
     t->tape_prev = NULL;
-    t->name[0] = 0;
+    t->pool_next = NULL;
     h->s.data = NULL;
     h->s.nbytes = 0;
     h->s.owned = false;
     h->s.root = &h->s;
-    h->s.saved_gen = h->s.ip_gen = 0;
-    h->s.ip_saved = NULL;
+    h->s.read_gen = h->s.marks_gen = 0;
+    h->s.marks = NULL;
 }
 
 static sg_tensor *header_new(sg_ctx *ctx, sg_dtype dt) {
@@ -273,28 +274,6 @@ sg_tensor *sg_wrap(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, voi
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     sg__contiguous_strides(ndim, shape, t->stride);
-    return t;
-}
-
-sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
-    if (!t || !sg_check(t->ctx, t, "sg_set_requires_grad"))
-        return NULL;
-    if (on)
-        t->flags |= SG_FLAG_REQUIRES_GRAD;
-    else if (t->op == SG_OP_NONE)
-        t->flags &= ~(uint32_t)SG_FLAG_REQUIRES_GRAD;
-    else
-        return sg_error(t->ctx,
-                        "sg_set_requires_grad: only a leaf can stop requiring grad "
-                        "(this tensor is the output of %s)",
-                        sg_op_name(t->op));
-    return t;
-}
-
-sg_tensor *sg_retain_grad(sg_tensor *t) {
-    if (!t || !sg_check(t->ctx, t, "sg_retain_grad"))
-        return NULL;
-    t->flags |= SG_FLAG_RETAIN_GRAD;
     return t;
 }
 
@@ -492,15 +471,6 @@ void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const 
 
 /* ---- in-place helpers ---------------------------------------------------------------- */
 
-static bool same_shape(const sg_tensor *a, const sg_tensor *b) {
-    if (a->ndim != b->ndim)
-        return false;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
-            return false;
-    return true;
-}
-
 int sg_fill(sg_tensor *t, double value) {
     if (!t || !sg_check(t->ctx, t, "sg_fill"))
         return -1;
@@ -530,7 +500,7 @@ static int check_pair(const char *fn, sg_tensor *dst, const sg_tensor *src) {
                  sg_dtype_name(src->dtype));
         return -1;
     }
-    if (!same_shape(dst, src)) {
+    if (!sg__same_shape(dst, src)) {
         char a[96], b[96];
         sg_error(dst->ctx, "%s: shapes %s and %s differ", fn,
                  sg_shape_str(dst->ndim, dst->shape, a, sizeof a),
@@ -576,283 +546,4 @@ int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src) {
         sg__st(dst, od, sg__ld(dst, od) + alpha * sg__ld(src, sg__offset_of(src, i)));
     }
     return 0;
-}
-
-/* ---- views --------------------------------------------------------------------------- */
-
-/* NumPy's no-copy reshape (_attempt_nocopy_reshape): walk groups of old and new dims with
- * equal products; each old group must be contiguous within itself. */
-static bool reshape_strides(const sg_tensor *x, int nnd, const int64_t *nshape, int64_t *nstride) {
-    int64_t od[SG_MAX_DIMS], os[SG_MAX_DIMS];
-    int ond = 0;
-    for (int i = 0; i < x->ndim; i++) {
-        if (x->shape[i] == 0) { /* empty: any strides will do */
-            sg__contiguous_strides(nnd, nshape, nstride);
-            return true;
-        }
-        if (x->shape[i] != 1) {
-            od[ond] = x->shape[i];
-            os[ond++] = x->stride[i];
-        }
-    }
-    int oi = 0, oj = 1, ni = 0, nj = 1;
-    while (ni < nnd && oi < ond) {
-        int64_t np = nshape[ni], op = od[oi];
-        while (np != op) {
-            if (np < op)
-                np *= nshape[nj++];
-            else
-                op *= od[oj++];
-        }
-        for (int k = oi; k < oj - 1; k++)
-            if (os[k] != od[k + 1] * os[k + 1])
-                return false;
-        nstride[nj - 1] = os[oj - 1];
-        for (int k = nj - 1; k > ni; k--)
-            nstride[k - 1] = nstride[k] * nshape[k];
-        ni = nj++;
-        oi = oj++;
-    }
-    int64_t last = ni > 0 ? nstride[ni - 1] : 1;
-    for (int k = ni; k < nnd; k++)
-        nstride[k] = last;
-    return true;
-}
-
-sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) {
-    if (!sg__check_inputs(ctx, "sg_reshape", 1, &x))
-        return NULL;
-    char a[96], b[96];
-    if (ndim < 0 || ndim > SG_MAX_DIMS || (ndim && !shape))
-        return sg_error(ctx, "sg_reshape: %d dimensions (0 to %d supported)", ndim, SG_MAX_DIMS);
-    int64_t ns[SG_MAX_DIMS], known = 1, n = sg_numel(x);
-    int infer = -1;
-    for (int i = 0; i < ndim; i++) {
-        ns[i] = shape[i];
-        if (shape[i] == -1 && infer < 0)
-            infer = i;
-        else if (shape[i] < 0)
-            return sg_error(ctx, "sg_reshape: bad size %lld in %s", (long long)shape[i],
-                            sg_shape_str(ndim, shape, b, sizeof b));
-        else if (shape[i] && known > INT64_MAX / shape[i])
-            return sg_error(ctx, "sg_reshape: cannot view %s as %s: too many elements",
-                            sg_shape_str(x->ndim, x->shape, a, sizeof a),
-                            sg_shape_str(ndim, shape, b, sizeof b));
-        else
-            known *= shape[i];
-    }
-    if (infer >= 0) {
-        if (known == 0 || n % known)
-            return sg_error(ctx, "sg_reshape: cannot view %s as %s",
-                            sg_shape_str(x->ndim, x->shape, a, sizeof a),
-                            sg_shape_str(ndim, shape, b, sizeof b));
-        ns[infer] = n / known;
-        known *= ns[infer];
-    }
-    if (known != n)
-        return sg_error(ctx, "sg_reshape: cannot view %s as %s: %lld elements vs %lld",
-                        sg_shape_str(x->ndim, x->shape, a, sizeof a),
-                        sg_shape_str(ndim, ns, b, sizeof b), (long long)n, (long long)known);
-    int64_t st[SG_MAX_DIMS];
-    if (!reshape_strides(x, ndim, ns, st))
-        return sg_error(ctx,
-                        "sg_reshape: cannot view %s with these strides as %s without a copy "
-                        "(call sg_contiguous first)",
-                        sg_shape_str(x->ndim, x->shape, a, sizeof a),
-                        sg_shape_str(ndim, ns, b, sizeof b));
-    sg_tensor *t = sg__view_of(ctx, x);
-    if (!t)
-        return NULL;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) {
-        t->shape[i] = ns[i];
-        t->stride[i] = st[i];
-    }
-    sg__record(ctx, t, SG_OP_RESHAPE, 1, &x);
-    return t;
-}
-
-sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm) {
-    if (!sg__check_inputs(ctx, "sg_permute", 1, &x))
-        return NULL;
-    if (!perm)
-        return sg_error(ctx, "sg_permute: perm is NULL");
-    bool seen[SG_MAX_DIMS] = {0};
-    for (int i = 0; i < x->ndim; i++) {
-        if (perm[i] < 0 || perm[i] >= x->ndim || seen[perm[i]])
-            return sg_error(ctx, "sg_permute: not a permutation of %d axes (entry %d is %d)",
-                            x->ndim, i, perm[i]);
-        seen[perm[i]] = true;
-    }
-    sg_tensor *t = sg__view_of(ctx, x);
-    if (!t)
-        return NULL;
-    for (int i = 0; i < x->ndim; i++) {
-        t->shape[i] = x->shape[perm[i]];
-        t->stride[i] = x->stride[perm[i]];
-        t->iparam[i] = perm[i];
-    }
-    sg__record(ctx, t, SG_OP_PERMUTE, 1, &x);
-    return t;
-}
-
-sg_tensor *sg_transpose(sg_ctx *ctx, sg_tensor *x, int axis0, int axis1) {
-    if (!sg__check_inputs(ctx, "sg_transpose", 1, &x))
-        return NULL;
-    int a = sg__axis(ctx, "sg_transpose", axis0, x->ndim);
-    int b = sg__axis(ctx, "sg_transpose", axis1, x->ndim);
-    if (a < 0 || b < 0)
-        return NULL;
-    int perm[SG_MAX_DIMS];
-    for (int i = 0; i < x->ndim; i++)
-        perm[i] = i;
-    perm[a] = b;
-    perm[b] = a;
-    return sg_permute(ctx, x, perm);
-}
-
-sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t len) {
-    if (!sg__check_inputs(ctx, "sg_slice", 1, &x))
-        return NULL;
-    int a = sg__axis(ctx, "sg_slice", axis, x->ndim);
-    if (a < 0)
-        return NULL;
-    if (start < 0 || len < 0 || start > x->shape[a] || len > x->shape[a] - start)
-        return sg_error(ctx, "sg_slice: [%lld, %lld) out of range for axis %d of size %lld",
-                        (long long)start, (long long)((uint64_t)start + (uint64_t)len), a,
-                        (long long)x->shape[a]);
-    sg_tensor *t = sg__view_of(ctx, x);
-    if (!t)
-        return NULL;
-    t->shape[a] = len;
-    t->offset += start * x->stride[a];
-    t->iparam[0] = a;
-    t->iparam[1] = start;
-    sg__record(ctx, t, SG_OP_SLICE, 1, &x);
-    return t;
-}
-
-sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index) {
-    if (!sg__check_inputs(ctx, "sg_select", 1, &x))
-        return NULL;
-    int a = sg__axis(ctx, "sg_select", axis, x->ndim);
-    if (a < 0)
-        return NULL;
-    if (index < 0 || index >= x->shape[a])
-        return sg_error(ctx, "sg_select: index %lld out of range for axis %d of size %lld",
-                        (long long)index, a, (long long)x->shape[a]);
-    /* One view node (a slice that drops its axis, iparam[2] = 1), not slice + reshape:
-     * the LSTM selects x[:, t, :] every step, so the node count matters. */
-    sg_tensor *t = sg__view_of(ctx, x);
-    if (!t)
-        return NULL;
-    t->offset += index * x->stride[a];
-    t->ndim = x->ndim - 1;
-    for (int i = a; i < t->ndim; i++) {
-        t->shape[i] = x->shape[i + 1];
-        t->stride[i] = x->stride[i + 1];
-    }
-    t->shape[t->ndim] = t->stride[t->ndim] = 0;
-    t->iparam[0] = a;
-    t->iparam[1] = index;
-    t->iparam[2] = 1;
-    sg__record(ctx, t, SG_OP_SLICE, 1, &x);
-    return t;
-}
-
-int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *sizes,
-                   sg_tensor **out) {
-    if (!sg__check_inputs(ctx, "sg_split", 1, &x))
-        return -1;
-    int a = sg__axis(ctx, "sg_split", axis, x->ndim);
-    if (a < 0)
-        return -1;
-    if (n <= 0 || !sizes || !out) {
-        sg_error(ctx, "sg_split: need n > 0 parts, sizes and out (got n = %d)", n);
-        return -1;
-    }
-    int64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        if (sizes[i] < 0) {
-            sg_error(ctx, "sg_split: negative size %lld for part %d", (long long)sizes[i], i);
-            return -1;
-        }
-        if (sizes[i] > INT64_MAX - total) {
-            sg_error(ctx, "sg_split: sizes overflow");
-            return -1;
-        }
-        total += sizes[i];
-    }
-    if (total != x->shape[a]) {
-        sg_error(ctx, "sg_split: sizes sum to %lld but axis %d has size %lld", (long long)total, a,
-                 (long long)x->shape[a]);
-        return -1;
-    }
-    int64_t start = 0;
-    for (int i = 0; i < n; i++) {
-        out[i] = sg_slice(ctx, x, a, start, sizes[i]);
-        if (!out[i])
-            return -1;
-        start += sizes[i];
-    }
-    return 0;
-}
-
-int sg_split(sg_ctx *ctx, sg_tensor *x, int axis, int n, sg_tensor **out) {
-    if (!sg__check_inputs(ctx, "sg_split", 1, &x))
-        return -1;
-    int a = sg__axis(ctx, "sg_split", axis, x->ndim);
-    if (a < 0)
-        return -1;
-    if (n <= 0 || x->shape[a] % n) {
-        sg_error(ctx, "sg_split: axis %d of size %lld does not split into %d equal parts", a,
-                 (long long)x->shape[a], n);
-        return -1;
-    }
-    int64_t sizes[64];
-    if (n > 64) {
-        sg_error(ctx, "sg_split: at most 64 equal parts (asked for %d)", n);
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        sizes[i] = x->shape[a] / n;
-    return sg_split_sizes(ctx, x, a, n, sizes, out);
-}
-
-sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) {
-    if (!sg__check_inputs(ctx, "sg_expand", 1, &x))
-        return NULL;
-    char a[96], b[96];
-    if (ndim < x->ndim || ndim > SG_MAX_DIMS || !shape)
-        return sg_error(ctx, "sg_expand: cannot broadcast %s to %d dimensions",
-                        sg_shape_str(x->ndim, x->shape, a, sizeof a), ndim);
-    sg_tensor *t = sg__view_of(ctx, x);
-    if (!t)
-        return NULL;
-    t->ndim = ndim;
-    int lead = ndim - x->ndim;
-    for (int i = 0; i < ndim; i++) {
-        int64_t xs = i < lead ? 1 : x->shape[i - lead];
-        if (shape[i] < 0 || (xs != shape[i] && xs != 1))
-            return sg_error(ctx, "sg_expand: cannot broadcast %s to %s",
-                            sg_shape_str(x->ndim, x->shape, a, sizeof a),
-                            sg_shape_str(ndim, shape, b, sizeof b));
-        t->shape[i] = shape[i];
-        t->stride[i] = (i < lead || xs != shape[i]) ? 0 : x->stride[i - lead];
-    }
-    sg__record(ctx, t, SG_OP_EXPAND, 1, &x);
-    return t;
-}
-
-sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x) {
-    if (!sg__check_inputs(ctx, "sg_contiguous", 1, &x))
-        return NULL;
-    if (sg_is_contiguous(x))
-        return x;
-    sg_tensor *t = sg__new(ctx, x->dtype, x->ndim, x->shape, false);
-    if (!t)
-        return NULL;
-    sg__strided(false, x->dtype, sg_data(t), t->stride, sg_data(x), x->stride, x->ndim, x->shape);
-    sg__record(ctx, t, SG_OP_CONTIGUOUS, 1, &x);
-    return t;
 }

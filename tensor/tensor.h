@@ -10,8 +10,11 @@
  *    (the error that produced the NULL is already recorded).
  *  - Shapes and strides are int64_t, strides are in elements (not bytes).
  *  - Tensors made by sg_* functions live in the context's arena and die at
- *    sg_ctx_reset(); parameters and persistent tensors (sg_param_new, sg_persistent_new)
- *    are malloc'd, survive resets and are freed by sg_tensor_free() or sg_ctx_free().
+ *    sg_ctx_reset(); persistent tensors (sg_persistent_new) are malloc'd, survive resets
+ *    and are freed by sg_tensor_free() or sg_ctx_free().
+ *
+ * tensor/ knows nothing of the tape: views that record themselves (sg_reshape, sg_slice,
+ * ...), requires-grad and every op live in autograd/autograd.h.
  */
 #ifndef SG_TENSOR_H
 #define SG_TENSOR_H
@@ -36,79 +39,27 @@ typedef enum { SG_F32 = 0, SG_F64 = 1 } sg_dtype;
 static inline size_t sg_dtype_size(sg_dtype dt) { return dt == SG_F64 ? 8 : 4; }
 const char *sg_dtype_name(sg_dtype dt);
 
-/* The op that produced a tensor. SG_OP_NONE marks a leaf (created, not computed, or
- * computed while gradients were off). One enum, one backward dispatch (autograd/tape.c). */
-typedef enum {
-    SG_OP_NONE = 0,
-    /* views (no copy) */
-    SG_OP_RESHAPE,
-    SG_OP_PERMUTE,
-    SG_OP_SLICE,
-    SG_OP_EXPAND,
-    /* copies */
-    SG_OP_CONTIGUOUS,
-    SG_OP_CONCAT,
-    /* elementwise binary (broadcasting) */
-    SG_OP_ADD,
-    SG_OP_SUB,
-    SG_OP_MUL,
-    SG_OP_DIV,
-    /* elementwise unary */
-    SG_OP_NEG,
-    SG_OP_SCALE,
-    SG_OP_ADD_SCALAR,
-    SG_OP_SIGMOID,
-    SG_OP_TANH,
-    SG_OP_HARD_SIGMOID,
-    SG_OP_RELU,
-    SG_OP_EXP,
-    SG_OP_LOG,
-    SG_OP_SQUARE,
-    /* linear algebra */
-    SG_OP_MATMUL,
-    SG_OP_ADDMM,
-    /* along an axis */
-    SG_OP_SOFTMAX,
-    SG_OP_LOG_SOFTMAX,
-    SG_OP_SUM,
-    /* losses (stable fused forms) */
-    SG_OP_CROSS_ENTROPY,
-    SG_OP_BCE_LOGITS,
-    SG_OP_MSE,
-    SG_OP_COUNT
-} sg_op;
-
-/* Name of an op ("add", "matmul", ...). */
-const char *sg_op_name(sg_op op);
-
-/* Tensor flags. */
+/* Tensor flags. tensor/ uses the low byte; the bits from 8 up belong to the module above
+ * (autograd/autograd.h defines them), which tensor/ only clears at creation. */
 enum {
-    SG_FLAG_REQUIRES_GRAD = 1u << 0, /* gradients flow to / through this tensor */
-    SG_FLAG_PARAM = 1u << 1,         /* a parameter: persistent, has a persistent grad */
-    SG_FLAG_PERSISTENT = 1u << 2,    /* malloc'd: survives sg_ctx_reset */
-    SG_FLAG_RETAIN_GRAD = 1u << 3,   /* keep grad of an intermediate after backward */
-    SG_FLAG_ON_TAPE = 1u << 4,       /* recorded as a node on the tape */
-    SG_FLAG_INPLACE = 1u << 5,       /* made by an in-place op (sg_sigmoid_, sg_add_, ...) */
-    SG_FLAG_SAVED = 1u << 6,         /* an in-place result some backward reads (internal) */
-    SG_FLAG_GRAD_DENSE = 1u << 7, /* a consumer's backward wants its grad contiguous (internal) */
-    SG_FLAG_GRAD_ALIAS = 1u << 8, /* a slice's grad: a view into its input's grad (internal) */
+    SG_FLAG_PERSISTENT = 1u << 0, /* malloc'd: survives sg_ctx_reset */
 };
 
 typedef struct sg_ctx sg_ctx;
 
 /* Shared storage behind one or more views. Every view carries a copy of this struct; `root`
- * points at the one made with the buffer, which alone keeps the in-place safety state: which
- * parts of the buffer a recorded backward still reads (see sg_sigmoid_ in autograd.h). */
+ * points at the one made with the buffer, which alone holds the mark slot. */
 typedef struct sg_storage {
     void *data;    /* first byte */
     size_t nbytes; /* bytes available */
     bool owned;    /* freed with the tensor that owns it (persistent tensors only) */
     struct sg_storage *root;
-    uint32_t saved_gen;         /* == ctx gen + 1: some backward reads a (non in-place) view */
-    uint32_t ip_gen;            /* == ctx gen + 1: ip_saved is this generation's list */
-    struct sg_tensor *ip_saved; /* in-place results a backward reads (linked by aux) */
-    int64_t ip_maxlen;          /* longest hi - lo among them */
-    bool ip_sorted;             /* the list's lo offsets never increase from the head */
+    /* Slots for the module above (autograd/: which parts of the buffer a recorded backward
+     * still reads), meaningful while their generation equals the context's + 1, so that a
+     * reset forgets them. tensor/ zeroes them and never reads them. */
+    uint32_t read_gen;      /* a recorded backward reads some view of the buffer */
+    uint32_t marks_gen;     /* marks is this generation's */
+    struct sg_marks *marks; /* finer: the in-place results a backward reads */
 } sg_storage;
 
 /* One tensor struct, as in ggml: shape, strides, op, sources, flags, name.
@@ -125,16 +76,18 @@ struct sg_tensor {
     int64_t stride[SG_MAX_DIMS]; /* in elements */
     int64_t offset;              /* in elements from storage->data */
     sg_storage *storage;
-    /* autograd */
-    sg_op op;
-    int nsrc;
+    char name[48];
+    /* The fields below belong to the module above (autograd/: the tape). tensor/ zeroes
+     * them when it makes a tensor and never reads them. */
+    int op;   /* the op that made it (sg_op in autograd.h); 0: a leaf */
+    int nsrc; /* inputs recorded in src[] */
     sg_tensor *src[SG_MAX_SRC];
     int64_t iparam[SG_MAX_DIMS]; /* op parameters: axes, offsets, permutations */
     double fparam[2];            /* op parameters: scalars */
     void *aux;                   /* op-specific saved data (arena), e.g. labels */
-    sg_tensor *grad;             /* accumulated gradient, same shape, contiguous */
+    sg_tensor *grad;             /* accumulated gradient, same shape */
     sg_tensor *tape_prev;        /* previous node on the tape (execution order) */
-    char name[48];
+    sg_tensor *pool_next;        /* next free buffer in the gradient pool */
 };
 
 #define SG_TENSOR_MAGIC 0x5347544e53524f31ull /* "SGTNSRO1" */
@@ -198,10 +151,6 @@ void sg_ctx_arena_reset_peak(sg_ctx *ctx);
  * memory. Freed by sg_ctx_reset. */
 void *sg_arena_alloc(sg_ctx *ctx, size_t n);
 
-/* Gradient recording on/off (no-grad mode for inference). Returns the previous value. */
-bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on);
-bool sg_ctx_grad_enabled(const sg_ctx *ctx);
-
 /* ---------------------------------------------------------------------------------------
  * Random numbers: xoshiro256** seeded through splitmix64. Reproducible across runs and
  * machines: integer arithmetic only, uniform doubles from the top 53 bits, normals by the
@@ -244,17 +193,11 @@ sg_tensor *sg_rand_normal(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sha
                           double std);
 
 /* Persistent tensors: malloc'd, zeroed, survive sg_ctx_reset, freed by sg_tensor_free or
- * sg_ctx_free. A parameter also requires grad and owns a persistent zeroed grad. `name`
- * may be NULL. */
+ * sg_ctx_free. */
 sg_tensor *sg_persistent_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape);
-sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, const char *name);
-/* Free a persistent tensor now (and its grad). Arena tensors and NULL: no-op. */
+/* Free a persistent tensor now. Arena tensors and NULL: no-op. */
 void sg_tensor_free(sg_tensor *t);
 
-/* Mark a leaf as requiring grad (grad allocated lazily at backward). */
-sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on);
-/* Keep the gradient of an intermediate tensor after backward (t->grad). */
-sg_tensor *sg_retain_grad(sg_tensor *t);
 void sg_tensor_set_name(sg_tensor *t, const char *name);
 
 /* ---------------------------------------------------------------------------------------
@@ -310,31 +253,6 @@ bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn);
 int sg_fill(sg_tensor *t, double value);
 int sg_copy(sg_tensor *dst, const sg_tensor *src);
 int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src);
-
-/* ---------------------------------------------------------------------------------------
- * Views (no copy). When the input requires grad they are recorded on the tape, so they
- * are differentiable; they are declared here because they are pure tensor-core.
- * ------------------------------------------------------------------------------------ */
-/* Reshape; one dimension may be -1. A view when the strides allow it (always for a
- * contiguous tensor), otherwise an error naming both shapes; use sg_contiguous first. */
-sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape);
-/* Permute dimensions: out.shape[i] = x.shape[perm[i]]. */
-sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm);
-/* Swap two axes (negative axes count from the end). */
-sg_tensor *sg_transpose(sg_ctx *ctx, sg_tensor *x, int axis0, int axis1);
-/* x[..., start:start+len, ...] along `axis`, keeping the axis. */
-sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t len);
-/* x[..., index, ...]: drops `axis` (e.g. x[:, t, :] of (B, T, I) is (B, I)). */
-sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index);
-/* Split into n equal parts along axis (size must divide), or into given sizes (must sum to
- * the size). Writes n views into out[]. Return 0, or -1 with an error. */
-int sg_split(sg_ctx *ctx, sg_tensor *x, int axis, int n, sg_tensor **out);
-int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *sizes,
-                   sg_tensor **out);
-/* Broadcast to a larger shape as a view with stride 0 (NumPy broadcast_to). */
-sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape);
-/* x itself when contiguous, else a contiguous copy (recorded, differentiable). */
-sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x);
 
 /* ---------------------------------------------------------------------------------------
  * Keras initializers (tf.keras.initializers, same names, same formulas).

@@ -9,6 +9,8 @@
 
 #include "seqgrad.h"
 
+#include "autograd/ops.h" /* the op table */
+
 #include "errtest.h"
 
 static sg_tensor *leaf(sg_ctx *ctx, const double *v, int n) {
@@ -218,6 +220,139 @@ START_TEST(test_anomaly) {
 }
 END_TEST
 
+/* Every op has its table entry: a name of its own and a backward (the static_assert in
+ * optable.c catches a count that disagrees; this catches an entry left out in between). */
+START_TEST(test_op_table) {
+    for (int op = 1; op < SG_OP_COUNT; op++) {
+        const sg_op_info *e = sg__op(op);
+        ck_assert_msg(e->name && e->backward, "op %d has no table entry", op);
+        ck_assert_str_eq(sg_op_name(op), e->name);
+        for (int k = 1; k < op; k++)
+            ck_assert_msg(strcmp(sg__op(k)->name, e->name), "ops %d and %d are both '%s'", k, op,
+                          e->name);
+    }
+    ck_assert_str_eq(sg_op_name(SG_OP_NONE), "leaf");
+    ck_assert_str_eq(sg_op_name(-1), "unknown-op");
+    ck_assert_str_eq(sg_op_name(SG_OP_COUNT + SG_CUSTOM_OP_MAX), "unknown-op");
+    /* views and the ops whose gradient may be a view say so */
+    ck_assert(sg__op(SG_OP_SELECT)->flags & SG_OPF_VIEW);
+    ck_assert(sg__op(SG_OP_SLICE)->flags & SG_OPF_GRAD_VIEW);
+    ck_assert(!(sg__op(SG_OP_ADD)->flags & SG_OPF_VIEW));
+}
+END_TEST
+
+/* A custom op: y = x^2 * w (two inputs), backward by hand; `user` scales the gradient of w
+ * so that a wrong backward can be made on purpose. */
+static sg_tensor *sqw_fw(sg_ctx *ctx, int n, sg_tensor *const *in, void *user) {
+    (void)user;
+    ck_assert_int_eq(n, 2);
+    ck_assert(!sg_ctx_grad_enabled(ctx)); /* the forward is not recorded */
+    return sg_mul(ctx, sg_square(ctx, in[0]), in[1]);
+}
+static int sqw_bw(sg_ctx *ctx, int n, sg_tensor *const *in, const sg_tensor *out,
+                  const sg_tensor *dout, sg_tensor *const *din, void *user) {
+    (void)ctx, (void)out;
+    double wscale = *(const double *)user;
+    ck_assert_int_eq(n, 2);
+    ck_assert(sg_is_contiguous(dout));
+    for (int64_t i = 0; i < sg_numel(dout); i++) {
+        double x = sg_get_flat(in[0], i), w = sg_get_flat(in[1], i), g = sg_get_flat(dout, i);
+        if (din[0])
+            sg_set_flat(din[0], i, sg_get_flat(din[0], i) + 2 * x * w * g);
+        if (din[1])
+            sg_set_flat(din[1], i, sg_get_flat(din[1], i) + wscale * x * x * g);
+    }
+    return 0;
+}
+static int fail_bw(sg_ctx *ctx, int n, sg_tensor *const *in, const sg_tensor *out,
+                   const sg_tensor *dout, sg_tensor *const *din, void *user) {
+    (void)n, (void)in, (void)out, (void)dout, (void)din, (void)user;
+    sg_error(ctx, "fail_bw: refused");
+    return -1;
+}
+static sg_tensor *custom_loss(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    int op = *(const int *)user;
+    /* through a transposed view, so that the op sees strided inputs and a strided dout */
+    sg_tensor *y = sg_custom(ctx, op, 2, in);
+    return sg_sum(ctx, sg_tanh(ctx, sg_transpose(ctx, y, 0, 1)));
+}
+
+START_TEST(test_custom_op) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    static const double one = 1.0, half = 0.5;
+    sg_custom_op def = {.name = "sqw",
+                        .forward = sqw_fw,
+                        .backward = sqw_bw,
+                        .user = (void *)&one,
+                        .reads_inputs = true};
+    int op = sg_op_register(ctx, &def);
+    def.name = "sqw_wrong";
+    def.user = (void *)&half;
+    int wrong = sg_op_register(ctx, &def);
+    ck_assert_int_ge(op, SG_OP_COUNT);
+    ck_assert_int_eq(wrong, op + 1);
+    ck_assert_str_eq(sg_op_name(op), "sqw");
+
+    /* values, and gradients by hand: d/dx = 2xw, d/dw = x^2 */
+    sg_tensor *x = leaf(ctx, (double[]){1, -2, 3}, 3), *w = leaf(ctx, (double[]){4, 5, -6}, 3);
+    sg_tensor *y = sg_custom(ctx, op, 2, (sg_tensor *[]){x, w});
+    ck_assert_ptr_nonnull(y);
+    ck_assert(sg_ctx_grad_enabled(ctx)); /* restored after the forward */
+    ck_assert_int_eq(y->op, op);
+    ck_assert_double_eq_tol(sg_get_flat(y, 2), -54, 1e-15);
+    ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, y), NULL), 0);
+    double gx[3] = {8, -20, -36}, gw[3] = {1, 4, 9};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq_tol(sg_get_flat(x->grad, i), gx[i], 1e-15);
+        ck_assert_double_eq_tol(sg_get_flat(w->grad, i), gw[i], 1e-15);
+    }
+    /* it reads its inputs, so they cannot be overwritten in place afterwards */
+    sg_tensor *h = sg_scale(ctx, x, 2.0);
+    ck_assert_ptr_nonnull(sg_custom(ctx, op, 2, (sg_tensor *[]){h, w}));
+    ck_assert_ptr_null(sg_tanh_(ctx, h));
+    EXPECT_ERR(ctx, "sg_tanh_: the values of this tensor (or of another view of its buffer) "
+                    "are needed by the backward of an op recorded earlier; working in place "
+                    "would corrupt that gradient: use the out-of-place op");
+
+    /* gradcheck on strided views: the right backward passes, the wrong one fails on w */
+    sg_rng rng;
+    sg_rng_seed(&rng, 3);
+    sg_tensor *in[2];
+    for (int k = 0; k < 2; k++) {
+        in[k] = sg_tensor_new(ctx, SG_F64, SG_SHAPE(3, 4));
+        for (int64_t i = 0; i < 12; i++)
+            sg_set_flat(in[k], i, sg_rng_normal(&rng));
+        sg_set_requires_grad(in[k], true);
+    }
+    sg_gradcheck_report rep[2];
+    ck_assert_int_eq(sg_gradcheck(ctx, custom_loss, &op, 2, in, NULL, rep), 1);
+    ck_assert(rep[0].ok && rep[1].ok && rep[1].max_abs < 1e-8);
+    ck_assert_int_eq(sg_gradcheck(ctx, custom_loss, &wrong, 2, in, NULL, rep), 0);
+    ck_assert(rep[0].ok && !rep[1].ok);
+
+    /* errors */
+    ck_assert_ptr_null(sg_custom(ctx, SG_OP_ADD, 2, (sg_tensor *[]){x, w}));
+    EXPECT_ERR(ctx, "sg_custom: 8 is not a registered custom op id");
+    ck_assert_ptr_null(sg_custom(ctx, op, 0, (sg_tensor *[]){x}));
+    EXPECT_ERR(ctx, "sg_custom: sqw takes 1 to 4 inputs (got 0)");
+    ck_assert_ptr_null(sg_custom(ctx, op, 2, (sg_tensor *[]){x, NULL}));
+    ck_assert_ptr_null(sg_ctx_error(ctx)); /* NULL propagates */
+    ck_assert_int_eq(sg_op_register(ctx, &(sg_custom_op){.name = "nobw", .forward = sqw_fw}), -1);
+    EXPECT_ERR(ctx, "sg_op_register: a custom op needs a name, a forward and a backward");
+    def.name = "a_name_longer_than_thirty_one_characters";
+    ck_assert_int_eq(sg_op_register(ctx, &def), -1);
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "is longer than 31 characters"));
+    sg_ctx_clear_error(ctx);
+    /* a backward that fails stops sg_backward with its message */
+    def = (sg_custom_op){.name = "failing", .forward = sqw_fw, .backward = fail_bw};
+    int bad = sg_op_register(ctx, &def);
+    sg_tensor *fy = sg_sum(ctx, sg_custom(ctx, bad, 2, (sg_tensor *[]){x, w}));
+    ck_assert_int_eq(sg_backward(ctx, fy, NULL), -1);
+    EXPECT_ERR(ctx, "fail_bw: refused");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *autograd_suite(void) {
     Suite *s = suite_create("autograd");
     TCase *tc = tcase_create("tape");
@@ -228,6 +363,8 @@ static Suite *autograd_suite(void) {
     tcase_add_test(tc, test_gradcheck_reports);
     tcase_add_test(tc, test_dot);
     tcase_add_test(tc, test_anomaly);
+    tcase_add_test(tc, test_op_table);
+    tcase_add_test(tc, test_custom_op);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "autograd/ops.h" /* ctx->tape.ip_visits: how many in-place marks checks compared */
 #include "tensor/tensor.h"
 
 static sg_tensor *randn(sg_ctx *ctx, sg_dtype dt, int nd, const int64_t *shape, uint64_t seed,
@@ -271,6 +272,41 @@ START_TEST(test_marks_reset_with_the_arena) {
 }
 END_TEST
 
+/* An LSTM-like pass over a (T, B, 4H) buffer, forward or backward in time: each step
+ * activates its four gate slices in place, and every activation saves its output. The
+ * checks must compare a bounded number of marks per op in both directions: a quadratic
+ * check (every earlier mark compared, as once for time running backward) compares
+ * about 8 T^2 = 32 million at T = 2000. */
+static int64_t gate_pass_visits(int64_t T, bool reverse) {
+    const int64_t B = 2, H = 4;
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *x = randn(ctx, SG_F64, SG_SHAPE(T, B, 4 * H), 7, true);
+    sg_tensor *xk = sg_scale(ctx, x, 1.0); /* not a leaf: in-place ops are allowed on it */
+    int64_t before = ctx->tape.ip_visits;
+    for (int64_t k = 0; k < T; k++) {
+        int64_t t = reverse ? T - 1 - k : k;
+        sg_tensor *g[4];
+        ck_assert_int_eq(sg_split(ctx, sg_select(ctx, xk, 0, t), -1, 4, g), 0);
+        for (int j = 0; j < 4; j++)
+            ck_assert_msg(j == 2 ? sg_tanh_(ctx, g[j]) : sg_sigmoid_(ctx, g[j]), "%s",
+                          sg_ctx_error(ctx));
+    }
+    int64_t visits = ctx->tape.ip_visits - before;
+    sg_ctx_free(ctx);
+    return visits;
+}
+
+START_TEST(test_checks_linear_both_directions) {
+    for (int rev = 0; rev <= 1; rev++) {
+        int64_t v1 = gate_pass_visits(1000, rev), v2 = gate_pass_visits(2000, rev);
+        /* within a step the gates before this one: 0 + 1 + 2 + 3 compared */
+        ck_assert_msg(v1 <= 6 * 1000 && v2 <= 6 * 2000,
+                      "%s: %lld marks compared at T = 1000, %lld at T = 2000",
+                      rev ? "reverse" : "forward", (long long)v1, (long long)v2);
+    }
+}
+END_TEST
+
 static Suite *inplace_suite(void) {
     Suite *s = suite_create("inplace");
     TCase *tc = tcase_create("inplace");
@@ -280,6 +316,7 @@ static Suite *inplace_suite(void) {
     tcase_add_test(tc, test_writes_through);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_marks_reset_with_the_arena);
+    tcase_add_test(tc, test_checks_linear_both_directions);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tensor.h"
+#include "autograd.h" /* the views (sg_slice, sg_transpose, ...) record on the tape */
 
 #include "ctxtest.h"
 

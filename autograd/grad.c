@@ -1,0 +1,121 @@
+/* Gradient buffers: where a tensor's gradient lives (a parameter's persistent one, a pool
+ * of buffers that backward has consumed, or a view into the input's gradient for a slice),
+ * accumulation into them, and zeroing. */
+#include <string.h>
+
+#include "ops.h"
+
+/* Backward consumes an intermediate's gradient as soon as its node has run, so those
+ * buffers go to a pool that later gradients of the same size and dtype reuse. An LSTM
+ * step's gradients then occupy memory for a few steps' worth, not for the whole sequence. */
+static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
+    size_t nbytes = (size_t)sg_numel(t) * sg_dtype_size(t->dtype);
+    sg__tape_fresh(ctx);
+    for (sg_tensor **pp = &ctx->tape.grad_pool; *pp; pp = &(*pp)->pool_next) {
+        sg_tensor *g = *pp;
+        if (g->dtype == t->dtype && g->storage->nbytes == nbytes) {
+            *pp = g->pool_next;
+            g->pool_next = NULL;
+            g->ndim = t->ndim;
+            int64_t s = 1;
+            for (int i = t->ndim - 1; i >= 0; i--) {
+                g->shape[i] = t->shape[i];
+                g->stride[i] = s;
+                s *= t->shape[i] > 0 ? t->shape[i] : 1;
+            }
+            memset(sg_data(g), 0, nbytes);
+            return g;
+        }
+    }
+    return NULL;
+}
+
+void sg__grad_release(sg_ctx *ctx, sg_tensor *g) {
+    if (!g || (g->flags & (SG_FLAG_PERSISTENT | SG_FLAG_GRAD_ALIAS)))
+        return;
+    sg__tape_fresh(ctx);
+    g->pool_next = ctx->tape.grad_pool;
+    ctx->tape.grad_pool = g;
+}
+
+/* A slice's gradient as a view into its input's gradient: the same slice of it. Then the
+ * backwards that produce the slice's gradient write straight into the input's, and the
+ * slice's own backward (an add into that region) has nothing left to do: an LSTM step's
+ * four gate slices and its time step of x @ kernel cost no buffer and no add of their own.
+ * Not for a gradient the user keeps
+ * (SG_FLAG_RETAIN_GRAD: it must hold this slice's part alone) nor when a consumer's
+ * backward wants it contiguous (SG_FLAG_GRAD_DENSE); nor for a small slice, where the
+ * view's header and the strided walks its consumers then take cost more than the buffer
+ * and the add they save (their buffers: bench/README.md has the measurements). */
+#define SG_GRAD_ALIAS_MIN 256
+static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t) {
+    sg_tensor *G = sg__grad(ctx, t->src[0]);
+    sg_tensor *v = G ? sg__view_of(ctx, G) : NULL;
+    if (!v)
+        return NULL;
+    int axis = (int)t->iparam[0];
+    v->offset += t->iparam[1] * G->stride[axis];
+    v->ndim = t->ndim;
+    for (int i = 0, k = 0; i < G->ndim; i++) {
+        if (t->op == SG_OP_SELECT && i == axis) /* sg_select dropped the axis */
+            continue;
+        v->shape[k] = t->shape[k];
+        v->stride[k++] = G->stride[i];
+    }
+    v->flags |= SG_FLAG_GRAD_ALIAS; /* not a pool buffer; sg__bw_slice has nothing to add */
+    return v;
+}
+
+sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
+    if (!t->grad) {
+        if ((sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) &&
+            !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
+            sg_numel(t) >= SG_GRAD_ALIAS_MIN)
+            return t->grad = grad_alias(ctx, t);
+        t->grad = pool_take(ctx, t);
+        if (!t->grad)
+            t->grad = sg__new(ctx, t->dtype, t->ndim, t->shape, true);
+        if (!t->grad)
+            return NULL;
+    }
+    return t->grad;
+}
+
+void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
+    if (!t || !(t->flags & SG_FLAG_REQUIRES_GRAD) || !g)
+        return;
+    sg_tensor *G = sg__grad(ctx, t);
+    if (!G)
+        return;
+    int nd = g->ndim, lead = nd - t->ndim;
+    int64_t dst_st[SG_MAX_DIMS];
+    bool same = lead == 0;
+    for (int d = 0; d < nd; d++) {
+        int64_t ts = d < lead ? 1 : t->shape[d - lead];
+        dst_st[d] = (d < lead || ts != g->shape[d]) ? 0 : G->stride[d - lead];
+        if (d >= lead && ts != g->shape[d])
+            same = false;
+    }
+    if (same && sg_is_contiguous(g) && sg_is_contiguous(G)) {
+        int64_t n = sg_numel(g);
+        if (g->dtype == SG_F32) {
+            float *d = sg_data(G);
+            const float *s = sg_data(g);
+            for (int64_t i = 0; i < n; i++)
+                d[i] += s[i];
+        } else {
+            double *d = sg_data(G);
+            const double *s = sg_data(g);
+            for (int64_t i = 0; i < n; i++)
+                d[i] += s[i];
+        }
+        return;
+    }
+    /* dst strides are 0 on broadcast dimensions: that is what makes it a reduction. */
+    sg__strided(true, g->dtype, sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
+}
+
+void sg_zero_grad(sg_tensor *t) {
+    if (t && t->magic == SG_TENSOR_MAGIC && t->grad && t->grad->magic == SG_TENSOR_MAGIC)
+        sg_fill(t->grad, 0.0);
+}

@@ -1,0 +1,164 @@
+/* The in-place policy: which buffers and regions a recorded backward still reads, and the
+ * check every in-place op makes before it overwrites anything (see sg_sigmoid_ in
+ * autograd.h for the rules as the user sees them). */
+#include <string.h>
+
+#include "ops.h"
+
+/* Where a view's elements lie in its buffer: the span [lo, hi] of offsets and, when
+ * the last dimension is unit-stride and every other stride a multiple of S (> 0), the
+ * column range [r, r + L) modulo S that every element falls in (offset + k*S + j, j < L).
+ * S = 0: no such form. */
+enum { RG_LO, RG_HI, RG_S, RG_R, RG_L, RG_N };
+static void region(const sg_tensor *t, int64_t *rg) {
+    int nd = t->ndim;
+    int64_t lo = t->offset, hi = t->offset, S = 0;
+    bool form = nd >= 2 && t->stride[nd - 1] == 1;
+    for (int d = 0; d < nd; d++) {
+        int64_t e = t->stride[d] * (t->shape[d] - 1);
+        if (e < 0)
+            lo += e;
+        else
+            hi += e;
+        if (d < nd - 1 && t->shape[d] > 1) {
+            if (t->stride[d] <= 0)
+                form = false;
+            else if (S == 0 || t->stride[d] < S)
+                S = t->stride[d];
+        }
+    }
+    for (int d = 0; form && S && d < nd - 1; d++)
+        if (t->shape[d] > 1 && t->stride[d] % S)
+            form = false;
+    int64_t L = nd ? t->shape[nd - 1] : 1;
+    if (!form || !S || t->offset % S + L > S)
+        S = 0;
+    rg[RG_LO] = lo;
+    rg[RG_HI] = hi;
+    rg[RG_S] = S;
+    rg[RG_R] = S ? t->offset % S : 0;
+    rg[RG_L] = L;
+}
+
+/* Can two non-empty views of one buffer, given by their regions, share an element? Exact
+ * for views that differ only by offset and last-dimension length (slices and splits of one
+ * tensor), conservative (true) otherwise. */
+static bool regions_overlap(const int64_t *a, const int64_t *b) {
+    if (a[RG_HI] < b[RG_LO] || b[RG_HI] < a[RG_LO])
+        return false;
+    if (a[RG_S] && a[RG_S] == b[RG_S])
+        return !(a[RG_R] + a[RG_L] <= b[RG_R] || b[RG_R] + b[RG_L] <= a[RG_R]);
+    return true; /* conservative */
+}
+
+/* One in-place result that a recorded backward reads: the region it covers, and over it and
+ * every mark recorded before it on the same buffer, the lowest and highest offset. A check
+ * walks the list newest first and stops where those bounds show that nothing older can reach
+ * x: a sequence worked front to back (each step above the last) stops at once, and so does
+ * one worked back to front, as a reverse-direction layer does. */
+struct sg_marks {
+    int64_t rg[RG_N];
+    int64_t lo_older, hi_older; /* over this mark and every older one */
+    int op;
+    struct sg_marks *next; /* the mark recorded before this one */
+};
+
+void sg__save_inplace(sg_ctx *ctx, sg_tensor *t) {
+    t->flags |= SG_FLAG_SAVED;
+    if (sg_numel(t) == 0) /* nothing to overwrite */
+        return;
+    sg_storage *r = t->storage->root;
+    struct sg_marks *m = sg_arena_alloc(ctx, sizeof *m);
+    if (!m)
+        return; /* the error is recorded: the op that saves returns NULL */
+    if (r->marks_gen != ctx->gen + 1) {
+        r->marks_gen = ctx->gen + 1;
+        r->marks = NULL;
+    }
+    region(t, m->rg);
+    m->op = t->op;
+    m->next = r->marks;
+    m->lo_older = m->next && m->next->lo_older < m->rg[RG_LO] ? m->next->lo_older : m->rg[RG_LO];
+    m->hi_older = m->next && m->next->hi_older > m->rg[RG_HI] ? m->next->hi_older : m->rg[RG_HI];
+    r->marks = m;
+}
+
+bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tensor *const *others,
+                       bool same_ok) {
+    /* A leaf that requires grad, or a view of one: its gradient would be of a value that no
+     * longer exists (PyTorch refuses the same). */
+    const sg_tensor *base = x;
+    while ((sg__op(base->op)->flags & SG_OPF_VIEW) && base->nsrc == 1)
+        base = base->src[0];
+    if (base->op == SG_OP_NONE && (base->flags & SG_FLAG_REQUIRES_GRAD) &&
+        !ctx->tape.grad_disabled) {
+        sg_error(ctx,
+                 "%s: cannot work in place on %s that requires grad (a parameter?): use the "
+                 "out-of-place op",
+                 fn, base == x ? "a leaf tensor" : "a view of a leaf tensor");
+        return false;
+    }
+    for (int d = 0; d < x->ndim; d++)
+        if (x->stride[d] == 0 && x->shape[d] > 1) {
+            sg_error(ctx,
+                     "%s: cannot work in place on an expanded view (dimension %d has stride "
+                     "0, so several elements share one location)",
+                     fn, d);
+            return false;
+        }
+    /* x's region, once, for the other inputs and for the saved in-place results. */
+    bool empty = sg_numel(x) == 0;
+    int64_t rx[RG_N];
+    if (!empty)
+        region(x, rx);
+    for (int i = 0; i < n; i++) {
+        const sg_tensor *o = others[i];
+        int64_t ro[RG_N];
+        if (empty || o->storage->root != x->storage->root || sg_numel(o) == 0)
+            continue;
+        region(o, ro);
+        if (!regions_overlap(rx, ro))
+            continue;
+        bool same = o->offset == x->offset && o->ndim == x->ndim &&
+                    !memcmp(o->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim) &&
+                    !memcmp(o->stride, x->stride, sizeof(int64_t) * (size_t)x->ndim);
+        if (!(same_ok && same)) {
+            sg_error(ctx,
+                     "%s: input %d overlaps the tensor written in place; its values would "
+                     "change while being read",
+                     fn, i + 1);
+            return false;
+        }
+    }
+    const sg_storage *r = x->storage->root;
+    if (r->read_gen == ctx->gen + 1) {
+        sg_error(ctx,
+                 "%s: the values of this tensor (or of another view of its buffer) are "
+                 "needed by the backward of an op recorded earlier; working in place would "
+                 "corrupt that gradient: use the out-of-place op",
+                 fn);
+        return false;
+    }
+    if (r->marks_gen == ctx->gen + 1 && !empty) {
+        for (const struct sg_marks *m = r->marks; m; m = m->next) {
+            if (m->hi_older < rx[RG_LO] || m->lo_older > rx[RG_HI])
+                break; /* neither this mark nor any older one reaches x */
+            ctx->tape.ip_visits++;
+            if (regions_overlap(rx, m->rg)) {
+                sg_error(ctx,
+                         "%s: this tensor overlaps the result of an earlier in-place %s "
+                         "whose backward needs its values: use the out-of-place op",
+                         fn, sg_op_name(m->op));
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x) {
+    sg_tensor *y = sg__view_of(ctx, x);
+    if (y)
+        y->flags |= SG_FLAG_INPLACE;
+    return y;
+}
