@@ -137,7 +137,8 @@ class GatesLSTM(nn.Module):
     def __init__(self, I, H):
         super().__init__()
         s = H ** -0.5
-        # Gate order f, i, o, c as in /work/shared/LSTM.md.
+        # Gate order f, i, o, c, the original design note's (seqgrad's own gates layer
+        # uses i, f, c, o: docs/lstm.md).
         self.W = nn.ParameterList(
             [nn.Parameter(torch.empty(H + I, H).uniform_(-s, s)) for _ in range(4)])
         self.b = nn.ParameterList(
@@ -212,7 +213,7 @@ def bench(impl, cfg, dtype_name, threads, steps):
 
 def check():
     """Map one nn.LSTM's weights onto the fused and gates layouts (the mapping of
-    /work/shared/LSTM.md) and compare losses and weight gradients in float64."""
+    docs/lstm.md) and compare losses and weight gradients in float64."""
     B, T, I, H = CONFIGS["tiny"]
     dt = torch.float64
     ref, x, y = make("torch.nn.LSTM", "tiny", dt)

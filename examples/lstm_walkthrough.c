@@ -1,6 +1,6 @@
 /* lstm_walkthrough: the two LSTM layouts side by side, and backpropagation through time.
  *
- * The configuration of LSTM.md: batch B = 2, T = 3 time steps, I = 5 input features,
+ * The configuration of docs/lstm.md: batch B = 2, T = 3 time steps, I = 5 input features,
  * H = 4 units, x drawn from a seeded standard normal. The steps:
  *
  *   1. a "fused" LSTM with Keras' defaults: one kernel (I, 4H), one recurrent kernel
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
     /* ---- 2. the gates layer, given the same weights ----------------------------------------
      * Gate g has W_g (H + I, H) acting on v_t = [h_{t-1}, x_t]: rows 0..H-1 are block g of
      * recurrent_kernel, rows H..H+I-1 are block g of kernel, b_g is block g of bias.
-     * sg_lstm_copy applies exactly that mapping (LSTM.md has the table). */
+     * sg_lstm_copy applies exactly that mapping (docs/lstm.md has the table). */
     gates = sg_lstm_new(ctx, SG_LSTM_GATES, &opt, "gates", &rng); /* other random weights... */
     if (!gates || sg_lstm_copy(ctx, gates, fused) /* ...replaced by the fused ones */)
         goto fail_msg;

@@ -1,7 +1,7 @@
 /* Moving LSTM weights between layouts: Keras (kernel, recurrent_kernel, bias), the gates
  * layout (W_g = [rows acting on h; rows acting on x], b_g), and PyTorch's nn.LSTM
  * (weight_ih = kernel^T, weight_hh = recurrent_kernel^T, bias_ih + bias_hh = bias). The
- * mapping is the table in LSTM.md: block g of the Keras matrices is gate g's matrix. */
+ * mapping is the table in docs/lstm.md: block g of the Keras matrices is gate g's matrix. */
 #include "../tensor/internal.h"
 #include "layers.h"
 

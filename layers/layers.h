@@ -1,7 +1,7 @@
 /* seqgrad layers: the LSTM in two implementations ("gates" and "fused", Keras layout),
  * Dense, and parameter lists. Layers are nothing but autograd ops: their backward is what
- * the tape derives. The exact equations are in LSTM.md (shared with this repository's
- * docs); in short, gate order i, f, c, o and
+ * the tape derives. The exact equations are in docs/lstm.md; in short, gate order
+ * i, f, c, o and
  *     c_t = f_t * c_{t-1} + i_t * g_t,     h_t = o_t * activation(c_t).
  */
 #ifndef SG_LAYERS_H

@@ -1,4 +1,4 @@
-/* The LSTM, in two implementations, built only from autograd ops (LSTM.md).
+/* The LSTM, in two implementations, built only from autograd ops (docs/lstm.md).
  *
  *   fused (Keras layout):                      gates (one matrix per gate):
  *     xk  = bias + x @ kernel   (B, T, 4H)       v_t = concat([h_{t-1}, x_t], 1)  (B, H+I)

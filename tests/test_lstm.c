@@ -1,7 +1,7 @@
-/* The two LSTM layers (layers/lstm.c, layers/convert.c) against LSTM.md, PyTorch and Keras.
+/* The two LSTM layers (layers/lstm.c, layers/convert.c) against docs/lstm.md, PyTorch and Keras.
  *
  *  - equivalence: "gates" and "fused" compute the same function under the mapping table of
- *    LSTM.md, in both directions (fused -> gates and gates -> fused with sg_lstm_copy, and
+ *    docs/lstm.md, in both directions (fused -> gates and gates -> fused with sg_lstm_copy, and
  *    sg_lstm_set_keras into gates checked element by element), for outputs and for every
  *    gradient (x, h0, c0 and the weights in Keras layout), float32 and float64, several
  *    shapes, with and without bias / initial state / return_sequences;
@@ -10,7 +10,7 @@
  *    weights loaded in Keras layout and in PyTorch layout;
  *  - Keras' own golden numbers (hard_sigmoid, every weight 1);
  *  - sg_gradcheck of both layers end to end (x, h0, c0 and every parameter);
- *  - the recurrence carries h (LSTM.md's "h_prev = h_prev" defect, rebuilt from ops, must
+ *  - the recurrence carries h (docs/lstm.md's "h_prev = h_prev" defect, rebuilt from ops, must
  *    differ), state carried across two chunks equals one long sequence;
  *  - initializers and unit_forget_bias, output shapes, strided input, no-grad mode;
  *  - bad input and the exact error messages.
@@ -145,7 +145,7 @@ static keras_w get_keras(sg_ctx *ctx, const sg_lstm *l, bool grads) {
     return w;
 }
 
-/* The LSTM.md table, element by element: for every gate g, row r, column j
+/* The docs/lstm.md table, element by element: for every gate g, row r, column j
  *   W_g[H + r, j] == kernel[r, gH + j],  W_g[r, j] == recurrent_kernel[r, gH + j],
  *   b_g[0, j] == bias[gH + j]  (0 without a bias).
  * The Keras tensors have the gates layer's dtype, so the copies are exact. */
@@ -593,7 +593,7 @@ START_TEST(test_gradcheck_f32) {
 END_TEST
 
 /* ---- the recurrence carries h ------------------------------------------------------------
- * The LSTM of LSTM.md written out with ops in Keras layout. carry_h = false is the
+ * The LSTM of docs/lstm.md written out with ops in Keras layout. carry_h = false is the
  * notebook's defect (its loop assigns h_prev = h_prev): every step sees h0 instead of
  * h_{t-1}, while c is carried. */
 static sg_tensor *reference_lstm(sg_ctx *ctx, sg_tensor *x, sg_tensor *h0, sg_tensor *c0,
