@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Check that an installed seqgrad is usable from outside the source tree: install the build
 # into a staging directory, compile a small program against it with nothing but
-# `pkg-config --cflags --libs seqgrad` (shared), and again with `pkg-config --static` against
-# libseqgrad.a (which proves the private libraries in seqgrad.pc are complete), run both,
-# and check what they print.
+# `pkg-config --cflags --libs seqgrad` (shared), and again with nothing but
+# `pkg-config --static --libs seqgrad`, which must link libseqgrad.a (this also proves the
+# private libraries in seqgrad.pc are complete). ldd checks that the shared program loads
+# libseqgrad.so and that the static one does not need it; then both run, and what they
+# print is checked.
 #
 #   scripts/check_install.sh [BUILD_DIR]      (default: build, or $BUILD_DIR)
 set -euo pipefail
@@ -29,6 +31,8 @@ meson install -C "$build_dir" --destdir "$stage" --quiet || die "meson install f
 pc=$(find "$stage" -name seqgrad.pc -print -quit)
 [ -n "$pc" ] || die "no seqgrad.pc installed under $stage"
 pcdir=$(dirname "$pc")
+# seqgrad.pc requires seqgrad-lib.pc, which holds -lseqgrad (see pkg.generate in meson.build).
+[ -f "$pcdir/seqgrad-lib.pc" ] || die "no seqgrad-lib.pc next to $pc"
 libdir=$(dirname "$pcdir")
 [ -n "$(find "$stage" -path '*/seqgrad/seqgrad.h' -print -quit)" ] || die "seqgrad.h not installed"
 [ -f "$libdir/libseqgrad.a" ] || die "no libseqgrad.a in $libdir"
@@ -80,23 +84,25 @@ expected="values: 19 22 43 50"
 # Shared: -lseqgrad finds libseqgrad.so in the stage.
 "$cc_cmd" -std=c11 -Wall -Wextra -Werror -o "$work/prog_shared" "$work/prog.c" \
   "${cflags[@]}" "${libs[@]}" || die "compiling against the shared library failed"
-# Static: libseqgrad.a itself, then every private library seqgrad.pc lists.
-static_args=()
-for a in "${static_libs[@]}"; do
-  if [ "$a" = "-lseqgrad" ]; then static_args+=("-l:libseqgrad.a"); else static_args+=("$a"); fi
-done
+# Static: exactly the flags `pkg-config --static` prints, nothing rewritten; they must pick
+# libseqgrad.a, then every private library seqgrad.pc lists.
 "$cc_cmd" -std=c11 -Wall -Wextra -Werror -o "$work/prog_static" "$work/prog.c" \
-  "${cflags[@]}" "${static_args[@]}" ||
+  "${cflags[@]}" "${static_libs[@]}" ||
   die "static link failed: the private libraries in seqgrad.pc are incomplete"
 
 # ldd's output is captured first: `ldd | grep -q` under pipefail fails at random when grep
 # exits at the first match and ldd dies of SIGPIPE writing the rest (seen in CI).
+# Both run with the staged libdir on LD_LIBRARY_PATH, so that a dependency on libseqgrad.so
+# shows as a path into the stage rather than as "not found".
 ldd_shared=$(LD_LIBRARY_PATH="$libdir" ldd "$work/prog_shared") || die "ldd prog_shared failed"
+ldd_static=$(LD_LIBRARY_PATH="$libdir" ldd "$work/prog_static") || die "ldd prog_static failed"
+seqgrad_line() { grep -F libseqgrad <<<"$1" | sed 's/^[[:space:]]*//' || echo "(no libseqgrad)"; }
+echo "check_install.sh: ldd prog_shared: $(seqgrad_line "$ldd_shared")"
+echo "check_install.sh: ldd prog_static: $(seqgrad_line "$ldd_static")"
 grep -qF "$libdir/libseqgrad.so" <<<"$ldd_shared" ||
-  die "prog_shared does not load the staged libseqgrad.so"
-ldd_static=$(ldd "$work/prog_static") || die "ldd prog_static failed"
+  die "prog_shared (pkg-config --libs seqgrad) does not load the staged libseqgrad.so"
 if grep -qF libseqgrad <<<"$ldd_static"; then
-  die "prog_static still needs libseqgrad.so"
+  die "prog_static, linked with \`pkg-config --static --libs seqgrad\` (${static_libs[*]}), still needs libseqgrad.so: the static flags in seqgrad.pc do not select libseqgrad.a"
 fi
 
 for prog in prog_shared prog_static; do
