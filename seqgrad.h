@@ -5,11 +5,12 @@
  *
  * A worked example of the whole loop: fit y = 3x - 1 with one weight and one bias.
  *
- *     sg_ctx *ctx = sg_ctx_new(0);                       // arena for per-step temporaries
- *     sg_tensor *w = sg_param_new(ctx, SG_F64, SG_SHAPE(1, 1), "w");  // survive resets
- *     sg_tensor *b = sg_param_new(ctx, SG_F64, SG_SHAPE(1), "b");
+ *     sg_ctx *ctx = sg_ctx_new(0);                       // a workspace: arena, tape, errors
+ *     sg_store *model = sg_store_new();                  // the parameters, in two slabs
+ *     sg_tensor *w = sg_store_param(ctx, model, "w", SG_F64, SG_SHAPE(1, 1));
+ *     sg_tensor *b = sg_store_param(ctx, model, "b", SG_F64, SG_SHAPE(1));
  *     for (int step = 0; step < 200; step++) {
- *         sg_ctx_zero_grad(ctx);                         // grads accumulate: zero them
+ *         sg_store_zero_grad(model);                     // grads accumulate: zero them
  *         sg_tensor *x = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(8, 1), -1, 1);
  *         sg_tensor *y = sg_add_scalar(ctx, sg_scale(ctx, x, 3.0), -1.0);
  *         sg_tensor *pred = sg_add(ctx, sg_matmul(ctx, x, w), b);  // ops record a tape
@@ -20,13 +21,15 @@
  *         sg_ctx_reset(ctx);                             // O(1): frees every temporary
  *     }
  *     if (sg_ctx_error(ctx)) fprintf(stderr, "%s\n", sg_ctx_error(ctx));  // check once
- *     sg_ctx_free(ctx);                                  // frees the parameters too
+ *     sg_store_free(model);
+ *     sg_ctx_free(ctx);
  *
  * Errors propagate like NaN: an op given NULL returns NULL and the context keeps the first
  * error message, so a chain of calls is checked once at the end.
  *
  * Modules: tensor/ (storage, views, creation, random numbers, initializers, printing),
- * autograd/ (ops with backward, the tape, gradcheck, DOT export), layers/ (LSTM "gates" and
+ * autograd/ (the op table, ops with backward, the tape, the parameter store, custom ops,
+ * gradcheck, DOT export; docs/engine.md), layers/ (LSTM "gates" and
  * "fused", Dense), optim/ (SGD, Adam, schedules), io/ (safetensors checkpoints).
  */
 #ifndef SEQGRAD_H

@@ -79,6 +79,7 @@ enum {
     SG_FLAG_SAVED = 1u << 13,        /* an in-place result some backward reads (internal) */
     SG_FLAG_GRAD_DENSE = 1u << 14, /* a consumer's backward wants its grad contiguous (internal) */
     SG_FLAG_GRAD_ALIAS = 1u << 15, /* a slice's grad: a view into its input's grad (internal) */
+    SG_FLAG_STORED = 1u << 16,     /* a parameter of a store (sg_store_param) */
 };
 
 /* Mark a leaf as requiring grad (grad allocated lazily at backward). Returns t, or NULL with
@@ -276,6 +277,105 @@ int sg_op_register(sg_ctx *ctx, const sg_custom_op *def);
  * output, recorded on the tape when an input requires grad; NULL with an error naming the op
  * on bad input or when its forward fails. */
 sg_tensor *sg_custom(sg_ctx *ctx, int op, int n, sg_tensor *const *in);
+
+/* ---- the parameter store ---------------------------------------------------------------
+ * A model's parameters under unique names, their values in one contiguous slab and their
+ * gradients in another; each parameter is a view into both (its `grad` is its view into the
+ * gradient slab). Zeroing every gradient is one memset, and threads or processes reduce one
+ * buffer. Layers register their parameters here when they are created ("lstm.kernel", ...).
+ * Parameters belong to no workspace (they are SG_FLAG_SHARED): any context may read them,
+ * none writes them; only the optimizer changes their values. Adding a parameter may move the slabs:
+ * add them all before the first step (views of parameters made earlier would point at the old
+ * slab). The store owns its parameters: sg_tensor_free on one is a no-op; sg_store_free frees all.
+ *
+ *     sg_store *model = sg_store_new();
+ *     sg_lstm *lstm = sg_lstm_new(ctx, model, SG_LSTM_FUSED, &o, NULL, NULL); // "lstm"
+ *     sg_dense *head = sg_dense_new(ctx, model, SG_F32, 32, 1, true, SG_ACT_LINEAR, NULL, NULL);
+ *     ... forward, sg_backward; every parameter's gradient is in the store's gradient slab
+ *     sg_store_zero_grad(model);
+ */
+#define SG_NAME_MAX 63 /* longest parameter name, as in checkpoints */
+typedef struct sg_store sg_store;
+
+/* A new empty store; NULL when out of memory. Free with sg_store_free (NULL is fine), after
+ * every layer and optimizer that uses it. */
+sg_store *sg_store_new(void);
+void sg_store_free(sg_store *s);
+/* A new zeroed parameter named `name` (unique in the store, at most SG_NAME_MAX characters).
+ * Every parameter of a store has the store's dtype (the first one's). NULL with an error in
+ * ctx naming the parameter (a duplicate name, another dtype, a bad shape, out of memory). */
+sg_tensor *sg_store_param(sg_ctx *ctx, sg_store *s, const char *name, sg_dtype dt, int ndim,
+                          const int64_t *shape);
+/* Keras' default layer names: `base` if no parameter of the store is named "<base>" or
+ * "<base>.*", else "<base>_1", "<base>_2", ... Writes it to buf (n bytes). 0, or -1 with an
+ * error. */
+int sg_store_unique_name(sg_ctx *ctx, const sg_store *s, const char *base, char *buf, size_t n);
+/* Remove the parameters added after the first n (a layer that failed half-way rolls back
+ * with it). Pointers to them become invalid. */
+void sg_store_truncate(sg_store *s, int n);
+/* Parameters in the order they were added: count, i-th, its name; NULL out of range. */
+int sg_store_size(const sg_store *s);
+sg_tensor *sg_store_at(const sg_store *s, int i);
+const char *sg_store_name_at(const sg_store *s, int i);
+sg_tensor *sg_store_find(const sg_store *s, const char *name); /* NULL if absent */
+int64_t sg_store_count(const sg_store *s);                     /* scalar parameters */
+sg_dtype sg_store_dtype(const sg_store *s);
+/* The slabs: sg_store_slab_len elements of the store's dtype each (parameters start on
+ * 64-byte boundaries; the gaps are zero). Valid until the next sg_store_param. */
+int64_t sg_store_slab_len(const sg_store *s);
+void *sg_store_values(const sg_store *s);
+void *sg_store_grads(const sg_store *s);
+/* Calls on a parameter that name no context (sg_fill, sg_get_flat, sg_copy, ...) record
+ * their errors in the store: the first one, or NULL; and clear it. */
+const char *sg_store_error(const sg_store *s);
+void sg_store_clear_error(sg_store *s);
+/* Zero every parameter's gradient: one memset of the gradient slab. */
+void sg_store_zero_grad(sg_store *s);
+/* The store a parameter belongs to; NULL for any other tensor. */
+sg_store *sg_param_store(const sg_tensor *t);
+
+/* Workspaces that share a store. By default backward accumulates a parameter's gradient into
+ * the store's gradient slab. A workspace given private gradients accumulates into a slab of
+ * its own instead (laid out as the store's, zeroed, freed with the workspace), so that
+ * several workspaces, one per thread, can run forward and backward on one store at once.
+ * sg_store_reduce then adds their slabs into the store's, in the order given (the same sums
+ * every run). 0, or -1 with an error. */
+int sg_ctx_private_grads(sg_ctx *ctx, const sg_store *s);
+void sg_ctx_zero_private_grads(sg_ctx *ctx);
+/* The gradient of parameter p that this workspace accumulates into (its private slab's view,
+ * or p->grad); NULL for a tensor that is no parameter. */
+sg_tensor *sg_ctx_grad_of(sg_ctx *ctx, const sg_tensor *p);
+int sg_store_reduce(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *workspaces);
+
+/* ---- named tensor lists: what optimizers and checkpoints walk ---------------------------
+ * A list of (name, tensor): a store's parameters (sg_params_from_store), a layer's
+ * (sg_lstm_params), an optimizer's state, the tensors of a safetensors file. */
+typedef struct sg_param_entry {
+    char name[64];     /* stable name, e.g. "lstm.kernel", "dense.bias" */
+    sg_tensor *tensor; /* the parameter; its gradient is tensor->grad */
+} sg_param_entry;
+
+typedef struct sg_param_list {
+    int n, cap;
+    sg_param_entry *items;
+    sg_ctx *ctx; /* where sg_params_add and the clipping functions record errors; NULL: each
+                    tensor's own context (for a store's parameters, the store's) */
+} sg_param_list;
+
+/* Append a parameter under `name` (copied). Returns 0, or -1 (NULL list/tensor, duplicate
+ * name, out of memory). */
+int sg_params_add(sg_param_list *list, const char *name, sg_tensor *t);
+/* Find by name; NULL if absent. */
+sg_tensor *sg_params_find(const sg_param_list *list, const char *name);
+/* Zero every gradient in the list. */
+void sg_params_zero_grad(sg_param_list *list);
+/* Total number of scalar parameters. */
+int64_t sg_params_count(const sg_param_list *list);
+/* Free the list's array (not the tensors). NULL is fine. The list may be reused. */
+void sg_params_clear(sg_param_list *list);
+
+/* Append every parameter of the store, in its order. 0, or -1 (see sg_params_add). */
+int sg_params_from_store(sg_param_list *list, const sg_store *s);
 
 /* ---- gradient checking --------------------------------------------------------------- */
 /* A function of the inputs to check; must build its result from `inputs` with ctx. */

@@ -17,12 +17,8 @@ static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
             *pp = g->pool_next;
             g->pool_next = NULL;
             g->ndim = t->ndim;
-            int64_t s = 1;
-            for (int i = t->ndim - 1; i >= 0; i--) {
-                g->shape[i] = t->shape[i];
-                g->stride[i] = s;
-                s *= t->shape[i] > 0 ? t->shape[i] : 1;
-            }
+            memcpy(g->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+            sg__contiguous_strides(t->ndim, t->shape, g->stride);
             memset(sg_data(g), 0, nbytes);
             return g;
         }
@@ -67,6 +63,8 @@ static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t) {
 }
 
 sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
+    if (t->flags & SG_FLAG_PARAM) /* the store's, or this workspace's private slab */
+        return sg__param_grad(ctx, t);
     if (!t->grad) {
         if ((sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) &&
             !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&

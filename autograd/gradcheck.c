@@ -10,11 +10,10 @@ sg_gradcheck_opts sg_gradcheck_defaults(void) {
 
 /* L = sum(out * w), accumulated in double whatever out's dtype. */
 static double weighted_sum(const sg_tensor *out, const double *w) {
-    int64_t n = sg_numel(out);
     double s = 0;
-    bool c = sg_is_contiguous(out);
-    for (int64_t i = 0; i < n; i++)
-        s += sg__ld(out, c ? i : sg__offset_of(out, i)) * w[i];
+    sg_iter it;
+    sg__iter_flat(&it, out);
+    SG_ITER_LOOP(&it, s += sg__ld(out, i0) * w[i1]);
     return s;
 }
 

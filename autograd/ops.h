@@ -126,6 +126,9 @@ sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x);
  * a parameter's is its persistent grad; a slice's is usually a view into its input's
  * gradient (strided: see tape.c). NULL (with an error) only when out of memory. */
 sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t);
+/* A parameter's gradient in this workspace: its view into the workspace's private slab
+ * (sg_ctx_private_grads), else p->grad. NULL with an error for a parameter of another store. */
+sg_tensor *sg__param_grad(sg_ctx *ctx, sg_tensor *p);
 /* Give a gradient buffer that backward has consumed back to the pool (not a parameter's,
  * nor a view into another gradient). */
 void sg__grad_release(sg_ctx *ctx, sg_tensor *g);
@@ -138,7 +141,7 @@ void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g);
  * typed API. Exposed for bench/bench_probe, which times a step's products through it. */
 /* Products with m * n * k below this never go to BLIS (the register-blocked kernel where
  * it applies, else the direct kernel), and backward makes no row-major copy of B^T for
- * them (the measurements are in ops_matmul.c). */
+ * them (bench/README.md has the measurements). */
 #define SG_MATMUL_SMALL (48 * 48 * 48)
 void sg__gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
               const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc, bool acc);

@@ -3,7 +3,7 @@
  * (sigmoid, tanh, hard_sigmoid, relu), plus the activation-by-name helpers layers use.
  *
  * Inputs may be any strided views (transposed, sliced, expanded with stride 0). Everything
- * that is not a plain contiguous loop goes through one small iterator (ew_iter): the output
+ * that is not a plain contiguous loop goes through one small iterator (sg_iter): the output
  * shape plus up to four operands' strides, with size-1 dimensions dropped and adjacent
  * dimensions merged wherever every operand is contiguous across them. After merging, the
  * usual cases are one or two dimensions, walked with a multi-index counter (no div/mod per
@@ -22,18 +22,6 @@
 
 #include "ops.h"
 
-/* ---- the strided iterator ------------------------------------------------------------- */
-
-#define EW_MAXOP 4
-
-typedef struct {
-    int nd;    /* dimensions after merging, >= 1 */
-    bool unit; /* every active operand has stride 1 in the innermost dimension */
-    int64_t n; /* elements */
-    int64_t shape[SG_MAX_DIMS];
-    int64_t st[EW_MAXOP][SG_MAX_DIMS]; /* inactive operands: all zero */
-} ew_iter;
-
 /* Strides of t read as a tensor of the nd-dim shape it broadcasts to (NumPy: aligned at the
  * trailing dimension): 0 on the missing leading dimensions and on size-1 dimensions. */
 static void bcast_strides(const sg_tensor *t, int nd, int64_t *st) {
@@ -41,108 +29,6 @@ static void bcast_strides(const sg_tensor *t, int nd, int64_t *st) {
     for (int d = 0; d < nd; d++)
         st[d] = (d < lead || t->shape[d - lead] == 1) ? 0 : t->stride[d - lead];
 }
-
-/* Iterator over shape[0..nd) for the operands in `mask` (bit k: operand k, strides st[k]).
- * A size-1 dimension is dropped (its strides never matter). Dimension d merges into the
- * block kept before it when, for every active operand, stepping the block once equals
- * stepping d shape[d] times, i.e. the pair is one flat run for everybody (stride-0
- * broadcast pairs qualify too: 0 == 0 * shape[d]). */
-static void ew_init(ew_iter *it, int nd, const int64_t *shape, unsigned mask,
-                    int64_t st[][SG_MAX_DIMS]) {
-    int k = 0;
-    it->n = 1;
-    for (int d = 0; d < nd; d++) {
-        it->n *= shape[d];
-        if (shape[d] == 1)
-            continue;
-        bool merge = k > 0;
-        for (int p = 0; p < EW_MAXOP && merge; p++)
-            if ((mask >> p & 1) && it->st[p][k - 1] != st[p][d] * shape[d])
-                merge = false;
-        if (merge) {
-            it->shape[k - 1] *= shape[d];
-            for (int p = 0; p < EW_MAXOP; p++)
-                it->st[p][k - 1] = (mask >> p & 1) ? st[p][d] : 0;
-        } else {
-            it->shape[k] = shape[d];
-            for (int p = 0; p < EW_MAXOP; p++)
-                it->st[p][k] = (mask >> p & 1) ? st[p][d] : 0;
-            k++;
-        }
-    }
-    if (k == 0) { /* 0-d or all ones: one element */
-        it->shape[0] = 1;
-        for (int p = 0; p < EW_MAXOP; p++)
-            it->st[p][0] = 0;
-        k = 1;
-    }
-    it->nd = k;
-    it->unit = true;
-    for (int p = 0; p < EW_MAXOP; p++)
-        if ((mask >> p & 1) && it->st[p][k - 1] != 1)
-            it->unit = false;
-}
-
-/* Run the statement(s) in __VA_ARGS__ once per element of IT, with i0..i3 the element's
- * offsets in operands 0..3. The innermost dimension is a plain loop (unit-stride version when
- * every operand allows it); the outer ones advance with a multi-index counter. */
-#define EW_LOOP(IT, ...)                                                                           \
-    do {                                                                                           \
-        const ew_iter *it_ = (IT);                                                                 \
-        const int nd_ = it_->nd;                                                                   \
-        const int64_t in_ = it_->shape[nd_ - 1];                                                   \
-        const int64_t s0_ = it_->st[0][nd_ - 1], s1_ = it_->st[1][nd_ - 1],                        \
-                      s2_ = it_->st[2][nd_ - 1], s3_ = it_->st[3][nd_ - 1];                        \
-        int64_t b0_ = 0, b1_ = 0, b2_ = 0, b3_ = 0, idx_[SG_MAX_DIMS] = {0};                       \
-        for (int64_t done_ = 0; done_ < it_->n; done_ += in_) {                                    \
-            if (it_->unit) {                                                                       \
-                for (int64_t j_ = 0; j_ < in_; j_++) {                                             \
-                    const int64_t i0 = b0_ + j_, i1 = b1_ + j_, i2 = b2_ + j_, i3 = b3_ + j_;      \
-                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
-                    __VA_ARGS__;                                                                   \
-                }                                                                                  \
-            } else {                                                                               \
-                for (int64_t j_ = 0; j_ < in_; j_++) {                                             \
-                    const int64_t i0 = b0_ + j_ * s0_, i1 = b1_ + j_ * s1_, i2 = b2_ + j_ * s2_,   \
-                                  i3 = b3_ + j_ * s3_;                                             \
-                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
-                    __VA_ARGS__;                                                                   \
-                }                                                                                  \
-            }                                                                                      \
-            for (int d_ = nd_ - 2; d_ >= 0; d_--) {                                                \
-                b0_ += it_->st[0][d_];                                                             \
-                b1_ += it_->st[1][d_];                                                             \
-                b2_ += it_->st[2][d_];                                                             \
-                b3_ += it_->st[3][d_];                                                             \
-                if (++idx_[d_] < it_->shape[d_])                                                   \
-                    break;                                                                         \
-                b0_ -= it_->st[0][d_] * it_->shape[d_];                                            \
-                b1_ -= it_->st[1][d_] * it_->shape[d_];                                            \
-                b2_ -= it_->st[2][d_] * it_->shape[d_];                                            \
-                b3_ -= it_->st[3][d_] * it_->shape[d_];                                            \
-                idx_[d_] = 0;                                                                      \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
-/* The same statement over n contiguous elements: every operand at offset i. */
-#define FLAT_LOOP(N, ...)                                                                          \
-    do {                                                                                           \
-        for (int64_t i_ = 0; i_ < (N); i_++) {                                                     \
-            const int64_t i0 = i_, i1 = i_, i2 = i_, i3 = i_;                                      \
-            (void)i0, (void)i1, (void)i2, (void)i3;                                                \
-            __VA_ARGS__;                                                                           \
-        }                                                                                          \
-    } while (0)
-
-/* Flat loop when IT is NULL (everything contiguous and aligned), else the strided walk. */
-#define EW_RUN(IT, N, ...)                                                                         \
-    do {                                                                                           \
-        if (IT)                                                                                    \
-            EW_LOOP(IT, __VA_ARGS__);                                                              \
-        else                                                                                       \
-            FLAT_LOOP(N, __VA_ARGS__);                                                             \
-    } while (0)
 
 /* ---- broadcasting binary ops: add, sub, mul, div -------------------------------------- */
 
@@ -183,11 +69,13 @@ enum { BIN_FLAT, BIN_A_SCALAR, BIN_B_SCALAR, BIN_B_ROW, BIN_A_ROW, BIN_GENERAL }
  * FLAT: a, b, out all contiguous (n,). SCALAR: one side is a single element. ROW: one side
  * is a contiguous block of `row` elements repeating over the contiguous (n / row, row)
  * other side. GENERAL: the strided walk, operands 0 = out, 1 = a, 2 = b. */
-/* SG__SIMD_CLONES (tensor/internal.h) on the kernels of this file: small LSTM step 0.98 ->
- * 0.91 ms; tiny 2.67 -> 2.72 us (also with a plain copy for short arrays: the difference is
- * in code placement, not in the dispatch). */
+/* SG__SIMD_CLONES (tensor/internal.h) on the kernels of this file: the library is built for
+ * baseline x86-64, and the clones let these loops run on AVX2 or AVX-512 where the CPU has
+ * them. That pays from the small LSTM up; the tiny one gets marginally slower, also with a
+ * plain copy kept for short arrays, so that cost is code placement, not the clone dispatch.
+ * bench/README.md has the measurements. */
 #define DEF_BIN_FWD(NAME, T, EXPR)                                                                 \
-    SG__SIMD_CLONES static void NAME(int path, int64_t n, int64_t row, const ew_iter *it,          \
+    SG__SIMD_CLONES static void NAME(int path, int64_t n, int64_t row, const sg_iter *it,          \
                                      const T *a, const T *b, T *o) {                               \
         switch (path) {                                                                            \
         case BIN_FLAT:                                                                             \
@@ -224,7 +112,7 @@ enum { BIN_FLAT, BIN_A_SCALAR, BIN_B_SCALAR, BIN_B_ROW, BIN_A_ROW, BIN_GENERAL }
                     o[r + j] = EXPR;                                                               \
                 }                                                                                  \
             break;                                                                                 \
-        default: EW_LOOP(it, const T x = a[i1]; const T y = b[i2]; o[i0] = EXPR); break;           \
+        default: SG_ITER_LOOP(it, const T x = a[i1]; const T y = b[i2]; o[i0] = EXPR); break;      \
         }                                                                                          \
     }
 
@@ -237,9 +125,9 @@ DEF_BIN_FWD(sub_f64, double, x - y)
 DEF_BIN_FWD(mul_f64, double, x *y)
 DEF_BIN_FWD(div_f64, double, x / y)
 
-typedef void (*bin_fwd_f32)(int, int64_t, int64_t, const ew_iter *, const float *, const float *,
+typedef void (*bin_fwd_f32)(int, int64_t, int64_t, const sg_iter *, const float *, const float *,
                             float *);
-typedef void (*bin_fwd_f64)(int, int64_t, int64_t, const ew_iter *, const double *, const double *,
+typedef void (*bin_fwd_f64)(int, int64_t, int64_t, const sg_iter *, const double *, const double *,
                             double *);
 /* Indexed by op - SG_OP_ADD (ADD, SUB, MUL, DIV are consecutive in sg_op). */
 static const bin_fwd_f32 bin_fwd_32[4] = {add_f32, sub_f32, mul_f32, div_f32};
@@ -277,7 +165,7 @@ static void bin_run(sg_op op, const sg_tensor *a, const sg_tensor *b, sg_tensor 
      * shape differs at most by leading ones), so it can be read flat. */
     bool fa = ca && na == n, fb = cb && nb == n;
     int path = BIN_GENERAL;
-    ew_iter it;
+    sg_iter it;
     it.nd = 0;
     if (fa && fb)
         path = BIN_FLAT;
@@ -310,7 +198,7 @@ static void bin_run(sg_op op, const sg_tensor *a, const sg_tensor *b, sg_tensor 
         memcpy(st[0], out->stride, sizeof st[0]);
         bcast_strides(a, nd, st[1]);
         bcast_strides(b, nd, st[2]);
-        ew_init(&it, nd, shape, 0x7, st);
+        sg__iter_init(&it, nd, shape, 0x7, st);
     }
     int k = (int)(op - SG_OP_ADD);
     if (a->dtype == SG_F32)
@@ -380,16 +268,16 @@ static const unsigned gb_uses[GB_COUNT] = {
 };
 
 #define DEF_BIN_BW(SFX, T)                                                                         \
-    SG__SIMD_CLONES static void bin_bw_##SFX(int kind, int64_t n, const ew_iter *it, T *d,         \
+    SG__SIMD_CLONES static void bin_bw_##SFX(int kind, int64_t n, const sg_iter *it, T *d,         \
                                              const T *g, const T *a, const T *b) {                 \
         switch (kind) {                                                                            \
-        case GB_PLUS: EW_RUN(it, n, d[i0] += g[i1]); break;                                        \
-        case GB_MINUS: EW_RUN(it, n, d[i0] -= g[i1]); break;                                       \
-        case GB_MUL_A: EW_RUN(it, n, d[i0] += g[i1] * b[i3]); break;                               \
-        case GB_MUL_B: EW_RUN(it, n, d[i0] += g[i1] * a[i2]); break;                               \
-        case GB_DIV_A: EW_RUN(it, n, d[i0] += g[i1] / b[i3]); break;                               \
+        case GB_PLUS: SG_ITER_RUN(it, n, d[i0] += g[i1]); break;                                   \
+        case GB_MINUS: SG_ITER_RUN(it, n, d[i0] -= g[i1]); break;                                  \
+        case GB_MUL_A: SG_ITER_RUN(it, n, d[i0] += g[i1] * b[i3]); break;                          \
+        case GB_MUL_B: SG_ITER_RUN(it, n, d[i0] += g[i1] * a[i2]); break;                          \
+        case GB_DIV_A: SG_ITER_RUN(it, n, d[i0] += g[i1] / b[i3]); break;                          \
         /* d(a/b)/db = -a/b^2, computed as (a/b)/b so b^2 cannot overflow or underflow */          \
-        case GB_DIV_B: EW_RUN(it, n, d[i0] -= g[i1] * (a[i2] / b[i3]) / b[i3]); break;             \
+        case GB_DIV_B: SG_ITER_RUN(it, n, d[i0] -= g[i1] * (a[i2] / b[i3]) / b[i3]); break;        \
         default: break;                                                                            \
         }                                                                                          \
     }
@@ -433,14 +321,14 @@ static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
             }
             continue;
         }
-        ew_iter it;
+        sg_iter it;
         if (!flat) {
             int64_t st[4][SG_MAX_DIMS];
             bcast_strides(G, out->ndim, st[0]);
             memcpy(st[1], g->stride, sizeof st[1]);
             bcast_strides(a, out->ndim, st[2]);
             bcast_strides(b, out->ndim, st[3]);
-            ew_init(&it, out->ndim, out->shape, uses, st);
+            sg__iter_init(&it, out->ndim, out->shape, uses, st);
         }
         if (out->dtype == SG_F32)
             bin_bw_f32(kind, n, flat ? NULL : &it, sg_data(G), sg_data(g), sg_data(a), sg_data(b));
@@ -463,18 +351,19 @@ void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_
     static void un_fwd_##SFX(sg_op op, int64_t n, double s, const T *x, T *y) {                    \
         const T c = (T)s;                                                                          \
         switch (op) {                                                                              \
-        case SG_OP_NEG: FLAT_LOOP(n, y[i0] = -x[i0]); break;                                       \
-        case SG_OP_SCALE: FLAT_LOOP(n, y[i0] = c * x[i0]); break;                                  \
-        case SG_OP_ADD_SCALAR: FLAT_LOOP(n, y[i0] = x[i0] + c); break;                             \
-        case SG_OP_SQUARE: FLAT_LOOP(n, y[i0] = x[i0] * x[i0]); break;                             \
+        case SG_OP_NEG: SG_FLAT_LOOP(n, y[i0] = -x[i0]); break;                                    \
+        case SG_OP_SCALE: SG_FLAT_LOOP(n, y[i0] = c * x[i0]); break;                               \
+        case SG_OP_ADD_SCALAR: SG_FLAT_LOOP(n, y[i0] = x[i0] + c); break;                          \
+        case SG_OP_SQUARE: SG_FLAT_LOOP(n, y[i0] = x[i0] * x[i0]); break;                          \
         /* Keras 2: clip(0.2 x + 0.5, 0, 1); NaN stays NaN (both compares are false) */            \
         case SG_OP_HARD_SIGMOID:                                                                   \
-            FLAT_LOOP(n, const T v = (T)0.2 * x[i0] + (T)0.5; y[i0] = v < 0   ? (T)0               \
-                                                                      : v > 1 ? (T)1               \
-                                                                              : v);                \
+            SG_FLAT_LOOP(n, const T v = (T)0.2 * x[i0] + (T)0.5; y[i0] = v < 0   ? (T)0            \
+                                                                         : v > 1 ? (T)1            \
+                                                                                 : v);             \
             break;                                                                                 \
         /* max(x, 0) with +0 for x <= 0, NaN propagated so anomaly mode can see it */              \
-        case SG_OP_RELU: FLAT_LOOP(n, y[i0] = (x[i0] > 0 || x[i0] != x[i0]) ? x[i0] : 0); break;   \
+        case SG_OP_RELU: SG_FLAT_LOOP(n, y[i0] = (x[i0] > 0 || x[i0] != x[i0]) ? x[i0] : 0);       \
+            break;                                                                                 \
         case SG_OP_SIGMOID: sg_vsigmoid_##SFX((size_t)n, x, y); break;                             \
         case SG_OP_TANH: sg_vtanh_##SFX((size_t)n, x, y); break;                                   \
         case SG_OP_EXP: sg_vexp_##SFX((size_t)n, x, y); break;                                     \
@@ -490,16 +379,16 @@ static void gather(sg_tensor *dst, const sg_tensor *src) {
     int64_t st[2][SG_MAX_DIMS];
     memcpy(st[0], dst->stride, sizeof st[0]);
     memcpy(st[1], src->stride, sizeof st[1]);
-    ew_iter it;
-    ew_init(&it, src->ndim, src->shape, 0x3, st);
+    sg_iter it;
+    sg__iter_init(&it, src->ndim, src->shape, 0x3, st);
     if (src->dtype == SG_F32) {
         float *o = sg_data(dst);
         const float *x = sg_data(src);
-        EW_LOOP(&it, o[i0] = x[i1]);
+        SG_ITER_LOOP(&it, o[i0] = x[i1]);
     } else {
         double *o = sg_data(dst);
         const double *x = sg_data(src);
-        EW_LOOP(&it, o[i0] = x[i1]);
+        SG_ITER_LOOP(&it, o[i0] = x[i1]);
     }
 }
 
@@ -529,8 +418,8 @@ static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, dou
 static bool un_fwd_view(sg_ctx *ctx, sg_op op, sg_tensor *y) {
     int64_t st[1][SG_MAX_DIMS];
     memcpy(st[0], y->stride, sizeof st[0]);
-    ew_iter it;
-    ew_init(&it, y->ndim, y->shape, 0x1, st);
+    sg_iter it;
+    sg__iter_init(&it, y->ndim, y->shape, 0x1, st);
     size_t es = sg_dtype_size(y->dtype);
     char *base = sg_data(y);
     if (!it.unit) {
@@ -610,24 +499,24 @@ static bool un_bw_reads_x(sg_op op) {
  * come from the saved output where that is exact and cheaper (sigmoid, tanh, exp), from x
  * otherwise. */
 #define DEF_UN_BW(SFX, T)                                                                          \
-    SG__SIMD_CLONES static void un_bw_##SFX(sg_op op, int64_t n, double s, const ew_iter *it,      \
+    SG__SIMD_CLONES static void un_bw_##SFX(sg_op op, int64_t n, double s, const sg_iter *it,      \
                                             T *d, const T *g, const T *y, const T *x) {            \
         const T c = (T)s;                                                                          \
         switch (op) {                                                                              \
-        case SG_OP_NEG: EW_RUN(it, n, d[i0] -= g[i1]); break;                                      \
-        case SG_OP_SCALE: EW_RUN(it, n, d[i0] += c * g[i1]); break;                                \
-        case SG_OP_ADD_SCALAR: EW_RUN(it, n, d[i0] += g[i1]); break;                               \
-        case SG_OP_SQUARE: EW_RUN(it, n, d[i0] += 2 * x[i3] * g[i1]); break;                       \
-        case SG_OP_SIGMOID: EW_RUN(it, n, d[i0] += g[i1] * y[i2] * (1 - y[i2])); break;            \
-        case SG_OP_TANH: EW_RUN(it, n, d[i0] += g[i1] * (1 - y[i2] * y[i2])); break;               \
-        case SG_OP_EXP: EW_RUN(it, n, d[i0] += g[i1] * y[i2]); break;                              \
-        case SG_OP_LOG: EW_RUN(it, n, d[i0] += g[i1] / x[i3]); break;                              \
+        case SG_OP_NEG: SG_ITER_RUN(it, n, d[i0] -= g[i1]); break;                                 \
+        case SG_OP_SCALE: SG_ITER_RUN(it, n, d[i0] += c * g[i1]); break;                           \
+        case SG_OP_ADD_SCALAR: SG_ITER_RUN(it, n, d[i0] += g[i1]); break;                          \
+        case SG_OP_SQUARE: SG_ITER_RUN(it, n, d[i0] += 2 * x[i3] * g[i1]); break;                  \
+        case SG_OP_SIGMOID: SG_ITER_RUN(it, n, d[i0] += g[i1] * y[i2] * (1 - y[i2])); break;       \
+        case SG_OP_TANH: SG_ITER_RUN(it, n, d[i0] += g[i1] * (1 - y[i2] * y[i2])); break;          \
+        case SG_OP_EXP: SG_ITER_RUN(it, n, d[i0] += g[i1] * y[i2]); break;                         \
+        case SG_OP_LOG: SG_ITER_RUN(it, n, d[i0] += g[i1] / x[i3]); break;                         \
         /* slope 0.2 strictly inside (-2.5, 2.5), flat (0) on the clipped parts */                 \
         case SG_OP_HARD_SIGMOID:                                                                   \
-            EW_RUN(it, n, d[i0] += (x[i3] > (T)-2.5 && x[i3] < (T)2.5) ? (T)0.2 * g[i1] : 0);      \
+            SG_ITER_RUN(it, n, d[i0] += (x[i3] > (T)-2.5 && x[i3] < (T)2.5) ? (T)0.2 * g[i1] : 0); \
             break;                                                                                 \
         /* 0 at x == 0, as PyTorch */                                                              \
-        case SG_OP_RELU: EW_RUN(it, n, d[i0] += x[i3] > 0 ? g[i1] : 0); break;                     \
+        case SG_OP_RELU: SG_ITER_RUN(it, n, d[i0] += x[i3] > 0 ? g[i1] : 0); break;                \
         default: break;                                                                            \
         }                                                                                          \
     }
@@ -643,8 +532,8 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
     sg_tensor *G = sg__grad(ctx, x);
     if (!G)
         return;
-    ew_iter it;
-    const ew_iter *itp = NULL; /* flat unless the formula reads a strided x */
+    sg_iter it;
+    const sg_iter *itp = NULL; /* flat unless the formula reads a strided x */
     /* out is strided when it is the result of an in-place op on a view */
     if ((un_bw_reads_x(out->op) && !sg_is_contiguous(x)) || !sg_is_contiguous(out) ||
         (G->flags & SG_FLAG_GRAD_ALIAS)) { /* G a view into x's input's gradient */
@@ -653,7 +542,7 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
         memcpy(st[1], out->grad->stride, sizeof st[1]);
         memcpy(st[2], out->stride, sizeof st[2]);
         memcpy(st[3], x->stride, sizeof st[3]);
-        ew_init(&it, x->ndim, x->shape, 0xf, st);
+        sg__iter_init(&it, x->ndim, x->shape, 0xf, st);
         itp = &it;
     }
     int64_t n = sg_numel(out);

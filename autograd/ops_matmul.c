@@ -1,5 +1,25 @@
-/* Matrix multiplication: forward and backward, on BLIS with a direct kernel for tiny
- * products.
+/* Matrix multiplication: forward and backward. Every 2-D product, batched or not, forward
+ * or backward, ends in gemm(), which takes one of three paths, checked in this order (an
+ * empty product comes first: m or n zero does nothing, k zero zeroes C or leaves it as it
+ * is when accumulating):
+ *
+ *  1. The register-blocked AVX-512 kernel (built only by GCC for x86-64; taken only when
+ *     the CPU has AVX-512F, asked once). It needs B's and C's rows unit-stride (or n = 1)
+ *     and one of two size conditions: either the product fits its limits (B at most
+ *     SG_MATMUL_RB_MAX elements, at most SG_MATMUL_RB_MNK multiply-adds, and A with unit
+ *     column stride, or at most 96 rows, or at most SG_MATMUL_RB_AT elements), or it has
+ *     few rows and a long k (at most SG_MATMUL_RB_LONGK_M rows, k at least
+ *     SG_MATMUL_RB_LONGK: then k is taken in chunks and the next panel of B is prefetched).
+ *     It does not split work across threads, so with more than one thread it takes only
+ *     products below SG_MATMUL_SMALL and leaves the bigger ones to BLIS.
+ *  2. BLIS (bli_sgemm / bli_dgemm), for products of at least SG_MATMUL_SMALL (48^3)
+ *     multiply-adds whose three operands, once the strides of size-1 dimensions are
+ *     normalised, pass BLIS's own stride rules (blis_ok).
+ *  3. The direct kernel, for everything else: tiny products (below SG_MATMUL_SMALL, where
+ *     BLIS's per-call set-up would cost more than the product) that the register-blocked
+ *     kernel does not take, and operands of any size that BLIS would reject (a zero stride
+ *     from sg_expand, strides that interleave rows and columns). Its loop order follows
+ *     the strides.
  *
  * Shapes:
  *   (M, K)      @ (K, N)      -> (M, N)
@@ -30,21 +50,12 @@
 /* Products with m * n * k below 48^3 never go to BLIS: without AVX-512 (or with strides
  * the register-blocked kernel below does not take) they go through the direct kernel. BLIS
  * packs its operands into cache-blocked panels and builds its control tree on every call,
- * a fixed cost of about 2.5 us here, while the direct kernel has no setup at all. Measured with a
- * standalone timing loop on this machine (AMD EPYC, 2 cores, gcc 12 -O3, Debian's BLIS 0.9 OpenMP,
- * 1 thread), ns per call, direct kernel / BLIS:
- *                          C = A @ B        dA = dC @ B^T (dot-product form)
- *     f32 (2,4)@(4,16)      16 / 2400          71 / 2500
- *     f32 (2,9)@(9,16)      27 / 2500          81 / 2500
- *     f64 (2,9)@(9,4)       41 / 2500          20 / 2500
- *     f32 32^3            2300 / 4600        3500 / 4500
- *     f64 32^3            3900 / 6300        5200 / 6700
- *     f32 40^3            4400 / 7000        6300 / 7400
- *     f64 40^3            7400 / 9700        8500 / 10300
- *     f32 48^3            7400 / 8700       10000 / 8900
- *     f64 48^3           12600 / 14900      15300 / 15000
- * The direct kernel wins up to 40^3 in every form and dtype; the crossover is near 48^3:
- * SG_MATMUL_SMALL (ops.h). */
+ * a fixed cost per call, while the direct kernel has no setup at all; on small products
+ * that fixed cost is most of BLIS's time, and the direct kernel's simpler loops win. The
+ * threshold is where the two cross: timing both forms the direct kernel takes (C = A @ B,
+ * and dA = dC @ B^T in its dot-product form) in both dtypes, the direct kernel is faster up
+ * to 40^3 in every case and BLIS starts to win near 48^3, hence SG_MATMUL_SMALL (ops.h).
+ * bench/README.md has the measurements. */
 
 /* One 2-D operand: element (i, j) is p[i * rs + j * cs]. */
 typedef struct {
@@ -60,11 +71,10 @@ typedef struct {
 static int g_threads = 1;
 static pthread_once_t g_threads_once = PTHREAD_ONCE_INIT;
 /* BLIS 0.9 (Debian 12) does not recognise AMD's Zen 5 (family 0x1A) and falls back to its
- * generic reference kernels, 3-5x slower than its AVX-512 "skx" kernels there (measured on
- * the small LSTM bench: 5.1 -> 2.0 ms per step; bench/README.md has the tables). So, unless the
- * user chose with BLIS_ARCH_TYPE, pick skx on any CPU with AVX-512 before BLIS's first call (BLIS
- * reads the variable as the index of its arch_t enum). Elsewhere BLIS's own choice
- * stands. */
+ * generic reference kernels, several times slower than its AVX-512 "skx" kernels there
+ * (bench/README.md has the measurements). So, unless the user chose with BLIS_ARCH_TYPE,
+ * pick skx on any CPU with AVX-512 before BLIS's first call (BLIS reads the variable as the
+ * index of its arch_t enum). Elsewhere BLIS's own choice stands. */
 static void blis_pick_arch(void) {
     if (getenv("BLIS_ARCH_TYPE"))
         return;
@@ -81,9 +91,10 @@ static void threads_init(void) {
     blis_pick_arch();
     bli_thread_set_num_threads(g_threads);
     /* gemm() only hands BLIS operands that pass blis_ok (BLIS's own stride rules) with
-     * m, n, k >= 1, so BLIS's argument checks on every call are pure overhead: about 1% of
-     * a small LSTM step. (The level is BLIS's global, or per thread in some builds: it is
-     * set here, in the thread that makes seqgrad's first BLIS call.) */
+     * m, n, k >= 1, so BLIS's argument checks on every call are pure overhead, paid on
+     * every product of every step (bench/README.md has the measurement). (The level is
+     * BLIS's global, or per thread in some builds: it is set here, in the thread that
+     * makes seqgrad's first BLIS call.) */
     bli_error_checking_level_set(BLIS_NO_ERROR_CHECKING);
 }
 
@@ -191,28 +202,20 @@ DEF_SMALL(double)
  * while the row blocks pass. The last vector of a row is masked, so any n works.
  *
  * Why not BLIS here: BLIS packs both operands on every call, and at an LSTM step's sizes
- * that is most of the product's time. Measured against BLIS's skx kernels (standalone
- * loop, 1 thread, f32, us per call, this kernel / BLIS):
- *     (32,64)@(64,256)        h @ rk, small LSTM             5.0 / 8.6
- *     (32,256)@(256,64)       dz @ rk^T, small               4.4 / 9.8
- *     (64,32)@(32,256), A^T   h^T @ dz, small                4.7 / 8.4
- *     (64,256)@(256,1024)     h @ rk, medium               207 / 203
- *     (64,1024)@(1024,256)    dz @ rk^T, medium            189 / 203
- *     (256,64)@(64,1024), A^T h^T @ dz, medium             203 / 191
- *     (4096,64)@(64,1024)     x @ kernel, medium          3786 / 3026
- *     (6400,128)@(128,2048)   x @ kernel, large          20445 / 17865
- * BLIS's cache blocking wins back on big products, and on a transposed (strided) A of many
- * rows, which it packs and this kernel re-reads for every column panel; so gemm() comes
- * here only below these limits (the LSTM step with them, 1 thread: small fused 1.42 ->
- * 0.95 ms, medium gates 55 -> 43 ms; letting a strided A of at most 96 rows, one row
- * chunk, come here too: small fused 0.92 -> 0.88 ms, its x^T @ dZ 0.088 -> 0.038 ms).
- * One exception: few rows and a long k, the fused layer's weight gradient x^T @ dZ
- * ((I, B*T) @ (B*T, 4H)), which BLIS runs at 80-90 GFLOP/s here; taken in chunks of 256
- * along k it runs at 140-160 (medium 6.3 -> 3.7 ms per step, large 26.6 -> 23.0 ms; large's
- * dz @ rk^T, (128, 2048) @ (2048, 512), 98 -> 72 ms; the step: medium fused 51 -> 47 ms,
- * large fused 297 -> 260 ms, gates 325 -> 309 ms). One
- * thread: with more, BLIS splits the products above SG_MATMUL_SMALL. FMA rounds once where
- * the direct kernel rounds twice: results differ from it in the last bit, as BLIS's do. */
+ * that is most of the product's time; this kernel packs nothing, and at those sizes it beats
+ * BLIS's skx kernels. BLIS's cache blocking wins back on big products, and on a transposed
+ * (strided) A of many rows, which it packs and this kernel re-reads for every column panel.
+ * So gemm() comes here only within limits set where the two cross (SG_MATMUL_RB_* below):
+ * B small enough to stay in cache (SG_MATMUL_RB_MAX elements), a bounded number of
+ * multiply-adds (SG_MATMUL_RB_MNK), and a strided A only when it is one row chunk (at most
+ * 96 rows, in cache while B's panels pass) or small (SG_MATMUL_RB_AT elements).
+ * One exception: few rows and a long k, such as the fused layer's weight gradient x^T @ dZ
+ * ((I, B*T) @ (B*T, 4H)) or a large layer's dz @ rk^T ((B, 4H) @ (4H, H)), which BLIS runs
+ * well below its usual rate; taken in chunks of 256 along k this kernel runs them much
+ * faster, so they come here whatever their size. One thread: with more, BLIS splits the
+ * products above SG_MATMUL_SMALL. FMA rounds once where the direct kernel rounds twice:
+ * results differ from it in the last bit, as BLIS's do. bench/README.md has the
+ * measurements behind these limits. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
 #define SG_HAVE_RB 1
@@ -256,9 +259,9 @@ DEF_SMALL(double)
      * row block of each panel also fetches the next panel (see rb_##T). With acc into a C         \
      * whose rows lie pages apart (where the hardware prefetcher does not follow), each block      \
      * fetches the next block's C: a fused LSTM step's h @ rk accumulates into its time step of    \
-     * x @ kernel, computed long before and out of cache (medium fused step 44.1 -> 42.5 ms,       \
-     * large 248 -> 239 ms; interleaved runs). Not for closer rows (the small LSTM's C, in         \
-     * cache, where the prefetches cost up to 3%). */                                              \
+     * x @ kernel, computed long before and out of cache. Rows a page (4096 bytes) or more         \
+     * apart mark that case; closer rows (the small LSTM's C) are in cache already, where the      \
+     * prefetches would be pure cost. bench/README.md has the measurements. */                     \
     RB_TARGET static void rb_pass_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,    \
                                       int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,     \
                                       bool acc, bool pf) {                                         \
@@ -291,8 +294,8 @@ DEF_SMALL(double)
     /* k in chunks of 256, one pass each (a long k: the weight gradient x^T @ dZ, k = B*T).        \
      * `pf`: B is too big to stay in cache between calls (that weight gradient's dZ), so each      \
      * panel would come from memory row by row, every row in another page where the hardware       \
-     * prefetcher does not follow: fetch the next panel while this one is used (medium LSTM's      \
-     * x^T @ dZ 3.70 -> 3.25 ms; bench_probe, interleaved runs). */                                \
+     * prefetcher does not follow: fetch the next panel while this one is used, so that it is      \
+     * in cache when its turn comes (bench/README.md has the measurements). */                     \
     RB_TARGET static void rb_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,         \
                                  int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,          \
                                  bool acc, bool pf) {                                              \
@@ -571,31 +574,14 @@ sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
     return sg__finish(ctx, out, SG_OP_MATMUL, 2, in);
 }
 
-/* out (contiguous) = c broadcast to out's shape (NumPy rules, checked by the caller):
- * row by row, a memcpy when c's rows are contiguous, a fill when c is constant along
- * them. */
+/* out (contiguous) = c broadcast to out's shape (NumPy rules, checked by the caller): one
+ * strided copy whose source strides are 0 on the broadcast dimensions. */
 static void bcast_copy(sg_tensor *out, const sg_tensor *c) {
     int nd = out->ndim, lead = nd - c->ndim;
-    int64_t st[SG_MAX_DIMS] = {0}, idx[SG_MAX_DIMS] = {0}, es = (int64_t)sg_dtype_size(out->dtype);
+    int64_t st[SG_MAX_DIMS] = {0};
     for (int d = 0; d < nd; d++)
         st[d] = (d < lead || c->shape[d - lead] != out->shape[d]) ? 0 : c->stride[d - lead];
-    int64_t inner = out->shape[nd - 1], ist = st[nd - 1], n = sg_numel(out), oc = 0;
-    const char *cp = sg_data(c);
-    char *op = sg_data(out);
-    for (int64_t done = 0; done < n; done += inner, op += inner * es) {
-        if (ist == 1)
-            memcpy(op, cp + oc * es, (size_t)(inner * es));
-        else
-            for (int64_t j = 0; j < inner; j++)
-                memcpy(op + j * es, cp + (oc + j * ist) * es, (size_t)es);
-        for (int d = nd - 2; d >= 0; d--) {
-            oc += st[d];
-            if (++idx[d] < out->shape[d])
-                break;
-            oc -= st[d] * out->shape[d];
-            idx[d] = 0;
-        }
-    }
+    sg__strided(false, out->dtype, sg_data(out), out->stride, sg_data(c), st, nd, out->shape);
 }
 
 /* out = c + a @ b, c broadcast to the product's shape (a bias (N,), a row, or a full
@@ -661,10 +647,11 @@ void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
  * gradient buffers are written in place with beta = 1. With b 2-D and a batched, dB is a
  * broadcast C in bgemm: summed over the batch, as one gemm when a's rows fold. */
 /* B^T (N, K) for dA += dC @ B^T, as a row-major copy when that pays: with B row-major,
- * B^T as a strided view is column-major, and BLIS's skx kernels run that product about
- * half as fast as the same product on row-major operands (measured at B=64, H=256:
- * 0.42 vs 0.21 ms per step; bench/README.md). A parameter does not change during a
- * backward pass, so its copy is made once and reused by every time step. */
+ * B^T as a strided view is column-major, and BLIS's skx kernels run that product much
+ * slower than the same product on row-major operands (bench/README.md has the
+ * measurements). A parameter does not change during a backward pass, so its copy is made
+ * once and reused by every time step. Products below SG_MATMUL_SMALL get no copy: they
+ * never go to BLIS, and the direct kernel reads B^T in its dot-product form. */
 static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int64_t K) {
     int64_t rsb = b->stride[0], csb = b->stride[1];
     mat view = {sg_data(b), csb, rsb};

@@ -35,40 +35,17 @@ static void split_axis(const sg_tensor *x, int axis, int64_t *outer, int64_t *le
     *inner = i;
 }
 
-/* Walks the rows of a strided tensor along one axis: every combination of the other
- * indices in row-major order, giving the storage offset of the row's first element in x
- * (`a`) and in a second tensor of the same shape with strides sb (`b`). A multi-index
- * counter, so no div/mod per row. axis < 0 (or a 0-d tensor) leaves nothing out. */
-typedef struct {
-    int nd;
-    int64_t shape[SG_MAX_DIMS], sa[SG_MAX_DIMS], sb[SG_MAX_DIMS], idx[SG_MAX_DIMS];
-    int64_t a, b;
-} rows_it;
-
-static void rows_init(rows_it *it, const sg_tensor *x, const int64_t *sb, int axis) {
-    it->nd = 0;
-    it->a = it->b = 0;
+/* An iterator over the rows of x along one axis: every combination of the other indices,
+ * in row-major order, with i0 the storage offset of the row's first element in x and i1 in
+ * a second tensor of x's shape with strides sb (NULL: none). */
+static void rows_iter(sg_iter *it, const sg_tensor *x, const int64_t *sb, int axis) {
+    int64_t shape[SG_MAX_DIMS], st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
     for (int d = 0; d < x->ndim; d++) {
-        if (d == axis)
-            continue;
-        it->shape[it->nd] = x->shape[d];
-        it->sa[it->nd] = x->stride[d];
-        it->sb[it->nd] = sb ? sb[d] : 0;
-        it->idx[it->nd] = 0;
-        it->nd++;
+        shape[d] = d == axis ? 1 : x->shape[d];
+        st[0][d] = x->stride[d];
+        st[1][d] = sb ? sb[d] : 0;
     }
-}
-
-static inline void rows_next(rows_it *it) {
-    for (int d = it->nd - 1; d >= 0; d--) {
-        it->a += it->sa[d];
-        it->b += it->sb[d];
-        if (++it->idx[d] < it->shape[d])
-            return;
-        it->a -= it->sa[d] * it->shape[d];
-        it->b -= it->sb[d] * it->shape[d];
-        it->idx[d] = 0;
-    }
+    sg__iter_init(it, x->ndim, shape, sb ? 3u : 1u, st);
 }
 
 /* The last axis as rows for an elementwise walk: its length and x's stride along it
@@ -79,8 +56,8 @@ static inline void last_row(const sg_tensor *x, int64_t *len, int64_t *stride) {
 }
 
 /* Sum of p[0], p[st], ..., p[(n-1) st] in double. On contiguous data four accumulators
- * break the add-latency chain (about 4x faster than one) and also shorten each chain's
- * rounding. */
+ * break the add-latency chain (with one, every add waits for the previous one to finish)
+ * and also shorten each chain's rounding. bench/README.md has the measurement. */
 #define DEF_RSUM(T, S)                                                                             \
     static inline double rsum_##S(const T *p, int64_t n, int64_t st) {                             \
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                     \
@@ -98,26 +75,6 @@ static inline void last_row(const sg_tensor *x, int64_t *len, int64_t *stride) {
     }
 DEF_RSUM(float, f32)
 DEF_RSUM(double, f64)
-
-/* Copy a strided x into contiguous dst, row-major. x is (..., L), dst is numel(x). */
-#define DEF_GATHER(T, S)                                                                           \
-    static void gather_##S(const sg_tensor *x, T *dst) {                                           \
-        const T *xp = sg_data(x);                                                                  \
-        int64_t n = sg_numel(x), L, st;                                                            \
-        if (n == 0)                                                                                \
-            return;                                                                                \
-        last_row(x, &L, &st);                                                                      \
-        rows_it it;                                                                                \
-        rows_init(&it, x, NULL, x->ndim - 1);                                                      \
-        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
-            const T *p = xp + it.a;                                                                \
-            T *d = dst + r * L;                                                                    \
-            for (int64_t k = 0; k < L; k++)                                                        \
-                d[k] = p[k * st];                                                                  \
-        }                                                                                          \
-    }
-DEF_GATHER(float, f32)
-DEF_GATHER(double, f64)
 
 /* "<fn>: shapes (4, 1) and (4,) differ" unless a and b have exactly the same shape. */
 static bool check_same_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, const sg_tensor *b) {
@@ -144,11 +101,10 @@ static bool check_same_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, co
         if (axis < 0) { /* strided (so n > 0, ndim > 0): rows along the last axis */               \
             int64_t L, st;                                                                         \
             last_row(x, &L, &st);                                                                  \
-            rows_it it;                                                                            \
-            rows_init(&it, x, NULL, x->ndim - 1);                                                  \
+            sg_iter it;                                                                            \
+            rows_iter(&it, x, NULL, x->ndim - 1);                                                  \
             double s = 0;                                                                          \
-            for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it))                       \
-                s += rsum_##S(xp + it.a, L, st);                                                   \
+            SG_ITER_LOOP(&it, s += rsum_##S(xp + i0, L, st));                                      \
             y[0] = (T)s;                                                                           \
             return;                                                                                \
         }                                                                                          \
@@ -170,11 +126,10 @@ static bool check_same_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, co
             return;                                                                                \
         }                                                                                          \
         /* Contiguous with inner == 1 (rows are contiguous), or any strided view. */               \
-        rows_it it;                                                                                \
-        rows_init(&it, x, NULL, axis);                                                             \
-        int64_t st = x->stride[axis];                                                              \
-        for (int64_t r = 0, rows = outer * inner; r < rows; r++, rows_next(&it))                   \
-            y[r] = (T)rsum_##S(xp + it.a, L, st);                                                  \
+        sg_iter it;                                                                                \
+        rows_iter(&it, x, NULL, axis);                                                             \
+        int64_t st = x->stride[axis], r = 0;                                                       \
+        SG_ITER_LOOP(&it, y[r++] = (T)rsum_##S(xp + i0, L, st));                                   \
     }
 DEF_SUM_FW(float, f32)
 DEF_SUM_FW(double, f64)
@@ -381,10 +336,8 @@ static sg_tensor *softmax_impl(sg_ctx *ctx, const char *fn, sg_tensor *x, int ax
     /* A strided x is first gathered into y, then normalised in place. */
     const void *src = sg_data(x);
     if (!sg_is_contiguous(x)) {
-        if (x->dtype == SG_F32)
-            gather_f32(x, sg_data(y));
-        else
-            gather_f64(x, sg_data(y));
+        sg__strided(false, x->dtype, sg_data(y), y->stride, sg_data(x), x->stride, x->ndim,
+                    x->shape);
         src = sg_data(y);
     }
     if (x->dtype == SG_F32)
@@ -643,27 +596,25 @@ static inline double sigm(double v) {
             return 0;                                                                              \
         last_row(x, &L, &sx);                                                                      \
         last_row(z, &dummy, &sz);                                                                  \
-        rows_it it;                                                                                \
-        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
+        sg_iter it;                                                                                \
+        rows_iter(&it, x, z->stride, x->ndim - 1);                                                 \
         double acc = 0;                                                                            \
-        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
-            const T *a = xp + it.a, *b = zp + it.b;                                                \
-            for (int64_t k = 0; k < L; k++) {                                                      \
+        SG_ITER_LOOP(                                                                              \
+            &it, const T *a = xp + i0; const T *b = zp + i1; for (int64_t k = 0; k < L; k++) {     \
                 double v = a[k * sx], t = b[k * sz];                                               \
                 acc += (TERM);                                                                     \
-            }                                                                                      \
-        }                                                                                          \
+            });                                                                                    \
         return acc;                                                                                \
     }                                                                                              \
     static void NAME##_bw_##S(const sg_tensor *x, const sg_tensor *z, T *dx, T *dz, double c) {    \
         const T *xp = sg_data(x), *zp = sg_data(z);                                                \
-        int64_t n = sg_numel(x), L, sx, sz, dummy, i = 0;                                          \
+        int64_t L, sx, sz, dummy, i = 0;                                                           \
         last_row(x, &L, &sx);                                                                      \
         last_row(z, &dummy, &sz);                                                                  \
-        rows_it it;                                                                                \
-        rows_init(&it, x, z->stride, x->ndim - 1);                                                 \
-        for (int64_t r = 0, rows = n / L; r < rows; r++, rows_next(&it)) {                         \
-            const T *a = xp + it.a, *b = zp + it.b;                                                \
+        sg_iter it;                                                                                \
+        rows_iter(&it, x, z->stride, x->ndim - 1);                                                 \
+        SG_ITER_LOOP(                                                                              \
+            &it, const T *a = xp + i0; const T *b = zp + i1;                                       \
             for (int64_t k = 0; k < L; k++, i++) {                                                 \
                 double v = a[k * sx], t = b[k * sz];                                               \
                 (void)t;                                                                           \
@@ -671,8 +622,7 @@ static inline double sigm(double v) {
                     dx[i] += (T)(c * (DX));                                                        \
                 if (dz)                                                                            \
                     dz[i] += (T)(c * (DZ));                                                        \
-            }                                                                                      \
-        }                                                                                          \
+            });                                                                                    \
     }
 #define DEF_PAIR_LOSS(NAME, TERM, DX, DZ)                                                          \
     DEF_PAIR_LOSS_T(NAME, float, f32, TERM, DX, DZ)                                                \

@@ -19,17 +19,11 @@ void sg_ctx_set_anomaly(sg_ctx *ctx, bool on) {
 
 /* "nan", "inf" or NULL for a tensor with only finite values. */
 static const char *nonfinite(const sg_tensor *t) {
-    int64_t n = sg_numel(t);
-    bool c = sg_is_contiguous(t);
-    const char *what = NULL;
-    for (int64_t i = 0; i < n; i++) {
-        double v = sg__ld(t, c ? i : sg__offset_of(t, i));
-        if (isnan(v))
-            return "NaN";
-        if (isinf(v))
-            what = "Inf";
-    }
-    return what;
+    bool nan = false, inf = false;
+    sg_iter it;
+    sg__iter_of(&it, 1, &t);
+    SG_ITER_LOOP(&it, double v = sg__ld(t, i0); nan |= isnan(v); inf |= isinf(v));
+    return nan ? "NaN" : inf ? "Inf" : NULL;
 }
 
 static void anomaly_report(sg_ctx *ctx, const sg_tensor *node, const char *what,
@@ -211,14 +205,15 @@ static void param_dtor(sg_tensor *t) {
 
 sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape,
                         const char *name) {
-    sg_tensor *t = sg__persistent_new(ctx, "sg_param_new", dt, ndim, shape, param_dtor);
-    if (!t)
-        return NULL;
-    t->grad = sg__persistent_new(ctx, "sg_param_new", dt, ndim, shape, NULL);
-    if (!t->grad) {
-        sg_tensor_free(t);
+    /* The gradient first: sg_ctx_free frees the newest first, so the parameter's dtor
+     * always finds its gradient alive. */
+    sg_tensor *g = sg__persistent_new(ctx, "sg_param_new", dt, ndim, shape, NULL);
+    sg_tensor *t = g ? sg__persistent_new(ctx, "sg_param_new", dt, ndim, shape, param_dtor) : NULL;
+    if (!t) {
+        sg_tensor_free(g);
         return NULL;
     }
+    t->grad = g;
     t->flags |= SG_FLAG_PARAM | SG_FLAG_REQUIRES_GRAD;
     sg_tensor_set_name(t, name);
     return t;

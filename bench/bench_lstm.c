@@ -71,11 +71,11 @@ int main(int argc, char **argv) {
     sg_rng_seed(&rng, 42);
     sg_lstm_options o = sg_lstm_defaults(I, H);
     o.dtype = dt;
-    sg_lstm *lstm = sg_lstm_new(ctx, impl, &o, "lstm", &rng);
-    sg_dense *head = sg_dense_new(ctx, dt, H, 1, true, SG_ACT_LINEAR, "dense", &rng);
+    sg_store *store = sg_store_new(); /* the model's parameters */
+    sg_lstm *lstm = sg_lstm_new(ctx, store, impl, &o, "lstm", &rng);
+    sg_dense *head = sg_dense_new(ctx, store, dt, H, 1, true, SG_ACT_LINEAR, "dense", &rng);
     sg_param_list params = {0};
-    sg_lstm_params(lstm, &params);
-    sg_dense_params(head, &params);
+    sg_params_from_store(&params, store);
     sg_optim *opt = sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = 1e-3});
     /* Fixed inputs and targets, persistent so that the step measures only the model. */
     sg_tensor *x = sg_persistent_new(ctx, dt, SG_SHAPE(B, T, I));
@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     size_t arena = 0;
     for (int64_t s = -warm; s < steps; s++) {
         double t0 = bench_now();
-        sg_optim_zero_grad(opt);
+        sg_store_zero_grad(store);
         sg_lstm_output out;
         if (sg_lstm_forward(ctx, lstm, x, NULL, NULL, &out))
             break;
@@ -128,6 +128,7 @@ int main(int argc, char **argv) {
     sg_params_clear(&params);
     sg_lstm_free(lstm);
     sg_dense_free(head);
+    sg_store_free(store);
     sg_ctx_free(ctx);
     return 0;
 }

@@ -193,10 +193,13 @@ int main(int argc, char **argv) {
 
     rc = 1;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new(); /* the layer's parameters */
     sg_st_file *W = NULL, *IN = NULL;
     sg_lstm *lstm = NULL;
-    if (!ctx) {
+    if (!ctx || !store) {
         fail("out of memory");
+        sg_store_free(store);
+        sg_ctx_free(ctx);
         return 1;
     }
     W = sg_safetensors_load(ctx, o.weights);
@@ -285,7 +288,7 @@ int main(int argc, char **argv) {
     lo.recurrent_activation = o.rec_act;
     lo.use_bias = use_bias;
     lo.return_sequences = true;
-    lstm = sg_lstm_new(ctx, o.impl, &lo, "lstm", NULL);
+    lstm = sg_lstm_new(ctx, store, o.impl, &lo, "lstm", NULL);
     if (!lstm)
         goto report;
     int set = torch ? sg_lstm_set_torch(ctx, lstm, wi, wh, bias_ih, bias_hh)
@@ -365,6 +368,7 @@ report:
     fail("%s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "unknown error");
 out:
     sg_lstm_free(lstm);
+    sg_store_free(store);
     sg_st_free(IN);
     sg_st_free(W);
     sg_ctx_free(ctx);

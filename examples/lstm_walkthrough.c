@@ -47,8 +47,13 @@ static double max_diff(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b) {
 int main(int argc, char **argv) {
     const char *dot_path = argc > 1 ? argv[1] : "lstm_graph.dot";
     sg_ctx *ctx = sg_ctx_new(0);
-    if (!ctx)
+    /* The store holds the layers' parameters ("fused.kernel", ..., "gates.W_i", ...). */
+    sg_store *store = sg_store_new();
+    if (!ctx || !store) {
+        sg_store_free(store);
+        sg_ctx_free(ctx);
         return 1;
+    }
     sg_lstm *fused = NULL, *gates = NULL;
 
     /* ---- the input ------------------------------------------------------------------------
@@ -77,7 +82,7 @@ int main(int argc, char **argv) {
     sg_lstm_options opt = sg_lstm_defaults(I, H);
     opt.dtype = SG_F64;
     opt.return_sequences = true; /* y holds every h_t: (B, T, H) */
-    fused = sg_lstm_new(ctx, SG_LSTM_FUSED, &opt, "fused", &rng);
+    fused = sg_lstm_new(ctx, store, SG_LSTM_FUSED, &opt, "fused", &rng);
     if (failed(ctx, "creating the fused layer"))
         goto fail;
     printf("\n== 1. fused layer: weights (gate blocks i | f | c | o, %d columns each)\n", H);
@@ -96,7 +101,7 @@ int main(int argc, char **argv) {
      * Gate g has W_g (H + I, H) acting on v_t = [h_{t-1}, x_t]: rows 0..H-1 are block g of
      * recurrent_kernel, rows H..H+I-1 are block g of kernel, b_g is block g of bias.
      * sg_lstm_copy applies exactly that mapping (docs/lstm.md has the table). */
-    gates = sg_lstm_new(ctx, SG_LSTM_GATES, &opt, "gates", &rng); /* other random weights... */
+    gates = sg_lstm_new(ctx, store, SG_LSTM_GATES, &opt, "gates", &rng); /* own weights... */
     if (!gates || sg_lstm_copy(ctx, gates, fused) /* ...replaced by the fused ones */)
         goto fail_msg;
     printf("\n== 2. gates layer after sg_lstm_copy: one matrix per gate, rows [h; x]\n");
@@ -178,6 +183,7 @@ int main(int argc, char **argv) {
 
     sg_lstm_free(fused);
     sg_lstm_free(gates);
+    sg_store_free(store);
     sg_ctx_free(ctx);
     return 0;
 
@@ -186,6 +192,7 @@ fail_msg:
 fail:
     sg_lstm_free(fused);
     sg_lstm_free(gates);
+    sg_store_free(store);
     sg_ctx_free(ctx);
     return 1;
 }

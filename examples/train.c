@@ -432,8 +432,11 @@ int main(int argc, char **argv) {
     }
     sg_set_num_threads(c.threads);
     sg_ctx *ctx = sg_ctx_new(0);
-    if (!ctx) {
+    sg_store *store = sg_store_new(); /* the model's parameters: the LSTM's, then the head's */
+    if (!ctx || !store) {
         fprintf(stderr, "train: out of memory\n");
+        sg_store_free(store);
+        sg_ctx_free(ctx);
         return 1;
     }
     int rc = 1;
@@ -452,9 +455,12 @@ int main(int argc, char **argv) {
     sg_rng_seed(&data_rng, c.seed ^ UINT64_C(0x9E3779B97F4A7C15));
     sg_lstm_options lo = sg_lstm_defaults(I, c.hidden);
     lo.dtype = c.dtype;
-    m.lstm = sg_lstm_new(ctx, c.impl, &lo, "lstm", &init_rng);
-    m.head = sg_dense_new(ctx, c.dtype, c.hidden, O, true, SG_ACT_LINEAR, "dense", &init_rng);
-    if (!m.lstm || !m.head || sg_lstm_params(m.lstm, &params) || sg_dense_params(m.head, &params))
+    m.lstm = sg_lstm_new(ctx, store, c.impl, &lo, "lstm", &init_rng);
+    m.head =
+        sg_dense_new(ctx, store, c.dtype, c.hidden, O, true, SG_ACT_LINEAR, "dense", &init_rng);
+    /* The optimizer and checkpoints walk the store's parameters in the order they were
+     * added: "lstm.*", then "dense.*". */
+    if (!m.lstm || !m.head || sg_params_from_store(&params, store))
         FAIL("building the model");
     opt = c.adam ? sg_adam_new(ctx, &params, (sg_adam_options){.lr = c.lr})
                  : sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = c.lr, .momentum = c.momentum});
@@ -492,7 +498,7 @@ int main(int argc, char **argv) {
     double t0 = now(), last_print = 0;
     for (int64_t step = start; step < c.steps; step++) {
         make_batch(&c, &data_rng, x, y, labels, B);
-        sg_optim_zero_grad(opt);
+        sg_store_zero_grad(store); /* every gradient of the model: one memset */
         sg_tensor *pred;
         sg_tensor *loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
         if (!loss || sg_backward(ctx, loss, NULL))
@@ -591,6 +597,7 @@ done:
     sg_params_clear(&params);
     sg_lstm_free(m.lstm);
     sg_dense_free(m.head);
+    sg_store_free(store);
     sg_ctx_free(ctx);
     return rc;
 }

@@ -2,16 +2,12 @@
  * layout (W_g = [rows acting on h; rows acting on x], b_g), and PyTorch's nn.LSTM
  * (weight_ih = kernel^T, weight_hh = recurrent_kernel^T, bias_ih + bias_hh = bias). The
  * mapping is the table in docs/lstm.md: block g of the Keras matrices is gate g's matrix. */
-#include "../tensor/internal.h"
 #include "layers.h"
 
 /* dst = src element by element in row-major order (same element count; any dtypes and
- * strides). Views made here are taken with grad mode off, so nothing lands on the tape. */
-static void copy_flat(sg_tensor *dst, const sg_tensor *src) {
-    int64_t n = sg_numel(dst);
-    for (int64_t i = 0; i < n; i++)
-        sg__st(dst, sg__offset_of(dst, i), sg__ld(src, sg__offset_of(src, i)));
-}
+ * strides; checked by the callers). Views made here are taken with grad mode off, so
+ * nothing lands on the tape. */
+static void copy_flat(sg_tensor *dst, const sg_tensor *src) { sg_copy_values(dst, src); }
 
 static bool check_shape(sg_ctx *ctx, const char *fn, const sg_lstm *l, const char *what,
                         const sg_tensor *t, int ndim, int64_t d0, int64_t d1) {
@@ -135,9 +131,9 @@ int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *l, const sg_tensor *weight_ih,
     if (bias_ih || bias_hh) {
         b = sg_zeros(ctx, SG_F64, SG_SHAPE(4 * H));
         for (int64_t j = 0; b && j < 4 * H; j++)
-            sg__st(b, j,
-                   (bias_ih ? sg__ld(bias_ih, j * bias_ih->stride[0]) : 0.0) +
-                       (bias_hh ? sg__ld(bias_hh, j * bias_hh->stride[0]) : 0.0));
+            sg_set_flat(b, j,
+                        (bias_ih ? sg_get_flat(bias_ih, j) : 0.0) +
+                            (bias_hh ? sg_get_flat(bias_hh, j) : 0.0));
     }
     sg_ctx_set_grad_enabled(ctx, was);
     if (!k || !rk || ((bias_ih || bias_hh) && !b))

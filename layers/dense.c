@@ -2,21 +2,21 @@
  * On (B, T, in) the matmul treats (B, T) as one batch of rows: every step at once. */
 #include <string.h>
 
-#include "../tensor/internal.h"
-#include "layers.h"
+#include "internal.h"
 
-sg_dense *sg_dense_new(sg_ctx *ctx, sg_dtype dt, int64_t in, int64_t out, bool use_bias,
-                       sg_activation activation, const char *name, sg_rng *rng) {
+sg_dense *sg_dense_new(sg_ctx *ctx, sg_store *store, sg_dtype dt, int64_t in, int64_t out,
+                       bool use_bias, sg_activation activation, const char *name, sg_rng *rng) {
     if (!ctx)
         return NULL;
-    const char *nm = name ? name : "dense";
+    char nm[SG_LAYER_NAME_MAX + 1];
+    if (sg__layer_name(ctx, store, "sg_dense_new", name, "dense", nm))
+        return NULL;
     if (in <= 0 || out <= 0)
         return sg_error(ctx, "sg_dense_new (%s): sizes must be positive, got in=%lld out=%lld", nm,
                         (long long)in, (long long)out);
     if (activation < SG_ACT_TANH || activation > SG_ACT_LINEAR)
         return sg_error(ctx, "sg_dense_new (%s): unknown activation %d", nm, (int)activation);
-    if (strlen(nm) >= sizeof((sg_dense *)0)->name)
-        return sg_error(ctx, "sg_dense_new: name '%s' is too long", nm);
+    int n0 = sg_store_size(store);
     sg_dense *d = sg_calloc(1, sizeof *d);
     if (!d)
         return sg_error(ctx, "sg_dense_new (%s): out of memory", nm);
@@ -26,27 +26,22 @@ sg_dense *sg_dense_new(sg_ctx *ctx, sg_dtype dt, int64_t in, int64_t out, bool u
     snprintf(d->name, sizeof d->name, "%s", nm);
     char pname[96];
     snprintf(pname, sizeof pname, "%s.kernel", nm);
-    d->kernel = sg_param_new(ctx, dt, SG_SHAPE(in, out), pname);
+    d->kernel = sg_store_param(ctx, store, pname, dt, SG_SHAPE(in, out));
     if (use_bias) {
         snprintf(pname, sizeof pname, "%s.bias", nm);
-        d->bias = sg_param_new(ctx, dt, SG_SHAPE(out), pname); /* zeros, as Keras */
+        d->bias = sg_store_param(ctx, store, pname, dt, SG_SHAPE(out)); /* zeros, as Keras */
     }
     if (!d->kernel || (use_bias && !d->bias) ||
         sg_init_tensor(ctx, d->kernel, sg_init_default(SG_INIT_GLOROT_UNIFORM),
                        rng ? rng : sg_ctx_rng(ctx))) {
         sg_dense_free(d);
+        sg_store_truncate(store, n0);
         return NULL;
     }
     return d;
 }
 
-void sg_dense_free(sg_dense *d) {
-    if (!d)
-        return;
-    sg_tensor_free(d->kernel);
-    sg_tensor_free(d->bias);
-    sg_free(d);
-}
+void sg_dense_free(sg_dense *d) { sg_free(d); /* the parameters are the store's */ }
 
 sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x) {
     if (!ctx || !x)
@@ -69,7 +64,10 @@ sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x) {
 int sg_dense_params(const sg_dense *d, sg_param_list *list) {
     if (!d || !list)
         return -1;
-    if (sg_params_add(list, d->kernel->name, d->kernel))
+    char nm[SG_NAME_MAX + 1];
+    snprintf(nm, sizeof nm, "%s.kernel", d->name);
+    if (sg_params_add(list, nm, d->kernel))
         return -1;
-    return d->bias ? sg_params_add(list, d->bias->name, d->bias) : 0;
+    snprintf(nm, sizeof nm, "%s.bias", d->name);
+    return d->bias ? sg_params_add(list, nm, d->bias) : 0;
 }

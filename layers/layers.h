@@ -13,28 +13,8 @@
 extern "C" {
 #endif
 
-/* ---- parameter lists: what optimizers and checkpoints walk --------------------------- */
-typedef struct sg_param_entry {
-    char name[64];     /* stable name, e.g. "lstm.kernel", "dense.bias" */
-    sg_tensor *tensor; /* the parameter; its gradient is tensor->grad */
-} sg_param_entry;
-
-typedef struct sg_param_list {
-    int n, cap;
-    sg_param_entry *items;
-} sg_param_list;
-
-/* Append a parameter under `name` (copied). Returns 0, or -1 (NULL list/tensor, duplicate
- * name, out of memory). */
-int sg_params_add(sg_param_list *list, const char *name, sg_tensor *t);
-/* Find by name; NULL if absent. */
-sg_tensor *sg_params_find(const sg_param_list *list, const char *name);
-/* Zero every gradient in the list. */
-void sg_params_zero_grad(sg_param_list *list);
-/* Total number of scalar parameters. */
-int64_t sg_params_count(const sg_param_list *list);
-/* Free the list's array (not the tensors). NULL is fine. The list may be reused. */
-void sg_params_clear(sg_param_list *list);
+/* Longest layer name: its parameters are "<name>.<parameter>", at most SG_NAME_MAX. */
+#define SG_LAYER_NAME_MAX 31
 
 /* ---- LSTM ---------------------------------------------------------------------------- */
 typedef enum { SG_LSTM_FUSED = 0, SG_LSTM_GATES = 1 } sg_lstm_impl;
@@ -73,20 +53,22 @@ sg_lstm_options sg_lstm_defaults(int64_t input_size, int64_t units);
 typedef struct sg_lstm {
     sg_lstm_impl impl;
     sg_lstm_options opt;
-    char name[32];
+    char name[SG_LAYER_NAME_MAX + 1];
     /* fused (Keras layout): kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H) or NULL */
     sg_tensor *kernel, *recurrent_kernel, *bias;
     /* gates: W[g] (H + I, H) acting on concat([h, x]); b[g] (1, H) or NULL; g = SG_GATE_* */
     sg_tensor *W[4], *b[4];
 } sg_lstm;
 
-/* Create an LSTM whose parameters are made with sg_param_new (they survive resets) and
- * initialised from `rng` (NULL: the context's generator). Both implementations draw the
- * Keras-layout weights the same way, so the same seed gives the same function whichever
- * implementation is chosen. `name` prefixes parameter names ("lstm" if NULL). Returns
- * NULL with an error on bad options. Free with sg_lstm_free (NULL is fine). */
-sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt, const char *name,
-                     sg_rng *rng);
+/* Create an LSTM whose parameters are registered in `store` (autograd.h) and initialised
+ * from `rng` (NULL: the context's generator). Both implementations draw the Keras-layout
+ * weights the same way, so the same seed gives the same function whichever implementation
+ * is chosen. `name` prefixes parameter names: NULL picks Keras' "lstm", "lstm_1", ...; a
+ * name the store already has is an error. Returns NULL with an error on bad options (and
+ * leaves the store as it was). Free with sg_lstm_free (NULL is fine): the parameters stay
+ * in the store. */
+sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_store *store, sg_lstm_impl impl, const sg_lstm_options *opt,
+                     const char *name, sg_rng *rng);
 void sg_lstm_free(sg_lstm *lstm);
 
 typedef struct sg_lstm_output {
@@ -126,14 +108,15 @@ int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src);
 typedef struct sg_dense {
     int64_t in, out;
     sg_activation activation;
-    char name[32];
+    char name[SG_LAYER_NAME_MAX + 1];
     sg_tensor *kernel; /* (in, out) */
     sg_tensor *bias;   /* (out) or NULL */
 } sg_dense;
 
-/* Keras Dense: kernel glorot_uniform, bias zeros. `name` NULL: "dense". */
-sg_dense *sg_dense_new(sg_ctx *ctx, sg_dtype dt, int64_t in, int64_t out, bool use_bias,
-                       sg_activation activation, const char *name, sg_rng *rng);
+/* Keras Dense: kernel glorot_uniform, bias zeros, registered in `store` as for sg_lstm_new
+ * (`name` NULL: "dense", "dense_1", ...). */
+sg_dense *sg_dense_new(sg_ctx *ctx, sg_store *store, sg_dtype dt, int64_t in, int64_t out,
+                       bool use_bias, sg_activation activation, const char *name, sg_rng *rng);
 void sg_dense_free(sg_dense *d);
 /* y = activation(x @ kernel + bias) on x (B, in) or on every step of (B, T, in). */
 sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x);

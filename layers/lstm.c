@@ -12,8 +12,7 @@
  * There is no hand-written backward: the tape differentiates these ops. */
 #include <string.h>
 
-#include "../tensor/internal.h"
-#include "layers.h"
+#include "internal.h"
 
 sg_lstm_options sg_lstm_defaults(int64_t input_size, int64_t units) {
     return (sg_lstm_options){
@@ -38,25 +37,20 @@ static const char *const gate_names = "ifco";
 void sg_lstm_free(sg_lstm *l) {
     if (!l)
         return;
-    sg_tensor_free(l->kernel);
-    sg_tensor_free(l->recurrent_kernel);
-    sg_tensor_free(l->bias);
-    for (int g = 0; g < 4; g++) {
-        sg_tensor_free(l->W[g]);
-        sg_tensor_free(l->b[g]);
-    }
-    sg_free(l);
+    sg_free(l); /* the parameters are the store's */
 }
 
 static bool valid_act(sg_activation a) { return a >= SG_ACT_TANH && a <= SG_ACT_LINEAR; }
 
-sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt, const char *name,
-                     sg_rng *rng) {
+sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_store *store, sg_lstm_impl impl, const sg_lstm_options *opt,
+                     const char *name, sg_rng *rng) {
     if (!ctx)
         return NULL;
     if (!opt)
         return sg_error(ctx, "sg_lstm_new: options are NULL (start from sg_lstm_defaults)");
-    const char *nm = name ? name : "lstm";
+    char nm[SG_LAYER_NAME_MAX + 1];
+    if (sg__layer_name(ctx, store, "sg_lstm_new", name, "lstm", nm))
+        return NULL;
     if (impl != SG_LSTM_FUSED && impl != SG_LSTM_GATES)
         return sg_error(ctx, "sg_lstm_new (%s): unknown implementation %d", nm, (int)impl);
     if (opt->input_size <= 0 || opt->units <= 0)
@@ -70,11 +64,15 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
         return sg_error(ctx, "sg_lstm_new (%s): unknown activation", nm);
     if (opt->in_place < SG_IN_PLACE_AUTO || opt->in_place > SG_IN_PLACE_NEVER)
         return sg_error(ctx, "sg_lstm_new (%s): unknown in_place mode %d", nm, (int)opt->in_place);
-    if (strlen(nm) >= sizeof((sg_lstm *)0)->name)
-        return sg_error(ctx, "sg_lstm_new: name '%s' is too long", nm);
+    if (opt->units > INT64_MAX / 8 || opt->input_size > INT64_MAX / 8 - opt->units)
+        return sg_error(ctx,
+                        "sg_lstm_new (%s): input_size %lld and units %lld overflow 4*units "
+                        "or units + input_size",
+                        nm, (long long)opt->input_size, (long long)opt->units);
     if (!rng)
         rng = sg_ctx_rng(ctx);
 
+    int n0 = sg_store_size(store);
     sg_lstm *l = sg_calloc(1, sizeof *l);
     if (!l)
         return sg_error(ctx, "sg_lstm_new (%s): out of memory", nm);
@@ -86,25 +84,26 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
     char pname[96];
     if (impl == SG_LSTM_FUSED) {
         snprintf(pname, sizeof pname, "%s.kernel", nm);
-        l->kernel = sg_param_new(ctx, dt, SG_SHAPE(I, 4 * H), pname);
+        l->kernel = sg_store_param(ctx, store, pname, dt, SG_SHAPE(I, 4 * H));
         snprintf(pname, sizeof pname, "%s.recurrent_kernel", nm);
-        l->recurrent_kernel = sg_param_new(ctx, dt, SG_SHAPE(H, 4 * H), pname);
+        l->recurrent_kernel = sg_store_param(ctx, store, pname, dt, SG_SHAPE(H, 4 * H));
         if (opt->use_bias) {
             snprintf(pname, sizeof pname, "%s.bias", nm);
-            l->bias = sg_param_new(ctx, dt, SG_SHAPE(4 * H), pname);
+            l->bias = sg_store_param(ctx, store, pname, dt, SG_SHAPE(4 * H));
         }
     } else {
         for (int g = 0; g < 4; g++) {
             snprintf(pname, sizeof pname, "%s.W_%c", nm, gate_names[g]);
-            l->W[g] = sg_param_new(ctx, dt, SG_SHAPE(H + I, H), pname);
+            l->W[g] = sg_store_param(ctx, store, pname, dt, SG_SHAPE(H + I, H));
             if (opt->use_bias) {
                 snprintf(pname, sizeof pname, "%s.b_%c", nm, gate_names[g]);
-                l->b[g] = sg_param_new(ctx, dt, SG_SHAPE(1, H), pname);
+                l->b[g] = sg_store_param(ctx, store, pname, dt, SG_SHAPE(1, H));
             }
         }
     }
     if (sg_ctx_error(ctx)) {
         sg_lstm_free(l);
+        sg_store_truncate(store, n0);
         return NULL;
     }
 
@@ -132,6 +131,7 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *opt,
     sg_tensor_free(b);
     if (rc) {
         sg_lstm_free(l);
+        sg_store_truncate(store, n0);
         return NULL;
     }
     return l;
@@ -294,8 +294,9 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
             } else {
                 /* ract(z) as one op over all four gates, the gates slices of it: an
                  * elementwise function commutes with slicing, and on small steps one
-                 * contiguous op costs less than three on strided slices (tiny: 2.83 ->
-                 * 2.75 us), though it also activates z_c, which only act() reads */
+                 * contiguous op costs less than three on strided slices, though it also
+                 * activates z_c, which only act() reads (bench/README.md has the
+                 * measurement) */
                 sg_tensor *a = sg_activate(ctx, z, o->recurrent_activation);
                 for (int g = 0; g < 4; g++)
                     gate[g] = g == SG_GATE_C

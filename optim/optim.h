@@ -12,7 +12,7 @@
 #ifndef SG_OPTIM_H
 #define SG_OPTIM_H
 
-#include "../layers/layers.h"
+#include "../autograd/autograd.h" /* the store and named tensor lists; not layers */
 
 #ifdef __cplusplus
 extern "C" {

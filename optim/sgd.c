@@ -48,7 +48,7 @@ static bool check_param(sg_ctx *ctx, const char *fn, const sg_param_list *params
         sg_error(ctx, "%s: parameter '%s' is not a live tensor (freed?)", fn, e->name);
         return false;
     }
-    if (t->ctx != ctx) {
+    if (t->ctx != ctx && !(t->flags & SG_FLAG_SHARED)) { /* a store's belong to none */
         sg_error(ctx, "%s: parameter '%s' belongs to another context", fn, e->name);
         return false;
     }
@@ -326,6 +326,8 @@ int sg_optim_state(const sg_optim *opt, sg_param_list *out) {
 
 /* The context to report to: the first live tensor's. */
 static sg_ctx *list_ctx(const sg_param_list *params) {
+    if (params->ctx)
+        return params->ctx;
     for (int i = 0; i < params->n; i++) {
         const sg_tensor *t = params->items[i].tensor;
         if (t && t->magic == SG_TENSOR_MAGIC)

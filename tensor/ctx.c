@@ -252,8 +252,9 @@ static void persist_unlink_free(sg_ctx *ctx, sg_persist_node *node) {
 }
 
 void sg_tensor_free(sg_tensor *t) {
-    if (!t || t->magic != SG_TENSOR_MAGIC || !(t->flags & SG_FLAG_PERSISTENT))
-        return;
+    if (!t || t->magic != SG_TENSOR_MAGIC || !(t->flags & SG_FLAG_PERSISTENT) ||
+        (t->flags & SG_FLAG_SHARED))
+        return; /* shared: owned by something else (a parameter store) */
     sg_persist_node *node = (sg_persist_node *)((char *)t - offsetof(sg_persist_node, t));
     persist_unlink_free(t->ctx, node);
 }

@@ -93,33 +93,8 @@ void sg_init_fans(int ndim, const int64_t *shape, double *fan_in, double *fan_ou
         *fan_out = fo;
 }
 
-/* ---- element access in logical row-major order, any strides ---------------------------- */
-
-typedef struct {
-    sg_tensor *t;
-    int64_t idx[SG_MAX_DIMS];
-    int64_t off; /* storage offset (elements, relative to sg_data) of the current element */
-} walker;
-
-static void walk_start(walker *w, sg_tensor *t) {
-    w->t = t;
-    memset(w->idx, 0, sizeof w->idx);
-    w->off = 0;
-}
-
-/* Store v at the current element and step to the next one (odometer over the shape). */
-static void walk_put(walker *w, double v) {
-    sg_tensor *t = w->t;
-    sg__st(t, w->off, v);
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (++w->idx[d] < t->shape[d]) {
-            w->off += t->stride[d];
-            return;
-        }
-        w->off -= (w->idx[d] - 1) * t->stride[d];
-        w->idx[d] = 0;
-    }
-}
+/* Values are drawn in row-major order whatever t's strides (the iterator walks in that
+ * order), so a view gets the same values as a contiguous tensor of its shape. */
 
 /* A uniform draw in [lo, hi) after rounding to the tensor's dtype: lo + (hi - lo) * u can
  * round up to hi (often in float32, rarely in float64), breaking the half-open range. */
@@ -142,41 +117,35 @@ static double uniform_in(sg_rng *rng, sg_dtype dt, double lo, double hi) {
 }
 
 static void fill_uniform(sg_tensor *t, sg_rng *rng, double lo, double hi) {
-    walker w;
-    walk_start(&w, t);
-    int64_t n = sg_numel(t);
-    for (int64_t i = 0; i < n; i++)
-        walk_put(&w, uniform_in(rng, t->dtype, lo, hi));
+    sg_iter it;
+    sg__iter_of(&it, 1, (const sg_tensor *const[]){t});
+    SG_ITER_LOOP(&it, sg__st(t, i0, uniform_in(rng, t->dtype, lo, hi)));
 }
 
 static void fill_normal(sg_tensor *t, sg_rng *rng, double mean, double std) {
-    walker w;
-    walk_start(&w, t);
-    int64_t n = sg_numel(t);
-    for (int64_t i = 0; i < n; i++)
-        walk_put(&w, mean + std * sg_rng_normal(rng));
+    sg_iter it;
+    sg__iter_of(&it, 1, (const sg_tensor *const[]){t});
+    SG_ITER_LOOP(&it, sg__st(t, i0, mean + std * sg_rng_normal(rng)));
 }
 
 /* TensorFlow's truncated_normal: a unit normal redrawn while |z| > 2, then scaled. */
+static double truncated(sg_rng *rng) {
+    double z;
+    do
+        z = sg_rng_normal(rng);
+    while (fabs(z) > 2.0);
+    return z;
+}
 static void fill_truncated(sg_tensor *t, sg_rng *rng, double mean, double std) {
-    walker w;
-    walk_start(&w, t);
-    int64_t n = sg_numel(t);
-    for (int64_t i = 0; i < n; i++) {
-        double z;
-        do
-            z = sg_rng_normal(rng);
-        while (fabs(z) > 2.0);
-        walk_put(&w, mean + std * z);
-    }
+    sg_iter it;
+    sg__iter_of(&it, 1, (const sg_tensor *const[]){t});
+    SG_ITER_LOOP(&it, sg__st(t, i0, mean + std * truncated(rng)));
 }
 
 static void fill_const(sg_tensor *t, double v) {
-    walker w;
-    walk_start(&w, t);
-    int64_t n = sg_numel(t);
-    for (int64_t i = 0; i < n; i++)
-        walk_put(&w, v);
+    sg_iter it;
+    sg__iter_of(&it, 1, (const sg_tensor *const[]){t});
+    SG_ITER_LOOP(&it, sg__st(t, i0, v));
 }
 
 /* ---- orthogonal ------------------------------------------------------------------------ */
@@ -283,11 +252,10 @@ static int fill_orthogonal(sg_ctx *ctx, sg_tensor *t, sg_rng *rng, double gain) 
             a[j * m + i] = sg_rng_normal(rng);
     householder_q(a, q, rd, m, n);
     /* Keras transposes Q when the matrix is wide, so its rows are orthonormal. */
-    walker w;
-    walk_start(&w, t);
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++)
-            walk_put(&w, gain * (rows >= cols ? q[j * m + i] : q[i * m + j]));
+    sg_iter it;
+    sg__iter_flat(&it, t);
+    SG_ITER_LOOP(&it, const int64_t i = i1 / cols; const int64_t j = i1 % cols;
+                 sg__st(t, i0, gain * (rows >= cols ? q[j * m + i] : q[i * m + j])));
     sg_free(a);
     sg_free(q);
     sg_free(rd);

@@ -6,8 +6,9 @@
  * the baseline x86-64 ISA (SSE2) like the rest of the library; this makes gcc also build
  * AVX2 and AVX-512 copies of a function and pick one at load time (an ifunc). No -ffast-math and no
  * FMA contraction (ISO C mode), so every copy rounds alike: wider vectors change the speed, not the
- * results. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+ * results. Not under ThreadSanitizer: it instruments the ifunc resolvers, which the dynamic
+ * loader runs before the sanitizer's runtime is up (a crash at start). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define SG__SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define SG__SIMD_CLONES
@@ -40,9 +41,10 @@ struct sg_ctx {
         uint32_t tape_gen;
         bool grad_disabled; /* no-grad mode */
         bool anomaly;
-        sg_tensor *tail;      /* last node recorded; nodes link back through tape_prev */
-        sg_tensor *grad_pool; /* consumed gradient buffers for reuse (linked by pool_next) */
-        int64_t ip_visits;    /* in-place marks compared by checks (a test's probe) */
+        sg_tensor *tail;          /* last node recorded; nodes link back through tape_prev */
+        sg_tensor *grad_pool;     /* consumed gradient buffers for reuse (linked by pool_next) */
+        int64_t ip_visits;        /* in-place marks compared by checks (a test's probe) */
+        sg_tensor *private_grads; /* the workspace's own gradient slab (autograd/store.c) */
         /* Row-major copies of transposed parameters made during one backward pass
          * (autograd/ops_matmul.c), emptied when a backward pass starts. */
         struct {
@@ -90,8 +92,15 @@ sg_tensor *sg__persistent_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
                               const int64_t *shape, void (*dtor)(sg_tensor *t));
 /* The persistent tensors made with ctx, one after another: start with NULL; NULL at the end. */
 sg_tensor *sg__persist_next(sg_ctx *ctx, sg_tensor *prev);
-/* Row-major contiguous strides for a shape. */
-void sg__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* Row-major contiguous strides for a shape (a size-0 dimension counts as 1, so that the
+ * strides stay those of the shape's non-empty neighbours). Inline: every op's output. */
+static inline void sg__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+}
 /* Storage offset (elements, relative to sg_data) of flat row-major element i. */
 int64_t sg__offset_of(const sg_tensor *t, int64_t i);
 /* Normalise a possibly negative axis; -1 with an error naming fn when out of range. */
@@ -109,11 +118,151 @@ static inline bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tenso
         const sg_tensor *t = src[i];
         if (!t)
             return false;
-        if (t->magic != SG_TENSOR_MAGIC || t->ctx != ctx || t->dtype != src[0]->dtype ||
-            (!(t->flags & SG_FLAG_PERSISTENT) && t->gen != ctx->gen))
+        if (t->magic != SG_TENSOR_MAGIC || (t->ctx != ctx && !(t->flags & SG_FLAG_SHARED)) ||
+            t->dtype != src[0]->dtype || (!(t->flags & SG_FLAG_PERSISTENT) && t->gen != ctx->gen))
             return sg__check_inputs_slow(ctx, fn, n, src);
     }
     return true;
+}
+
+/* ---- the strided iterator ------------------------------------------------------------------
+ * The one walk over strided views that every elementwise loop uses: copies and adds between
+ * views (sg__strided), the elementwise ops and their backwards with broadcasting, fills,
+ * initializers, comparisons. Up to SG_ITER_MAXOP operands share a shape; each has its own
+ * strides (0 on broadcast dimensions). Dimensions that every operand walks as one flat run
+ * are merged, so a contiguous tensor is one inner loop and x[:, t, :] is B rows. The order
+ * is row-major, so a walk can also hand out values in sequence (initializers do). */
+
+#define SG_ITER_MAXOP 4
+
+typedef struct {
+    int nd;    /* dimensions after merging, >= 1 */
+    bool unit; /* every active operand has stride 1 in the innermost dimension */
+    int64_t n; /* elements */
+    int64_t shape[SG_MAX_DIMS];
+    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS]; /* inactive operands: all zero */
+} sg_iter;
+
+/* Iterator over shape[0..nd) for the operands in `mask` (bit k: operand k, strides st[k]).
+ * A size-1 dimension is dropped (its strides never matter). Dimension d merges into the
+ * block kept before it when, for every active operand, stepping the block once equals
+ * stepping d shape[d] times, i.e. the pair is one flat run for everybody (stride-0
+ * broadcast pairs qualify too: 0 == 0 * shape[d]). */
+static inline void sg__iter_init(sg_iter *it, int nd, const int64_t *shape, unsigned mask,
+                                 int64_t st[][SG_MAX_DIMS]) {
+    int k = 0;
+    it->n = 1;
+    for (int d = 0; d < nd; d++) {
+        it->n *= shape[d];
+        if (shape[d] == 1)
+            continue;
+        bool merge = k > 0;
+        for (int p = 0; p < SG_ITER_MAXOP && merge; p++)
+            if ((mask >> p & 1) && it->st[p][k - 1] != st[p][d] * shape[d])
+                merge = false;
+        if (merge) {
+            it->shape[k - 1] *= shape[d];
+            for (int p = 0; p < SG_ITER_MAXOP; p++)
+                it->st[p][k - 1] = (mask >> p & 1) ? st[p][d] : 0;
+        } else {
+            it->shape[k] = shape[d];
+            for (int p = 0; p < SG_ITER_MAXOP; p++)
+                it->st[p][k] = (mask >> p & 1) ? st[p][d] : 0;
+            k++;
+        }
+    }
+    if (k == 0) { /* 0-d or all ones: one element */
+        it->shape[0] = 1;
+        for (int p = 0; p < SG_ITER_MAXOP; p++)
+            it->st[p][0] = 0;
+        k = 1;
+    }
+    it->nd = k;
+    it->unit = true;
+    for (int p = 0; p < SG_ITER_MAXOP; p++)
+        if ((mask >> p & 1) && it->st[p][k - 1] != 1)
+            it->unit = false;
+}
+
+/* Run the statement(s) in __VA_ARGS__ once per element of IT, with i0..i3 the element's
+ * offsets in operands 0..3. The innermost dimension is a plain loop (unit-stride version when
+ * every operand allows it); the outer ones advance with a multi-index counter. */
+#define SG_ITER_LOOP(IT, ...)                                                                      \
+    do {                                                                                           \
+        const sg_iter *it_ = (IT);                                                                 \
+        const int nd_ = it_->nd;                                                                   \
+        const int64_t in_ = it_->shape[nd_ - 1];                                                   \
+        const int64_t s0_ = it_->st[0][nd_ - 1], s1_ = it_->st[1][nd_ - 1],                        \
+                      s2_ = it_->st[2][nd_ - 1], s3_ = it_->st[3][nd_ - 1];                        \
+        int64_t b0_ = 0, b1_ = 0, b2_ = 0, b3_ = 0, idx_[SG_MAX_DIMS] = {0};                       \
+        for (int64_t done_ = 0; done_ < it_->n; done_ += in_) {                                    \
+            if (it_->unit) {                                                                       \
+                for (int64_t j_ = 0; j_ < in_; j_++) {                                             \
+                    const int64_t i0 = b0_ + j_, i1 = b1_ + j_, i2 = b2_ + j_, i3 = b3_ + j_;      \
+                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
+                    __VA_ARGS__;                                                                   \
+                }                                                                                  \
+            } else {                                                                               \
+                for (int64_t j_ = 0; j_ < in_; j_++) {                                             \
+                    const int64_t i0 = b0_ + j_ * s0_, i1 = b1_ + j_ * s1_, i2 = b2_ + j_ * s2_,   \
+                                  i3 = b3_ + j_ * s3_;                                             \
+                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
+                    __VA_ARGS__;                                                                   \
+                }                                                                                  \
+            }                                                                                      \
+            for (int d_ = nd_ - 2; d_ >= 0; d_--) {                                                \
+                b0_ += it_->st[0][d_];                                                             \
+                b1_ += it_->st[1][d_];                                                             \
+                b2_ += it_->st[2][d_];                                                             \
+                b3_ += it_->st[3][d_];                                                             \
+                if (++idx_[d_] < it_->shape[d_])                                                   \
+                    break;                                                                         \
+                b0_ -= it_->st[0][d_] * it_->shape[d_];                                            \
+                b1_ -= it_->st[1][d_] * it_->shape[d_];                                            \
+                b2_ -= it_->st[2][d_] * it_->shape[d_];                                            \
+                b3_ -= it_->st[3][d_] * it_->shape[d_];                                            \
+                idx_[d_] = 0;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* The same statement over n contiguous elements: every operand at offset i. */
+#define SG_FLAT_LOOP(N, ...)                                                                       \
+    do {                                                                                           \
+        for (int64_t i_ = 0; i_ < (N); i_++) {                                                     \
+            const int64_t i0 = i_, i1 = i_, i2 = i_, i3 = i_;                                      \
+            (void)i0, (void)i1, (void)i2, (void)i3;                                                \
+            __VA_ARGS__;                                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* Flat loop when IT is NULL (everything contiguous and aligned), else the strided walk. */
+#define SG_ITER_RUN(IT, N, ...)                                                                    \
+    do {                                                                                           \
+        if (IT)                                                                                    \
+            SG_ITER_LOOP(IT, __VA_ARGS__);                                                         \
+        else                                                                                       \
+            SG_FLAT_LOOP(N, __VA_ARGS__);                                                          \
+    } while (0)
+
+/* An iterator over the elements of tensors ts[0..n) (n <= SG_ITER_MAXOP) of one shape
+ * (ts[0]'s), each walked with its own strides; operand k's offsets are ik. */
+static inline void sg__iter_of(sg_iter *it, int n, const sg_tensor *const *ts) {
+    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
+    for (int k = 0; k < n; k++)
+        for (int d = 0; d < ts[0]->ndim; d++)
+            st[k][d] = ts[k]->stride[d];
+    sg__iter_init(it, ts[0]->ndim, ts[0]->shape, (1u << n) - 1, st);
+}
+
+/* An iterator over t whose operand 0 is t (offsets i0) and operand 1 the flat row-major
+ * index of the element (i1): for walks that read or write elements in order. */
+static inline void sg__iter_flat(sg_iter *it, const sg_tensor *t) {
+    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
+    for (int d = 0; d < t->ndim; d++)
+        st[0][d] = t->stride[d];
+    sg__contiguous_strides(t->ndim, t->shape, st[1]);
+    sg__iter_init(it, t->ndim, t->shape, 3u, st);
 }
 
 /* dst = src (add false) or dst += src (add true) over `shape`, both strided (dst strides

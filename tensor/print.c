@@ -389,6 +389,34 @@ void sg_print(const sg_tensor *t, FILE *f) {
 
 /* ---- comparison ---------------------------------------------------------------------- */
 
+/* One element of sg_compare: x of a, y of b, at flat index i. */
+static void compare_one(sg_compare_result *r, double x, double y, int64_t i, double rtol,
+                        double atol) {
+    double diff, rel;
+    bool ok;
+    if (isnan(x) || isnan(y)) {
+        ok = isnan(x) && isnan(y);
+        diff = rel = ok ? 0.0 : INFINITY;
+    } else if (isinf(x) || isinf(y)) {
+        /* Like numpy.isclose: equal infinities match, anything else is infinitely off
+         * (computing inf - inf would give NaN). */
+        ok = x == y;
+        diff = rel = ok ? 0.0 : INFINITY;
+    } else {
+        diff = fabs(x - y);
+        ok = diff <= atol + rtol * fabs(y);
+        rel = diff / fmax(fabs(y), DBL_MIN);
+    }
+    if (!ok)
+        r->n_mismatch++;
+    if (diff > r->max_abs) {
+        r->max_abs = diff;
+        r->worst_flat = i;
+    }
+    if (rel > r->max_rel)
+        r->max_rel = rel;
+}
+
 int sg_compare(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b, double rtol, double atol,
                sg_compare_result *res) {
     if (!ctx || !a || !b || !sg_check(ctx, a, "sg_compare") || !sg_check(ctx, b, "sg_compare"))
@@ -411,32 +439,14 @@ int sg_compare(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b, double rtol,
     sg_compare_result r;
     memset(&r, 0, sizeof r);
     r.worst_flat = n > 0 ? 0 : -1;
-    for (int64_t i = 0; i < n; i++) {
-        double x = sg__ld(a, sg__offset_of(a, i)), y = sg__ld(b, sg__offset_of(b, i));
-        double diff, rel;
-        bool ok;
-        if (isnan(x) || isnan(y)) {
-            ok = isnan(x) && isnan(y);
-            diff = rel = ok ? 0.0 : INFINITY;
-        } else if (isinf(x) || isinf(y)) {
-            /* Like numpy.isclose: equal infinities match, anything else is infinitely off
-             * (computing inf - inf would give NaN). */
-            ok = x == y;
-            diff = rel = ok ? 0.0 : INFINITY;
-        } else {
-            diff = fabs(x - y);
-            ok = diff <= atol + rtol * fabs(y);
-            rel = diff / fmax(fabs(y), DBL_MIN);
-        }
-        if (!ok)
-            r.n_mismatch++;
-        if (diff > r.max_abs) {
-            r.max_abs = diff;
-            r.worst_flat = i;
-        }
-        if (rel > r.max_rel)
-            r.max_rel = rel;
-    }
+    /* operands: a (i0), b (i1), the flat index (i2) */
+    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
+    memcpy(st[0], a->stride, sizeof(int64_t) * (size_t)a->ndim);
+    memcpy(st[1], b->stride, sizeof(int64_t) * (size_t)a->ndim);
+    sg__contiguous_strides(a->ndim, a->shape, st[2]);
+    sg_iter it;
+    sg__iter_init(&it, a->ndim, a->shape, 7u, st);
+    SG_ITER_LOOP(&it, compare_one(&r, sg__ld(a, i0), sg__ld(b, i1), i2, rtol, atol));
     for (int64_t d = a->ndim - 1, i = r.worst_flat; d >= 0 && i >= 0; d--) {
         r.worst_index[d] = i % a->shape[d];
         i /= a->shape[d];

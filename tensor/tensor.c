@@ -23,14 +23,6 @@ const char *sg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
     return buf;
 }
 
-void sg__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
-    int64_t s = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        stride[i] = s;
-        s *= shape[i] > 0 ? shape[i] : 1;
-    }
-}
-
 int sg__axis(sg_ctx *ctx, const char *fn, int axis, int ndim) {
     int a = axis < 0 ? axis + ndim : axis;
     if (a < 0 || a >= ndim) {
@@ -51,7 +43,7 @@ bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn) {
         sg_error(ctx, "%s: tensor used after sg_ctx_reset", fn);
         return false;
     }
-    if (ctx && t->ctx != ctx) {
+    if (ctx && t->ctx != ctx && !(t->flags & SG_FLAG_SHARED)) {
         sg_error(ctx, "%s: tensor belongs to another context", fn);
         return false;
     }
@@ -81,8 +73,9 @@ typedef struct {
 } header_pair;
 
 /* Initialise a header field by field: one memset of the ~450-byte pair compiles to
- * `rep stos`, which alone cost a third of a tiny LSTM step. Shape and strides are left to
- * the caller; everything else starts zero. */
+ * `rep stos`, whose start-up cost is large next to the rest of a tiny op, and every op
+ * makes a header (bench/README.md has the measurement). Shape and strides are left to the
+ * caller; everything else starts zero. */
 static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     sg_tensor *t = &h->t;
     t->magic = SG_TENSOR_MAGIC;
@@ -190,12 +183,9 @@ sg_tensor *sg__new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, boo
     if (zero)
         memset(h->s.data, 0, nbytes);
     t->ndim = ndim;
-    int64_t s = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
+    for (int i = 0; i < ndim; i++) /* shape may be NULL for a 0-d tensor */
         t->shape[i] = shape[i];
-        t->stride[i] = s;
-        s *= shape[i] > 0 ? shape[i] : 1;
-    }
+    sg__contiguous_strides(ndim, shape, t->stride);
     return t;
 }
 
@@ -347,8 +337,9 @@ int sg_copy_to(const sg_tensor *t, void *out) {
         return 0;
     }
     const char *src = sg_data(t);
-    for (int64_t i = 0; i < n; i++)
-        memcpy((char *)out + i * (int64_t)es, src + sg__offset_of(t, i) * (int64_t)es, es);
+    sg_iter it;
+    sg__iter_flat(&it, t);
+    SG_ITER_LOOP(&it, memcpy((char *)out + i1 * (int64_t)es, src + i0 * (int64_t)es, es));
     return 0;
 }
 
@@ -359,93 +350,42 @@ int sg_copy_to_f64(const sg_tensor *t, double *out) {
         sg_error(t->ctx, "sg_copy_to_f64: out is NULL");
         return -1;
     }
-    int64_t n = sg_numel(t);
-    bool c = sg_is_contiguous(t);
-    for (int64_t i = 0; i < n; i++)
-        out[i] = sg__ld(t, c ? i : sg__offset_of(t, i));
+    sg_iter it;
+    sg__iter_flat(&it, t);
+    SG_ITER_LOOP(&it, out[i1] = sg__ld(t, i0));
     return 0;
 }
 
-/* ---- strided loops ------------------------------------------------------------------- */
+/* ---- strided copies and adds -------------------------------------------------------- */
 
-/* Merge the dims of `shape` that both stride sets walk contiguously and drop size-1 dims,
- * so that e.g. a slice of whole rows becomes one long inner loop and the (B, I) view of
- * x[:, t, :] becomes B contiguous rows. Returns the new number of dims (at least 1). */
-static int coalesce(int nd, const int64_t *shape, const int64_t *s0, const int64_t *s1, int64_t *sh,
-                    int64_t *t0, int64_t *t1) {
-    int k = 0;
-    for (int d = 0; d < nd; d++) {
-        if (shape[d] == 1)
-            continue;
-        if (k > 0 && t0[k - 1] == s0[d] * shape[d] && t1[k - 1] == s1[d] * shape[d]) {
-            sh[k - 1] *= shape[d];
-            t0[k - 1] = s0[d];
-            t1[k - 1] = s1[d];
-        } else {
-            sh[k] = shape[d];
-            t0[k] = s0[d];
-            t1[k] = s1[d];
-            k++;
-        }
+#define DEF_STRIDED(T)                                                                             \
+    static void strided_##T(bool add, T *dst, const T *src, const sg_iter *it) {                   \
+        if (add)                                                                                   \
+            SG_ITER_LOOP(it, dst[i0] += src[i1]);                                                  \
+        else                                                                                       \
+            SG_ITER_LOOP(it, dst[i0] = src[i1]);                                                   \
     }
-    if (k == 0) {
-        sh[0] = 1;
-        t0[0] = t1[0] = 1;
-        k = 1;
-    }
-    return k;
-}
-
-/* dst = src (COPY) or dst += src (ADD) over `shape`, dst and src strided; shape already
- * coalesced. The inner dimension is a plain loop (unit strides: vectorized); the outer
- * ones advance with a multi-index counter, no div/mod. */
-#define DEF_STRIDED(T, NAME, OP)                                                                   \
-    static void NAME##_##T(T *dst, const int64_t *ds, const T *src, const int64_t *ss, int nd,     \
-                           const int64_t *shape) {                                                 \
-        int64_t idx[SG_MAX_DIMS] = {0}, od = 0, os = 0;                                            \
-        const int64_t n = shape[nd - 1], dsi = ds[nd - 1], ssi = ss[nd - 1];                       \
-        for (;;) {                                                                                 \
-            T *restrict d = dst + od;                                                              \
-            const T *restrict s = src + os;                                                        \
-            if (dsi == 1 && ssi == 1)                                                              \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    d[j] OP s[j];                                                                  \
-            else                                                                                   \
-                for (int64_t j = 0; j < n; j++)                                                    \
-                    d[j * dsi] OP s[j * ssi];                                                      \
-            int k = nd - 2;                                                                        \
-            for (; k >= 0; k--) {                                                                  \
-                od += ds[k];                                                                       \
-                os += ss[k];                                                                       \
-                if (++idx[k] < shape[k])                                                           \
-                    break;                                                                         \
-                od -= ds[k] * shape[k];                                                            \
-                os -= ss[k] * shape[k];                                                            \
-                idx[k] = 0;                                                                        \
-            }                                                                                      \
-            if (k < 0)                                                                             \
-                return;                                                                            \
-        }                                                                                          \
-    }
-DEF_STRIDED(float, copy, =)
-DEF_STRIDED(double, copy, =)
-DEF_STRIDED(float, add, +=)
-DEF_STRIDED(double, add, +=)
+DEF_STRIDED(float)
+DEF_STRIDED(double)
 
 /* dst (+)= src, both `nd`-dim strided views of `shape` starting at the given pointers. */
 void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
                  const int64_t *src_st, int nd, const int64_t *shape) {
-    int64_t sh[SG_MAX_DIMS], ds[SG_MAX_DIMS], ss[SG_MAX_DIMS];
     for (int d = 0; d < nd; d++)
         if (shape[d] == 0)
             return;
-    int k = coalesce(nd, shape, dst_st, src_st, sh, ds, ss);
-    if (k <= 2 && ds[k - 1] == 1 && ss[k - 1] == 1 && sh[k - 1] <= 16 && add) {
+    sg_iter it;
+    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
+    memcpy(st[0], dst_st, sizeof(int64_t) * (size_t)nd);
+    memcpy(st[1], src_st, sizeof(int64_t) * (size_t)nd);
+    sg__iter_init(&it, nd, shape, 3u, st);
+    int k = it.nd;
+    if (k <= 2 && it.unit && it.shape[k - 1] <= 16 && add) {
         /* a few short unit-stride rows (the gradient of an LSTM step's gate slice at tiny
          * sizes): plain loops, since the general walk's set-up costs more than the work
-         * there (tiny step 2.81 -> 2.68 us) */
-        int64_t rows = k == 2 ? sh[0] : 1, n = sh[k - 1], dr = k == 2 ? ds[0] : 0,
-                sr = k == 2 ? ss[0] : 0;
+         * there (bench/README.md has the measurements) */
+        int64_t rows = k == 2 ? it.shape[0] : 1, n = it.shape[k - 1], dr = k == 2 ? it.st[0][0] : 0,
+                sr = k == 2 ? it.st[1][0] : 0;
         if (dt == SG_F32)
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t j = 0; j < n; j++)
@@ -456,17 +396,10 @@ void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const 
                     ((double *)dst)[r * dr + j] += ((const double *)src)[r * sr + j];
         return;
     }
-    if (dt == SG_F32) {
-        if (add)
-            add_float(dst, ds, src, ss, k, sh);
-        else
-            copy_float(dst, ds, src, ss, k, sh);
-    } else {
-        if (add)
-            add_double(dst, ds, src, ss, k, sh);
-        else
-            copy_double(dst, ds, src, ss, k, sh);
-    }
+    if (dt == SG_F32)
+        strided_float(add, dst, src, &it);
+    else
+        strided_double(add, dst, src, &it);
 }
 
 /* ---- in-place helpers ---------------------------------------------------------------- */
@@ -487,22 +420,37 @@ int sg_fill(sg_tensor *t, double value) {
         }
         return 0;
     }
-    for (int64_t i = 0; i < n; i++)
-        sg__st(t, sg__offset_of(t, i), value);
+    sg_iter it;
+    sg__iter_of(&it, 1, (const sg_tensor *const[]){t});
+    SG_ITER_LOOP(&it, sg__st(t, i0, value));
     return 0;
 }
 
+/* The context that hears about a pair's problems: dst's, or src's when dst is shared (a
+ * parameter receiving values from a workspace's tensor). */
+static sg_ctx *pair_ctx(const sg_tensor *dst, const sg_tensor *src) {
+    return (dst->flags & SG_FLAG_SHARED) ? src->ctx : dst->ctx;
+}
+
 static int check_pair(const char *fn, sg_tensor *dst, const sg_tensor *src) {
-    if (!dst || !src || !sg_check(dst->ctx, dst, fn) || !sg_check(dst->ctx, src, fn))
+    if (!dst || !src || dst->magic != SG_TENSOR_MAGIC || src->magic != SG_TENSOR_MAGIC) {
+        if (dst && dst->magic == SG_TENSOR_MAGIC)
+            sg_check(dst->ctx, src, fn); /* says which */
+        else if (src && src->magic == SG_TENSOR_MAGIC)
+            sg_check(src->ctx, dst, fn);
+        return -1;
+    }
+    sg_ctx *ctx = pair_ctx(dst, src);
+    if (!sg_check(ctx, dst, fn) || !sg_check(ctx, src, fn))
         return -1;
     if (dst->dtype != src->dtype) {
-        sg_error(dst->ctx, "%s: dtype mismatch: %s and %s", fn, sg_dtype_name(dst->dtype),
+        sg_error(ctx, "%s: dtype mismatch: %s and %s", fn, sg_dtype_name(dst->dtype),
                  sg_dtype_name(src->dtype));
         return -1;
     }
     if (!sg__same_shape(dst, src)) {
         char a[96], b[96];
-        sg_error(dst->ctx, "%s: shapes %s and %s differ", fn,
+        sg_error(ctx, "%s: shapes %s and %s differ", fn,
                  sg_shape_str(dst->ndim, dst->shape, a, sizeof a),
                  sg_shape_str(src->ndim, src->shape, b, sizeof b));
         return -1;
@@ -520,6 +468,30 @@ int sg_copy(sg_tensor *dst, const sg_tensor *src) {
     }
     sg__strided(false, dst->dtype, sg_data(dst), dst->stride, sg_data(src), src->stride, dst->ndim,
                 dst->shape);
+    return 0;
+}
+
+int sg_copy_values(sg_tensor *dst, const sg_tensor *src) {
+    if (!dst || !src || dst->magic != SG_TENSOR_MAGIC || src->magic != SG_TENSOR_MAGIC)
+        return check_pair("sg_copy_values", dst, src); /* its message */
+    sg_ctx *ctx = pair_ctx(dst, src);
+    if (!sg_check(ctx, dst, "sg_copy_values") || !sg_check(ctx, src, "sg_copy_values"))
+        return -1;
+    if (sg_numel(dst) != sg_numel(src)) {
+        char a[96], b[96];
+        sg_error(ctx, "sg_copy_values: %s has %lld elements, %s has %lld",
+                 sg_shape_str(dst->ndim, dst->shape, a, sizeof a), (long long)sg_numel(dst),
+                 sg_shape_str(src->ndim, src->shape, b, sizeof b), (long long)sg_numel(src));
+        return -1;
+    }
+    sg_iter it;
+    if (sg__same_shape(dst, src)) {
+        sg__iter_of(&it, 2, (const sg_tensor *const[]){dst, src});
+        SG_ITER_LOOP(&it, sg__st(dst, i0, sg__ld(src, i1)));
+    } else { /* row-major order of each */
+        sg__iter_flat(&it, dst);
+        SG_ITER_LOOP(&it, sg__st(dst, i0, sg__ld(src, sg__offset_of(src, i1))));
+    }
     return 0;
 }
 
@@ -541,9 +513,8 @@ int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src) {
         }
         return 0;
     }
-    for (int64_t i = 0; i < n; i++) {
-        int64_t od = sg__offset_of(dst, i);
-        sg__st(dst, od, sg__ld(dst, od) + alpha * sg__ld(src, sg__offset_of(src, i)));
-    }
+    sg_iter it;
+    sg__iter_of(&it, 2, (const sg_tensor *const[]){dst, src});
+    SG_ITER_LOOP(&it, sg__st(dst, i0, sg__ld(dst, i0) + alpha * sg__ld(src, i1)));
     return 0;
 }

@@ -43,6 +43,9 @@ const char *sg_dtype_name(sg_dtype dt);
  * (autograd/autograd.h defines them), which tensor/ only clears at creation. */
 enum {
     SG_FLAG_PERSISTENT = 1u << 0, /* malloc'd: survives sg_ctx_reset */
+    SG_FLAG_SHARED = 1u << 1,     /* owned by no workspace and usable in every context (a
+                                     store's parameter); its ctx only receives the errors of
+                                     calls that name no context (sg_fill, sg_get_flat, ...) */
 };
 
 typedef struct sg_ctx sg_ctx;
@@ -253,6 +256,10 @@ bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn);
 int sg_fill(sg_tensor *t, double value);
 int sg_copy(sg_tensor *dst, const sg_tensor *src);
 int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src);
+/* Copy src's values into dst element by element in row-major order: the same number of
+ * elements, any shapes, strides and dtypes (converted as C converts). 0, or -1 with an
+ * error (counts differ, stale tensors). */
+int sg_copy_values(sg_tensor *dst, const sg_tensor *src);
 
 /* ---------------------------------------------------------------------------------------
  * Keras initializers (tf.keras.initializers, same names, same formulas).

@@ -143,13 +143,13 @@ SG_TARGET_AVX512 static inline __m512d sigmoid_f64x8(__m512d v) {
 }
 
 /* ---- tanh for float32 on AVX-512, evaluated in double ----------------------------------
- * SLEEF's tanhf16_u10 costs 0.97 ns per element here (5x its sigmoid), and tanh is an LSTM
+ * SLEEF's tanhf16_u10 is several times as costly as its sigmoid, and tanh is an LSTM
  * step's most expensive activation (act(c) and g every step). Each float is widened to
  * double and tanh(a) = s * em / (em + 2), em = expm1(2|a|) with s the sign of a, is
  * evaluated with at most about 2^-36 relative error, then rounded once to float. Checked
  * against long double tanhl on all 2^32 floats: correctly rounded for all but 40 (1 ULP
- * off; their exact values lie that close to a rounding tie), where SLEEF's is 1 ULP off
- * for 3168668; and 0.59 ns per element instead of 0.97 (bench_vmath, n = 4096).
+ * off; their exact values lie that close to a rounding tie), where SLEEF's is off by 1 ULP
+ * far more often; and faster than SLEEF's. bench/README.md has the measurements.
  *
  * expm1(y), y = 2|a| clamped to 40 (tanh(20) rounds to 1 already; em then stays finite
  * so em / (em + 2) is never inf / inf): y = k ln2 + r, |r| <= ln2 / 2, k integer;

@@ -353,6 +353,105 @@ START_TEST(test_custom_op) {
 }
 END_TEST
 
+/* The parameter store: values and gradients in two slabs, each parameter a view of both,
+ * names unique, one dtype, errors of context-free calls kept by the store. */
+START_TEST(test_store) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *st = sg_store_new();
+    sg_tensor *w = sg_store_param(ctx, st, "w", SG_F64, SG_SHAPE(2, 3));
+    sg_tensor *b = sg_store_param(ctx, st, "b", SG_F64, SG_SHAPE(3));
+    ck_assert_msg(w && b, "%s", sg_ctx_error(ctx));
+    ck_assert_int_eq(sg_store_size(st), 2);
+    ck_assert_int_eq(sg_store_count(st), 9);
+    ck_assert_ptr_eq(sg_store_find(st, "b"), b);
+    ck_assert_ptr_eq(sg_store_at(st, 0), w);
+    ck_assert_str_eq(sg_store_name_at(st, 1), "b");
+    ck_assert_ptr_eq(sg_param_store(w), st);
+    ck_assert_ptr_null(sg_param_store(sg_zeros(ctx, SG_F64, SG_SHAPE(1))));
+    /* views into the slabs, each parameter on a 64-byte boundary */
+    const double *vals = sg_store_values(st), *grads = sg_store_grads(st);
+    ck_assert_ptr_eq(sg_data(w), vals);
+    ck_assert_ptr_eq(sg_data(b), vals + 8);
+    ck_assert_ptr_eq(sg_data(b->grad), grads + 8);
+    ck_assert_int_eq(sg_store_slab_len(st), 11);
+    /* gradients land in the gradient slab; zeroing is the whole slab */
+    sg_fill(w, 1.0);
+    sg_tensor *x = sg_from_data(ctx, SG_F64, SG_SHAPE(1, 2), (double[]){2, 3});
+    sg_tensor *y = sg_sum(ctx, sg_addmm(ctx, b, x, w));
+    ck_assert_int_eq(sg_backward(ctx, y, NULL), 0);
+    ck_assert_double_eq(grads[0], 2);
+    ck_assert_double_eq(grads[5], 3);
+    ck_assert_double_eq(grads[10], 1);
+    sg_store_zero_grad(st);
+    for (int i = 0; i < 11; i++)
+        ck_assert_double_eq(grads[i], 0);
+    /* a workspace only reads parameters: recording left no mark on them */
+    ck_assert_uint_eq(w->flags & ~(uint32_t)(SG_FLAG_PERSISTENT | SG_FLAG_SHARED | SG_FLAG_PARAM |
+                                             SG_FLAG_REQUIRES_GRAD | SG_FLAG_STORED),
+                      0);
+    ck_assert_uint_eq(w->storage->read_gen, 0);
+    /* parameters can be used from another context */
+    sg_ctx *other = sg_ctx_new(0);
+    ck_assert_ptr_nonnull(sg_matmul(other, sg_ones(other, SG_F64, SG_SHAPE(1, 2)), w));
+    ck_assert_ptr_null(sg_ctx_error(other));
+    sg_ctx_free(other);
+    /* errors */
+    ck_assert_ptr_null(sg_store_param(ctx, st, "w", SG_F64, SG_SHAPE(1)));
+    EXPECT_ERR(ctx, "sg_store_param: the store already has a parameter \"w\"");
+    ck_assert_ptr_null(sg_store_param(ctx, st, "f", SG_F32, SG_SHAPE(1)));
+    EXPECT_ERR(ctx, "sg_store_param: \"f\" is float32 but the store holds float64 parameters");
+    ck_assert_ptr_null(sg_store_param(ctx, st, "", SG_F64, SG_SHAPE(1)));
+    EXPECT_ERR(ctx, "sg_store_param: a parameter needs a name");
+    char longname[80];
+    memset(longname, 'n', 64);
+    longname[64] = 0;
+    ck_assert_ptr_null(sg_store_param(ctx, st, longname, SG_F64, SG_SHAPE(1)));
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "is longer than 63 characters"));
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_store_param(ctx, st, "huge", SG_F64, SG_SHAPE(1ll << 40, 1ll << 40)));
+    EXPECT_ERR(ctx, "sg_store_param: \"huge\": bad or too large shape");
+    ck_assert_int_eq(sg_store_size(st), 2);
+    /* a call that names no context reports to the store */
+    ck_assert(isnan(sg_get_flat(w, 6)));
+    ck_assert_str_eq(sg_store_error(st), "sg_get_flat: index 6 out of range for 6 elements");
+    sg_store_clear_error(st);
+    ck_assert_ptr_null(sg_store_error(st));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    /* sg_tensor_free leaves a store's parameter alone; truncate removes the newest */
+    sg_tensor_free(w);
+    ck_assert_double_eq(sg_get_flat(w, 0), 1.0);
+    sg_store_truncate(st, 1);
+    ck_assert_int_eq(sg_store_size(st), 1);
+    ck_assert_ptr_null(sg_store_find(st, "b"));
+    ck_assert_ptr_nonnull(sg_store_param(ctx, st, "b", SG_F64, SG_SHAPE(3)));
+    /* unique names, Keras style */
+    char nm[32];
+    ck_assert_int_eq(sg_store_unique_name(ctx, st, "w", nm, sizeof nm), 0);
+    ck_assert_str_eq(nm, "w_1");
+    ck_assert_int_eq(sg_store_unique_name(ctx, st, "lstm", nm, sizeof nm), 0);
+    ck_assert_str_eq(nm, "lstm");
+    sg_store_free(st);
+    sg_store_free(NULL);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* sg_copy_values: any shapes with the same count, any dtypes and strides, row-major. */
+START_TEST(test_copy_values) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *src = sg_transpose(
+        ctx, sg_reshape(ctx, sg_arange(ctx, SG_F64, 0, 6, 1), SG_SHAPE(2, 3)), 0, 1); /* (3, 2) */
+    sg_tensor *dst = sg_zeros(ctx, SG_F32, SG_SHAPE(6));
+    ck_assert_int_eq(sg_copy_values(dst, src), 0);
+    double want[6] = {0, 3, 1, 4, 2, 5};
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq(sg_get_flat(dst, i), want[i]);
+    ck_assert_int_eq(sg_copy_values(sg_zeros(ctx, SG_F32, SG_SHAPE(5)), src), -1);
+    EXPECT_ERR(ctx, "sg_copy_values: (5,) has 5 elements, (3, 2) has 6");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *autograd_suite(void) {
     Suite *s = suite_create("autograd");
     TCase *tc = tcase_create("tape");
@@ -365,6 +464,8 @@ static Suite *autograd_suite(void) {
     tcase_add_test(tc, test_anomaly);
     tcase_add_test(tc, test_op_table);
     tcase_add_test(tc, test_custom_op);
+    tcase_add_test(tc, test_store);
+    tcase_add_test(tc, test_copy_values);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,11 +1,14 @@
-/* Dense, parameter lists and the LSTM weight converters (layers/dense.c, layers/params.c,
- * layers/convert.c). The LSTM's function itself is tested in test_lstm.c.
+/* Dense, parameter lists, layer names in a parameter store and the LSTM weight converters
+ * (layers/dense.c, layers/common.c, autograd/store.c, layers/convert.c). The LSTM's function
+ * itself is tested in test_lstm.c.
  *
  *  - Dense on (B, in) and on (B, T, in) against a loop written out here, with and without
  *    bias, for every activation; its initializer; gradcheck (float64 tight, float32 loose)
  *    including a transposed input and the kernel used twice in one expression; errors;
  *  - parameter lists: names of every layer kind, duplicates rejected, find, count,
  *    zero_grad (only the listed parameters), clear and reuse;
+ *  - layer names in a store: Keras' defaults ("lstm", "lstm_1", ...), a name taken or with a
+ *    '.' refused with the store unchanged, and a layer made after a refused one;
  *  - converters: wrong shapes name the tensor and both shapes, a bias given to a layer
  *    without one, a failed call leaves the layer unchanged, sg_lstm_set_torch with one
  *    bias, both or none, sg_lstm_copy between sizes and dtypes.
@@ -65,9 +68,10 @@ START_TEST(test_dense_forward) {
     double tol = dt == SG_F64 ? 1e-14 : 2e-6;
     enum { B = 3, T = 4, IN = 5, OUT = 3 };
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 11 + (uint64_t)_i);
-    sg_dense *d = sg_dense_new(ctx, dt, IN, OUT, bias, act, NULL, &rng);
+    sg_dense *d = sg_dense_new(ctx, store, dt, IN, OUT, bias, act, NULL, &rng);
     ck_assert_msg(d != NULL, "sg_dense_new: %s", sg_ctx_error(ctx));
     ck_assert_int_eq(d->in, IN);
     ck_assert_int_eq(d->out, OUT);
@@ -102,6 +106,7 @@ START_TEST(test_dense_forward) {
     }
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_dense_free(d);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -110,9 +115,10 @@ END_TEST
  * parameters named "<name>.kernel" / "<name>.bias"; the same seed gives the same kernel. */
 START_TEST(test_dense_init) {
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 8);
-    sg_dense *d = sg_dense_new(ctx, SG_F64, 6, 10, true, SG_ACT_LINEAR, NULL, &rng);
+    sg_dense *d = sg_dense_new(ctx, store, SG_F64, 6, 10, true, SG_ACT_LINEAR, NULL, &rng);
     ck_assert_ptr_nonnull(d);
     double limit = sqrt(6.0 / 16.0);
     ck_assert_double_le(max_abs(d->kernel), limit);
@@ -122,7 +128,7 @@ START_TEST(test_dense_init) {
     ck_assert_str_eq(d->bias->name, "dense.bias");
     ck_assert(d->kernel->flags & SG_FLAG_PARAM);
     sg_rng_seed(&rng, 8);
-    sg_dense *e = sg_dense_new(ctx, SG_F64, 6, 10, false, SG_ACT_LINEAR, "head", &rng);
+    sg_dense *e = sg_dense_new(ctx, store, SG_F64, 6, 10, false, SG_ACT_LINEAR, "head", &rng);
     ck_assert_ptr_nonnull(e);
     ck_assert_ptr_null(e->bias);
     ck_assert_str_eq(e->kernel->name, "head.kernel");
@@ -130,6 +136,7 @@ START_TEST(test_dense_init) {
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_dense_free(d);
     sg_dense_free(e);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -153,9 +160,10 @@ static void dense_gradcheck(sg_dtype dt, sg_activation act, int mode, bool seq,
                             const sg_gradcheck_opts *opts) {
     enum { B = 3, T = 2, N = 4 }; /* in = out = N so that mode 2 can chain */
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 21 + (uint64_t)mode);
-    sg_dense *d = sg_dense_new(ctx, dt, N, N, true, act, NULL, &rng);
+    sg_dense *d = sg_dense_new(ctx, store, dt, N, N, true, act, NULL, &rng);
     ck_assert_ptr_nonnull(d);
     ck_assert_int_eq(sg_init_tensor(ctx, d->bias, (sg_init){SG_INIT_RANDOM_UNIFORM, -1, 1}, &rng),
                      0);
@@ -180,6 +188,7 @@ static void dense_gradcheck(sg_dtype dt, sg_activation act, int mode, bool seq,
         ck_assert_double_gt(max_abs(in[i]->grad), 1e-4);
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_dense_free(d);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 
@@ -202,7 +211,8 @@ END_TEST
 
 START_TEST(test_dense_errors) {
     sg_ctx *ctx = sg_ctx_new(0);
-    sg_dense *d = sg_dense_new(ctx, SG_F64, 3, 2, true, SG_ACT_TANH, "out", NULL);
+    sg_store *store = sg_store_new();
+    sg_dense *d = sg_dense_new(ctx, store, SG_F64, 3, 2, true, SG_ACT_TANH, "out", NULL);
     ck_assert_ptr_nonnull(d);
     ck_assert_ptr_null(sg_dense_forward(ctx, d, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 4))));
     ck_assert_str_eq(sg_ctx_error(ctx),
@@ -224,40 +234,42 @@ START_TEST(test_dense_errors) {
     ck_assert_ptr_null(sg_dense_forward(ctx, d, NULL));
     ck_assert_ptr_null(sg_ctx_error(ctx));
 
-    ck_assert_ptr_null(sg_dense_new(ctx, SG_F64, 0, 3, true, SG_ACT_TANH, NULL, NULL));
+    ck_assert_ptr_null(sg_dense_new(ctx, store, SG_F64, 0, 3, true, SG_ACT_TANH, NULL, NULL));
     ck_assert_str_eq(sg_ctx_error(ctx),
                      "sg_dense_new (dense): sizes must be positive, got in=0 out=3");
     sg_ctx_clear_error(ctx);
-    ck_assert_ptr_null(sg_dense_new(ctx, SG_F64, 2, 3, true, (sg_activation)9, "h", NULL));
+    ck_assert_ptr_null(sg_dense_new(ctx, store, SG_F64, 2, 3, true, (sg_activation)9, "h", NULL));
     ck_assert_str_eq(sg_ctx_error(ctx), "sg_dense_new (h): unknown activation 9");
     sg_ctx_clear_error(ctx);
     sg_dense_free(d);
     sg_dense_free(NULL);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
 
 /* ---- parameter lists --------------------------------------------------------------------- */
 
-static sg_lstm *new_lstm(sg_ctx *ctx, sg_lstm_impl impl, sg_dtype dt, int64_t I, int64_t H,
-                         bool bias, const char *name) {
+static sg_lstm *new_lstm(sg_ctx *ctx, sg_store *store, sg_lstm_impl impl, sg_dtype dt, int64_t I,
+                         int64_t H, bool bias, const char *name) {
     sg_lstm_options o = sg_lstm_defaults(I, H);
     o.dtype = dt;
     o.use_bias = bias;
-    sg_lstm *l = sg_lstm_new(ctx, impl, &o, name, NULL);
+    sg_lstm *l = sg_lstm_new(ctx, store, impl, &o, name, NULL);
     ck_assert_msg(l != NULL, "sg_lstm_new: %s", sg_ctx_error(ctx));
     return l;
 }
 
 START_TEST(test_param_names) {
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     int64_t I = 5, H = 4;
-    sg_lstm *fused = new_lstm(ctx, SG_LSTM_FUSED, SG_F32, I, H, true, NULL);
-    sg_lstm *gates = new_lstm(ctx, SG_LSTM_GATES, SG_F32, I, H, true, "enc");
-    sg_dense *d = sg_dense_new(ctx, SG_F32, H, 3, true, SG_ACT_LINEAR, NULL, NULL);
+    sg_lstm *fused = new_lstm(ctx, store, SG_LSTM_FUSED, SG_F32, I, H, true, NULL);
+    sg_lstm *gates = new_lstm(ctx, store, SG_LSTM_GATES, SG_F32, I, H, true, "enc");
+    sg_dense *d = sg_dense_new(ctx, store, SG_F32, H, 3, true, SG_ACT_LINEAR, NULL, NULL);
     ck_assert_ptr_nonnull(d);
 
-    sg_param_list pl = {0};
+    sg_param_list pl = {.ctx = ctx}; /* store parameters have no context of the test's */
     ck_assert_int_eq(sg_lstm_params(fused, &pl), 0);
     ck_assert_int_eq(sg_dense_params(d, &pl), 0);
     ck_assert_int_eq(pl.n, 5);
@@ -316,12 +328,14 @@ START_TEST(test_param_names) {
     ck_assert_int_eq(sg_params_add(NULL, "x", d->kernel), -1);
     ck_assert_int_eq(pl.n, 13);
 
-    /* Clear, then reuse the list. A gates layer named "lstm" lists lstm.W_i ... */
+    /* Clear, then reuse the list. A gates layer named "lstm" (in a store of its own: this
+     * one has a layer "lstm") lists lstm.W_i ... */
     sg_params_clear(&pl);
     ck_assert_int_eq(pl.n, 0);
     ck_assert_ptr_null(pl.items);
     ck_assert_int_eq(sg_params_count(&pl), 0);
-    sg_lstm *g2 = new_lstm(ctx, SG_LSTM_GATES, SG_F32, I, H, false, NULL);
+    sg_store *store2 = sg_store_new(), *store3 = sg_store_new();
+    sg_lstm *g2 = new_lstm(ctx, store2, SG_LSTM_GATES, SG_F32, I, H, false, NULL);
     ck_assert_int_eq(sg_lstm_params(g2, &pl), 0);
     ck_assert_int_eq(pl.n, 4); /* no biases */
     ck_assert_ptr_eq(sg_params_find(&pl, "lstm.W_i"), g2->W[SG_GATE_I]);
@@ -331,7 +345,7 @@ START_TEST(test_param_names) {
     ck_assert_ptr_null(sg_params_find(&pl, "lstm.b_i"));
     ck_assert_int_eq(sg_params_count(&pl), (I + H) * 4 * H);
     /* ... and lstm.b_i etc. with biases (a second list) */
-    sg_lstm *g3 = new_lstm(ctx, SG_LSTM_GATES, SG_F32, I, H, true, NULL);
+    sg_lstm *g3 = new_lstm(ctx, store3, SG_LSTM_GATES, SG_F32, I, H, true, NULL);
     sg_param_list p3 = {0};
     ck_assert_int_eq(sg_lstm_params(g3, &p3), 0);
     ck_assert_int_eq(p3.n, 8);
@@ -349,6 +363,9 @@ START_TEST(test_param_names) {
     sg_lstm_free(g2);
     sg_lstm_free(g3);
     sg_dense_free(d);
+    sg_store_free(store3);
+    sg_store_free(store2);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -359,11 +376,13 @@ END_TEST
  * must not see a truncated "...recurrent_kerne". */
 START_TEST(test_param_names_long_layer_name) {
     sg_ctx *ctx = sg_ctx_new(0);
-    char name[32], want[96];
+    /* Two layers of the same name: two stores. */
+    sg_store *store = sg_store_new(), *gstore = sg_store_new();
+    char name[32], want[128];
     memset(name, 'n', sizeof name - 1);
     name[sizeof name - 1] = 0;
-    sg_lstm *l = new_lstm(ctx, SG_LSTM_FUSED, SG_F32, 3, 2, true, name);
-    sg_lstm *g = new_lstm(ctx, SG_LSTM_GATES, SG_F32, 3, 2, true, name);
+    sg_lstm *l = new_lstm(ctx, store, SG_LSTM_FUSED, SG_F32, 3, 2, true, name);
+    sg_lstm *g = new_lstm(ctx, gstore, SG_LSTM_GATES, SG_F32, 3, 2, true, name);
     ck_assert_str_eq(l->name, name);
     sg_param_list pl = {0}, pg = {0};
     ck_assert_int_eq(sg_lstm_params(l, &pl), 0);
@@ -384,9 +403,121 @@ START_TEST(test_param_names_long_layer_name) {
     memset(longer, 'n', 32);
     longer[32] = 0;
     sg_lstm_options o = sg_lstm_defaults(3, 2);
-    ck_assert_ptr_null(sg_lstm_new(ctx, SG_LSTM_FUSED, &o, longer, NULL));
-    snprintf(want, sizeof want, "sg_lstm_new: name '%s' is too long", longer);
+    ck_assert_ptr_null(sg_lstm_new(ctx, store, SG_LSTM_FUSED, &o, longer, NULL));
+    snprintf(want, sizeof want,
+             "sg_lstm_new: layer name \"%s\" must be 1 to 31 characters without a '.'", longer);
     ck_assert_str_eq(sg_ctx_error(ctx), want);
+    sg_store_free(gstore);
+    sg_store_free(store);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* Layer names in a store: NULL gives Keras' "lstm", "lstm_1", ... ("dense", "dense_1", ...);
+ * a name the store has, or one with a '.', is refused and leaves the store as it was; a
+ * layer made after a refused one is registered and works. */
+START_TEST(test_store_names) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
+    ck_assert_ptr_nonnull(store);
+    sg_lstm_options o = sg_lstm_defaults(3, 2);
+    sg_lstm *a = sg_lstm_new(ctx, store, SG_LSTM_FUSED, &o, NULL, NULL);
+    sg_lstm *b = sg_lstm_new(ctx, store, SG_LSTM_GATES, &o, NULL, NULL);
+    ck_assert_msg(a && b, "sg_lstm_new: %s", sg_ctx_error(ctx));
+    ck_assert_str_eq(a->name, "lstm");
+    ck_assert_str_eq(b->name, "lstm_1");
+    ck_assert_ptr_eq(sg_store_find(store, "lstm.kernel"), a->kernel);
+    ck_assert_ptr_eq(sg_store_find(store, "lstm_1.W_i"), b->W[SG_GATE_I]);
+    /* a third default-named layer: "lstm_2", fused so that it has a kernel */
+    sg_lstm *c = sg_lstm_new(ctx, store, SG_LSTM_FUSED, &o, NULL, NULL);
+    ck_assert_msg(c != NULL, "sg_lstm_new: %s", sg_ctx_error(ctx));
+    ck_assert_str_eq(c->name, "lstm_2");
+    ck_assert_ptr_eq(sg_store_find(store, "lstm_2.kernel"), c->kernel);
+    ck_assert_ptr_null(sg_store_find(store, "lstm_1.kernel")); /* lstm_1 is a gates layer */
+    int n = sg_store_size(store);
+    ck_assert_int_eq(n, 3 + 8 + 3);
+
+    /* An explicit name the store already has. */
+    ck_assert_ptr_null(sg_lstm_new(ctx, store, SG_LSTM_FUSED, &o, "lstm", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_lstm_new: the store already has a layer named \"lstm\"");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_lstm_new(ctx, store, SG_LSTM_GATES, &o, "lstm_1", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_lstm_new: the store already has a layer named \"lstm_1\"");
+    sg_ctx_clear_error(ctx);
+    ck_assert_int_eq(sg_store_size(store), n);
+
+    /* Dense layers: "dense", "dense_1"; a taken name is refused the same way. */
+    sg_dense *d0 = sg_dense_new(ctx, store, SG_F32, 2, 1, true, SG_ACT_LINEAR, NULL, NULL);
+    sg_dense *d1 = sg_dense_new(ctx, store, SG_F32, 2, 1, false, SG_ACT_LINEAR, NULL, NULL);
+    ck_assert_msg(d0 && d1, "sg_dense_new: %s", sg_ctx_error(ctx));
+    ck_assert_str_eq(d0->name, "dense");
+    ck_assert_str_eq(d1->name, "dense_1");
+    ck_assert_ptr_eq(sg_store_find(store, "dense.kernel"), d0->kernel);
+    ck_assert_ptr_eq(sg_store_find(store, "dense.bias"), d0->bias);
+    ck_assert_ptr_eq(sg_store_find(store, "dense_1.kernel"), d1->kernel);
+    ck_assert_ptr_null(sg_store_find(store, "dense_1.bias"));
+    n = sg_store_size(store);
+    ck_assert_int_eq(n, 3 + 8 + 3 + 2 + 1);
+    ck_assert_ptr_null(sg_dense_new(ctx, store, SG_F32, 2, 1, true, SG_ACT_LINEAR, "dense", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_dense_new: the store already has a layer named \"dense\"");
+    sg_ctx_clear_error(ctx);
+    /* A layer's name is taken whatever the other layer's kind. */
+    ck_assert_ptr_null(sg_dense_new(ctx, store, SG_F32, 2, 1, true, SG_ACT_LINEAR, "lstm", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_dense_new: the store already has a layer named \"lstm\"");
+    sg_ctx_clear_error(ctx);
+
+    /* Names with a '.', and empty ones, are refused. */
+    ck_assert_ptr_null(sg_lstm_new(ctx, store, SG_LSTM_FUSED, &o, "enc.l0", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_lstm_new: layer name \"enc.l0\" must be 1 to 31 characters without a '.'");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_dense_new(ctx, store, SG_F32, 2, 1, true, SG_ACT_LINEAR, "head.", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_dense_new: layer name \"head.\" must be 1 to 31 characters without a '.'");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_lstm_new(ctx, store, SG_LSTM_FUSED, &o, "", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_lstm_new: layer name \"\" must be 1 to 31 characters without a '.'");
+    sg_ctx_clear_error(ctx);
+    /* Bad options, and a dtype other than the store's, leave the store as it was too. */
+    sg_lstm_options bad = sg_lstm_defaults(0, 2);
+    ck_assert_ptr_null(sg_lstm_new(ctx, store, SG_LSTM_FUSED, &bad, NULL, NULL));
+    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+    sg_ctx_clear_error(ctx);
+    sg_lstm_options o64 = o;
+    o64.dtype = SG_F64;
+    ck_assert_ptr_null(sg_lstm_new(ctx, store, SG_LSTM_GATES, &o64, NULL, NULL));
+    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+    sg_ctx_clear_error(ctx);
+    ck_assert_int_eq(sg_store_size(store), n);
+
+    /* After the refusals: a new layer takes the next default name and works. */
+    sg_lstm *e = sg_lstm_new(ctx, store, SG_LSTM_FUSED, &o, NULL, NULL);
+    ck_assert_msg(e != NULL, "sg_lstm_new: %s", sg_ctx_error(ctx));
+    ck_assert_str_eq(e->name, "lstm_3");
+    ck_assert_int_eq(sg_store_size(store), n + 3);
+    ck_assert_ptr_eq(sg_store_find(store, "lstm_3.recurrent_kernel"), e->recurrent_kernel);
+    sg_lstm_output out;
+    ck_assert_int_eq(sg_lstm_forward(ctx, e, sg_rand_normal(ctx, SG_F32, SG_SHAPE(2, 4, 3), 0, 1),
+                                     NULL, NULL, &out),
+                     0);
+    ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, sg_dense_forward(ctx, d0, out.y)), NULL), 0);
+    ck_assert_double_gt(max_abs(e->kernel->grad), 0);
+    ck_assert_double_gt(max_abs(d0->kernel->grad), 0);
+    ck_assert_double_eq(max_abs(a->kernel->grad), 0); /* not used */
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+
+    sg_lstm_free(a);
+    sg_lstm_free(b);
+    sg_lstm_free(c);
+    sg_lstm_free(e);
+    sg_dense_free(d0);
+    sg_dense_free(d1);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -394,8 +525,9 @@ END_TEST
 /* sg_params_zero_grad zeros exactly the listed parameters' gradients. */
 START_TEST(test_params_zero_grad) {
     sg_ctx *ctx = sg_ctx_new(0);
-    sg_lstm *l = new_lstm(ctx, SG_LSTM_FUSED, SG_F64, 3, 2, true, NULL);
-    sg_dense *d = sg_dense_new(ctx, SG_F64, 2, 1, true, SG_ACT_LINEAR, NULL, NULL);
+    sg_store *store = sg_store_new();
+    sg_lstm *l = new_lstm(ctx, store, SG_LSTM_FUSED, SG_F64, 3, 2, true, NULL);
+    sg_dense *d = sg_dense_new(ctx, store, SG_F64, 2, 1, true, SG_ACT_LINEAR, NULL, NULL);
     ck_assert_ptr_nonnull(d);
     sg_lstm_output out;
     ck_assert_int_eq(sg_lstm_forward(ctx, l, sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 3, 3), 0, 1),
@@ -423,6 +555,7 @@ START_TEST(test_params_zero_grad) {
     sg_params_clear(&pl);
     sg_lstm_free(l);
     sg_dense_free(d);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -450,9 +583,10 @@ static void expect_err(sg_ctx *ctx, int rc, const char *msg) {
 START_TEST(test_converter_errors) {
     sg_lstm_impl impl = _i ? SG_LSTM_GATES : SG_LSTM_FUSED;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     int64_t I = 5, H = 4;
-    sg_lstm *l = new_lstm(ctx, impl, SG_F64, I, H, true, NULL);
-    sg_lstm *nb = new_lstm(ctx, impl, SG_F64, I, H, false, "nobias");
+    sg_lstm *l = new_lstm(ctx, store, impl, SG_F64, I, H, true, NULL);
+    sg_lstm *nb = new_lstm(ctx, store, impl, SG_F64, I, H, false, "nobias");
     sg_tensor *k0, *rk0, *b0;
     keras_of(ctx, l, &k0, &rk0, &b0);
     sg_tensor *k = sg_ones(ctx, SG_F64, SG_SHAPE(I, 4 * H));
@@ -505,7 +639,7 @@ START_TEST(test_converter_errors) {
     expect_close(ctx, "bias after failed calls", b1, b0, 0, 0);
 
     /* sg_lstm_copy: sizes must match; a bias cannot go into a layer without one. */
-    sg_lstm *other = new_lstm(ctx, impl, SG_F64, 3, H, true, "small");
+    sg_lstm *other = new_lstm(ctx, store, impl, SG_F64, 3, H, true, "small");
     expect_err(ctx, sg_lstm_copy(ctx, other, l),
                "sg_lstm_copy: sizes differ: (lstm) has I=5 H=4, (small) has I=3 H=4");
     expect_err(ctx, sg_lstm_copy(ctx, NULL, l), "sg_lstm_copy: layer is NULL");
@@ -526,6 +660,7 @@ START_TEST(test_converter_errors) {
     sg_lstm_free(l);
     sg_lstm_free(nb);
     sg_lstm_free(other);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -537,8 +672,9 @@ START_TEST(test_set_torch) {
     sg_dtype dt = _i % 2 ? SG_F32 : SG_F64;
     double rt = dt == SG_F64 ? 0 : 6e-8;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     int64_t I = 3, H = 2;
-    sg_lstm *l = new_lstm(ctx, impl, dt, I, H, true, NULL);
+    sg_lstm *l = new_lstm(ctx, store, impl, dt, I, H, true, NULL);
     sg_tensor *wih = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(4 * H, I), -1, 1);
     sg_tensor *whh = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(4 * H, H), -1, 1);
     sg_tensor *bih = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(4 * H), -1, 1);
@@ -581,6 +717,7 @@ START_TEST(test_set_torch) {
     ck_assert_int_eq(sg_tape_size(ctx), 0);
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -589,8 +726,10 @@ END_TEST
  * sg_lstm_get_keras(grads = true) of a layer never run is all zeros. */
 START_TEST(test_copy_dtypes) {
     sg_ctx *ctx = sg_ctx_new(0);
-    sg_lstm *a = new_lstm(ctx, SG_LSTM_FUSED, SG_F64, 3, 2, true, "a");
-    sg_lstm *b = new_lstm(ctx, SG_LSTM_GATES, SG_F32, 3, 2, true, "b");
+    /* A store holds one dtype: one store per layer. */
+    sg_store *store = sg_store_new(), *store32 = sg_store_new();
+    sg_lstm *a = new_lstm(ctx, store, SG_LSTM_FUSED, SG_F64, 3, 2, true, "a");
+    sg_lstm *b = new_lstm(ctx, store32, SG_LSTM_GATES, SG_F32, 3, 2, true, "b");
     ck_assert_int_eq(
         sg_init_tensor(ctx, a->bias, (sg_init){SG_INIT_RANDOM_UNIFORM, -1, 1}, sg_ctx_rng(ctx)), 0);
     ck_assert_int_eq(sg_lstm_copy(ctx, b, a), 0);
@@ -609,6 +748,8 @@ START_TEST(test_copy_dtypes) {
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(a);
     sg_lstm_free(b);
+    sg_store_free(store32);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -624,6 +765,7 @@ static Suite *layers_suite(void) {
     tcase_add_test(tc, test_dense_errors);
     tcase_add_test(tc, test_param_names);
     tcase_add_test(tc, test_param_names_long_layer_name);
+    tcase_add_test(tc, test_store_names);
     tcase_add_test(tc, test_params_zero_grad);
     tcase_add_loop_test(tc, test_converter_errors, 0, 2);
     tcase_add_loop_test(tc, test_set_torch, 0, 4);

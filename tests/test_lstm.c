@@ -112,8 +112,9 @@ static sg_lstm_options options(sg_dtype dt, int64_t I, int64_t H, bool bias, boo
     return o;
 }
 
-static sg_lstm *new_lstm(sg_ctx *ctx, sg_lstm_impl impl, const sg_lstm_options *o, sg_rng *rng) {
-    sg_lstm *l = sg_lstm_new(ctx, impl, o, NULL, rng);
+static sg_lstm *new_lstm(sg_ctx *ctx, sg_store *store, sg_lstm_impl impl, const sg_lstm_options *o,
+                         sg_rng *rng) {
+    sg_lstm *l = sg_lstm_new(ctx, store, impl, o, NULL, rng);
     ck_assert_msg(l != NULL, "sg_lstm_new: %s", sg_ctx_error(ctx));
     return l;
 }
@@ -128,6 +129,13 @@ static void randomize(sg_ctx *ctx, sg_lstm *l, sg_rng *rng, double a) {
             sg_init_tensor(ctx, pl.items[i].tensor, (sg_init){SG_INIT_RANDOM_UNIFORM, -a, a}, rng),
             0);
     sg_params_clear(&pl);
+}
+
+/* The store that holds the layer's parameters. */
+static sg_store *store_of(const sg_lstm *l) {
+    sg_store *s = sg_param_store(l->impl == SG_LSTM_FUSED ? l->kernel : l->W[0]);
+    ck_assert_ptr_nonnull(s);
+    return s;
 }
 
 /* The layer's weights (or their gradients) in Keras layout, as float64 arena tensors. */
@@ -187,7 +195,7 @@ static lstm_run run_lstm(sg_ctx *ctx, sg_lstm *l, int64_t B, int64_t T, const do
                          const double *h0, const double *c0, const double *dy) {
     sg_dtype dt = l->opt.dtype;
     int64_t I = l->opt.input_size, H = l->opt.units;
-    sg_ctx_zero_grad(ctx); /* parameter gradients accumulate across runs */
+    sg_store_zero_grad(store_of(l)); /* parameter gradients accumulate across runs */
     sg_tensor *xt = leaf(ctx, dt, SG_SHAPE(B, T, I), x, true);
     sg_tensor *h0t = h0 ? leaf(ctx, dt, SG_SHAPE(B, H), h0, true) : NULL;
     sg_tensor *c0t = c0 ? leaf(ctx, dt, SG_SHAPE(B, H), c0, true) : NULL;
@@ -246,13 +254,14 @@ START_TEST(test_gates_equal_fused) {
     sg_dtype dt = k_dtypes[_i % 2];
     double rtol = dt == SG_F64 ? 1e-12 : 1e-5, atol = dt == SG_F64 ? 1e-13 : 2e-6;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 1000 + (uint64_t)_i);
     for (int v = 0; v < 16; v++) {
         bool bias = v & 1, init = v & 2, seqs = v & 4, from_gates = v & 8;
         sg_lstm_options o = options(dt, I, H, bias, seqs);
-        sg_lstm *src = new_lstm(ctx, from_gates ? SG_LSTM_GATES : SG_LSTM_FUSED, &o, &rng);
-        sg_lstm *dst = new_lstm(ctx, from_gates ? SG_LSTM_FUSED : SG_LSTM_GATES, &o, &rng);
+        sg_lstm *src = new_lstm(ctx, store, from_gates ? SG_LSTM_GATES : SG_LSTM_FUSED, &o, &rng);
+        sg_lstm *dst = new_lstm(ctx, store, from_gates ? SG_LSTM_FUSED : SG_LSTM_GATES, &o, &rng);
         randomize(ctx, src, &rng, 0.8);
         ck_assert_msg(sg_lstm_copy(ctx, dst, src) == 0, "sg_lstm_copy: %s", sg_ctx_error(ctx));
         sg_lstm *fused = from_gates ? dst : src, *gates = from_gates ? src : dst;
@@ -279,6 +288,7 @@ START_TEST(test_gates_equal_fused) {
         sg_ctx_reset(ctx);
     }
     ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -290,11 +300,12 @@ START_TEST(test_set_keras_mapping) {
     bool bias = _i / 2;
     int64_t I = 3, H = 2;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 77);
     sg_lstm_options o = options(dt, I, H, bias, false);
-    sg_lstm *gates = new_lstm(ctx, SG_LSTM_GATES, &o, &rng);
-    sg_lstm *fused = new_lstm(ctx, SG_LSTM_FUSED, &o, &rng);
+    sg_lstm *gates = new_lstm(ctx, store, SG_LSTM_GATES, &o, &rng);
+    sg_lstm *fused = new_lstm(ctx, store, SG_LSTM_FUSED, &o, &rng);
     /* Distinct values everywhere (k = 100 + flat, rk = 200 + flat, b = 300 + flat), so a
      * misplaced element cannot match by accident. */
     sg_tensor *k = sg_arange(ctx, dt, 100, 100 + I * 4 * H, 1);
@@ -335,6 +346,7 @@ START_TEST(test_set_keras_mapping) {
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(gates);
     sg_lstm_free(fused);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -379,13 +391,14 @@ START_TEST(test_pytorch_fixtures) {
     double rtol = rtol_of(dt), atol = atol_of(dt);
     ck_assert(f->bias == (f->db != NULL) && f->init == (f->dh0 != NULL));
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_lstm_options o = options(dt, I, H, f->bias, true);
     sg_lstm *layers[2];
     lstm_run runs[2];
     for (int load = 0; load < 2; load++) {
         /* The Keras load runs in place, the PyTorch load not: both must match torch. */
         o.in_place = load == 0 ? SG_IN_PLACE_ALWAYS : SG_IN_PLACE_NEVER;
-        sg_lstm *l = layers[load] = new_lstm(ctx, impl, &o, NULL);
+        sg_lstm *l = layers[load] = new_lstm(ctx, store, impl, &o, NULL);
         int rc;
         if (load == 0)
             rc = sg_lstm_set_keras(ctx, l, sg_from_data(ctx, SG_F64, SG_SHAPE(I, 4 * H), f->kernel),
@@ -457,6 +470,7 @@ START_TEST(test_pytorch_fixtures) {
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(layers[0]);
     sg_lstm_free(layers[1]);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -472,9 +486,10 @@ START_TEST(test_keras_golden) {
     sg_dtype dt = k_dtypes[_i % 2];
     enum { B = keras_golden_B, T = keras_golden_T, I = keras_golden_I, H = keras_golden_H };
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_lstm_options o = options(dt, I, H, true, true);
     o.recurrent_activation = SG_ACT_HARD_SIGMOID;
-    sg_lstm *l = new_lstm(ctx, impl, &o, NULL);
+    sg_lstm *l = new_lstm(ctx, store, impl, &o, NULL);
     ck_assert_int_eq(sg_lstm_set_keras(ctx, l, sg_ones(ctx, SG_F64, SG_SHAPE(I, 4 * H)),
                                        sg_ones(ctx, SG_F64, SG_SHAPE(H, 4 * H)),
                                        sg_ones(ctx, SG_F64, SG_SHAPE(4 * H))),
@@ -495,6 +510,7 @@ START_TEST(test_keras_golden) {
     expect_data(ctx, "keras golden c_T", out.c, keras_golden_c_T, 0, tol);
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -529,13 +545,14 @@ static void gradcheck_lstm(sg_lstm_impl impl, sg_dtype dt, sg_activation act, sg
                            bool bias, sg_in_place ip, const sg_gradcheck_opts *opts) {
     int64_t B = 2, T = 3, I = 3, H = 2;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 4242 + (uint64_t)impl * 7 + (uint64_t)act * 3 + (uint64_t)ract);
     sg_lstm_options o = options(dt, I, H, bias, true);
     o.activation = act;
     o.recurrent_activation = ract;
     o.in_place = ip; /* ALWAYS: where the activations allow; AUTO would not here */
-    sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
+    sg_lstm *l = new_lstm(ctx, store, impl, &o, &rng);
     randomize(ctx, l, &rng, 0.8);
     sg_tensor *in[16] = {
         leaf(ctx, dt, SG_SHAPE(B, T, I), normals(ctx, &rng, B * T * I, 1.0), true),
@@ -570,6 +587,7 @@ static void gradcheck_lstm(sg_lstm_impl impl, sg_dtype dt, sg_activation act, sg
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_params_clear(&pl);
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 
@@ -624,10 +642,11 @@ START_TEST(test_h_is_carried) {
     sg_lstm_impl impl = k_impls[_i];
     int64_t B = 2, T = 5, I = 3, H = 4;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 99);
     sg_lstm_options o = options(SG_F64, I, H, true, true);
-    sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
+    sg_lstm *l = new_lstm(ctx, store, impl, &o, &rng);
     /* Recurrent kernel entries of order one (uniform in [-1, 1)), so that h matters. */
     sg_tensor *k = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(I, 4 * H), -0.8, 0.8);
     sg_tensor *rk = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(H, 4 * H), -1.0, 1.0);
@@ -659,6 +678,7 @@ START_TEST(test_h_is_carried) {
     }
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -673,17 +693,18 @@ START_TEST(test_state_across_chunks) {
     double rtol = dt == SG_F64 ? 1e-12 : 1e-5, atol = dt == SG_F64 ? 1e-13 : 2e-6;
     int64_t B = 3, T1 = 2, T2 = 3, T = T1 + T2, I = 4, H = 3;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 31 + (uint64_t)_i);
     sg_lstm_options o = options(dt, I, H, true, true);
-    sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
+    sg_lstm *l = new_lstm(ctx, store, impl, &o, &rng);
     randomize(ctx, l, &rng, 0.8);
     double *xd = normals(ctx, &rng, B * T * I, 1.0), *dyd = normals(ctx, &rng, B * T * H, 1.0);
     double *h0d = normals(ctx, &rng, B * H, 0.5), *c0d = normals(ctx, &rng, B * H, 0.5);
 
     lstm_run whole = run_lstm(ctx, l, B, T, xd, h0d, c0d, dyd);
 
-    sg_ctx_zero_grad(ctx);
+    sg_store_zero_grad(store);
     sg_tensor *x = leaf(ctx, dt, SG_SHAPE(B, T, I), xd, true);
     sg_tensor *h0 = leaf(ctx, dt, SG_SHAPE(B, H), h0d, true);
     sg_tensor *c0 = leaf(ctx, dt, SG_SHAPE(B, H), c0d, true);
@@ -697,6 +718,7 @@ START_TEST(test_state_across_chunks) {
     ck_assert(max_abs(chunks.dh0) > 1e-3 && max_abs(chunks.dc0) > 1e-3);
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -712,11 +734,12 @@ START_TEST(test_initializers) {
     for (int s = 0; s < 2; s++) {
         int64_t I = sizes[s][0], H = sizes[s][1];
         sg_ctx *ctx = sg_ctx_new(0);
+        sg_store *store = sg_store_new();
         sg_lstm_options o = sg_lstm_defaults(I, H);
         o.dtype = dt;
         sg_rng rng;
         sg_rng_seed(&rng, 2024);
-        sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
+        sg_lstm *l = new_lstm(ctx, store, impl, &o, &rng);
         keras_w w = get_keras(ctx, l, false);
 
         /* glorot_uniform: fan_in I, fan_out 4H. The draws stay inside the limit and use it. */
@@ -754,7 +777,7 @@ START_TEST(test_initializers) {
         expect_close(ctx, "recurrent_kernel draws", w.rk, rk_ref, 0, 0);
         sg_rng_seed(&rng, 2024);
         sg_lstm *other =
-            new_lstm(ctx, impl == SG_LSTM_FUSED ? SG_LSTM_GATES : SG_LSTM_FUSED, &o, &rng);
+            new_lstm(ctx, store, impl == SG_LSTM_FUSED ? SG_LSTM_GATES : SG_LSTM_FUSED, &o, &rng);
         keras_w w2 = get_keras(ctx, other, false);
         expect_close(ctx, "same seed, other layout: kernel", w2.k, w.k, 0, 0);
         expect_close(ctx, "same seed, other layout: recurrent_kernel", w2.rk, w.rk, 0, 0);
@@ -762,7 +785,7 @@ START_TEST(test_initializers) {
 
         /* unit_forget_bias = false: the bias is all zeros. */
         o.unit_forget_bias = false;
-        sg_lstm *nf = new_lstm(ctx, impl, &o, &rng);
+        sg_lstm *nf = new_lstm(ctx, store, impl, &o, &rng);
         keras_w w3 = get_keras(ctx, nf, false);
         ck_assert_double_eq(max_abs(w3.b), 0.0);
         if (impl == SG_LSTM_GATES)
@@ -772,6 +795,7 @@ START_TEST(test_initializers) {
         sg_lstm_free(l);
         sg_lstm_free(other);
         sg_lstm_free(nf);
+        sg_store_free(store);
         sg_ctx_free(ctx);
     }
 }
@@ -783,11 +807,12 @@ START_TEST(test_output_shapes) {
     sg_lstm_impl impl = k_impls[_i];
     int64_t B = 2, T = 4, I = 3, H = 5;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_tensor *x = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, T, I), 0, 1);
     for (int v = 0; v < 4; v++) {
         sg_lstm_options o = options(SG_F64, I, H, true, v & 1);
         o.return_state = v & 2; /* does not change y; h and c are filled either way */
-        sg_lstm *l = new_lstm(ctx, impl, &o, NULL);
+        sg_lstm *l = new_lstm(ctx, store, impl, &o, NULL);
         sg_lstm_output out;
         ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &out), 0);
         ck_assert_int_eq(out.h->ndim, 2);
@@ -813,6 +838,7 @@ START_TEST(test_output_shapes) {
         sg_lstm_free(l);
     }
     ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -825,10 +851,11 @@ START_TEST(test_strided_inputs) {
     double rtol = dt == SG_F64 ? 1e-13 : 1e-6, atol = dt == SG_F64 ? 1e-14 : 1e-7;
     int64_t B = 3, T = 4, I = 2, H = 3;
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_rng rng;
     sg_rng_seed(&rng, 5);
     sg_lstm_options o = options(dt, I, H, true, true);
-    sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
+    sg_lstm *l = new_lstm(ctx, store, impl, &o, &rng);
     randomize(ctx, l, &rng, 0.8);
     double *xd = normals(ctx, &rng, B * T * I, 1.0), *dyd = normals(ctx, &rng, B * T * H, 1.0);
     double *h0d = normals(ctx, &rng, B * H, 0.5);
@@ -844,7 +871,7 @@ START_TEST(test_strided_inputs) {
         for (int64_t j = 0; j < H; j++)
             h0t[j * B + b] = h0d[b * H + j];
     }
-    sg_ctx_zero_grad(ctx);
+    sg_store_zero_grad(store);
     sg_tensor *X = leaf(ctx, dt, SG_SHAPE(T, B, I), xtm, true);
     sg_tensor *H0 = leaf(ctx, dt, SG_SHAPE(H, B), h0t, true);
     sg_tensor *x = sg_permute(ctx, X, (const int[]){1, 0, 2});
@@ -862,6 +889,7 @@ START_TEST(test_strided_inputs) {
     expect_close(ctx, "strided drecurrent_kernel", dw.rk, ref.dw.rk, rtol, atol);
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -870,8 +898,9 @@ END_TEST
 START_TEST(test_no_grad) {
     sg_lstm_impl impl = k_impls[_i];
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_lstm_options o = options(SG_F64, 3, 4, true, true);
-    sg_lstm *l = new_lstm(ctx, impl, &o, NULL);
+    sg_lstm *l = new_lstm(ctx, store, impl, &o, NULL);
     sg_tensor *x = sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 5, 3), 0, 1);
     sg_lstm_output a, b;
     ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &a), 0);
@@ -889,6 +918,7 @@ START_TEST(test_no_grad) {
     expect_close(ctx, "no-grad y", b.y, a.y, 0, 0);
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -914,8 +944,9 @@ static void expect_forward_error(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tenso
 START_TEST(test_bad_input) {
     sg_lstm_impl impl = k_impls[_i];
     sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
     sg_lstm_options o = options(SG_F64, 5, 4, true, false);
-    sg_lstm *l = sg_lstm_new(ctx, impl, &o, "enc", NULL);
+    sg_lstm *l = sg_lstm_new(ctx, store, impl, &o, "enc", NULL);
     ck_assert_ptr_nonnull(l);
     sg_tensor *x = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3, 5));
     sg_tensor *h = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 4));
@@ -962,28 +993,32 @@ START_TEST(test_bad_input) {
     ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &out), 0);
     ck_assert_ptr_null(sg_ctx_error(ctx));
 
-    /* Bad options at creation. */
+    /* Bad options at creation (in a store of their own: this one has "enc" already). */
+    sg_store *other = sg_store_new();
     sg_lstm_options bad = options(SG_F64, 0, 4, true, false);
-    ck_assert_ptr_null(sg_lstm_new(ctx, impl, &bad, NULL, NULL));
+    ck_assert_ptr_null(sg_lstm_new(ctx, other, impl, &bad, NULL, NULL));
     ck_assert_str_eq(sg_ctx_error(ctx),
                      "sg_lstm_new (lstm): input_size and units must be positive, got 0 and 4");
     sg_ctx_clear_error(ctx);
     bad = options(SG_F64, 3, 4, true, false);
     bad.activation = (sg_activation)42;
-    ck_assert_ptr_null(sg_lstm_new(ctx, impl, &bad, "enc", NULL));
+    ck_assert_ptr_null(sg_lstm_new(ctx, other, impl, &bad, "enc", NULL));
     ck_assert_str_eq(sg_ctx_error(ctx), "sg_lstm_new (enc): unknown activation");
     sg_ctx_clear_error(ctx);
     bad = options(SG_F64, 3, 4, true, false);
     bad.in_place = (sg_in_place)7;
-    ck_assert_ptr_null(sg_lstm_new(ctx, impl, &bad, "enc", NULL));
+    ck_assert_ptr_null(sg_lstm_new(ctx, other, impl, &bad, "enc", NULL));
     ck_assert_str_eq(sg_ctx_error(ctx), "sg_lstm_new (enc): unknown in_place mode 7");
     sg_ctx_clear_error(ctx);
-    ck_assert_ptr_null(sg_lstm_new(ctx, impl, NULL, NULL, NULL));
+    ck_assert_ptr_null(sg_lstm_new(ctx, other, impl, NULL, NULL, NULL));
     ck_assert_str_eq(sg_ctx_error(ctx),
                      "sg_lstm_new: options are NULL (start from sg_lstm_defaults)");
     sg_ctx_clear_error(ctx);
+    ck_assert_int_eq(sg_store_size(other), 0);
+    sg_store_free(other);
 
     sg_lstm_free(l);
+    sg_store_free(store);
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -998,11 +1033,12 @@ START_TEST(test_in_place_auto) {
     double loss[2], dk[2];
     for (int never = 0; never < 2; never++) {
         sg_ctx *ctx = sg_ctx_new(0);
+        sg_store *store = sg_store_new();
         sg_rng rng;
         sg_rng_seed(&rng, 77);
         sg_lstm_options o = options(SG_F64, I, H, true, true);
         o.in_place = never ? SG_IN_PLACE_NEVER : SG_IN_PLACE_AUTO;
-        sg_lstm *l = new_lstm(ctx, impl, &o, &rng);
+        sg_lstm *l = new_lstm(ctx, store, impl, &o, &rng);
         sg_tensor *x = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, T, I), 0, 1);
         size_t before = sg_ctx_arena_used(ctx);
         sg_lstm_output out;
@@ -1017,6 +1053,7 @@ START_TEST(test_in_place_auto) {
             dk[never] += fabs(sg_get_flat(w->grad, k));
         ck_assert_ptr_null(sg_ctx_error(ctx));
         sg_lstm_free(l);
+        sg_store_free(store);
         sg_ctx_free(ctx);
     }
     ck_assert_msg(used[0] < used[1] * 0.9, "%s: arena in place %zu, not in place %zu",

@@ -740,13 +740,13 @@ START_TEST(test_list_errors) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         /* Built by hand: sg_params_add would refuse some of these itself. */
         sg_param_entry items[2] = {{"a", cases[i].t[0]}, {"b", cases[i].t[1]}};
-        sg_param_list l = {2, 2, items};
+        sg_param_list l = {2, 2, items, NULL};
         ck_assert_ptr_null(sg_sgd_new(ctx, &l, so));
         ck_error(cases[i].msg);
     }
     /* Same checks for Adam, named as such. */
     sg_param_entry items[1] = {{"x", plain}};
-    sg_param_list l = {1, 1, items};
+    sg_param_list l = {1, 1, items, NULL};
     ck_assert_ptr_null(sg_adam_new(ctx, &l, (sg_adam_options){0}));
     ck_error("sg_adam_new: 'x' is not a parameter (no persistent gradient; make it with "
              "sg_param_new)");

@@ -1,0 +1,27 @@
+/* What every layer's constructor shares: its name in the store. */
+#include <string.h>
+
+#include "internal.h"
+
+int sg__layer_name(sg_ctx *ctx, const sg_store *store, const char *fn, const char *given,
+                   const char *base, char *out) {
+    if (!store) {
+        sg_error(ctx, "%s: store is NULL (layers register their parameters in a store)", fn);
+        return -1;
+    }
+    const char *nm = given ? given : base;
+    if (!nm[0] || strlen(nm) > SG_LAYER_NAME_MAX || strchr(nm, '.')) {
+        sg_error(ctx, "%s: layer name \"%.40s\" must be 1 to %d characters without a '.'", fn, nm,
+                 SG_LAYER_NAME_MAX);
+        return -1;
+    }
+    char buf[SG_LAYER_NAME_MAX + 1];
+    if (sg_store_unique_name(ctx, store, nm, buf, sizeof buf))
+        return -1;
+    if (given && strcmp(buf, given)) {
+        sg_error(ctx, "%s: the store already has a layer named \"%s\"", fn, given);
+        return -1;
+    }
+    memcpy(out, buf, sizeof buf);
+    return 0;
+}
