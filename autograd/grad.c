@@ -11,27 +11,21 @@
 static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
     size_t nbytes = (size_t)sg_numel(t) * sg_dtype_size(t->dtype);
     sg__tape_fresh(ctx);
-    for (sg_tensor **pp = &ctx->tape.grad_pool; *pp; pp = &(*pp)->pool_next) {
-        sg_tensor *g = *pp;
+    for (int i = ctx->tape.npool - 1; i >= 0; i--) { /* newest first */
+        sg_tensor *g = ctx->tape.pool[i];
         if (g->dtype == t->dtype && g->storage->nbytes == nbytes) {
-            *pp = g->pool_next;
-            g->pool_next = NULL;
+            ctx->tape.npool--; /* keep the others' order */
+            memmove(&ctx->tape.pool[i], &ctx->tape.pool[i + 1],
+                    sizeof(sg_tensor *) * (size_t)(ctx->tape.npool - i));
             g->ndim = t->ndim;
-            memcpy(g->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+            for (int d = 0; d < t->ndim; d++)
+                g->shape[d] = t->shape[d];
             sg__contiguous_strides(t->ndim, t->shape, g->stride);
             memset(sg_data(g), 0, nbytes);
             return g;
         }
     }
     return NULL;
-}
-
-void sg__grad_release(sg_ctx *ctx, sg_tensor *g) {
-    if (!g || (g->flags & (SG_FLAG_PERSISTENT | SG_FLAG_GRAD_ALIAS)))
-        return;
-    sg__tape_fresh(ctx);
-    g->pool_next = ctx->tape.grad_pool;
-    ctx->tape.grad_pool = g;
 }
 
 /* A slice's gradient as a view into its input's gradient: the same slice of it. Then the
@@ -62,9 +56,9 @@ static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t) {
     return v;
 }
 
-sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
+sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t) {
     if (t->flags & SG_FLAG_PARAM) /* the store's, or this workspace's private slab */
-        return sg__param_grad(ctx, t);
+        return ctx->tape.private_grads ? sg__param_grad(ctx, t) : t->grad;
     if (!t->grad) {
         if ((sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) &&
             !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&

@@ -51,36 +51,28 @@ static bool regions_overlap(const int64_t *a, const int64_t *b) {
     return true; /* conservative */
 }
 
-/* One in-place result that a recorded backward reads: the region it covers, and over it and
- * every mark recorded before it on the same buffer, the lowest and highest offset. A check
- * walks the list newest first and stops where those bounds show that nothing older can reach
- * x: a sequence worked front to back (each step above the last) stops at once, and so does
- * one worked back to front, as a reverse-direction layer does. */
-struct sg_marks {
-    int64_t rg[RG_N];
-    int64_t lo_older, hi_older; /* over this mark and every older one */
-    int op;
-    struct sg_marks *next; /* the mark recorded before this one */
-};
-
+/* The marks of a buffer are the in-place results that a recorded backward reads, newest
+ * first (the root storage's `marks`, then each one's mark_next); each also carries the lowest
+ * and highest offset over itself and every older mark. A check walks them newest first and
+ * stops where those bounds show that nothing older can reach x: a sequence worked front to
+ * back (each step above the last) stops at once, and so does one worked back to front, as a
+ * reverse-direction layer does. A mark's region is computed again when a check visits it. */
 void sg__save_inplace(sg_ctx *ctx, sg_tensor *t) {
     t->flags |= SG_FLAG_SAVED;
     if (sg_numel(t) == 0) /* nothing to overwrite */
         return;
     sg_storage *r = t->storage->root;
-    struct sg_marks *m = sg_arena_alloc(ctx, sizeof *m);
-    if (!m)
-        return; /* the error is recorded: the op that saves returns NULL */
     if (r->marks_gen != ctx->gen + 1) {
         r->marks_gen = ctx->gen + 1;
         r->marks = NULL;
     }
-    region(t, m->rg);
-    m->op = t->op;
-    m->next = r->marks;
-    m->lo_older = m->next && m->next->lo_older < m->rg[RG_LO] ? m->next->lo_older : m->rg[RG_LO];
-    m->hi_older = m->next && m->next->hi_older > m->rg[RG_HI] ? m->next->hi_older : m->rg[RG_HI];
-    r->marks = m;
+    int64_t rg[RG_N];
+    region(t, rg);
+    const sg_tensor *older = r->marks;
+    t->mark_next = r->marks;
+    t->mark_lo = older && older->mark_lo < rg[RG_LO] ? older->mark_lo : rg[RG_LO];
+    t->mark_hi = older && older->mark_hi > rg[RG_HI] ? older->mark_hi : rg[RG_HI];
+    r->marks = t;
 }
 
 bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tensor *const *others,
@@ -140,11 +132,13 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
         return false;
     }
     if (r->marks_gen == ctx->gen + 1 && !empty) {
-        for (const struct sg_marks *m = r->marks; m; m = m->next) {
-            if (m->hi_older < rx[RG_LO] || m->lo_older > rx[RG_HI])
+        for (const sg_tensor *m = r->marks; m; m = m->mark_next) {
+            if (m->mark_hi < rx[RG_LO] || m->mark_lo > rx[RG_HI])
                 break; /* neither this mark nor any older one reaches x */
             ctx->tape.ip_visits++;
-            if (regions_overlap(rx, m->rg)) {
+            int64_t rm[RG_N];
+            region(m, rm);
+            if (regions_overlap(rx, rm)) {
                 sg_error(ctx,
                          "%s: this tensor overlaps the result of an earlier in-place %s "
                          "whose backward needs its values: use the out-of-place op",

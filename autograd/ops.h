@@ -47,7 +47,7 @@ static inline void sg__tape_fresh(sg_ctx *ctx) {
     if (ctx->tape.tape_gen != ctx->gen) {
         ctx->tape.tape_gen = ctx->gen;
         ctx->tape.tail = NULL;
-        ctx->tape.grad_pool = NULL;
+        ctx->tape.npool = 0;
         ctx->tape.ntcache = 0;
     }
 }
@@ -123,15 +123,24 @@ sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x);
 /* ---- gradients (autograd/grad.c) ------------------------------------------------------ */
 
 /* Gradient buffer of t: created zeroed (contiguous, t's shape, in the arena) on first use;
- * a parameter's is its persistent grad; a slice's is usually a view into its input's
- * gradient (strided: see tape.c). NULL (with an error) only when out of memory. */
-sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t);
+ * a parameter's is its view into the store's gradient slab (or into this workspace's private
+ * one); a slice's is usually a view into its input's gradient (strided: see grad.c). NULL
+ * (with an error) only when out of memory. Inline: backward asks for it per input. */
+sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t); /* the slow path: grad.c */
+static inline sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
+    return t->grad && !(t->flags & SG_FLAG_PARAM) ? t->grad : sg__grad_new(ctx, t);
+}
 /* A parameter's gradient in this workspace: its view into the workspace's private slab
  * (sg_ctx_private_grads), else p->grad. NULL with an error for a parameter of another store. */
 sg_tensor *sg__param_grad(sg_ctx *ctx, sg_tensor *p);
 /* Give a gradient buffer that backward has consumed back to the pool (not a parameter's,
- * nor a view into another gradient). */
-void sg__grad_release(sg_ctx *ctx, sg_tensor *g);
+ * nor a view into another gradient). Inline: backward runs it for every node. */
+static inline void sg__grad_release(sg_ctx *ctx, sg_tensor *g) {
+    if (!g || (g->flags & (SG_FLAG_PERSISTENT | SG_FLAG_GRAD_ALIAS)) ||
+        ctx->tape.npool == SG_GRAD_POOL) /* full: this one stays in the arena unused */
+        return;
+    ctx->tape.pool[ctx->tape.npool++] = g; /* backward made the tape fresh */
+}
 /* t->grad += g, where g has t's shape or a shape t broadcasts to (then g is summed over
  * the broadcast dimensions first, NumPy rules). No-op when t does not require grad. */
 void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g);

@@ -194,11 +194,10 @@ static void bin_run(sg_op op, const sg_tensor *a, const sg_tensor *b, sg_tensor 
         }
         return;
     } else {
-        int64_t st[3][SG_MAX_DIMS];
-        memcpy(st[0], out->stride, sizeof st[0]);
-        bcast_strides(a, nd, st[1]);
-        bcast_strides(b, nd, st[2]);
-        sg__iter_init(&it, nd, shape, 0x7, st);
+        int64_t sa[SG_MAX_DIMS], sb[SG_MAX_DIMS];
+        bcast_strides(a, nd, sa);
+        bcast_strides(b, nd, sb);
+        sg__iter_init(&it, nd, shape, 3, (const int64_t *const[]){out->stride, sa, sb});
     }
     int k = (int)(op - SG_OP_ADD);
     if (a->dtype == SG_F32)
@@ -328,7 +327,10 @@ static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
             memcpy(st[1], g->stride, sizeof st[1]);
             bcast_strides(a, out->ndim, st[2]);
             bcast_strides(b, out->ndim, st[3]);
-            sg__iter_init(&it, out->ndim, out->shape, uses, st);
+            const int64_t *use[SG_ITER_MAXOP];
+            for (int p = 0; p < SG_ITER_MAXOP; p++)
+                use[p] = uses >> p & 1 ? st[p] : NULL;
+            sg__iter_init(&it, out->ndim, out->shape, SG_ITER_MAXOP, use);
         }
         if (out->dtype == SG_F32)
             bin_bw_f32(kind, n, flat ? NULL : &it, sg_data(G), sg_data(g), sg_data(a), sg_data(b));
@@ -374,24 +376,6 @@ void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_
 DEF_UN_FWD(f32, float)
 DEF_UN_FWD(f64, double)
 
-/* dst (contiguous) = src (strided view), both of src's shape. */
-static void gather(sg_tensor *dst, const sg_tensor *src) {
-    int64_t st[2][SG_MAX_DIMS];
-    memcpy(st[0], dst->stride, sizeof st[0]);
-    memcpy(st[1], src->stride, sizeof st[1]);
-    sg_iter it;
-    sg__iter_init(&it, src->ndim, src->shape, 0x3, st);
-    if (src->dtype == SG_F32) {
-        float *o = sg_data(dst);
-        const float *x = sg_data(src);
-        SG_ITER_LOOP(&it, o[i0] = x[i1]);
-    } else {
-        double *o = sg_data(dst);
-        const double *x = sg_data(src);
-        SG_ITER_LOOP(&it, o[i0] = x[i1]);
-    }
-}
-
 // x is any view of shape S; out is contiguous of shape S.
 static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, double s) {
     if (!sg__check_inputs(ctx, fn, 1, &x))
@@ -402,7 +386,8 @@ static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, dou
     int64_t n = sg_numel(out);
     const void *in = sg_data(x);
     if (!sg_is_contiguous(x)) { /* the kernels want contiguous arrays: gather, then in place */
-        gather(out, x);
+        sg__strided(false, x->dtype, sg_data(out), out->stride, sg_data(x), x->stride, x->ndim,
+                    x->shape);
         in = sg_data(out);
     }
     out->fparam[0] = s;
@@ -416,10 +401,8 @@ static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, dou
 /* y = f(y) over the elements of a view: row by row when the (merged) innermost dimension
  * is unit-stride, which is what the SLEEF kernels need, else through a contiguous copy. */
 static bool un_fwd_view(sg_ctx *ctx, sg_op op, sg_tensor *y) {
-    int64_t st[1][SG_MAX_DIMS];
-    memcpy(st[0], y->stride, sizeof st[0]);
     sg_iter it;
-    sg__iter_init(&it, y->ndim, y->shape, 0x1, st);
+    sg__iter_init(&it, y->ndim, y->shape, 1, (const int64_t *const[]){y->stride});
     size_t es = sg_dtype_size(y->dtype);
     char *base = sg_data(y);
     if (!it.unit) {
@@ -537,12 +520,9 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
     /* out is strided when it is the result of an in-place op on a view */
     if ((un_bw_reads_x(out->op) && !sg_is_contiguous(x)) || !sg_is_contiguous(out) ||
         (G->flags & SG_FLAG_GRAD_ALIAS)) { /* G a view into x's input's gradient */
-        int64_t st[4][SG_MAX_DIMS];
-        memcpy(st[0], G->stride, sizeof st[0]);
-        memcpy(st[1], out->grad->stride, sizeof st[1]);
-        memcpy(st[2], out->stride, sizeof st[2]);
-        memcpy(st[3], x->stride, sizeof st[3]);
-        sg__iter_init(&it, x->ndim, x->shape, 0xf, st);
+        sg__iter_init(
+            &it, x->ndim, x->shape, 4,
+            (const int64_t *const[]){G->stride, out->grad->stride, out->stride, x->stride});
         itp = &it;
     }
     int64_t n = sg_numel(out);

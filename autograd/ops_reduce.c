@@ -39,13 +39,10 @@ static void split_axis(const sg_tensor *x, int axis, int64_t *outer, int64_t *le
  * in row-major order, with i0 the storage offset of the row's first element in x and i1 in
  * a second tensor of x's shape with strides sb (NULL: none). */
 static void rows_iter(sg_iter *it, const sg_tensor *x, const int64_t *sb, int axis) {
-    int64_t shape[SG_MAX_DIMS], st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
-    for (int d = 0; d < x->ndim; d++) {
+    int64_t shape[SG_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++)
         shape[d] = d == axis ? 1 : x->shape[d];
-        st[0][d] = x->stride[d];
-        st[1][d] = sb ? sb[d] : 0;
-    }
-    sg__iter_init(it, x->ndim, shape, sb ? 3u : 1u, st);
+    sg__iter_init(it, x->ndim, shape, sb ? 2 : 1, (const int64_t *const[]){x->stride, sb});
 }
 
 /* The last axis as rows for an elementwise walk: its length and x's stride along it

@@ -214,7 +214,6 @@ sg_tensor *sg__persistent_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
     sg_tensor *t = &node->t;
     node->s.data = data;
     node->s.nbytes = (size_t)n * sg_dtype_size(dt);
-    node->s.owned = true;
     node->dtor = dtor;
     node->s.root = &node->s;
     t->magic = SG_TENSOR_MAGIC;

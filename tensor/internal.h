@@ -25,6 +25,10 @@ typedef struct sg_arena_block {
 
 typedef struct sg_persist_node sg_persist_node;
 
+/* Most consumed gradient buffers a workspace keeps for reuse (autograd/grad.c); an LSTM's
+ * backward frees and takes them in turn, so a handful are free at any time. */
+#define SG_GRAD_POOL 64
+
 struct sg_ctx {
     char err[1024];
     bool has_err;
@@ -41,8 +45,9 @@ struct sg_ctx {
         uint32_t tape_gen;
         bool grad_disabled; /* no-grad mode */
         bool anomaly;
-        sg_tensor *tail;          /* last node recorded; nodes link back through tape_prev */
-        sg_tensor *grad_pool;     /* consumed gradient buffers for reuse (linked by pool_next) */
+        sg_tensor *tail;               /* last node recorded; nodes link back through tape_prev */
+        sg_tensor *pool[SG_GRAD_POOL]; /* consumed gradient buffers for reuse, newest last */
+        int npool;
         int64_t ip_visits;        /* in-place marks compared by checks (a test's probe) */
         sg_tensor *private_grads; /* the workspace's own gradient slab (autograd/store.c) */
         /* Row-major copies of transposed parameters made during one backward pass
@@ -143,13 +148,15 @@ typedef struct {
     int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS]; /* inactive operands: all zero */
 } sg_iter;
 
-/* Iterator over shape[0..nd) for the operands in `mask` (bit k: operand k, strides st[k]).
- * A size-1 dimension is dropped (its strides never matter). Dimension d merges into the
- * block kept before it when, for every active operand, stepping the block once equals
- * stepping d shape[d] times, i.e. the pair is one flat run for everybody (stride-0
- * broadcast pairs qualify too: 0 == 0 * shape[d]). */
-static inline void sg__iter_init(sg_iter *it, int nd, const int64_t *shape, unsigned mask,
-                                 int64_t st[][SG_MAX_DIMS]) {
+/* Iterator over shape[0..nd) for operands 0..nops-1 (nops <= SG_ITER_MAXOP; the others get
+ * stride 0) with strides st[p] (nd of them; NULL: an inactive operand, offsets always 0). A size-1
+ * dimension is dropped (its strides never matter). Dimension d merges into the block kept before it
+ * when, for every active operand, stepping the block once equals stepping d shape[d] times, i.e.
+ * the pair is one flat run for everybody (stride-0 broadcast pairs qualify too: 0 == 0 * shape[d]).
+ * Always inlined, so that each caller's inactive operands fold away: a tiny model's step
+ * runs this hundreds of times. */
+static inline __attribute__((always_inline)) void
+sg__iter_init(sg_iter *it, int nd, const int64_t *shape, int nops, const int64_t *const *st) {
     int k = 0;
     it->n = 1;
     for (int d = 0; d < nd; d++) {
@@ -157,30 +164,30 @@ static inline void sg__iter_init(sg_iter *it, int nd, const int64_t *shape, unsi
         if (shape[d] == 1)
             continue;
         bool merge = k > 0;
-        for (int p = 0; p < SG_ITER_MAXOP && merge; p++)
-            if ((mask >> p & 1) && it->st[p][k - 1] != st[p][d] * shape[d])
+        for (int p = 0; p < nops && merge; p++)
+            if (st[p] && it->st[p][k - 1] != st[p][d] * shape[d])
                 merge = false;
-        if (merge) {
-            it->shape[k - 1] *= shape[d];
-            for (int p = 0; p < SG_ITER_MAXOP; p++)
-                it->st[p][k - 1] = (mask >> p & 1) ? st[p][d] : 0;
-        } else {
-            it->shape[k] = shape[d];
-            for (int p = 0; p < SG_ITER_MAXOP; p++)
-                it->st[p][k] = (mask >> p & 1) ? st[p][d] : 0;
-            k++;
-        }
+        int j = merge ? k - 1 : k;
+        if (merge)
+            it->shape[j] *= shape[d];
+        else
+            it->shape[k++] = shape[d];
+        for (int p = 0; p < nops; p++)
+            it->st[p][j] = st[p] ? st[p][d] : 0;
     }
     if (k == 0) { /* 0-d or all ones: one element */
         it->shape[0] = 1;
-        for (int p = 0; p < SG_ITER_MAXOP; p++)
+        for (int p = 0; p < nops; p++)
             it->st[p][0] = 0;
         k = 1;
     }
+    for (int p = nops; p < SG_ITER_MAXOP; p++)
+        for (int d = 0; d < k; d++)
+            it->st[p][d] = 0;
     it->nd = k;
     it->unit = true;
-    for (int p = 0; p < SG_ITER_MAXOP; p++)
-        if ((mask >> p & 1) && it->st[p][k - 1] != 1)
+    for (int p = 0; p < nops; p++)
+        if (st[p] && it->st[p][k - 1] != 1)
             it->unit = false;
 }
 
@@ -248,21 +255,18 @@ static inline void sg__iter_init(sg_iter *it, int nd, const int64_t *shape, unsi
 /* An iterator over the elements of tensors ts[0..n) (n <= SG_ITER_MAXOP) of one shape
  * (ts[0]'s), each walked with its own strides; operand k's offsets are ik. */
 static inline void sg__iter_of(sg_iter *it, int n, const sg_tensor *const *ts) {
-    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
+    const int64_t *st[SG_ITER_MAXOP] = {0};
     for (int k = 0; k < n; k++)
-        for (int d = 0; d < ts[0]->ndim; d++)
-            st[k][d] = ts[k]->stride[d];
-    sg__iter_init(it, ts[0]->ndim, ts[0]->shape, (1u << n) - 1, st);
+        st[k] = ts[k]->stride;
+    sg__iter_init(it, ts[0]->ndim, ts[0]->shape, n, st);
 }
 
 /* An iterator over t whose operand 0 is t (offsets i0) and operand 1 the flat row-major
  * index of the element (i1): for walks that read or write elements in order. */
 static inline void sg__iter_flat(sg_iter *it, const sg_tensor *t) {
-    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
-    for (int d = 0; d < t->ndim; d++)
-        st[0][d] = t->stride[d];
-    sg__contiguous_strides(t->ndim, t->shape, st[1]);
-    sg__iter_init(it, t->ndim, t->shape, 3u, st);
+    int64_t flat[SG_MAX_DIMS];
+    sg__contiguous_strides(t->ndim, t->shape, flat);
+    sg__iter_init(it, t->ndim, t->shape, 2, (const int64_t *const[]){t->stride, flat});
 }
 
 /* dst = src (add false) or dst += src (add true) over `shape`, both strided (dst strides

@@ -440,12 +440,10 @@ int sg_compare(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b, double rtol,
     memset(&r, 0, sizeof r);
     r.worst_flat = n > 0 ? 0 : -1;
     /* operands: a (i0), b (i1), the flat index (i2) */
-    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
-    memcpy(st[0], a->stride, sizeof(int64_t) * (size_t)a->ndim);
-    memcpy(st[1], b->stride, sizeof(int64_t) * (size_t)a->ndim);
-    sg__contiguous_strides(a->ndim, a->shape, st[2]);
+    int64_t flat[SG_MAX_DIMS];
+    sg__contiguous_strides(a->ndim, a->shape, flat);
     sg_iter it;
-    sg__iter_init(&it, a->ndim, a->shape, 7u, st);
+    sg__iter_init(&it, a->ndim, a->shape, 3, (const int64_t *const[]){a->stride, b->stride, flat});
     SG_ITER_LOOP(&it, compare_one(&r, sg__ld(a, i0), sg__ld(b, i1), i2, rtol, atol));
     for (int64_t d = a->ndim - 1, i = r.worst_flat; d >= 0 && i >= 0; d--) {
         r.worst_index[d] = i % a->shape[d];

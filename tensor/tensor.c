@@ -99,10 +99,10 @@ static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     t->aux = NULL;
     t->grad = NULL;
     t->tape_prev = NULL;
-    t->pool_next = NULL;
+    t->mark_next = NULL;
+    t->mark_lo = t->mark_hi = 0;
     h->s.data = NULL;
     h->s.nbytes = 0;
-    h->s.owned = false;
     h->s.root = &h->s;
     h->s.read_gen = h->s.marks_gen = 0;
     h->s.marks = NULL;
@@ -194,7 +194,6 @@ sg_tensor *sg__view_of(sg_ctx *ctx, const sg_tensor *x) {
     if (!t)
         return NULL;
     *t->storage = *x->storage;
-    t->storage->owned = false;
     t->ndim = x->ndim;
     memcpy(t->shape, x->shape, sizeof t->shape);
     memcpy(t->stride, x->stride, sizeof t->stride);
@@ -358,44 +357,63 @@ int sg_copy_to_f64(const sg_tensor *t, double *out) {
 
 /* ---- strided copies and adds -------------------------------------------------------- */
 
-#define DEF_STRIDED(T)                                                                             \
+/* dst (+)= src over `rows` rows of n contiguous elements, rows dr and sr apart: slices of
+ * whole rows, x[:, t, :], a time step's gate block, a bias broadcast down the rows. Short
+ * rows (an LSTM step's gate slice at tiny sizes) are plain loops, since a vectorised loop's
+ * set-up costs more than the few elements there; longer ones vectorise through restrict. */
+#define DEF_ROWS(T)                                                                                \
+    static void rows_##T(bool add, T *dst, const T *src, int64_t rows, int64_t n, int64_t dr,      \
+                         int64_t sr) {                                                             \
+        if (n <= 16) {                                                                             \
+            for (int64_t r = 0; r < rows; r++)                                                     \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    if (add)                                                                       \
+                        dst[r * dr + j] += src[r * sr + j];                                        \
+                    else                                                                           \
+                        dst[r * dr + j] = src[r * sr + j];                                         \
+            return;                                                                                \
+        }                                                                                          \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            T *restrict d = dst + r * dr;                                                          \
+            const T *restrict s = src + r * sr;                                                    \
+            if (add)                                                                               \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    d[j] += s[j];                                                                  \
+            else                                                                                   \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    d[j] = s[j];                                                                   \
+        }                                                                                          \
+    }                                                                                              \
+    /* Anything else: the iterator's rows case, or its general walk. */                            \
     static void strided_##T(bool add, T *dst, const T *src, const sg_iter *it) {                   \
-        if (add)                                                                                   \
+        int k = it->nd;                                                                            \
+        if (k <= 2 && it->unit)                                                                    \
+            rows_##T(add, dst, src, k == 2 ? it->shape[0] : 1, it->shape[k - 1],                   \
+                     k == 2 ? it->st[0][0] : 0, k == 2 ? it->st[1][0] : 0);                        \
+        else if (add)                                                                              \
             SG_ITER_LOOP(it, dst[i0] += src[i1]);                                                  \
         else                                                                                       \
             SG_ITER_LOOP(it, dst[i0] = src[i1]);                                                   \
     }
-DEF_STRIDED(float)
-DEF_STRIDED(double)
+DEF_ROWS(float)
+DEF_ROWS(double)
 
 /* dst (+)= src, both `nd`-dim strided views of `shape` starting at the given pointers. */
 void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
                  const int64_t *src_st, int nd, const int64_t *shape) {
-    for (int d = 0; d < nd; d++)
-        if (shape[d] == 0)
-            return;
-    sg_iter it;
-    int64_t st[SG_ITER_MAXOP][SG_MAX_DIMS] = {{0}};
-    memcpy(st[0], dst_st, sizeof(int64_t) * (size_t)nd);
-    memcpy(st[1], src_st, sizeof(int64_t) * (size_t)nd);
-    sg__iter_init(&it, nd, shape, 3u, st);
-    int k = it.nd;
-    if (k <= 2 && it.unit && it.shape[k - 1] <= 16 && add) {
-        /* a few short unit-stride rows (the gradient of an LSTM step's gate slice at tiny
-         * sizes): plain loops, since the general walk's set-up costs more than the work
-         * there (bench/README.md has the measurements) */
-        int64_t rows = k == 2 ? it.shape[0] : 1, n = it.shape[k - 1], dr = k == 2 ? it.st[0][0] : 0,
-                sr = k == 2 ? it.st[1][0] : 0;
+    if (nd == 2 && dst_st[1] == 1 && src_st[1] == 1 && shape[0] > 0 && shape[1] > 0) {
+        /* 2-D with unit-stride rows, the usual case: straight to the rows loop (what the
+         * iterator would make of it, without building one) */
         if (dt == SG_F32)
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t j = 0; j < n; j++)
-                    ((float *)dst)[r * dr + j] += ((const float *)src)[r * sr + j];
+            rows_float(add, dst, src, shape[0], shape[1], dst_st[0], src_st[0]);
         else
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t j = 0; j < n; j++)
-                    ((double *)dst)[r * dr + j] += ((const double *)src)[r * sr + j];
+            rows_double(add, dst, src, shape[0], shape[1], dst_st[0], src_st[0]);
         return;
     }
+    sg_iter it;
+    sg__iter_init(&it, nd, shape, 2, (const int64_t *const[]){dst_st, src_st});
+    if (it.n == 0)
+        return;
     if (dt == SG_F32)
         strided_float(add, dst, src, &it);
     else

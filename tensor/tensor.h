@@ -55,14 +55,13 @@ typedef struct sg_ctx sg_ctx;
 typedef struct sg_storage {
     void *data;    /* first byte */
     size_t nbytes; /* bytes available */
-    bool owned;    /* freed with the tensor that owns it (persistent tensors only) */
     struct sg_storage *root;
     /* Slots for the module above (autograd/: which parts of the buffer a recorded backward
      * still reads), meaningful while their generation equals the context's + 1, so that a
      * reset forgets them. tensor/ zeroes them and never reads them. */
-    uint32_t read_gen;      /* a recorded backward reads some view of the buffer */
-    uint32_t marks_gen;     /* marks is this generation's */
-    struct sg_marks *marks; /* finer: the in-place results a backward reads */
+    uint32_t read_gen;       /* a recorded backward reads some view of the buffer */
+    uint32_t marks_gen;      /* marks is this generation's */
+    struct sg_tensor *marks; /* finer: the newest in-place result a backward reads */
 } sg_storage;
 
 /* One tensor struct, as in ggml: shape, strides, op, sources, flags, name.
@@ -90,7 +89,9 @@ struct sg_tensor {
     void *aux;                   /* op-specific saved data (arena), e.g. labels */
     sg_tensor *grad;             /* accumulated gradient, same shape */
     sg_tensor *tape_prev;        /* previous node on the tape (execution order) */
-    sg_tensor *pool_next;        /* next free buffer in the gradient pool */
+    /* An in-place result that a recorded backward reads (autograd/inplace.c): */
+    sg_tensor *mark_next;     /* the mark on the same buffer recorded before this one */
+    int64_t mark_lo, mark_hi; /* lowest and highest offset over this mark and older ones */
 };
 
 #define SG_TENSOR_MAGIC 0x5347544e53524f31ull /* "SGTNSRO1" */
