@@ -29,6 +29,7 @@ int main(void) {
         fprintf(stderr, "hello: out of memory\n");
         return 1;
     }
+    sg_store *model = NULL; /* made in part 4 */
 
     /* ---- 1. tensors and views ---------------------------------------------------------- */
     sg_tensor *m = sg_reshape(ctx, sg_arange(ctx, SG_F32, 0, 6, 1), SG_SHAPE(2, 3));
@@ -59,12 +60,15 @@ int main(void) {
     sg_ctx_reset(ctx); /* drop every temporary so far (O(1)) */
 
     /* ---- 4. fit y = 3x - 1 ------------------------------------------------------------- */
-    sg_tensor *w = sg_param_new(ctx, SG_F64, SG_SHAPE(1, 1), "w"); /* survive resets */
-    sg_tensor *b = sg_param_new(ctx, SG_F64, SG_SHAPE(1), "b");
+    /* Parameters live in a store: named, in one slab of values and one of gradients, and
+     * untouched by sg_ctx_reset. */
+    model = sg_store_new();
+    sg_tensor *w = sg_store_param(ctx, model, "w", SG_F64, SG_SHAPE(1, 1));
+    sg_tensor *b = sg_store_param(ctx, model, "b", SG_F64, SG_SHAPE(1));
     printf("\nfitting y = 3x - 1 with plain SGD (lr 0.1, batches of 8)\n");
     double loss_value = NAN;
     for (int step = 0; step < 200; step++) {
-        sg_ctx_zero_grad(ctx); /* gradients accumulate: zero them each step */
+        sg_store_zero_grad(model); /* gradients accumulate: zero them each step */
         sg_tensor *x = sg_rand_uniform(ctx, SG_F64, SG_SHAPE(8, 1), -1, 1);
         sg_tensor *y = sg_add_scalar(ctx, sg_scale(ctx, x, 3.0), -1.0);
         sg_tensor *pred = sg_add(ctx, sg_matmul(ctx, x, w), b); /* ops record a tape */
@@ -87,10 +91,12 @@ int main(void) {
         fprintf(stderr, "hello: the fit did not converge\n");
         goto fail;
     }
-    sg_ctx_free(ctx); /* frees the parameters too */
+    sg_store_free(model);
+    sg_ctx_free(ctx);
     return 0;
 
 fail:
+    sg_store_free(model);
     sg_ctx_free(ctx);
     return 1;
 }

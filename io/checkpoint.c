@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tensor/internal.h"
 #include "io_internal.h"
 
 #define CKPT_FORMAT "seqgrad-checkpoint-1"

@@ -122,15 +122,6 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
 int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
                        int64_t *step, sg_rng *rng);
 
-/* ---- testing hook (not a stable API) ------------------------------------------------- */
-
-/* Failure injection for the atomic save: when set to SG_IO_FAIL_BEFORE_RENAME, the next
- * saves fail after the temporary file is written and synced, just before the rename
- * (error "... injected failure before rename"); SG_IO_FAIL_WRITE fails every write to
- * the temporary file. 0 (the default) injects nothing. Not thread-safe: for tests only. */
-enum { SG_IO_FAIL_NONE = 0, SG_IO_FAIL_BEFORE_RENAME = 1, SG_IO_FAIL_WRITE = 2 };
-extern int sg__io_fail_point;
-
 #ifdef __cplusplus
 }
 #endif

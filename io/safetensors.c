@@ -16,7 +16,6 @@
 
 #include <cJSON.h>
 
-#include "../tensor/internal.h"
 #include "io_internal.h"
 
 int sg__io_fail_point = SG_IO_FAIL_NONE;

@@ -3,7 +3,6 @@
 #ifndef SG_OPTIM_INTERNAL_H
 #define SG_OPTIM_INTERNAL_H
 
-#include "../tensor/internal.h"
 #include "optim.h"
 
 /* torch's CPU kernels compute `a.add_(b, alpha=s)` as one fused multiply-add,
@@ -11,7 +10,8 @@
  * places: float64 trajectories then match torch bit for bit rather than to a few ulps.
  * fma() is exact on every machine; the clone built for FMA hardware inlines it as one
  * instruction (picked at load time), the default clone calls libm's. */
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(__GNUC__) && defined(__x86_64__) &&                                                    \
+    !defined(__SANITIZE_THREAD__) /* see SG__SIMD_CLONES */
 #define SG__FMA_CLONES __attribute__((target_clones("fma", "default")))
 #else
 #define SG__FMA_CLONES

@@ -236,7 +236,7 @@ static bool check_grad(sg_optim *opt, const sg__optim_slot *s) {
     int64_t i = g->dtype == SG_F32 ? nonfinite_f32(sg_data(g), s->numel)
                                    : nonfinite_f64(sg_data(g), s->numel);
     if (i >= 0) {
-        double v = sg__ld(g, i);
+        double v = sg_get_flat(g, i);
         sg_error(opt->ctx, "sg_optim_step: gradient of %s has %s at index %lld", s->name,
                  isnan(v) ? "NaN"
                  : v > 0  ? "Inf"

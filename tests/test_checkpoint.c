@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "io_internal.h" /* sg__io_fail_point, the failure-injection hook */
 
 #include "ctxtest.h"
 

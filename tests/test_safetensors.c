@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "io_internal.h" /* sg__io_fail_point, the failure-injection hook */
 
 #ifndef SG_SOURCE_DIR
 #define SG_SOURCE_DIR "."
