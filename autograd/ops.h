@@ -23,6 +23,7 @@ enum {
                                     through views to the leaf below) */
     SG_OPF_GRAD_VIEW = 1u << 1,  /* output's gradient may be a view into input 0's (slices) */
     SG_OPF_GRAD_DENSE = 1u << 2, /* backward wants its inputs' gradients contiguous */
+    SG_OPF_AUX_INPUTS = 1u << 3, /* any number of inputs: the full list is in aux (concat) */
 };
 typedef struct sg_op_info {
     const char *name;
@@ -162,7 +163,7 @@ static inline bool sg__needs(const sg_tensor *out, int i) {
 
 /* The inputs of a node: src[] for most ops, the aux array for concat (any count). */
 static inline int sg__node_inputs(const sg_tensor *t, sg_tensor *const **in) {
-    if (t->op == SG_OP_CONCAT && t->aux) {
+    if ((sg__op(t->op)->flags & SG_OPF_AUX_INPUTS) && t->aux) {
         *in = (sg_tensor *const *)t->aux;
         return (int)t->iparam[1];
     }

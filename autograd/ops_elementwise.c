@@ -473,10 +473,6 @@ sg_tensor *sg_exp(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_exp", SG_OP
 sg_tensor *sg_log(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_log", SG_OP_LOG, x, 0); }
 
 /* Does the backward of op read the input x (rather than only g and the saved output y)? */
-static bool un_bw_reads_x(sg_op op) {
-    return op == SG_OP_SQUARE || op == SG_OP_RELU || op == SG_OP_HARD_SIGMOID || op == SG_OP_LOG;
-}
-
 /* d += g * f'(x), operands 0 = d (x's grad, x's shape, any strides), 1 = g (contiguous),
  * 2 = y (the output, x's shape, strided when in place on a view), 3 = x (any strides). Derivatives
  * come from the saved output where that is exact and cheaper (sigmoid, tanh, exp), from x
@@ -518,7 +514,8 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
     sg_iter it;
     const sg_iter *itp = NULL; /* flat unless the formula reads a strided x */
     /* out is strided when it is the result of an in-place op on a view */
-    if ((un_bw_reads_x(out->op) && !sg_is_contiguous(x)) || !sg_is_contiguous(out) ||
+    bool reads_x = sg__op(out->op)->reads & SG_READS_IN0; /* the table says which */
+    if ((reads_x && !sg_is_contiguous(x)) || !sg_is_contiguous(out) ||
         (G->flags & SG_FLAG_GRAD_ALIAS)) { /* G a view into x's input's gradient */
         sg__iter_init(
             &it, x->ndim, x->shape, 4,

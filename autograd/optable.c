@@ -26,7 +26,7 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_SELECT] = {"select", 0, VIEW | GVIEW, sg__bw_slice},
     [SG_OP_EXPAND] = {"expand", 0, VIEW, sg__bw_expand},
     [SG_OP_CONTIGUOUS] = {"contiguous", 0, 0, sg__bw_contiguous},
-    [SG_OP_CONCAT] = {"concat", 0, 0, sg__bw_concat},
+    [SG_OP_CONCAT] = {"concat", 0, SG_OPF_AUX_INPUTS, sg__bw_concat},
     /* ops_elementwise.c */
     [SG_OP_ADD] = {"add", 0, 0, sg__bw_add},
     [SG_OP_SUB] = {"sub", 0, 0, sg__bw_sub},
