@@ -398,6 +398,42 @@ static int write_pred_plot(const char *path, const double *pred, const double *t
     return fclose(f);
 }
 
+/* ---- checks of a resumed checkpoint --------------------------------------------------- */
+
+/* The counters of a loaded checkpoint, before anything uses them: the step indexes the
+ * loss curve (an array of --steps entries) and starts the loop, so it must lie in
+ * [0, --steps] (a checkpoint past --steps has nothing left to do, and saving it again would
+ * label a model trained `start` steps as step --steps); train makes one optimizer step per
+ * training step, so the optimizer's count must equal it; and the data generator's state
+ * must be one it can leave (xoshiro256** stays at all zero forever). Returns 0, or -1 with
+ * a message naming the file and the field. */
+static int check_resumed(const config *c, int64_t start, const sg_optim *opt, const sg_rng *r) {
+    if (start < 0) {
+        fprintf(stderr, "train: %s: metadata step %lld is negative\n", c->resume, (long long)start);
+        return -1;
+    }
+    if (start > c->steps) {
+        fprintf(stderr, "train: %s is at step %lld, past --steps %lld\n", c->resume,
+                (long long)start, (long long)c->steps);
+        return -1;
+    }
+    if (sg_optim_steps(opt) != start) {
+        fprintf(stderr,
+                "train: %s: metadata optimizer_steps %lld differs from step %lld (train makes "
+                "one optimizer step per step)\n",
+                c->resume, (long long)sg_optim_steps(opt), (long long)start);
+        return -1;
+    }
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) {
+        fprintf(stderr,
+                "train: %s: metadata rng is all zero (a state the data generator cannot "
+                "leave)\n",
+                c->resume);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- main -------------------------------------------------------------------------- */
 
 static double now(void) {
@@ -471,13 +507,8 @@ int main(int argc, char **argv) {
     if (c.resume) {
         if (sg_checkpoint_load(ctx, c.resume, &params, opt, &start, &data_rng))
             FAIL("resuming");
-        /* A checkpoint past --steps has nothing left to do, and saving it again would
-         * label a model trained `start` steps as step --steps. */
-        if (start > c.steps) {
-            fprintf(stderr, "train: %s is at step %lld, past --steps %lld\n", c.resume,
-                    (long long)start, (long long)c.steps);
+        if (check_resumed(&c, start, opt, &data_rng))
             goto done;
-        }
         printf("resumed from %s at step %lld\n", c.resume, (long long)start);
     }
     printf("task=%s impl=%s hidden=%lld batch=%lld seq_len=%lld steps=%lld optimizer=%s "

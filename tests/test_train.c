@@ -446,6 +446,116 @@ START_TEST(test_run_errors) {
 }
 END_TEST
 
+/* Rewrite the metadata value of `key` in the safetensors file at path (8-byte
+ * little-endian header length, then the JSON header, then the data): the header is spliced
+ * and its length rewritten, padded with spaces to a multiple of 8 as seqgrad writes it. */
+static void set_meta(const char *path, const char *key, const char *value) {
+    static char buf[1 << 16], out[1 << 16];
+    size_t len = slurp_bin(path, buf, sizeof buf);
+    ck_assert_uint_gt(len, 8);
+    ck_assert_uint_lt(len, sizeof buf);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | (unsigned char)buf[i];
+    ck_assert_uint_le(hlen, len - 8);
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    char *header = buf + 8, *at = memmem(header, hlen, pat, strlen(pat));
+    ck_assert_msg(at != NULL, "%s: no metadata %s", path, key);
+    char *v = at + strlen(pat), *end = memchr(v, '"', (size_t)(header + hlen - v));
+    ck_assert_ptr_nonnull(end);
+    /* the header without its padding, with the new value */
+    size_t used = hlen;
+    while (used > 0 && header[used - 1] == ' ')
+        used--;
+    size_t before = (size_t)(v - header), after = used - (size_t)(end - header);
+    size_t nh = before + strlen(value) + after, padded = (nh + 7) / 8 * 8;
+    ck_assert_uint_lt(8 + padded + (len - 8 - hlen), sizeof out);
+    for (int i = 0; i < 8; i++)
+        out[i] = (char)(padded >> (8 * i) & 0xff);
+    memcpy(out + 8, header, before);
+    memcpy(out + 8 + before, value, strlen(value));
+    memcpy(out + 8 + before + strlen(value), end, after);
+    memset(out + 8 + nh, ' ', padded - nh);
+    memcpy(out + 8 + padded, header + hlen, len - 8 - hlen);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(out, 1, 8 + padded + (len - 8 - hlen), f),
+                      8 + padded + (len - 8 - hlen));
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* stderr is one line starting with "train: " that contains every string of the
+ * NULL-terminated list (the words that must be in the message; the loader may refuse some
+ * of these checkpoints itself, in its own words, before train's checks see them). */
+static void ck_err_has(const char *const *words) {
+    size_t n = strlen(err_text);
+    ck_assert_msg(!strncmp(err_text, "train: ", 7) && n > 0 && err_text[n - 1] == '\n' &&
+                      strchr(err_text, '\n') == err_text + n - 1,
+                  "stderr is not one 'train: ' line: '%.1000s'", err_text);
+    for (int i = 0; words[i]; i++)
+        ck_assert_msg(strstr(err_text, words[i]), "stderr lacks '%s': '%.1000s'", words[i],
+                      err_text);
+}
+
+/* Counters in a checkpoint are validated before they are used: a negative step (which
+ * indexed the loss curve at -5 and aborted with a heap corruption), a step past --steps,
+ * an optimizer step count other than the step (train makes one optimizer step per step),
+ * and a data generator state the generator cannot leave (all zero: it spun forever). Each
+ * is exit 1, one line naming the file and the field, and nothing trained. */
+START_TEST(test_resume_bad_counters) {
+    const char *ck = tp("ck.st"), *bad = tp("bad.st");
+    const char *save[] = {"--hidden", "4", "--batch", "2",    "--steps", "3",
+                          "--save",   ck,  "--out",   tmpdir, NULL};
+    ck_assert_msg(run(save) == 0, "%.1000s", err_text);
+    static char orig[1 << 16];
+    size_t len = slurp_bin(ck, orig, sizeof orig);
+    ck_assert_uint_gt(len, 8);
+    const char *resume[] = {"--hidden", "4", "--batch", "2",    "--steps", "6",
+                            "--resume", bad, "--out",   tmpdir, NULL};
+    char msg[512];
+    run_time_limit = 60; /* the all-zero generator state looped forever */
+
+    /* the file unchanged resumes (the editing itself is sound) */
+    FILE *f = fopen(bad, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(orig, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+    set_meta(bad, "step", "3");
+    ck_assert_msg(run(resume) == 0, "%.1000s", err_text);
+    snprintf(msg, sizeof msg, "resumed from %s at step 3\n", bad);
+    ck_assert_msg(!strncmp(out_text, msg, strlen(msg)), "got: %.1000s", out_text);
+
+    static const struct {
+        const char *key, *value, *words[3];
+    } cases[] = {
+        {"step", "-5", {"step", "-5"}},
+        {"step", "-9223372036854775808", {"step", "-9223372036854775808"}},
+        {"step", "7", {"step 7", "--steps 6"}},
+        {"optimizer_steps", "2", {"optimizer_steps", "2"}},
+        {"optimizer_steps", "1000000", {"optimizer_steps", "1000000"}},
+        {"rng",
+         "0000000000000000 0000000000000000 0000000000000000 0000000000000000 "
+         "0000000000000000 0",
+         {"rng", "zero"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        f = fopen(bad, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(orig, 1, len, f), len);
+        ck_assert_int_eq(fclose(f), 0);
+        set_meta(bad, cases[i].key, cases[i].value);
+        ck_assert_msg(run(resume) == 1, "case %zu (%s %s): exit status not 1", i, cases[i].key,
+                      cases[i].value);
+        const char *words[] = {bad, cases[i].words[0], cases[i].words[1], NULL};
+        ck_err_has(words);
+        ck_assert_msg(!strstr(out_text, "step ") && !strstr(out_text, "wrote "),
+                      "case %zu trained: %.1000s", i, out_text);
+    }
+    run_time_limit = 0;
+}
+END_TEST
+
 /* Plain progress lines, the CSV and the SVG files. */
 START_TEST(test_outputs) {
     const char *out = tp("out"); /* made by the program */
@@ -545,6 +655,7 @@ static Suite *suite(void) {
     tcase_add_test(cli, test_help);
     tcase_add_test(cli, test_bad_options);
     tcase_add_test(cli, test_run_errors);
+    tcase_add_test(cli, test_resume_bad_counters);
     tcase_add_test(cli, test_outputs);
     suite_add_tcase(s, cli);
     return s;
