@@ -636,6 +636,49 @@ START_TEST(test_outputs) {
 }
 END_TEST
 
+/* Every output is checked to the end (write, flush, close): a full disk is a message
+ * naming the file and exit 1, not "wrote ..." and exit 0 over an empty file. The file is a
+ * symlink to /dev/full (every write fails with ENOSPC), one output at a time; the others
+ * are still written. An output that cannot be opened (a directory in its place) is the
+ * same. stdout itself going to a full disk is exit 1 too. */
+START_TEST(test_output_write_errors) {
+    static const char *const names[] = {"loss_sine.csv", "loss_sine.svg", "predictions_sine.svg"};
+    char out[300], path[400], want[600];
+    for (int i = 0; i < 6; i++) {
+        const char *name = names[i % 3];
+        snprintf(out, sizeof out, "%s/out%d", tmpdir, i);
+        ck_assert_int_eq(mkdir(out, 0777), 0);
+        snprintf(path, sizeof path, "%s/%s", out, name);
+        if (i < 3) {
+            ck_assert_int_eq(symlink("/dev/full", path), 0);
+            snprintf(want, sizeof want, "train: %s: write failed: No space left on device\n", path);
+        } else {
+            ck_assert_int_eq(mkdir(path, 0777), 0);
+            snprintf(want, sizeof want, "train: %s: cannot open for writing: Is a directory\n",
+                     path);
+        }
+        const char *args[] = {"--hidden", "4", "--batch", "2", "--steps", "5", "--out", out, NULL};
+        ck_assert_msg(run(args) == 1, "%s: exit status not 1: %.1000s", name, err_text);
+        ck_err(want);
+        ck_assert_ptr_nonnull(strstr(out_text, "held-out loss "));
+        ck_assert_ptr_null(strstr(out_text, "result: "));
+        for (int k = 0; k < 3; k++) {
+            char wrote[600];
+            snprintf(wrote, sizeof wrote, "wrote %s/%s\n", out, names[k]);
+            ck_assert_msg((strstr(out_text, wrote) != NULL) == (k != i % 3), "%s: %s", name,
+                          out_text);
+        }
+    }
+
+    /* stdout on a full disk */
+    run_stdout_path = "/dev/full";
+    const char *args[] = {"--hidden", "4", "--batch", "2", "--steps", "5", "--out", tmpdir, NULL};
+    ck_assert_int_eq(run(args), 1);
+    ck_err("train: stdout: write failed: No space left on device\n");
+    run_stdout_path = NULL;
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("train");
     TCase *learn = tcase_create("learn");
@@ -657,6 +700,7 @@ static Suite *suite(void) {
     tcase_add_test(cli, test_run_errors);
     tcase_add_test(cli, test_resume_bad_counters);
     tcase_add_test(cli, test_outputs);
+    tcase_add_test(cli, test_output_write_errors);
     suite_add_tcase(s, cli);
     return s;
 }
