@@ -20,6 +20,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -460,6 +461,111 @@ static int write_pred_plot(const char *path, const double *pred, const double *t
     return out_close(f);
 }
 
+/* ---- checks of the paths, at the start ------------------------------------------------ */
+
+/* Create and remove a file in dir: 0, or the errno of the failure. This is the test that
+ * means "a file can be made here" for everyone (access(W_OK) says yes to root in a
+ * read-only directory it can write anyway, and no on a read-only file system only
+ * sometimes). */
+static int probe_dir(const char *dir) {
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s/.train-probe-XXXXXX", dir) >= (int)sizeof p)
+        return ENAMETOOLONG;
+    int fd = mkstemp(p);
+    if (fd < 0)
+        return errno;
+    close(fd);
+    unlink(p);
+    return 0;
+}
+
+/* --resume: an existing path must be a regular file (a device such as /dev/zero would be
+ * read without end); a missing one is left to the loader, whose message says so. */
+static int check_resume_path(const char *path) {
+    struct stat st;
+    if (!*path) {
+        fprintf(stderr, "train: --resume: empty path\n");
+        return -1;
+    }
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "train: --resume %s: %s\n", path,
+                S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        return -1;
+    }
+    return 0;
+}
+
+/* --save: a regular file or nothing yet, in a directory where files can be created (the
+ * checkpoint is written to a temporary file there and renamed over the path). */
+static int check_save_path(const char *path) {
+    struct stat st;
+    size_t n = strlen(path);
+    if (!n) {
+        fprintf(stderr, "train: --save: empty path\n");
+        return -1;
+    }
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            fprintf(stderr, "train: --save %s: %s\n", path,
+                    S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+            return -1;
+        }
+    } else if (errno != ENOENT) {
+        fprintf(stderr, "train: --save %s: %s\n", path, strerror(errno));
+        return -1;
+    } else if (path[n - 1] == '/') {
+        fprintf(stderr, "train: --save %s: names a directory (ends in '/')\n", path);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int err = probe_dir(dir);
+    if (err) {
+        fprintf(stderr, "train: --save %s: cannot create files in %s: %s\n", path, dir,
+                strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* --out: made if missing; it must be a directory where files can be created. */
+static int check_out_dir(const char *dir) {
+    struct stat st;
+    if (!*dir) {
+        fprintf(stderr, "train: --out: empty path\n");
+        return -1;
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "train: --out %s: cannot create: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "train: --out %s: not a directory\n", dir);
+        return -1;
+    }
+    int err = probe_dir(dir);
+    if (err) {
+        fprintf(stderr, "train: --out %s: cannot create files in it: %s\n", dir, strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* All of them, --out last: a refused --resume or --save leaves no directory behind. */
+static int check_paths(const config *c) {
+    if (c->resume && check_resume_path(c->resume))
+        return -1;
+    if (c->save && check_save_path(c->save))
+        return -1;
+    return check_out_dir(c->out_dir);
+}
+
 /* ---- checks of a resumed checkpoint --------------------------------------------------- */
 
 /* The counters of a loaded checkpoint, before anything uses them: the step indexes the
@@ -522,12 +628,10 @@ int main(int argc, char **argv) {
     config c;
     if (parse_args(argc, argv, &c))
         return 2;
-    /* Make the output directory first: a bad --out should fail before the training, not
-     * after it. */
-    if (mkdir(c.out_dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, "train: cannot create %s: %s\n", c.out_dir, strerror(errno));
+    /* Check the paths first, and make the output directory: a bad --save or --out should
+     * fail before the training, not after it. */
+    if (check_paths(&c))
         return 1;
-    }
     sg_set_num_threads(c.threads);
     sg_ctx *ctx = sg_ctx_new(0);
     sg_store *store = sg_store_new(); /* the model's parameters: the LSTM's, then the head's */

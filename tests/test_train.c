@@ -440,8 +440,7 @@ START_TEST(test_run_errors) {
     /* An --out that cannot be made fails before any training. */
     const char *a5[] = {"--out", "/nonexistent/dir", NULL};
     ck_assert_int_eq(run(a5), 1);
-    ck_err("train: cannot create /nonexistent/dir: No such file or "
-           "directory\n");
+    ck_err("train: --out /nonexistent/dir: cannot create: No such file or directory\n");
     ck_assert_str_eq(out_text, "");
 }
 END_TEST
@@ -636,6 +635,88 @@ START_TEST(test_outputs) {
 }
 END_TEST
 
+/* Output and input paths are checked at the start, before any step (so before stdout gets
+ * a line): each case runs with a million steps under a time limit, and must exit 1 at once
+ * with an empty stdout and one line on stderr naming the option, the path and the reason.
+ * A refused --save or --resume creates no --out directory. Writability is checked by
+ * creating (and removing) a file in the directory, which is right for root too: root
+ * writes into a read-only directory, so the chmod cases run only when not root; /proc,
+ * where nobody creates files, is the case that runs always. */
+START_TEST(test_start_path_errors) {
+    const char *out = tp("out"), *file = tp("file"), *fifo = tp("fifo"), *ro = tp("ro");
+    const char *ck = tp("ck.st");
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+    ck_assert_int_eq(mkdir(ro, 0555), 0);
+    char missing_dir[300], missing[320], slash[320], in_ro[320], ro_out[320];
+    snprintf(missing_dir, sizeof missing_dir, "%s/missing", tmpdir);
+    snprintf(missing, sizeof missing, "%s/ck.st", missing_dir);
+    snprintf(slash, sizeof slash, "%s/nodir/", tmpdir);
+    snprintf(in_ro, sizeof in_ro, "%s/ck.st", ro);
+    snprintf(ro_out, sizeof ro_out, "%s/out", ro);
+    const bool root = geteuid() == 0;
+
+    const struct {
+        const char *opt, *value, *out;
+        const char *msg, *a1, *a2; /* the message after "train: ", with a1 and a2 for %s */
+        bool skip_as_root;
+    } cases[] = {
+        {"--save", "", out, "--save: empty path", NULL, NULL, false},
+        {"--save", "/tmp", out, "--save /tmp: is a directory", NULL, NULL, false},
+        {"--save", tmpdir, out, "--save %s: is a directory", tmpdir, NULL, false},
+        {"--save", slash, out, "--save %s: names a directory (ends in '/')", slash, NULL, false},
+        {"--save", fifo, out, "--save %s: not a regular file", fifo, NULL, false},
+        {"--save", missing, out, "--save %s: cannot create files in %s: No such file or directory",
+         missing, missing_dir, false},
+        {"--save", "/proc/ck.st", out,
+         "--save /proc/ck.st: cannot create files in /proc: No such file or directory", NULL, NULL,
+         false},
+        {"--save", in_ro, out, "--save %s: cannot create files in %s: Permission denied", in_ro, ro,
+         true},
+        {"--resume", "", out, "--resume: empty path", NULL, NULL, false},
+        {"--resume", "/dev/zero", out, "--resume /dev/zero: not a regular file", NULL, NULL, false},
+        {"--resume", tmpdir, out, "--resume %s: is a directory", tmpdir, NULL, false},
+        {"--resume", fifo, out, "--resume %s: not a regular file", fifo, NULL, false},
+        {"--save", ck, "", "--out: empty path", NULL, NULL, false},
+        {"--save", ck, file, "--out %s: not a directory", file, NULL, false},
+        {"--save", ck, "/proc", "--out /proc: cannot create files in it: No such file or directory",
+         NULL, NULL, false},
+        {"--save", ck, ro, "--out %s: cannot create files in it: Permission denied", ro, NULL,
+         true},
+        {"--save", ck, ro_out, "--out %s: cannot create: Permission denied", ro_out, NULL, true},
+    };
+    run_time_limit = 60; /* a million steps take ten minutes: refused at once, or killed */
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (cases[i].skip_as_root && root)
+            continue; /* root writes into a read-only directory: nothing to refuse */
+        const char *args[] = {"--steps", "1000000",    cases[i].opt, cases[i].value,
+                              "--out",   cases[i].out, NULL};
+        char msg[1024], want[1100];
+        snprintf(msg, sizeof msg, cases[i].msg, cases[i].a1, cases[i].a2);
+        snprintf(want, sizeof want, "train: %s\n", msg);
+        ck_assert_msg(run(args) == 1, "case %zu (%s '%s'): exit status not 1: %.1000s", i,
+                      cases[i].opt, cases[i].value, err_text);
+        ck_err(want);
+        ck_assert_msg(!strcmp(out_text, ""), "case %zu printed: %.1000s", i, out_text);
+        if (cases[i].out == out)
+            ck_assert_msg(access(out, F_OK) != 0, "case %zu created %s", i, out);
+    }
+    run_time_limit = 0;
+    /* nothing made, and no probe file left behind */
+    ck_assert_int_eq(access(ck, F_OK), -1);
+    ck_assert_int_eq(access(ro_out, F_OK), -1);
+    ck_assert_int_eq(access(missing_dir, F_OK), -1);
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));)
+        ck_assert_msg(strncmp(e->d_name, ".train", 6), "left behind: %s", e->d_name);
+    closedir(d);
+    ck_assert_int_eq(rmdir(ro), 0);
+}
+END_TEST
+
 /* Every output is checked to the end (write, flush, close): a full disk is a message
  * naming the file and exit 1, not "wrote ..." and exit 0 over an empty file. The file is a
  * symlink to /dev/full (every write fails with ENOSPC), one output at a time; the others
@@ -699,6 +780,7 @@ static Suite *suite(void) {
     tcase_add_test(cli, test_bad_options);
     tcase_add_test(cli, test_run_errors);
     tcase_add_test(cli, test_resume_bad_counters);
+    tcase_add_test(cli, test_start_path_errors);
     tcase_add_test(cli, test_outputs);
     tcase_add_test(cli, test_output_write_errors);
     suite_add_tcase(s, cli);
