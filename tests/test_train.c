@@ -7,8 +7,9 @@
  *     bit-identical checkpoints (parameters, optimizer state, step, generator), for both
  *     implementations and both optimizers, while another seed gives other parameters;
  *   - the command line: --help (and its copy in README.md), bad options (exit 2), a
- *     missing or mismatched checkpoint (exit 1), the plain progress lines, and the CSV /
- *     SVG files.
+ *     missing or mismatched checkpoint (exit 1), a checkpoint whose counters do not hold
+ *     together, paths refused at the start (exit 1, nothing trained), the plain progress
+ *     lines, the CSV / SVG files, and a failure to write any of them (exit 1).
  *
  * The binary is $SG_TRAIN if set (meson sets it), else ../examples/train next to this
  * test's own directory (the build tree's layout). */
