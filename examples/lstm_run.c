@@ -13,12 +13,15 @@
  * dx, dkernel, drecurrent_kernel, dbias (with a bias), dh0 / dc0 (when given), weight
  * gradients always in Keras layout.
  *
- * Exit status: 0 on success, 1 for missing/ill-shaped tensors or unreadable files (message
- * on stderr), 2 for bad options (with the usage). */
+ * Exit status: 0 on success, 1 for missing/ill-shaped tensors, NaN or Inf in a weight or
+ * an input, unreadable files or paths that are not regular files (message on stderr), 2 for
+ * bad options (with the usage). */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "seqgrad.h"
 
@@ -158,6 +161,36 @@ static int want_shape(const char *path, const char *name, const sg_tensor *t, in
                 sg_shape_str(ndim, shape, b, sizeof b));
 }
 
+/* An input path (--weights, --input) must be a regular file: a device such as /dev/zero
+ * would be read without end, a FIFO without a writer waits forever. A missing file is left
+ * to the loader, whose message says so. The output path must be a regular file or nothing
+ * yet: it is replaced by renaming a temporary file over it. */
+static int check_path(const char *opt, const char *path) {
+    struct stat st;
+    if (!*path)
+        return fail("%s: empty path", opt);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return fail("%s %s: %s", opt, path,
+                    S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+    return 0;
+}
+
+/* Every value of t must be finite: NaN or Inf in a weight or an input would only give
+ * NaN outputs. Names the first bad element by its flat (row-major) index. */
+static int all_finite(const char *path, const char *name, const sg_tensor *t) {
+    if (!t)
+        return 0;
+    int64_t n = sg_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        double v = sg_get_flat(t, i);
+        if (isfinite(v))
+            continue;
+        const char *what = isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf";
+        return fail("%s: %s has %s at index %lld", path, name, what, (long long)i);
+    }
+    return 0;
+}
+
 /* A contiguous arena copy of t in dtype dt (NULL for NULL). */
 static sg_tensor *as_dtype(sg_ctx *ctx, const sg_tensor *t, sg_dtype dt) {
     if (!t)
@@ -202,6 +235,9 @@ int main(int argc, char **argv) {
         sg_ctx_free(ctx);
         return 1;
     }
+    if (check_path("--weights", o.weights) || check_path("--input", o.input) ||
+        check_path("--output", o.output))
+        goto out;
     W = sg_safetensors_load(ctx, o.weights);
     IN = W ? sg_safetensors_load(ctx, o.input) : NULL;
     if (!W || !IN)
@@ -280,6 +316,17 @@ int main(int argc, char **argv) {
             if (want_shape(o.input, inames[k], *islot[k], k == 2 ? 3 : 2, k == 2 ? bth : bh))
                 goto out;
         }
+
+    /* ---- values: finite everywhere (the weights first, then the input) ---- */
+    const sg_tensor *const wt[5] = {wi, wh, bias, bias_ih, bias_hh}, *const it[4] = {x, h0, c0, dy};
+    const char *const wtn[5] = {wi_name, wh_name, bnames[0], bnames[1], bnames[2]};
+    const char *const itn[4] = {"x", "h0", "c0", "dy"};
+    for (int k = 0; k < 5; k++)
+        if (all_finite(o.weights, wtn[k], wt[k]))
+            goto out;
+    for (int k = 0; k < 4; k++)
+        if (all_finite(o.input, itn[k], it[k]))
+            goto out;
 
     /* ---- the layer ---- */
     sg_lstm_options lo = sg_lstm_defaults(I, H);

@@ -20,7 +20,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,25 +320,86 @@ static sg_tensor *forward(sg_ctx *ctx, const config *c, model *m, const double *
     return sg_mse_loss(ctx, p, yt);
 }
 
+/* ---- output files ------------------------------------------------------------------ */
+
+/* An output file whose every write, flush and close is checked: the first failure is kept
+ * (its errno) and reported by out_close, which names the file. A full disk shows up at the
+ * flush or the close, seldom at the write: stdio buffers. */
+typedef struct {
+    FILE *f;
+    const char *path;
+    int err; /* errno of the first failure, 0 while none */
+} output;
+
+static int out_open(output *o, const char *path) {
+    *o = (output){.f = fopen(path, "w"), .path = path};
+    if (!o->f) {
+        fprintf(stderr, "train: %s: cannot open for writing: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void out_printf(output *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(output *o, const char *fmt, ...) {
+    if (o->err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    errno = 0;
+    if (vfprintf(o->f, fmt, ap) < 0)
+        o->err = errno ? errno : EIO;
+    va_end(ap);
+}
+
+/* Flush and close; 0, or -1 with "train: <path>: write failed: <reason>" on stderr. */
+static int out_close(output *o) {
+    errno = 0;
+    if (!o->err && fflush(o->f) != 0)
+        o->err = errno ? errno : EIO;
+    if (!o->err && ferror(o->f))
+        o->err = EIO;
+    errno = 0;
+    if (fclose(o->f) != 0 && !o->err)
+        o->err = errno ? errno : EIO;
+    o->f = NULL;
+    if (o->err) {
+        fprintf(stderr, "train: %s: write failed: %s\n", o->path, strerror(o->err));
+        return -1;
+    }
+    return 0;
+}
+
+/* The loss curve as CSV: the losses of steps first+1 .. first+n. */
+static int write_loss_csv(const char *path, const double *loss, int64_t first, int64_t n) {
+    output o;
+    if (out_open(&o, path))
+        return -1;
+    out_printf(&o, "step,loss\n");
+    for (int64_t i = 0; i < n; i++)
+        out_printf(&o, "%lld,%.8g\n", (long long)(first + i + 1), loss[i]);
+    return out_close(&o);
+}
+
 /* ---- plots ------------------------------------------------------------------------- */
 
-static void svg_polyline(FILE *f, const double *v, int64_t n, double lo, double hi, double x0,
+static void svg_polyline(output *f, const double *v, int64_t n, double lo, double hi, double x0,
                          double w, double y0, double h, const char *color, int logy) {
-    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
+    out_printf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
     for (int64_t i = 0; i < n; i++) {
         double val = logy ? log10(fmax(v[i], 1e-12)) : v[i];
         double px = x0 + w * (n > 1 ? (double)i / (double)(n - 1) : 0.5);
         double py = y0 + h * (1 - (val - lo) / (hi - lo > 0 ? hi - lo : 1));
-        fprintf(f, "%.1f,%.1f ", px, py);
+        out_printf(f, "%.1f,%.1f ", px, py);
     }
-    fprintf(f, "\"/>\n");
+    out_printf(f, "\"/>\n");
 }
 
 /* loss[0 .. n) are the losses of steps first+1 .. first+n (a resumed run starts late). */
 static int write_loss_plot(const char *path, const double *loss, int64_t first, int64_t n,
                            double baseline) {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    output of, *f = &of;
+    if (out_open(f, path))
         return -1;
     double lo = log10(fmax(baseline, 1e-12)), hi = lo;
     for (int64_t i = 0; i < n; i++) {
@@ -346,56 +409,197 @@ static int write_loss_plot(const char *path, const double *loss, int64_t first, 
     }
     lo = floor(lo);
     hi = ceil(hi + 1e-9);
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\">\n"
-               "<rect width=\"640\" height=\"400\" fill=\"white\"/>\n"
-               "<text x=\"320\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
-               "training loss (log scale) and baseline</text>\n");
+    out_printf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\">\n"
+                  "<rect width=\"640\" height=\"400\" fill=\"white\"/>\n"
+                  "<text x=\"320\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
+                  "training loss (log scale) and baseline</text>\n");
     for (double d = lo; d <= hi; d += 1) {
         double py = 40 + 320 * (1 - (d - lo) / (hi - lo > 0 ? hi - lo : 1));
-        fprintf(f,
-                "<line x1=\"60\" x2=\"620\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                "<text x=\"55\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" "
-                "font-family=\"sans-serif\">1e%+.0f</text>\n",
-                py, py, py + 4, d);
+        out_printf(f,
+                   "<line x1=\"60\" x2=\"620\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                   "<text x=\"55\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" "
+                   "font-family=\"sans-serif\">1e%+.0f</text>\n",
+                   py, py, py + 4, d);
     }
     double base[2] = {baseline, baseline};
     svg_polyline(f, base, 2, lo, hi, 60, 560, 40, 320, "#c33", 1);
     svg_polyline(f, loss, n, lo, hi, 60, 560, 40, 320, "#236", 1);
-    fprintf(f,
-            "<text x=\"340\" y=\"390\" text-anchor=\"middle\" font-size=\"12\" "
-            "font-family=\"sans-serif\">step (%lld .. %lld); red: baseline</text>\n</svg>\n",
-            (long long)first, (long long)(first + n));
-    return fclose(f);
+    out_printf(f,
+               "<text x=\"340\" y=\"390\" text-anchor=\"middle\" font-size=\"12\" "
+               "font-family=\"sans-serif\">step (%lld .. %lld); red: baseline</text>\n</svg>\n",
+               (long long)first, (long long)(first + n));
+    return out_close(f);
 }
 
 /* Scatter of held-out predictions against targets; perfect answers lie on the diagonal. */
 static int write_pred_plot(const char *path, const double *pred, const double *target, int64_t n) {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    output of, *f = &of;
+    if (out_open(f, path))
         return -1;
     double lo = -1.6, hi = 1.6, x0 = 60, y0 = 40, w = 320;
 #define PX(v) (x0 + w * ((v)-lo) / (hi - lo))
 #define PY(v) (y0 + w * (1 - ((v)-lo) / (hi - lo)))
-    fprintf(f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"440\" height=\"420\">\n"
-            "<rect width=\"440\" height=\"420\" fill=\"white\"/>\n"
-            "<text x=\"220\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
-            "sine, held out: prediction (y) against target (x)</text>\n"
-            "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
-            "stroke=\"#999\"/>\n"
-            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c33\"/>\n",
-            x0, y0, w, w, PX(lo), PY(lo), PX(hi), PY(hi));
+    out_printf(f,
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"440\" height=\"420\">\n"
+               "<rect width=\"440\" height=\"420\" fill=\"white\"/>\n"
+               "<text x=\"220\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
+               "sine, held out: prediction (y) against target (x)</text>\n"
+               "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+               "stroke=\"#999\"/>\n"
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c33\"/>\n",
+               x0, y0, w, w, PX(lo), PY(lo), PX(hi), PY(hi));
     for (int64_t i = 0; i < n; i++)
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#236\"/>\n",
-                PX(fmax(lo, fmin(hi, target[i]))), PY(fmax(lo, fmin(hi, pred[i]))));
-    fprintf(f,
-            "<text x=\"220\" y=\"400\" text-anchor=\"middle\" font-size=\"12\" "
-            "font-family=\"sans-serif\">target (range %.1f .. %.1f); red: perfect</text>\n"
-            "</svg>\n",
-            lo, hi);
+        out_printf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#236\"/>\n",
+                   PX(fmax(lo, fmin(hi, target[i]))), PY(fmax(lo, fmin(hi, pred[i]))));
+    out_printf(f,
+               "<text x=\"220\" y=\"400\" text-anchor=\"middle\" font-size=\"12\" "
+               "font-family=\"sans-serif\">target (range %.1f .. %.1f); red: perfect</text>\n"
+               "</svg>\n",
+               lo, hi);
 #undef PX
 #undef PY
-    return fclose(f);
+    return out_close(f);
+}
+
+/* ---- checks of the paths, at the start ------------------------------------------------ */
+
+/* Create and remove a file in dir: 0, or the errno of the failure. This is the test that
+ * means "a file can be made here" for everyone (access(W_OK) says yes to root in a
+ * read-only directory it can write anyway, and no on a read-only file system only
+ * sometimes). */
+static int probe_dir(const char *dir) {
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s/.train-probe-XXXXXX", dir) >= (int)sizeof p)
+        return ENAMETOOLONG;
+    int fd = mkstemp(p);
+    if (fd < 0)
+        return errno;
+    close(fd);
+    unlink(p);
+    return 0;
+}
+
+/* --resume: an existing path must be a regular file (a device such as /dev/zero would be
+ * read without end); a missing one is left to the loader, whose message says so. */
+static int check_resume_path(const char *path) {
+    struct stat st;
+    if (!*path) {
+        fprintf(stderr, "train: --resume: empty path\n");
+        return -1;
+    }
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "train: --resume %s: %s\n", path,
+                S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        return -1;
+    }
+    return 0;
+}
+
+/* --save: a regular file or nothing yet, in a directory where files can be created (the
+ * checkpoint is written to a temporary file there and renamed over the path). */
+static int check_save_path(const char *path) {
+    struct stat st;
+    size_t n = strlen(path);
+    if (!n) {
+        fprintf(stderr, "train: --save: empty path\n");
+        return -1;
+    }
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            fprintf(stderr, "train: --save %s: %s\n", path,
+                    S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+            return -1;
+        }
+    } else if (errno != ENOENT) {
+        fprintf(stderr, "train: --save %s: %s\n", path, strerror(errno));
+        return -1;
+    } else if (path[n - 1] == '/') {
+        fprintf(stderr, "train: --save %s: names a directory (ends in '/')\n", path);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int err = probe_dir(dir);
+    if (err) {
+        fprintf(stderr, "train: --save %s: cannot create files in %s: %s\n", path, dir,
+                strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* --out: made if missing; it must be a directory where files can be created. */
+static int check_out_dir(const char *dir) {
+    struct stat st;
+    if (!*dir) {
+        fprintf(stderr, "train: --out: empty path\n");
+        return -1;
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "train: --out %s: cannot create: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "train: --out %s: not a directory\n", dir);
+        return -1;
+    }
+    int err = probe_dir(dir);
+    if (err) {
+        fprintf(stderr, "train: --out %s: cannot create files in it: %s\n", dir, strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* All of them, --out last: a refused --resume or --save leaves no directory behind. */
+static int check_paths(const config *c) {
+    if (c->resume && check_resume_path(c->resume))
+        return -1;
+    if (c->save && check_save_path(c->save))
+        return -1;
+    return check_out_dir(c->out_dir);
+}
+
+/* ---- checks of a resumed checkpoint --------------------------------------------------- */
+
+/* The counters of a loaded checkpoint, before anything uses them: the step indexes the
+ * loss curve (an array of --steps entries) and starts the loop, so it must lie in
+ * [0, --steps] (a checkpoint past --steps has nothing left to do, and saving it again would
+ * label a model trained `start` steps as step --steps); train makes one optimizer step per
+ * training step, so the optimizer's count must equal it; and the data generator's state
+ * must be one it can leave (xoshiro256** stays at all zero forever). Returns 0, or -1 with
+ * a message naming the file and the field. */
+static int check_resumed(const config *c, int64_t start, const sg_optim *opt, const sg_rng *r) {
+    if (start < 0) {
+        fprintf(stderr, "train: %s: metadata step %lld is negative\n", c->resume, (long long)start);
+        return -1;
+    }
+    if (start > c->steps) {
+        fprintf(stderr, "train: %s is at step %lld, past --steps %lld\n", c->resume,
+                (long long)start, (long long)c->steps);
+        return -1;
+    }
+    if (sg_optim_steps(opt) != start) {
+        fprintf(stderr,
+                "train: %s: metadata optimizer_steps %lld differs from step %lld (train makes "
+                "one optimizer step per step)\n",
+                c->resume, (long long)sg_optim_steps(opt), (long long)start);
+        return -1;
+    }
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) {
+        fprintf(stderr,
+                "train: %s: metadata rng is all zero (a state the data generator cannot "
+                "leave)\n",
+                c->resume);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- main -------------------------------------------------------------------------- */
@@ -424,12 +628,10 @@ int main(int argc, char **argv) {
     config c;
     if (parse_args(argc, argv, &c))
         return 2;
-    /* Make the output directory first: a bad --out should fail before the training, not
-     * after it. */
-    if (mkdir(c.out_dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, "train: cannot create %s: %s\n", c.out_dir, strerror(errno));
+    /* Check the paths first, and make the output directory: a bad --save or --out should
+     * fail before the training, not after it. */
+    if (check_paths(&c))
         return 1;
-    }
     sg_set_num_threads(c.threads);
     sg_ctx *ctx = sg_ctx_new(0);
     sg_store *store = sg_store_new(); /* the model's parameters: the LSTM's, then the head's */
@@ -471,13 +673,8 @@ int main(int argc, char **argv) {
     if (c.resume) {
         if (sg_checkpoint_load(ctx, c.resume, &params, opt, &start, &data_rng))
             FAIL("resuming");
-        /* A checkpoint past --steps has nothing left to do, and saving it again would
-         * label a model trained `start` steps as step --steps. */
-        if (start > c.steps) {
-            fprintf(stderr, "train: %s is at step %lld, past --steps %lld\n", c.resume,
-                    (long long)start, (long long)c.steps);
+        if (check_resumed(&c, start, opt, &data_rng))
             goto done;
-        }
         printf("resumed from %s at step %lld\n", c.resume, (long long)start);
     }
     printf("task=%s impl=%s hidden=%lld batch=%lld seq_len=%lld steps=%lld optimizer=%s "
@@ -562,30 +759,40 @@ int main(int argc, char **argv) {
         base = log((double)RECALL_K);
     printf("held-out loss %.6f vs baseline %.6f (%.1fx better)\n", eval, base, base / eval);
 
-    /* Loss curve (CSV + SVG) and, for sine, predictions against targets. */
+    /* Loss curve (CSV + SVG) and, for sine, predictions against targets. Each file is
+     * written even when another failed; any failure (reported by the writer) is exit 1. */
     char path[4096];
+    int failed = 0;
     snprintf(path, sizeof path, "%s/loss_%s.csv", c.out_dir, task_names[c.task]);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "train: cannot write %s: %s\n", path, strerror(errno));
-        goto done;
-    }
-    fprintf(f, "step,loss\n");
-    for (int64_t i = start; i < c.steps; i++)
-        fprintf(f, "%lld,%.8g\n", (long long)(i + 1), curve[i]);
-    fclose(f);
-    printf("wrote %s\n", path);
-    snprintf(path, sizeof path, "%s/loss_%s.svg", c.out_dir, task_names[c.task]);
-    if (c.steps > start && write_loss_plot(path, curve + start, start, c.steps - start, base) == 0)
+    if (write_loss_csv(path, curve + start, start, c.steps - start) == 0)
         printf("wrote %s\n", path);
+    else
+        failed = 1;
+    snprintf(path, sizeof path, "%s/loss_%s.svg", c.out_dir, task_names[c.task]);
+    if (c.steps > start) {
+        if (write_loss_plot(path, curve + start, start, c.steps - start, base) == 0)
+            printf("wrote %s\n", path);
+        else
+            failed = 1;
+    }
     if (c.task == TASK_SINE) {
         snprintf(path, sizeof path, "%s/predictions_sine.svg", c.out_dir);
         if (write_pred_plot(path, preds, targets, np) == 0)
             printf("wrote %s\n", path);
+        else
+            failed = 1;
     }
+    if (failed)
+        goto done;
     printf("result: task=%s impl=%s eval_loss=%.6g baseline=%.6g steps=%lld seconds=%.2f\n",
            task_names[c.task], c.impl == SG_LSTM_FUSED ? "fused" : "gates", eval, base,
            (long long)c.steps, seconds);
+    /* stdout is an output too: a full disk under it loses the results. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "train: stdout: write failed: %s\n", strerror(errno ? errno : EIO));
+        goto done;
+    }
     rc = 0;
 
 done:

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,13 @@
 
 static char exe[PATH_MAX + 64];
 static char out_text[1 << 16], err_text[1 << 16];
+
+/* For the next runs: a time limit in seconds (0: none; the program is killed by SIGALRM
+ * when it runs longer, which fails the test instead of hanging it), and a file to take the
+ * program's stdout instead of the scratch file (NULL: the scratch file, read into
+ * out_text). */
+static unsigned run_time_limit;
+static const char *run_stdout_path;
 
 /* The binary: $env_var if set (meson sets it), else ../examples/<name> next to this test's
  * own directory (the build tree's layout). */
@@ -67,7 +75,8 @@ static void rm_tree(const char *dir) {
 
 /* Run the program with the NULL-terminated args, its stdout and stderr going through
  * files in `dir`; returns its exit status, with stdout and stderr in out_text / err_text.
- * A run that dies of a signal (a sanitizer abort) fails the test. */
+ * A run that dies of a signal (a sanitizer abort, or SIGALRM after run_time_limit) fails
+ * the test. */
 static int run_in(const char *dir, const char *const *args) {
     const char *argv[64];
     int n = 0;
@@ -84,9 +93,11 @@ static int run_in(const char *dir, const char *const *args) {
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int o = run_stdout_path ? open(run_stdout_path, O_WRONLY)
+                                : open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0)
             _exit(126);
+        alarm(run_time_limit); /* a pending alarm survives execv */
         execv(exe, (char *const *)argv);
         _exit(127);
     }
@@ -97,6 +108,8 @@ static int run_in(const char *dir, const char *const *args) {
     unlink(errp);
     unlink(outp);
     ck_assert_msg(status != 127 << 8, "cannot execute %s", exe);
+    ck_assert_msg(!WIFSIGNALED(status) || WTERMSIG(status) != SIGALRM,
+                  "%s took longer than %u s (killed): %.1000s", exe, run_time_limit, err_text);
     ck_assert_msg(WIFEXITED(status), "%s died (signal %d): %.1000s", exe, WTERMSIG(status),
                   err_text);
     return WEXITSTATUS(status);

@@ -3,7 +3,8 @@
  * both dtypes (float64 to 1e-10 relative, float32 to 1e-5), Keras and PyTorch weight
  * names, with and without dy; the Keras hard_sigmoid golden numbers through
  * --recurrent-activation; and the exit status and message for bad options (2) and for
- * missing tensors, wrong shapes and corrupt files (1).
+ * missing tensors, wrong shapes, corrupt files, NaN or Inf values and paths that are not
+ * regular files (1).
  *
  * The binary is $SG_LSTM_RUN if set, else ../examples/lstm_run next to this test's own
  * directory (the build tree's layout). */
@@ -12,9 +13,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -425,6 +428,122 @@ START_TEST(test_data_errors) {
 }
 END_TEST
 
+/* Set element `index` of tensor `name` in the safetensors file at path to v (the file is
+ * loaded, changed and saved again whole). */
+static void poke(const char *path, const char *name, int64_t index, double v) {
+    sg_st_file *f = sg_safetensors_load(ctx, path);
+    ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+    file_list l = {0};
+    for (int i = 0; i < sg_st_count(f); i++)
+        add(&l, sg_st_name(f, i), sg_st_tensor(f, i));
+    ck_assert_msg(sg_st_has(f, name), "%s: no %s", path, name);
+    ck_assert_int_eq(sg_set_flat(sg_st_get(f, name), index, v), 0);
+    save(path, &l);
+    sg_st_free(f);
+}
+
+/* NaN or Inf anywhere in the weights (either layout) or the input is refused: exit 1, one
+ * line naming the file, the tensor and the first bad index, and no output (they used to
+ * give all-NaN outputs and exit 0). Both dtypes of the input; float32 weights too. */
+START_TEST(test_nonfinite) {
+    const config *c = &CONFIGS[0]; /* I 5, H 4, B 2, T 3; bias, h0, c0 */
+    const double inf = 1.0 / 0.0;
+    static const struct {
+        const char *file, *name;
+        int torch;
+        int64_t index;
+        int kind; /* 0 NaN, 1 Inf, 2 -Inf */
+    } cases[] = {
+        {"w", "kernel", 0, 3, 0},       {"w", "recurrent_kernel", 0, 63, 1},
+        {"w", "bias", 0, 0, 2},         {"w", "weight_ih_l0", 1, 7, 0},
+        {"w", "weight_hh_l0", 1, 1, 2}, {"w", "bias_ih_l0", 1, 15, 1},
+        {"w", "bias_hh_l0", 1, 2, 0},   {"in", "x", 0, 29, 0},
+        {"in", "h0", 1, 4, 1},          {"in", "c0", 0, 0, 2},
+        {"in", "dy", 1, 23, 0},
+    };
+    static const char *const kinds[] = {"NaN", "Inf", "-Inf"};
+    const double values[] = {nan(""), inf, -inf};
+    for (int dt = 0; dt < 2; dt++)
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            sg_dtype d = dt ? SG_F32 : SG_F64;
+            write_config(c, d, d, cases[i].torch, true);
+            char file[600], want[1024];
+            snprintf(file, sizeof file, "%s/%s.safetensors", tmpdir, cases[i].file);
+            /* a bad value after an earlier good one: the index is the first bad one */
+            if (cases[i].index > 0)
+                poke(file, cases[i].name, cases[i].index - 1, 0.5);
+            poke(file, cases[i].name, cases[i].index, values[cases[i].kind]);
+            snprintf(want, sizeof want, "lstm_run: %s: %s has %s at index %lld\n", file,
+                     cases[i].name, kinds[cases[i].kind], (long long)cases[i].index);
+            for (int impl = 0; impl < 2; impl++) {
+                ck_assert_msg(run(std_args(impl ? "gates" : "fused")) == 1,
+                              "%s %s: exit status not 1: %s", sg_dtype_name(d), cases[i].name,
+                              err_text);
+                ck_assert_str_eq(err_text, want);
+                ck_assert_int_eq(access(tp("out.safetensors"), F_OK), -1);
+            }
+            /* two bad values: the first is named */
+            if (cases[i].index > 0) {
+                poke(file, cases[i].name, cases[i].index - 1, values[(cases[i].kind + 1) % 3]);
+                snprintf(want, sizeof want, "lstm_run: %s: %s has %s at index %lld\n", file,
+                         cases[i].name, kinds[(cases[i].kind + 1) % 3],
+                         (long long)cases[i].index - 1);
+                ck_assert_int_eq(run(std_args("fused")), 1);
+                ck_assert_str_eq(err_text, want);
+            }
+        }
+    /* finite extremes are not refused */
+    write_config(c, SG_F64, SG_F64, false, true);
+    poke(tp("w.safetensors"), "kernel", 0, 1e300);
+    poke(tp("in.safetensors"), "x", 0, -4.9e-324);
+    ck_assert_msg(run(std_args("fused")) == 0, "%s", err_text);
+    ck_assert_msg(sg_ctx_error(ctx) == NULL, "%s", sg_ctx_error(ctx));
+}
+END_TEST
+
+/* Paths that are not regular files are refused before anything is read (/dev/zero was
+ * read until memory ran out), under a time limit so that a regression fails instead of
+ * hanging; an empty path too, and an --output that is a directory or a FIFO (saving renames
+ * a temporary file over the path: a device would be replaced). */
+START_TEST(test_not_regular) {
+    write_config(&CONFIGS[0], SG_F64, SG_F64, false, true);
+    char w[600], in[600], out[600];
+    snprintf(w, sizeof w, "%s", tp("w.safetensors"));
+    snprintf(in, sizeof in, "%s", tp("in.safetensors"));
+    snprintf(out, sizeof out, "%s", tp("out.safetensors"));
+    ck_assert_int_eq(mkfifo(tp("fifo"), 0644), 0);
+    const struct {
+        const char *w, *in, *out, *msg, *arg;
+    } cases[] = {
+        {"/dev/zero", in, out, "--weights /dev/zero: not a regular file", NULL},
+        {w, "/dev/zero", out, "--input /dev/zero: not a regular file", NULL},
+        {tmpdir, in, out, "--weights %s: is a directory", tmpdir},
+        {w, tmpdir, out, "--input %s: is a directory", tmpdir},
+        {tp("fifo"), in, out, "--weights %s: not a regular file", tp("fifo")},
+        {"", in, out, "--weights: empty path", NULL},
+        {w, "", out, "--input: empty path", NULL},
+        {w, in, "", "--output: empty path", NULL},
+        {w, in, tmpdir, "--output %s: is a directory", tmpdir},
+        {w, in, tp("fifo"), "--output %s: not a regular file", tp("fifo")},
+    };
+    run_time_limit = 30;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *args[] = {"--weights", cases[i].w,   "--input", cases[i].in,
+                              "--output",  cases[i].out, NULL};
+        char msg[700], want[800];
+        snprintf(msg, sizeof msg, cases[i].msg, cases[i].arg);
+        snprintf(want, sizeof want, "lstm_run: %s\n", msg);
+        ck_assert_msg(run(args) == 1, "case %zu: exit status not 1: %s", i, err_text);
+        ck_assert_str_eq(err_text, want);
+        ck_assert_int_eq(access(out, F_OK), -1);
+    }
+    run_time_limit = 0;
+    struct stat st;
+    ck_assert_int_eq(lstat(tp("fifo"), &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode)); /* not replaced by a file */
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("lstm_run");
     TCase *tc = tcase_create("lstm_run");
@@ -436,6 +555,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_keras_golden);
     tcase_add_test(tc, test_options);
     tcase_add_test(tc, test_data_errors);
+    tcase_add_test(tc, test_nonfinite);
+    tcase_add_test(tc, test_not_regular);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,8 +7,9 @@
  *     bit-identical checkpoints (parameters, optimizer state, step, generator), for both
  *     implementations and both optimizers, while another seed gives other parameters;
  *   - the command line: --help (and its copy in README.md), bad options (exit 2), a
- *     missing or mismatched checkpoint (exit 1), the plain progress lines, and the CSV /
- *     SVG files.
+ *     missing or mismatched checkpoint (exit 1), a checkpoint whose counters do not hold
+ *     together, paths refused at the start (exit 1, nothing trained), the plain progress
+ *     lines, the CSV / SVG files, and a failure to write any of them (exit 1).
  *
  * The binary is $SG_TRAIN if set (meson sets it), else ../examples/train next to this
  * test's own directory (the build tree's layout). */
@@ -440,9 +441,118 @@ START_TEST(test_run_errors) {
     /* An --out that cannot be made fails before any training. */
     const char *a5[] = {"--out", "/nonexistent/dir", NULL};
     ck_assert_int_eq(run(a5), 1);
-    ck_err("train: cannot create /nonexistent/dir: No such file or "
-           "directory\n");
+    ck_err("train: --out /nonexistent/dir: cannot create: No such file or directory\n");
     ck_assert_str_eq(out_text, "");
+}
+END_TEST
+
+/* Rewrite the metadata value of `key` in the safetensors file at path (8-byte
+ * little-endian header length, then the JSON header, then the data): the header is spliced
+ * and its length rewritten, padded with spaces to a multiple of 8 as seqgrad writes it. */
+static void set_meta(const char *path, const char *key, const char *value) {
+    static char buf[1 << 16], out[1 << 16];
+    size_t len = slurp_bin(path, buf, sizeof buf);
+    ck_assert_uint_gt(len, 8);
+    ck_assert_uint_lt(len, sizeof buf);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | (unsigned char)buf[i];
+    ck_assert_uint_le(hlen, len - 8);
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    char *header = buf + 8, *at = memmem(header, hlen, pat, strlen(pat));
+    ck_assert_msg(at != NULL, "%s: no metadata %s", path, key);
+    char *v = at + strlen(pat), *end = memchr(v, '"', (size_t)(header + hlen - v));
+    ck_assert_ptr_nonnull(end);
+    /* the header without its padding, with the new value */
+    size_t used = hlen;
+    while (used > 0 && header[used - 1] == ' ')
+        used--;
+    size_t before = (size_t)(v - header), after = used - (size_t)(end - header);
+    size_t nh = before + strlen(value) + after, padded = (nh + 7) / 8 * 8;
+    ck_assert_uint_lt(8 + padded + (len - 8 - hlen), sizeof out);
+    for (int i = 0; i < 8; i++)
+        out[i] = (char)(padded >> (8 * i) & 0xff);
+    memcpy(out + 8, header, before);
+    memcpy(out + 8 + before, value, strlen(value));
+    memcpy(out + 8 + before + strlen(value), end, after);
+    memset(out + 8 + nh, ' ', padded - nh);
+    memcpy(out + 8 + padded, header + hlen, len - 8 - hlen);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(out, 1, 8 + padded + (len - 8 - hlen), f),
+                      8 + padded + (len - 8 - hlen));
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* stderr is one line starting with "train: " that contains every string of the
+ * NULL-terminated list (the words that must be in the message; the loader may refuse some
+ * of these checkpoints itself, in its own words, before train's checks see them). */
+static void ck_err_has(const char *const *words) {
+    size_t n = strlen(err_text);
+    ck_assert_msg(!strncmp(err_text, "train: ", 7) && n > 0 && err_text[n - 1] == '\n' &&
+                      strchr(err_text, '\n') == err_text + n - 1,
+                  "stderr is not one 'train: ' line: '%.1000s'", err_text);
+    for (int i = 0; words[i]; i++)
+        ck_assert_msg(strstr(err_text, words[i]), "stderr lacks '%s': '%.1000s'", words[i],
+                      err_text);
+}
+
+/* Counters in a checkpoint are validated before they are used: a negative step (which
+ * indexed the loss curve at -5 and aborted with a heap corruption), a step past --steps,
+ * an optimizer step count other than the step (train makes one optimizer step per step),
+ * and a data generator state the generator cannot leave (all zero: it spun forever). Each
+ * is exit 1, one line naming the file and the field, and nothing trained. */
+START_TEST(test_resume_bad_counters) {
+    const char *ck = tp("ck.st"), *bad = tp("bad.st");
+    const char *save[] = {"--hidden", "4", "--batch", "2",    "--steps", "3",
+                          "--save",   ck,  "--out",   tmpdir, NULL};
+    ck_assert_msg(run(save) == 0, "%.1000s", err_text);
+    static char orig[1 << 16];
+    size_t len = slurp_bin(ck, orig, sizeof orig);
+    ck_assert_uint_gt(len, 8);
+    const char *resume[] = {"--hidden", "4", "--batch", "2",    "--steps", "6",
+                            "--resume", bad, "--out",   tmpdir, NULL};
+    char msg[512];
+    run_time_limit = 60; /* the all-zero generator state looped forever */
+
+    /* the file unchanged resumes (the editing itself is sound) */
+    FILE *f = fopen(bad, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(orig, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+    set_meta(bad, "step", "3");
+    ck_assert_msg(run(resume) == 0, "%.1000s", err_text);
+    snprintf(msg, sizeof msg, "resumed from %s at step 3\n", bad);
+    ck_assert_msg(!strncmp(out_text, msg, strlen(msg)), "got: %.1000s", out_text);
+
+    static const struct {
+        const char *key, *value, *words[3];
+    } cases[] = {
+        {"step", "-5", {"step", "-5"}},
+        {"step", "-9223372036854775808", {"step", "-9223372036854775808"}},
+        {"step", "7", {"step 7", "--steps 6"}},
+        {"optimizer_steps", "2", {"optimizer_steps", "2"}},
+        {"optimizer_steps", "1000000", {"optimizer_steps", "1000000"}},
+        {"rng",
+         "0000000000000000 0000000000000000 0000000000000000 0000000000000000 "
+         "0000000000000000 0",
+         {"rng", "zero"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        f = fopen(bad, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(orig, 1, len, f), len);
+        ck_assert_int_eq(fclose(f), 0);
+        set_meta(bad, cases[i].key, cases[i].value);
+        ck_assert_msg(run(resume) == 1, "case %zu (%s %s): exit status not 1", i, cases[i].key,
+                      cases[i].value);
+        const char *words[] = {bad, cases[i].words[0], cases[i].words[1], NULL};
+        ck_err_has(words);
+        ck_assert_msg(!strstr(out_text, "step ") && !strstr(out_text, "wrote "),
+                      "case %zu trained: %.1000s", i, out_text);
+    }
+    run_time_limit = 0;
 }
 END_TEST
 
@@ -526,6 +636,131 @@ START_TEST(test_outputs) {
 }
 END_TEST
 
+/* Output and input paths are checked at the start, before any step (so before stdout gets
+ * a line): each case runs with a million steps under a time limit, and must exit 1 at once
+ * with an empty stdout and one line on stderr naming the option, the path and the reason.
+ * A refused --save or --resume creates no --out directory. Writability is checked by
+ * creating (and removing) a file in the directory, which is right for root too: root
+ * writes into a read-only directory, so the chmod cases run only when not root; /proc,
+ * where nobody creates files, is the case that runs always. */
+START_TEST(test_start_path_errors) {
+    const char *out = tp("out"), *file = tp("file"), *fifo = tp("fifo"), *ro = tp("ro");
+    const char *ck = tp("ck.st");
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+    ck_assert_int_eq(mkdir(ro, 0555), 0);
+    char missing_dir[300], missing[320], slash[320], in_ro[320], ro_out[320];
+    snprintf(missing_dir, sizeof missing_dir, "%s/missing", tmpdir);
+    snprintf(missing, sizeof missing, "%s/ck.st", missing_dir);
+    snprintf(slash, sizeof slash, "%s/nodir/", tmpdir);
+    snprintf(in_ro, sizeof in_ro, "%s/ck.st", ro);
+    snprintf(ro_out, sizeof ro_out, "%s/out", ro);
+    const bool root = geteuid() == 0;
+
+    const struct {
+        const char *opt, *value, *out;
+        const char *msg, *a1, *a2; /* the message after "train: ", with a1 and a2 for %s */
+        bool skip_as_root;
+    } cases[] = {
+        {"--save", "", out, "--save: empty path", NULL, NULL, false},
+        {"--save", "/tmp", out, "--save /tmp: is a directory", NULL, NULL, false},
+        {"--save", tmpdir, out, "--save %s: is a directory", tmpdir, NULL, false},
+        {"--save", slash, out, "--save %s: names a directory (ends in '/')", slash, NULL, false},
+        {"--save", fifo, out, "--save %s: not a regular file", fifo, NULL, false},
+        {"--save", missing, out, "--save %s: cannot create files in %s: No such file or directory",
+         missing, missing_dir, false},
+        {"--save", "/proc/ck.st", out,
+         "--save /proc/ck.st: cannot create files in /proc: No such file or directory", NULL, NULL,
+         false},
+        {"--save", in_ro, out, "--save %s: cannot create files in %s: Permission denied", in_ro, ro,
+         true},
+        {"--resume", "", out, "--resume: empty path", NULL, NULL, false},
+        {"--resume", "/dev/zero", out, "--resume /dev/zero: not a regular file", NULL, NULL, false},
+        {"--resume", tmpdir, out, "--resume %s: is a directory", tmpdir, NULL, false},
+        {"--resume", fifo, out, "--resume %s: not a regular file", fifo, NULL, false},
+        {"--save", ck, "", "--out: empty path", NULL, NULL, false},
+        {"--save", ck, file, "--out %s: not a directory", file, NULL, false},
+        {"--save", ck, "/proc", "--out /proc: cannot create files in it: No such file or directory",
+         NULL, NULL, false},
+        {"--save", ck, ro, "--out %s: cannot create files in it: Permission denied", ro, NULL,
+         true},
+        {"--save", ck, ro_out, "--out %s: cannot create: Permission denied", ro_out, NULL, true},
+    };
+    run_time_limit = 60; /* a million steps take ten minutes: refused at once, or killed */
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (cases[i].skip_as_root && root)
+            continue; /* root writes into a read-only directory: nothing to refuse */
+        const char *args[] = {"--steps", "1000000",    cases[i].opt, cases[i].value,
+                              "--out",   cases[i].out, NULL};
+        char msg[1024], want[1100];
+        snprintf(msg, sizeof msg, cases[i].msg, cases[i].a1, cases[i].a2);
+        snprintf(want, sizeof want, "train: %s\n", msg);
+        ck_assert_msg(run(args) == 1, "case %zu (%s '%s'): exit status not 1: %.1000s", i,
+                      cases[i].opt, cases[i].value, err_text);
+        ck_err(want);
+        ck_assert_msg(!strcmp(out_text, ""), "case %zu printed: %.1000s", i, out_text);
+        if (cases[i].out == out)
+            ck_assert_msg(access(out, F_OK) != 0, "case %zu created %s", i, out);
+    }
+    run_time_limit = 0;
+    /* nothing made, and no probe file left behind */
+    ck_assert_int_eq(access(ck, F_OK), -1);
+    ck_assert_int_eq(access(ro_out, F_OK), -1);
+    ck_assert_int_eq(access(missing_dir, F_OK), -1);
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));)
+        ck_assert_msg(strncmp(e->d_name, ".train", 6), "left behind: %s", e->d_name);
+    closedir(d);
+    ck_assert_int_eq(rmdir(ro), 0);
+}
+END_TEST
+
+/* Every output is checked to the end (write, flush, close): a full disk is a message
+ * naming the file and exit 1, not "wrote ..." and exit 0 over an empty file. The file is a
+ * symlink to /dev/full (every write fails with ENOSPC), one output at a time; the others
+ * are still written. An output that cannot be opened (a directory in its place) is the
+ * same. stdout itself going to a full disk is exit 1 too. */
+START_TEST(test_output_write_errors) {
+    static const char *const names[] = {"loss_sine.csv", "loss_sine.svg", "predictions_sine.svg"};
+    char out[300], path[400], want[600];
+    for (int i = 0; i < 6; i++) {
+        const char *name = names[i % 3];
+        snprintf(out, sizeof out, "%s/out%d", tmpdir, i);
+        ck_assert_int_eq(mkdir(out, 0777), 0);
+        snprintf(path, sizeof path, "%s/%s", out, name);
+        if (i < 3) {
+            ck_assert_int_eq(symlink("/dev/full", path), 0);
+            snprintf(want, sizeof want, "train: %s: write failed: No space left on device\n", path);
+        } else {
+            ck_assert_int_eq(mkdir(path, 0777), 0);
+            snprintf(want, sizeof want, "train: %s: cannot open for writing: Is a directory\n",
+                     path);
+        }
+        const char *args[] = {"--hidden", "4", "--batch", "2", "--steps", "5", "--out", out, NULL};
+        ck_assert_msg(run(args) == 1, "%s: exit status not 1: %.1000s", name, err_text);
+        ck_err(want);
+        ck_assert_ptr_nonnull(strstr(out_text, "held-out loss "));
+        ck_assert_ptr_null(strstr(out_text, "result: "));
+        for (int k = 0; k < 3; k++) {
+            char wrote[600];
+            snprintf(wrote, sizeof wrote, "wrote %s/%s\n", out, names[k]);
+            ck_assert_msg((strstr(out_text, wrote) != NULL) == (k != i % 3), "%s: %s", name,
+                          out_text);
+        }
+    }
+
+    /* stdout on a full disk */
+    run_stdout_path = "/dev/full";
+    const char *args[] = {"--hidden", "4", "--batch", "2", "--steps", "5", "--out", tmpdir, NULL};
+    ck_assert_int_eq(run(args), 1);
+    ck_err("train: stdout: write failed: No space left on device\n");
+    run_stdout_path = NULL;
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("train");
     TCase *learn = tcase_create("learn");
@@ -545,7 +780,10 @@ static Suite *suite(void) {
     tcase_add_test(cli, test_help);
     tcase_add_test(cli, test_bad_options);
     tcase_add_test(cli, test_run_errors);
+    tcase_add_test(cli, test_resume_bad_counters);
+    tcase_add_test(cli, test_start_path_errors);
     tcase_add_test(cli, test_outputs);
+    tcase_add_test(cli, test_output_write_errors);
     suite_add_tcase(s, cli);
     return s;
 }
