@@ -330,7 +330,9 @@ sg_tensor *sg_rand_uniform(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sh
         return NULL;
     if (!(lo <= hi))
         return sg_error(ctx, "sg_rand_uniform: needs lo <= hi, got lo=%g hi=%g", lo, hi);
-    sg_tensor *t = sg__new(ctx, dt, ndim, shape, false);
+    if (ndim > 0 && !shape)
+        return sg_error(ctx, "sg_rand_uniform: shape is NULL for %d dimensions", ndim);
+    sg_tensor *t = sg__new(ctx, "sg_rand_uniform", dt, ndim, shape, false);
     if (!t)
         return NULL;
     fill_uniform(t, sg_ctx_rng(ctx), lo, hi);
@@ -343,7 +345,9 @@ sg_tensor *sg_rand_normal(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sha
         return NULL;
     if (!(std >= 0.0))
         return sg_error(ctx, "sg_rand_normal: needs std >= 0, got %g", std);
-    sg_tensor *t = sg__new(ctx, dt, ndim, shape, false);
+    if (ndim > 0 && !shape)
+        return sg_error(ctx, "sg_rand_normal: shape is NULL for %d dimensions", ndim);
+    sg_tensor *t = sg__new(ctx, "sg_rand_normal", dt, ndim, shape, false);
     if (!t)
         return NULL;
     fill_normal(t, sg_ctx_rng(ctx), mean, std);
