@@ -66,7 +66,7 @@ sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t) {
             return t->grad = grad_alias(ctx, t);
         t->grad = pool_take(ctx, t);
         if (!t->grad)
-            t->grad = sg__new(ctx, t->dtype, t->ndim, t->shape, true);
+            t->grad = sg__new(ctx, "sg_backward", t->dtype, t->ndim, t->shape, true);
         if (!t->grad)
             return NULL;
     }

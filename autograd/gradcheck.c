@@ -79,7 +79,7 @@ int sg_gradcheck(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, int n, sg_tensor *
     double *w = sg_arena_alloc(ctx, (size_t)(wn ? wn : 1) * sizeof(double));
     if (!w)
         return -1;
-    sg_tensor *wt = sg__new(ctx, out->dtype, out->ndim, out->shape, false);
+    sg_tensor *wt = sg__new(ctx, "sg_gradcheck", out->dtype, out->ndim, out->shape, false);
     if (!wt)
         return -1;
     sg_rng rng;

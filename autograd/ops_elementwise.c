@@ -212,7 +212,7 @@ static sg_tensor *binary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *a, sg
         return NULL;
     int64_t shape[SG_MAX_DIMS];
     int nd = bin_shape(ctx, fn, a, b, shape);
-    sg_tensor *out = nd < 0 ? NULL : sg__new(ctx, a->dtype, nd, shape, false);
+    sg_tensor *out = nd < 0 ? NULL : sg__new(ctx, fn, a->dtype, nd, shape, false);
     if (!out)
         return NULL;
     bin_run(op, a, b, out);
@@ -380,7 +380,7 @@ DEF_UN_FWD(f64, double)
 static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, double s) {
     if (!sg__check_inputs(ctx, fn, 1, &x))
         return NULL;
-    sg_tensor *out = sg__new(ctx, x->dtype, x->ndim, x->shape, false);
+    sg_tensor *out = sg__new(ctx, fn, x->dtype, x->ndim, x->shape, false);
     if (!out)
         return NULL;
     int64_t n = sg_numel(out);
@@ -400,13 +400,13 @@ static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, dou
 
 /* y = f(y) over the elements of a view: row by row when the (merged) innermost dimension
  * is unit-stride, which is what the SLEEF kernels need, else through a contiguous copy. */
-static bool un_fwd_view(sg_ctx *ctx, sg_op op, sg_tensor *y) {
+static bool un_fwd_view(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *y) {
     sg_iter it;
     sg__iter_init(&it, y->ndim, y->shape, 1, (const int64_t *const[]){y->stride});
     size_t es = sg_dtype_size(y->dtype);
     char *base = sg_data(y);
     if (!it.unit) {
-        sg_tensor *tmp = sg__new(ctx, y->dtype, y->ndim, y->shape, false);
+        sg_tensor *tmp = sg__new(ctx, fn, y->dtype, y->ndim, y->shape, false);
         if (!tmp)
             return false;
         sg__strided(false, y->dtype, sg_data(tmp), tmp->stride, base, y->stride, y->ndim, y->shape);
@@ -441,7 +441,7 @@ static sg_tensor *unary_(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x) {
     if (!sg__check_inputs(ctx, fn, 1, &x) || !sg__inplace_check(ctx, fn, x, 0, NULL, false))
         return NULL;
     sg_tensor *y = sg__inplace_result(ctx, x);
-    if (!y || !un_fwd_view(ctx, op, y))
+    if (!y || !un_fwd_view(ctx, fn, op, y))
         return NULL;
     return sg__finish(ctx, y, op, 1, &x);
 }

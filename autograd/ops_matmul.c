@@ -363,10 +363,19 @@ static bool blis_ok(int64_t m, int64_t n, int64_t rs, int64_t cs) {
     return rs == 1 ? cs >= m : rs >= n;
 }
 
+/* m * n * k, the size measure of a product, saturating: each of m * k, k * n and m * n is
+ * an operand's element count (at most SG_NUMEL_MAX), but the three together need not fit
+ * (a product of expanded views). */
+static inline int64_t mnk_of(int64_t m, int64_t n, int64_t k) {
+    int64_t r;
+    return __builtin_mul_overflow(m * n, k, &r) ? INT64_MAX : r;
+}
+
 /* C (m, n) = A (m, k) @ B (k, n), or C += A @ B when acc. */
 static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat C, bool acc) {
     if (m == 0 || n == 0)
         return;
+    const int64_t mnk = mnk_of(m, n, k);
     if (k == 0) { /* an empty sum: C = 0, or C unchanged */
         if (!acc)
             for (int64_t i = 0; i < m; i++)
@@ -383,10 +392,10 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
     /* the register-blocked kernel, when B's and C's rows are unit-stride: below the size
      * limits above, or few rows with a long k (one thread: it does not split the work) */
     bool rows = (B.cs == 1 || n == 1) && (C.cs == 1 || n == 1);
-    bool fits = k * n <= SG_MATMUL_RB_MAX && m * n * k <= SG_MATMUL_RB_MNK &&
+    bool fits = k * n <= SG_MATMUL_RB_MAX && mnk <= SG_MATMUL_RB_MNK &&
                 (A.cs == 1 || m <= 96 || m * k <= SG_MATMUL_RB_AT);
     bool longk = m <= SG_MATMUL_RB_LONGK_M && k >= SG_MATMUL_RB_LONGK;
-    if (rows && (fits || longk) && (g_threads == 1 || m * n * k < SG_MATMUL_SMALL) && rb_ok()) {
+    if (rows && (fits || longk) && (g_threads == 1 || mnk < SG_MATMUL_SMALL) && rb_ok()) {
         if (dt == SG_F32)
             rb_float(m, n, k, (const float *)A.p, A.rs, A.cs, (const float *)B.p, B.rs,
                      (float *)C.p, C.rs, acc, !fits);
@@ -396,7 +405,7 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
         return;
     }
 #endif
-    if (m * n * k >= SG_MATMUL_SMALL) {
+    if (mnk >= SG_MATMUL_SMALL) {
         normalise(m, k, &A.rs, &A.cs);
         normalise(k, n, &B.rs, &B.cs);
         normalise(m, n, &C.rs, &C.cs);
@@ -567,7 +576,7 @@ sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
     int64_t oshape[SG_MAX_DIMS];
     if (!sg__check_inputs(ctx, "sg_matmul", 2, in) || !mm_shapes(ctx, a, b, oshape))
         return NULL;
-    sg_tensor *out = sg__new(ctx, a->dtype, a->ndim, oshape, false);
+    sg_tensor *out = sg__new(ctx, "sg_matmul", a->dtype, a->ndim, oshape, false);
     if (!out)
         return NULL;
     mm_forward(a, b, out, false);
@@ -602,7 +611,7 @@ sg_tensor *sg_addmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b) {
                         sg_shape_str(c->ndim, c->shape, s1, sizeof s1),
                         sg_shape_str(nd, oshape, s2, sizeof s2));
     }
-    sg_tensor *out = sg__new(ctx, a->dtype, nd, oshape, false);
+    sg_tensor *out = sg__new(ctx, "sg_addmm", a->dtype, nd, oshape, false);
     if (!out)
         return NULL;
     if (sg_numel(out) > 0)
@@ -655,14 +664,15 @@ void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
 static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int64_t K) {
     int64_t rsb = b->stride[0], csb = b->stride[1];
     mat view = {sg_data(b), csb, rsb};
-    if (b->ndim != 2 || !(b->flags & SG_FLAG_PERSISTENT) || csb != 1 || M * N * K < SG_MATMUL_SMALL)
+    if (b->ndim != 2 || !(b->flags & SG_FLAG_PERSISTENT) || csb != 1 ||
+        mnk_of(M, N, K) < SG_MATMUL_SMALL)
         return view;
     for (int i = 0; i < ctx->tape.ntcache; i++)
         if (ctx->tape.tcache[i].src == b)
             return (mat){sg_data(ctx->tape.tcache[i].copy), K, 1};
     if (ctx->tape.ntcache == (int)(sizeof ctx->tape.tcache / sizeof ctx->tape.tcache[0]))
         return view;
-    sg_tensor *t = sg__new(ctx, b->dtype, 2, (int64_t[]){N, K}, false);
+    sg_tensor *t = sg__new(ctx, "sg_backward", b->dtype, 2, (int64_t[]){N, K}, false);
     if (!t) { /* out of memory for the copy: the view still works */
         sg_ctx_clear_error(ctx);
         return view;

@@ -132,7 +132,7 @@ DEF_SUM_FW(float, f32)
 DEF_SUM_FW(double, f64)
 
 /* Shared by sg_sum and sg_sum_axis; axis is normalised, or -1 for everything. */
-static sg_tensor *sum_impl(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims) {
+static sg_tensor *sum_impl(sg_ctx *ctx, const char *fn, sg_tensor *x, int axis, bool keepdims) {
     int64_t shape[SG_MAX_DIMS] = {0}, inner = 1; /* zeroed for -Wmaybe-uninitialized */
     int nd = 0;
     if (axis >= 0) {
@@ -145,7 +145,7 @@ static sg_tensor *sum_impl(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims) {
                 inner *= x->shape[d];
         }
     }
-    sg_tensor *y = sg__new(ctx, x->dtype, nd, shape, false);
+    sg_tensor *y = sg__new(ctx, fn, x->dtype, nd, shape, false);
     /* scratch only for the contiguous inner > 1 path of the kernel */
     double *acc = inner > 1 ? sg_arena_alloc(ctx, (size_t)inner * sizeof(double)) : NULL;
     if (!y || (inner > 1 && !acc))
@@ -162,7 +162,7 @@ static sg_tensor *sum_impl(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims) {
 sg_tensor *sg_sum(sg_ctx *ctx, sg_tensor *x) {
     if (!sg__check_inputs(ctx, "sg_sum", 1, &x))
         return NULL;
-    return sum_impl(ctx, x, -1, false);
+    return sum_impl(ctx, "sg_sum", x, -1, false);
 }
 
 sg_tensor *sg_sum_axis(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims) {
@@ -171,7 +171,7 @@ sg_tensor *sg_sum_axis(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims) {
     int a = sg__axis(ctx, "sg_sum_axis", axis, x->ndim);
     if (a < 0)
         return NULL;
-    return sum_impl(ctx, x, a, keepdims);
+    return sum_impl(ctx, "sg_sum_axis", x, a, keepdims);
 }
 
 /* g is (outer, inner), dx is (outer, L, inner), both contiguous: dx[o, k, j] += g[o, j]
@@ -323,7 +323,7 @@ static sg_tensor *softmax_impl(sg_ctx *ctx, const char *fn, sg_tensor *x, int ax
     int64_t outer, L, inner, n = sg_numel(x);
     split_axis(x, a, &outer, &L, &inner);
     size_t es = sg_dtype_size(x->dtype);
-    sg_tensor *y = sg__new(ctx, x->dtype, x->ndim, x->shape, false);
+    sg_tensor *y = sg__new(ctx, fn, x->dtype, x->ndim, x->shape, false);
     bool blk = inner > 1; /* the (L, inner) block path needs per-column scratch */
     void *m = blk ? sg_arena_alloc(ctx, (size_t)inner * es) : NULL;
     double *s = blk ? sg_arena_alloc(ctx, (size_t)inner * sizeof(double)) : NULL;
@@ -518,7 +518,7 @@ sg_tensor *sg_cross_entropy(sg_ctx *ctx, sg_tensor *logits, const int32_t *label
                             (int)labels[n], (long long)n, (long long)C);
     bool rec = sg__any_requires_grad(ctx, 1, &logits);
     sg_dtype dt = logits->dtype;
-    sg_tensor *out = sg__new(ctx, dt, 0, NULL, false);
+    sg_tensor *out = sg__new(ctx, "sg_cross_entropy", dt, 0, NULL, false);
     void *p = sg_arena_alloc(ctx, (size_t)(N * C) * sg_dtype_size(dt));
     double *zl = sg_arena_alloc(ctx, (size_t)N * sizeof(double));
     ce_saved *sv = rec ? sg_arena_alloc(ctx, sizeof *sv) : NULL;
@@ -641,7 +641,7 @@ static sg_tensor *pair_loss(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x,
     sg_tensor *src[2] = {x, z};
     if (!sg__check_inputs(ctx, fn, 2, src) || !check_same_shape(ctx, fn, x, z))
         return NULL;
-    sg_tensor *out = sg__new(ctx, x->dtype, 0, NULL, false);
+    sg_tensor *out = sg__new(ctx, fn, x->dtype, 0, NULL, false);
     if (!out)
         return NULL;
     int64_t n = sg_numel(x);

@@ -54,8 +54,10 @@ sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape)
     if (!sg__check_inputs(ctx, "sg_reshape", 1, &x))
         return NULL;
     char a[96], b[96];
-    if (ndim < 0 || ndim > SG_MAX_DIMS || (ndim && !shape))
+    if (ndim < 0 || ndim > SG_MAX_DIMS)
         return sg_error(ctx, "sg_reshape: %d dimensions (0 to %d supported)", ndim, SG_MAX_DIMS);
+    if (ndim && !shape)
+        return sg_error(ctx, "sg_reshape: shape is NULL for %d dimensions", ndim);
     int64_t ns[SG_MAX_DIMS], known = 1, n = sg_numel(x);
     int infer = -1;
     for (int i = 0; i < ndim; i++) {
@@ -84,6 +86,11 @@ sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape)
         return sg_error(ctx, "sg_reshape: cannot view %s as %s: %lld elements vs %lld",
                         sg_shape_str(x->ndim, x->shape, a, sizeof a),
                         sg_shape_str(ndim, ns, b, sizeof b), (long long)n, (long long)known);
+    /* The same element count, but an empty tensor can take a shape such as (0, 2^40, 2^40)
+     * whose strides do not fit. */
+    int64_t numel;
+    if (n == 0 && !sg__shape_ok(ctx, "sg_reshape", ndim, ns, &numel))
+        return NULL;
     int64_t st[SG_MAX_DIMS];
     if (!reshape_strides(x, ndim, ns, st))
         return sg_error(ctx,
@@ -253,13 +260,11 @@ sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) 
     if (!sg__check_inputs(ctx, "sg_expand", 1, &x))
         return NULL;
     char a[96], b[96];
-    if (ndim < x->ndim || ndim > SG_MAX_DIMS || !shape)
+    if (ndim < x->ndim || ndim > SG_MAX_DIMS)
         return sg_error(ctx, "sg_expand: cannot broadcast %s to %d dimensions",
                         sg_shape_str(x->ndim, x->shape, a, sizeof a), ndim);
-    sg_tensor *t = sg__view_of(ctx, x);
-    if (!t)
-        return NULL;
-    t->ndim = ndim;
+    if (ndim && !shape)
+        return sg_error(ctx, "sg_expand: shape is NULL for %d dimensions", ndim);
     int lead = ndim - x->ndim;
     for (int i = 0; i < ndim; i++) {
         int64_t xs = i < lead ? 1 : x->shape[i - lead];
@@ -267,6 +272,17 @@ sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) 
             return sg_error(ctx, "sg_expand: cannot broadcast %s to %s",
                             sg_shape_str(x->ndim, x->shape, a, sizeof a),
                             sg_shape_str(ndim, shape, b, sizeof b));
+    }
+    /* A view costs no memory, but every walk over it counts its elements in int64. */
+    int64_t n;
+    if (!sg__shape_ok(ctx, "sg_expand", ndim, shape, &n))
+        return NULL;
+    sg_tensor *t = sg__view_of(ctx, x);
+    if (!t)
+        return NULL;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        int64_t xs = i < lead ? 1 : x->shape[i - lead];
         t->shape[i] = shape[i];
         t->stride[i] = (i < lead || xs != shape[i]) ? 0 : x->stride[i - lead];
     }
@@ -279,7 +295,7 @@ sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x) {
         return NULL;
     if (sg_is_contiguous(x))
         return x;
-    sg_tensor *t = sg__new(ctx, x->dtype, x->ndim, x->shape, false);
+    sg_tensor *t = sg__new(ctx, "sg_contiguous", x->dtype, x->ndim, x->shape, false);
     if (!t)
         return NULL;
     sg__strided(false, x->dtype, sg_data(t), t->stride, sg_data(x), x->stride, x->ndim, x->shape);
@@ -406,9 +422,10 @@ sg_tensor *sg_concat(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis) {
                             i, sg_shape_str(x->ndim, x->shape, s, sizeof s),
                             shape_star(nd, x0->shape, a, e, sizeof e),
                             sg_shape_str(nd, x0->shape, s0, sizeof s0), a);
-        shape[a] += x->shape[a];
+        if (__builtin_add_overflow(shape[a], x->shape[a], &shape[a]))
+            return sg_error(ctx, "sg_concat: the sizes along axis %d overflow (input %d)", a, i);
     }
-    sg_tensor *out = sg__new(ctx, x0->dtype, nd, shape, false);
+    sg_tensor *out = sg__new(ctx, "sg_concat", x0->dtype, nd, shape, false);
     if (!out)
         return NULL;
     size_t es = sg_dtype_size(x0->dtype);
@@ -488,9 +505,12 @@ sg_tensor *sg_stack(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis) {
                             sg_shape_str(x->ndim, x->shape, s, sizeof s),
                             sg_shape_str(nd, x0->shape, s0, sizeof s0));
     }
-    int64_t shape[SG_MAX_DIMS];
+    int64_t shape[SG_MAX_DIMS], n_out;
     for (int d = 0, k = 0; d <= nd; d++)
-        shape[d] = d == a ? 1 : x0->shape[k++];
+        shape[d] = d == a ? n : x0->shape[k++];
+    if (!sg__shape_ok(ctx, "sg_stack", nd + 1, shape, &n_out))
+        return NULL;
+    shape[a] = 1;
     sg_tensor *local[16], **parts = local;
     if (n > 16 && !(parts = sg_arena_alloc(ctx, (size_t)n * sizeof *parts)))
         return NULL;

@@ -171,11 +171,12 @@ static void bw_custom(sg_ctx *ctx, sg_tensor *out) {
         if (sg__needs(out, i) && !(din[i] = sg__grad(ctx, out->src[i])))
             return;
     /* The forward's output may be any view; the callback is promised contiguous tensors. */
-    sg_tensor *y =
-        sg_is_contiguous(out) ? out : sg__new(ctx, out->dtype, out->ndim, out->shape, false);
+    sg_tensor *y = sg_is_contiguous(out)
+                       ? out
+                       : sg__new(ctx, "sg_backward", out->dtype, out->ndim, out->shape, false);
     sg_tensor *dy = sg_is_contiguous(out->grad)
                         ? out->grad
-                        : sg__new(ctx, out->dtype, out->ndim, out->shape, false);
+                        : sg__new(ctx, "sg_backward", out->dtype, out->ndim, out->shape, false);
     if (!y || !dy)
         return;
     if (y != out)

@@ -126,18 +126,24 @@ sg_tensor *sg_store_param(sg_ctx *ctx, sg_store *s, const char *name, sg_dtype d
     if (s->has_dtype && dt != s->dtype)
         return sg_error(ctx, "sg_store_param: \"%s\" is %s but the store holds %s parameters", name,
                         sg_dtype_name(dt), sg_dtype_name(s->dtype));
-    if (ndim < 0 || ndim > SG_MAX_DIMS || (ndim && !shape))
+    if (ndim < 0 || ndim > SG_MAX_DIMS)
         return sg_error(ctx, "sg_store_param: %d dimensions (0 to %d supported)", ndim,
                         SG_MAX_DIMS);
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        if (shape[i] < 0 || __builtin_mul_overflow(n, shape[i], &n) || n > INT64_MAX / 16)
-            return sg_error(ctx, "sg_store_param: \"%s\": bad or too large shape", name);
+    int64_t n;
+    char fn[SG_NAME_MAX + 32];
+    snprintf(fn, sizeof fn, "sg_store_param: \"%s\"", name);
+    if (!sg__shape_ok(ctx, fn, ndim, shape, &n))
+        return NULL;
     s->dtype = dt; /* the slabs' element size; fixed once a parameter is in */
     int64_t align = SLAB_ALIGN_BYTES / (int64_t)sg_dtype_size(dt);
     int64_t off = (s->len + align - 1) / align * align;
+    if (off > SG_NUMEL_MAX - n)
+        return sg_error(ctx,
+                        "sg_store_param: \"%s\": the store's slab size overflows (%lld elements "
+                        "at offset %lld)",
+                        name, (long long)n, (long long)off);
     sg_store_entry *e = sg_calloc(1, sizeof *e);
-    if (!e || off > INT64_MAX - n || !slabs_reserve(s, off + n)) {
+    if (!e || !slabs_reserve(s, off + n)) {
         sg_free(e);
         return sg_error(ctx, "sg_store_param: out of memory for \"%s\" (%lld elements)", name,
                         (long long)n);

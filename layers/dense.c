@@ -14,6 +14,12 @@ sg_dense *sg_dense_new(sg_ctx *ctx, sg_store *store, sg_dtype dt, int64_t in, in
     if (in <= 0 || out <= 0)
         return sg_error(ctx, "sg_dense_new (%s): sizes must be positive, got in=%lld out=%lld", nm,
                         (long long)in, (long long)out);
+    int64_t n;
+    if (__builtin_mul_overflow(in, out, &n) || n > INT64_MAX / 8)
+        return sg_error(ctx,
+                        "sg_dense_new (%s): in=%lld out=%lld: the kernel's size overflows (more "
+                        "than 2^60 - 1 elements)",
+                        nm, (long long)in, (long long)out);
     if (activation < SG_ACT_TANH || activation > SG_ACT_LINEAR)
         return sg_error(ctx, "sg_dense_new (%s): unknown activation %d", nm, (int)activation);
     int n0 = sg_store_size(store);

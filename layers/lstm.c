@@ -42,6 +42,17 @@ void sg_lstm_free(sg_lstm *l) {
 
 static bool valid_act(sg_activation a) { return a >= SG_ACT_TANH && a <= SG_ACT_LINEAR; }
 
+/* Do the sizes of an LSTM's parameters, in either layout, overflow: 4H, H + I, and the
+ * element counts of (I, 4H), (H, 4H) and (H + I, H), each at most 2^60 - 1 (the most any
+ * tensor may hold)? I and H are positive. */
+static bool lstm_sizes_overflow(int64_t I, int64_t H) {
+    const int64_t max = INT64_MAX / 8;
+    int64_t H4, HI, n;
+    return __builtin_mul_overflow(H, 4, &H4) || __builtin_add_overflow(H, I, &HI) ||
+           __builtin_mul_overflow(I, H4, &n) || n > max || __builtin_mul_overflow(H, H4, &n) ||
+           n > max || __builtin_mul_overflow(HI, H, &n) || n > max;
+}
+
 sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_store *store, sg_lstm_impl impl, const sg_lstm_options *opt,
                      const char *name, sg_rng *rng) {
     if (!ctx)
@@ -64,10 +75,11 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_store *store, sg_lstm_impl impl, const sg_l
         return sg_error(ctx, "sg_lstm_new (%s): unknown activation", nm);
     if (opt->in_place < SG_IN_PLACE_AUTO || opt->in_place > SG_IN_PLACE_NEVER)
         return sg_error(ctx, "sg_lstm_new (%s): unknown in_place mode %d", nm, (int)opt->in_place);
-    if (opt->units > INT64_MAX / 8 || opt->input_size > INT64_MAX / 8 - opt->units)
+    if (lstm_sizes_overflow(opt->input_size, opt->units))
         return sg_error(ctx,
-                        "sg_lstm_new (%s): input_size %lld and units %lld overflow 4*units "
-                        "or units + input_size",
+                        "sg_lstm_new (%s): input_size %lld and units %lld: the parameter sizes "
+                        "overflow (4 * units, units + input_size, or a weight matrix of more than "
+                        "2^60 - 1 elements)",
                         nm, (long long)opt->input_size, (long long)opt->units);
     if (!rng)
         rng = sg_ctx_rng(ctx);
@@ -189,7 +201,9 @@ static bool in_place(const sg_lstm_options *o, int64_t B) {
     bool r = o->recurrent_activation == SG_ACT_TANH || o->recurrent_activation == SG_ACT_SIGMOID;
     if (!a || !r || o->in_place == SG_IN_PLACE_NEVER)
         return false;
-    return o->in_place == SG_IN_PLACE_ALWAYS || B * 4 * o->units >= SG_LSTM_IN_PLACE_MIN;
+    int64_t n; /* B * 4H; a product too large for int64 is certainly large enough */
+    return o->in_place == SG_IN_PLACE_ALWAYS || __builtin_mul_overflow(B, 4 * o->units, &n) ||
+           n >= SG_LSTM_IN_PLACE_MIN;
 }
 
 /* One step's cell update from the four activated gates (each (B, H)):

@@ -196,15 +196,9 @@ sg_tensor *sg__persistent_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
         return sg_error(ctx, "%s: unknown dtype %d", fn, (int)dt);
     if (ndim < 0 || ndim > SG_MAX_DIMS)
         return sg_error(ctx, "%s: %d dimensions (at most %d)", fn, ndim, SG_MAX_DIMS);
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0)
-            return sg_error(ctx, "%s: negative size %lld in dimension %d", fn, (long long)shape[i],
-                            i);
-        if (shape[i] && n > INT64_MAX / 8 / shape[i])
-            return sg_error(ctx, "%s: shape too large", fn);
-        n *= shape[i];
-    }
+    int64_t n;
+    if (!sg__shape_ok(ctx, fn, ndim, shape, &n))
+        return NULL;
     sg_persist_node *node = sg_calloc(1, sizeof *node);
     void *data = node ? sg_calloc((size_t)(n ? n : 1), sg_dtype_size(dt)) : NULL;
     if (!data) {

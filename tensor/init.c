@@ -128,13 +128,16 @@ static void fill_normal(sg_tensor *t, sg_rng *rng, double mean, double std) {
     SG_ITER_LOOP(&it, sg__st(t, i0, mean + std * sg_rng_normal(rng)));
 }
 
-/* TensorFlow's truncated_normal: a unit normal redrawn while |z| > 2, then scaled. */
+/* TensorFlow's truncated_normal: a unit normal redrawn while |z| > 2, then scaled. A draw
+ * is redrawn with probability 0.0455, so 64 redraws in a row never happen; the bound only
+ * makes sure this returns whatever the generator does. */
 static double truncated(sg_rng *rng) {
-    double z;
-    do
-        z = sg_rng_normal(rng);
-    while (fabs(z) > 2.0);
-    return z;
+    for (int k = 0; k < 64; k++) {
+        double z = sg_rng_normal(rng);
+        if (fabs(z) <= 2.0)
+            return z;
+    }
+    return 0.0;
 }
 static void fill_truncated(sg_tensor *t, sg_rng *rng, double mean, double std) {
     sg_iter it;
@@ -327,7 +330,9 @@ sg_tensor *sg_rand_uniform(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sh
         return NULL;
     if (!(lo <= hi))
         return sg_error(ctx, "sg_rand_uniform: needs lo <= hi, got lo=%g hi=%g", lo, hi);
-    sg_tensor *t = sg__new(ctx, dt, ndim, shape, false);
+    if (ndim > 0 && !shape)
+        return sg_error(ctx, "sg_rand_uniform: shape is NULL for %d dimensions", ndim);
+    sg_tensor *t = sg__new(ctx, "sg_rand_uniform", dt, ndim, shape, false);
     if (!t)
         return NULL;
     fill_uniform(t, sg_ctx_rng(ctx), lo, hi);
@@ -340,7 +345,9 @@ sg_tensor *sg_rand_normal(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sha
         return NULL;
     if (!(std >= 0.0))
         return sg_error(ctx, "sg_rand_normal: needs std >= 0, got %g", std);
-    sg_tensor *t = sg__new(ctx, dt, ndim, shape, false);
+    if (ndim > 0 && !shape)
+        return sg_error(ctx, "sg_rand_normal: shape is NULL for %d dimensions", ndim);
+    sg_tensor *t = sg__new(ctx, "sg_rand_normal", dt, ndim, shape, false);
     if (!t)
         return NULL;
     fill_normal(t, sg_ctx_rng(ctx), mean, std);

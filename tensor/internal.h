@@ -78,8 +78,22 @@ static inline void *sg__alloc(sg_ctx *ctx, size_t n) {
     return sg_arena_alloc(ctx, n);
 }
 
-/* A new contiguous arena tensor; `zero` clears the data (else it is uninitialised). */
-sg_tensor *sg__new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, bool zero);
+/* Most elements a tensor may have: 2^60 - 1. More precisely, the bound on the product of a
+ * shape's NONZERO sizes, which every creation path and every view that makes a new shape
+ * (reshape, expand) checks: then the byte size, every stride of the contiguous layout and
+ * every partial product of the sizes, taken in any order, fit in int64, also for an empty
+ * shape such as (0, 2^40, 2^40) (refused: its strides would not fit). */
+#define SG_NUMEL_MAX (INT64_MAX / 8)
+/* Check a shape of ndim (0..SG_MAX_DIMS, checked by the caller) sizes: not NULL when ndim > 0,
+ * no negative size, nonzero sizes multiplying to at most SG_NUMEL_MAX. Writes the element
+ * count; false with an error naming fn ("<fn>: shape (..) overflows: ...") otherwise. */
+bool sg__shape_ok(sg_ctx *ctx, const char *fn, int ndim, const int64_t *shape, int64_t *numel);
+
+/* A new contiguous arena tensor; `zero` clears the data (else it is uninitialised). A shape
+ * that sg__shape_ok refuses (or a bad dtype or ndim) is an error naming fn; shape must not be
+ * NULL when ndim > 0 (callers with a user's shape check that first). */
+sg_tensor *sg__new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int64_t *shape,
+                   bool zero);
 /* A new arena tensor header sharing x's storage (shape/strides/offset copied from x). */
 sg_tensor *sg__view_of(sg_ctx *ctx, const sg_tensor *x);
 /* Same number of dimensions and the same sizes? */
@@ -103,7 +117,10 @@ static inline void sg__contiguous_strides(int ndim, const int64_t *shape, int64_
     int64_t s = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         stride[i] = s;
-        s *= shape[i] > 0 ? shape[i] : 1;
+        /* Every tensor's shape passed sg__shape_ok, so this never overflows; should a shape
+         * that did not get here, the strides saturate instead of wrapping (UB). */
+        if (__builtin_mul_overflow(s, shape[i] > 0 ? shape[i] : 1, &s))
+            s = INT64_MAX;
     }
 }
 /* Storage offset (elements, relative to sg_data) of flat row-major element i. */

@@ -116,30 +116,42 @@ static sg_tensor *header_new(sg_ctx *ctx, sg_dtype dt) {
     return &h->t;
 }
 
+bool sg__shape_ok(sg_ctx *ctx, const char *fn, int ndim, const int64_t *shape, int64_t *numel) {
+    if (ndim > 0 && !shape) {
+        sg_error(ctx, "%s: shape is NULL for %d dimensions", fn, ndim);
+        return false;
+    }
+    int64_t span = 1; /* product of the nonzero sizes */
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            sg_error(ctx, "%s: negative size %lld in dimension %d", fn, (long long)shape[i], i);
+            return false;
+        }
+        empty |= shape[i] == 0;
+        if (shape[i] && (__builtin_mul_overflow(span, shape[i], &span) || span > SG_NUMEL_MAX)) {
+            char b[160];
+            sg_error(ctx,
+                     "%s: shape %s overflows: the product of its nonzero sizes exceeds 2^60 - 1",
+                     fn, sg_shape_str(ndim, shape, b, sizeof b));
+            return false;
+        }
+    }
+    *numel = empty ? 0 : span;
+    return true;
+}
+
 static bool valid_shape(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int64_t *shape,
                         int64_t *numel) {
     if (dt != SG_F32 && dt != SG_F64) {
         sg_error(ctx, "%s: unknown dtype %d", fn, (int)dt);
         return false;
     }
-    if (ndim < 0 || ndim > SG_MAX_DIMS || (ndim > 0 && !shape)) {
+    if (ndim < 0 || ndim > SG_MAX_DIMS) {
         sg_error(ctx, "%s: %d dimensions (0 to %d supported)", fn, ndim, SG_MAX_DIMS);
         return false;
     }
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) {
-            sg_error(ctx, "%s: negative size %lld in dimension %d", fn, (long long)shape[i], i);
-            return false;
-        }
-        if (shape[i] && n > (INT64_MAX / 8) / shape[i]) {
-            sg_error(ctx, "%s: element count of the shape overflows", fn);
-            return false;
-        }
-        n *= shape[i];
-    }
-    *numel = n;
-    return true;
+    return sg__shape_ok(ctx, fn, ndim, shape, numel);
 }
 
 static sg_tensor *new_named(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
@@ -163,19 +175,29 @@ static sg_tensor *new_named(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim,
     return t;
 }
 
-/* The ops' allocator: header, storage and data in one arena allocation. Shapes here come
- * from existing tensors, so anything unusual takes the checked path for its message. */
-sg_tensor *sg__new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, bool zero) {
-    int64_t n = 1;
+/* The ops' allocator: header, storage and data in one arena allocation. Shapes here mostly
+ * come from existing tensors, so anything unusual (a shape an op made that overflows) takes
+ * the checked path for its message. */
+sg_tensor *sg__new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int64_t *shape,
+                   bool zero) {
+    /* One pass, last dimension first: the check of sg__shape_ok (span: the product of the
+     * nonzero sizes; no division, this runs for every op) and the contiguous strides. */
+    int64_t span = 1, st[SG_MAX_DIMS];
+    bool empty = false;
     bool ok = ctx && (dt == SG_F32 || dt == SG_F64) && ndim >= 0 && ndim <= SG_MAX_DIMS;
-    for (int i = 0; ok && i < ndim; i++) /* no division: this runs for every op */
-        ok = shape[i] >= 0 && !__builtin_mul_overflow(n, shape[i], &n) && n <= INT64_MAX / 8;
-    if (!ok)
-        return new_named(ctx, "sg_tensor_new", dt, ndim, shape, zero);
+    for (int i = ndim - 1; ok && i >= 0; i--) {
+        int64_t d = shape[i];
+        st[i] = span;
+        empty |= d == 0;
+        ok = d >= 0 && !__builtin_mul_overflow(span, d | (d == 0), &span);
+    }
+    if (!ok || span > SG_NUMEL_MAX)
+        return new_named(ctx, fn, dt, ndim, shape, zero);
+    int64_t n = empty ? 0 : span;
     size_t hb = (sizeof(header_pair) + 63) & ~(size_t)63, nbytes = (size_t)n * sg_dtype_size(dt);
     header_pair *h = sg__alloc(ctx, hb + nbytes);
     if (!h)
-        return sg_error(ctx, "sg_tensor_new: out of memory for %lld elements", (long long)n);
+        return sg_error(ctx, "%s: out of memory for %lld elements", fn, (long long)n);
     header_init(h, ctx, dt);
     sg_tensor *t = &h->t;
     h->s.data = (char *)h + hb;
@@ -183,9 +205,10 @@ sg_tensor *sg__new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, boo
     if (zero)
         memset(h->s.data, 0, nbytes);
     t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) /* shape may be NULL for a 0-d tensor */
+    for (int i = 0; i < ndim; i++) { /* shape may be NULL for a 0-d tensor */
         t->shape[i] = shape[i];
-    sg__contiguous_strides(ndim, shape, t->stride);
+        t->stride[i] = st[i];
+    }
     return t;
 }
 

@@ -171,6 +171,16 @@ uint64_t sg_rng_next(sg_rng *rng);              /* 64 random bits */
 double sg_rng_uniform(sg_rng *rng);             /* in [0, 1) */
 double sg_rng_normal(sg_rng *rng);              /* standard normal */
 uint64_t sg_rng_below(sg_rng *rng, uint64_t n); /* uniform integer in [0, n), unbiased */
+/* These have no error channel: a NULL rng gives 0 (sg_rng_next, sg_rng_below) or NaN
+ * (sg_rng_uniform, sg_rng_normal). Every one returns on any state. The all-zero state, which
+ * xoshiro256** can never leave (sg_rng_seed never makes it; a state set by hand or read from
+ * a file can be), is replaced at the next draw by the state sg_rng_seed(rng,
+ * SG_RNG_ZERO_STATE_SEED) would give. */
+#define SG_RNG_ZERO_STATE_SEED 0x7a65726f73746174ull /* "zerostat" */
+/* Is this a state sg_rng_seed and the draws can produce: not all zero, and a pending spare
+ * normal (has_spare) that is a finite number? False for NULL. For loaders, to refuse a state
+ * that did not come from the generator. */
+bool sg_rng_state_valid(const sg_rng *rng);
 
 /* The context's generator (seeded with 0 at creation). */
 sg_rng *sg_ctx_rng(sg_ctx *ctx);

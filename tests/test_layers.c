@@ -241,6 +241,18 @@ START_TEST(test_dense_errors) {
     ck_assert_ptr_null(sg_dense_new(ctx, store, SG_F64, 2, 3, true, (sg_activation)9, "h", NULL));
     ck_assert_str_eq(sg_ctx_error(ctx), "sg_dense_new (h): unknown activation 9");
     sg_ctx_clear_error(ctx);
+    /* a kernel whose element count overflows (issue 20) */
+    ck_assert_ptr_null(sg_dense_new(ctx, store, SG_F64, (int64_t)1 << 40, (int64_t)1 << 40, true,
+                                    SG_ACT_TANH, "h", NULL));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_dense_new (h): in=1099511627776 out=1099511627776: "
+                     "the kernel's size overflows (more than 2^60 - 1 elements)");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(
+        sg_dense_new(ctx, store, SG_F64, INT64_MAX, 2, false, SG_ACT_TANH, "h", NULL));
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "the kernel's size overflows"));
+    sg_ctx_clear_error(ctx);
+    ck_assert_int_eq(sg_store_size(store), 2);
     sg_dense_free(d);
     sg_dense_free(NULL);
     sg_store_free(store);

@@ -1014,6 +1014,35 @@ START_TEST(test_bad_input) {
     ck_assert_str_eq(sg_ctx_error(ctx),
                      "sg_lstm_new: options are NULL (start from sg_lstm_defaults)");
     sg_ctx_clear_error(ctx);
+    /* Sizes whose products overflow (issue 20): 4 * 2^62 wraps to 0, and 2^58 passes 4H
+     * and H + I but not I * 4H; both say so, not "negative size -9223372036854775808". */
+    const struct {
+        int64_t I, H;
+        const char *msg;
+    } huge[] = {
+        {3, (int64_t)1 << 62,
+         "sg_lstm_new (lstm): input_size 3 and units 4611686018427387904: the parameter sizes "
+         "overflow (4 * units, units + input_size, or a weight matrix of more than 2^60 - 1 "
+         "elements)"},
+        {16, (int64_t)1 << 58,
+         "sg_lstm_new (lstm): input_size 16 and units 288230376151711744: the parameter sizes "
+         "overflow (4 * units, units + input_size, or a weight matrix of more than 2^60 - 1 "
+         "elements)"},
+        {INT64_MAX, 1,
+         "sg_lstm_new (lstm): input_size 9223372036854775807 and units 1: the parameter sizes "
+         "overflow (4 * units, units + input_size, or a weight matrix of more than 2^60 - 1 "
+         "elements)"},
+        {1, (int64_t)1 << 30,
+         "sg_lstm_new (lstm): input_size 1 and units 1073741824: the parameter sizes "
+         "overflow (4 * units, units + input_size, or a weight matrix of more than 2^60 - 1 "
+         "elements)"},
+    };
+    for (size_t k = 0; k < sizeof huge / sizeof huge[0]; k++) {
+        bad = options(SG_F64, huge[k].I, huge[k].H, true, false);
+        ck_assert_ptr_null(sg_lstm_new(ctx, other, impl, &bad, NULL, NULL));
+        ck_assert_str_eq(sg_ctx_error(ctx), huge[k].msg);
+        sg_ctx_clear_error(ctx);
+    }
     ck_assert_int_eq(sg_store_size(other), 0);
     sg_store_free(other);
 

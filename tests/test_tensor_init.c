@@ -117,6 +117,78 @@ START_TEST(test_rng_reproducible) {
 }
 END_TEST
 
+/* The all-zero state is xoshiro's fixed point: a generator in it (set by hand, or read from
+ * a file) must still return from every draw, with values the seeded generator could give. The
+ * tcase has a short timeout: before the fix uniform returned 0 forever and normal never
+ * returned. */
+START_TEST(test_rng_zero_state) {
+    sg_rng z = {{0, 0, 0, 0}, 0.0, 0}, ref;
+    ck_assert(!sg_rng_state_valid(&z));
+    double u = sg_rng_uniform(&z);
+    ck_assert(u >= 0.0 && u < 1.0);
+    ck_assert(sg_rng_state_valid(&z)); /* it left the fixed point */
+    memset(&z, 0, sizeof z);
+    for (int i = 0; i < 1001; i++)
+        ck_assert(isfinite(sg_rng_normal(&z)));
+    memset(&z, 0, sizeof z);
+    ck_assert_uint_lt(sg_rng_below(&z, 3), 3);
+    memset(&z, 0, sizeof z);
+    ck_assert_uint_lt(sg_rng_below(&z, (1ull << 63) + 1), (1ull << 63) + 1);
+    /* It goes on as if seeded with SG_RNG_ZERO_STATE_SEED, the spare normal kept. */
+    memset(&z, 0, sizeof z);
+    sg_rng_seed(&ref, SG_RNG_ZERO_STATE_SEED);
+    for (int i = 0; i < 8; i++)
+        ck_assert_uint_eq(sg_rng_next(&z), sg_rng_next(&ref));
+    memset(&z, 0, sizeof z);
+    z.spare = 0.25;
+    z.has_spare = 1;
+    ck_assert(sg_rng_normal(&z) == 0.25);
+    sg_rng_seed(&ref, SG_RNG_ZERO_STATE_SEED);
+    ck_assert(sg_rng_normal(&z) == sg_rng_normal(&ref));
+    /* Initializers that redraw (truncated normal, orthogonal) terminate on it too. */
+    sg_tensor *t = sg_zeros(ctx, SG_F64, SG_SHAPE(8, 8));
+    const sg_init_kind kinds[] = {SG_INIT_TRUNCATED_NORMAL, SG_INIT_GLOROT_NORMAL,
+                                  SG_INIT_ORTHOGONAL, SG_INIT_RANDOM_UNIFORM};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        memset(&z, 0, sizeof z);
+        ck_assert_int_eq(sg_init_tensor(ctx, t, sg_init_default(kinds[k]), &z), 0);
+        for (int64_t i = 0; i < 64; i++)
+            ck_assert(isfinite(sg_get_flat(t, i)));
+    }
+    /* The context's generator, zeroed by hand, likewise. */
+    memset(sg_ctx_rng(ctx)->s, 0, sizeof sg_ctx_rng(ctx)->s);
+    ck_assert_ptr_nonnull(sg_rand_normal(ctx, SG_F32, SG_SHAPE(100), 0, 1));
+    ck_no_error();
+}
+END_TEST
+
+/* sg_rng_state_valid: what a loader may accept; and NULL generators. */
+START_TEST(test_rng_state_valid_and_null) {
+    sg_rng r;
+    sg_rng_seed(&r, 0);
+    ck_assert(sg_rng_state_valid(&r));
+    sg_rng_normal(&r); /* leaves a finite spare */
+    ck_assert(r.has_spare);
+    ck_assert(sg_rng_state_valid(&r));
+    r.spare = NAN;
+    ck_assert(!sg_rng_state_valid(&r));
+    r.spare = INFINITY;
+    ck_assert(!sg_rng_state_valid(&r));
+    r.has_spare = 0; /* an unused spare is not looked at */
+    ck_assert(sg_rng_state_valid(&r));
+    r.s[0] = r.s[1] = r.s[2] = 0;
+    ck_assert(sg_rng_state_valid(&r)); /* one nonzero word is enough */
+    r.s[3] = 0;
+    ck_assert(!sg_rng_state_valid(&r));
+    ck_assert(!sg_rng_state_valid(NULL));
+    ck_assert_uint_eq(sg_rng_next(NULL), 0);
+    ck_assert(isnan(sg_rng_uniform(NULL)));
+    ck_assert(isnan(sg_rng_normal(NULL)));
+    ck_assert_uint_eq(sg_rng_below(NULL, 10), 0);
+    sg_rng_seed(NULL, 1); /* no-op */
+}
+END_TEST
+
 START_TEST(test_rng_uniform_range) {
     sg_rng r;
     sg_rng_seed(&r, 7);
@@ -895,6 +967,14 @@ static Suite *suite(void) {
           test_print_file_and_bad_input}},
         {"compare", {test_compare, test_compare_nonfinite}},
     };
+    /* Its own tcase with a short timeout: a generator that loops fails here, not after
+     * CK_DEFAULT_TIMEOUT. */
+    TCase *zero = tcase_create("rng_zero_state");
+    tcase_add_checked_fixture(zero, setup, teardown);
+    tcase_set_timeout(zero, 30);
+    tcase_add_test(zero, test_rng_zero_state);
+    tcase_add_test(zero, test_rng_state_valid_and_null);
+    suite_add_tcase(s, zero);
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);
         tcase_add_checked_fixture(tc, setup, teardown);
