@@ -351,7 +351,9 @@ int sg_store_reduce(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *workspaces);
  * A list of (name, tensor): a store's parameters (sg_params_from_store), a layer's
  * (sg_lstm_params), an optimizer's state, the tensors of a safetensors file. */
 typedef struct sg_param_entry {
-    char name[64];     /* stable name, e.g. "lstm.kernel", "dense.bias" */
+    /* stable name, e.g. "lstm.kernel", "dense.bias": up to 95 characters, so that the longest
+     * optimizer state name, "optim." + SG_NAME_MAX characters + ".max_exp_avg_sq" (84), fits */
+    char name[96];
     sg_tensor *tensor; /* the parameter; its gradient is tensor->grad */
 } sg_param_entry;
 

@@ -214,7 +214,7 @@ static sg_tensor *as_dtype(sg_ctx *ctx, const sg_tensor *t, sg_dtype dt) {
 }
 
 typedef struct {
-    char name[64];
+    const char *name; /* a literal */
     sg_tensor *t;
 } out_item;
 

@@ -4,13 +4,19 @@
  * Tensors are stored under their list names ("lstm.kernel") and the optimizer's stable
  * state names ("optim.lstm.kernel.momentum_buffer"); the rest is string metadata:
  *     format           "seqgrad-checkpoint-1"
- *     step             decimal int64
- *     optimizer        sg_optim_kind(opt) or "none"
- *     optimizer_steps  decimal (only with an optimizer)
+ *     step             decimal, 0 .. 2^53
+ *     optimizer        sg_optim_kind(opt) ("sgd", "adam", "adamw") or "none"
+ *     optimizer_steps  decimal, 0 .. step (only with an optimizer)
  *     rng              "s0 s1 s2 s3 spare has_spare": 16 hex digits per 64-bit word, the
  *                      spare normal as its IEEE bits, has_spare 0 or 1 (only with an rng)
- * Loading validates everything against the live tensors before it copies anything.
+ *     crc32            the CRC-32 of every tensor's bytes, 8 hex digits each, separated by
+ *                      spaces, in the file's (sorted) tensor order; verified on load when
+ *                      present (files written before it existed load without it)
+ * Loading validates everything (every metadata value, in range and against the others;
+ * the checksums; names, shapes and dtypes; finite values) against the file's copies of
+ * the tensors before it copies anything into the live ones.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,34 +24,42 @@
 
 #define CKPT_FORMAT "seqgrad-checkpoint-1"
 #define OPT_PREFIX "optim."
+#define CRC_KEY "crc32"
+/* Largest step / optimizer step count: exact as a double (Adam's bias correction uses it
+ * as one), and far from int64 overflow as training counts on. */
+#define CKPT_MAX_COUNT (INT64_C(1) << 53)
 
 /* ---- metadata values ----------------------------------------------------------------- */
 
-/* A strict decimal int64: optional '-', digits only, no overflow. */
-static bool parse_i64(const char *s, int64_t *out) {
-    if (!s)
-        return false;
+/* A counter: a strict decimal (digits only) in [0, CKPT_MAX_COUNT]. NULL, or why not, to
+ * follow "metadata 'step' ". */
+static const char *parse_count(const char *s, int64_t *out) {
     bool neg = *s == '-';
-    s += neg;
-    if (!*s)
-        return false;
-    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (lim - d) / 10)
-            return false;
-        v = v * 10 + d;
+    const char *p = s + neg;
+    if (!*p)
+        return "is not a decimal integer";
+    uint64_t v = 0;
+    bool over = false;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return "is not a decimal integer";
+        over = over || __builtin_mul_overflow(v, 10u, &v) ||
+               __builtin_add_overflow(v, (unsigned)(*p - '0'), &v);
     }
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    return true;
+    if (neg)
+        return "is negative";
+    if (over || v > (uint64_t)INT64_MAX)
+        return "overflows int64";
+    if (v > (uint64_t)CKPT_MAX_COUNT)
+        return "is larger than 2^53";
+    *out = (int64_t)v;
+    return NULL;
 }
 
-/* Exactly 16 hex digits; advances *s past them. */
-static bool parse_hex16(const char **s, uint64_t *out) {
+/* Exactly n hex digits; advances *s past them. */
+static bool parse_hex(const char **s, int n, uint64_t *out) {
     uint64_t v = 0;
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < n; i++) {
         char c = (*s)[i];
         unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
                      : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
@@ -55,7 +69,7 @@ static bool parse_hex16(const char **s, uint64_t *out) {
             return false;
         v = v << 4 | d;
     }
-    *s += 16;
+    *s += n;
     *out = v;
     return true;
 }
@@ -68,10 +82,21 @@ static void rng_format(const sg_rng *r, char *buf, size_t n) {
              (unsigned long long)spare, r->has_spare ? 1 : 0);
 }
 
+/* A state the generator can continue from: xoshiro256** never leaves the all-zero state
+ * (every output would be 0, and sg_rng_normal would wait forever for a nonzero one), and a
+ * pending spare normal is a finite number. NULL, or why not. */
+static const char *rng_check(const sg_rng *r) {
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
+        return "generator state is all zero";
+    if (r->has_spare && !isfinite(r->spare))
+        return "the pending spare normal is not finite";
+    return NULL;
+}
+
 static bool rng_parse(const char *s, sg_rng *r) {
     uint64_t w[5];
     for (int i = 0; i < 5; i++) {
-        if (!parse_hex16(&s, &w[i]) || *s++ != ' ')
+        if (!parse_hex(&s, 16, &w[i]) || *s++ != ' ')
             return false;
     }
     if ((s[0] != '0' && s[0] != '1') || s[1])
@@ -83,6 +108,10 @@ static bool rng_parse(const char *s, sg_rng *r) {
     return true;
 }
 
+static bool known_kind(const char *k) {
+    return !strcmp(k, "none") || !strcmp(k, "sgd") || !strcmp(k, "adam") || !strcmp(k, "adamw");
+}
+
 /* ---- save ---------------------------------------------------------------------------- */
 
 int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *params,
@@ -90,14 +119,41 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
     static const char fn[] = "sg_checkpoint_save";
     if (!ctx)
         return -1;
-    if (!params) {
-        sg__io_error(ctx, fn, path ? path : "(null)", "NULL parameter list");
+    if (!path) {
+        sg_error(ctx, "%s: NULL path", fn);
         return -1;
     }
-    sg_param_list state = {0}, all = {0};
+    if (!*path) {
+        sg_error(ctx, "%s: empty path", fn);
+        return -1;
+    }
+    if (!params) {
+        sg__io_error(ctx, fn, path, "NULL parameter list");
+        return -1;
+    }
+    /* Write nothing that sg_checkpoint_load would refuse. */
+    if (step < 0 || step > CKPT_MAX_COUNT) {
+        sg__io_error(ctx, fn, path, "step %lld is %s", (long long)step,
+                     step < 0 ? "negative" : "larger than 2^53");
+        return -1;
+    }
+    if (opt && sg_optim_steps(opt) > step) {
+        sg__io_error(ctx, fn, path,
+                     "the optimizer has taken %lld steps, more than step %lld (a step counts "
+                     "training steps)",
+                     (long long)sg_optim_steps(opt), (long long)step);
+        return -1;
+    }
+    const char *why = rng ? rng_check(rng) : NULL;
+    if (why) {
+        sg__io_error(ctx, fn, path, "rng: %s", why);
+        return -1;
+    }
+    sg_param_list state = {.ctx = ctx}, all = {0};
     int rc = -1;
+    bool clean = !sg_ctx_error(ctx);
     if (opt && sg_optim_state(opt, &state) != 0) {
-        sg__io_error(ctx, fn, path, "cannot list the optimizer state");
+        sg__io_rewrap(ctx, clean, fn, path, "cannot list the optimizer state");
         goto out;
     }
     /* One list of everything; sg__st_save rejects names that collide. */
@@ -133,7 +189,7 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
         meta[k++] = rng_s;
     }
     meta[k] = NULL;
-    rc = sg__st_save(ctx, fn, path, &all, meta);
+    rc = sg__st_save(ctx, fn, path, &all, meta, CRC_KEY);
 out:
     sg_free(all.items);
     sg_params_clear(&state);
@@ -162,6 +218,63 @@ static bool expected_has(const sg_param_entry *const *exp, int n, const char *na
     return false;
 }
 
+/* The "crc32" metadata `s` against every tensor of f. 0, or -1 with an error. */
+static int verify_crcs(sg_ctx *ctx, const char *fn, const char *path, const sg_st_file *f,
+                       const char *s) {
+    const int n = sg_st_count(f);
+    const char *p = s;
+    bool ok = true;
+    for (int i = 0; ok && i < n; i++) {
+        uint64_t v;
+        ok = (!i || *p++ == ' ') && parse_hex(&p, 8, &v);
+    }
+    if (!ok || *p) {
+        sg__io_error(ctx, fn, path,
+                     "metadata '" CRC_KEY "' is not %d CRC-32 values (8 hex digits each, "
+                     "separated by spaces): %s",
+                     n, SG_IO_QN(s));
+        return -1;
+    }
+    p = s;
+    for (int i = 0; i < n; i++) {
+        uint64_t want = 0;
+        p += i > 0;
+        parse_hex(&p, 8, &want);
+        uint32_t got;
+        if (sg__io_tensor_crc32(ctx, fn, path, sg_st_name(f, i), sg_st_tensor(f, i), &got) != 0)
+            return -1;
+        if (got != (uint32_t)want) {
+            sg__io_error(ctx, fn, path,
+                         "tensor %s: data checksum mismatch (crc32 %08x in the file, %08x of "
+                         "the data)",
+                         SG_IO_QN(sg_st_name(f, i)), (unsigned)want, (unsigned)got);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The first element of t (contiguous, as loaded) that is NaN or infinite, or, with
+ * second_moment, negative: its index and value, or -1. */
+static int64_t first_bad(const sg_tensor *t, bool second_moment, double *val) {
+    const int64_t n = sg_numel(t);
+    const float *x32 = t->dtype == SG_F32 ? sg_data(t) : NULL;
+    const double *x64 = t->dtype == SG_F64 ? sg_data(t) : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        double v = x32 ? (double)x32[i] : x64[i];
+        if (!isfinite(v) || (second_moment && v < 0)) {
+            *val = v;
+            return i;
+        }
+    }
+    return -1;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
 int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
                        int64_t *step, sg_rng *rng) {
     static const char fn[] = "sg_checkpoint_load";
@@ -174,28 +287,77 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
     sg_st_file *f = sg__st_load(ctx, fn, path);
     if (!f)
         return -1;
-    sg_param_list state = {0};
+    sg_param_list state = {.ctx = ctx};
     const sg_param_entry **exp = NULL;
     int rc = -1, nexp = 0;
     int64_t step_v = 0, osteps = 0;
     sg_rng rng_v = {0};
+    const char *why;
 
-    /* What kind of file, and what it was saved with. */
+    /* What kind of file, and what it was saved with: every metadata value is checked,
+     * whether or not the caller asked for it. */
     const char *format = sg_st_meta(f, "format");
     if (!format || strcmp(format, CKPT_FORMAT)) {
         if (format)
-            sg__io_error(ctx, fn, path, "not a seqgrad checkpoint (format '%s', expected '%s')",
-                         format, CKPT_FORMAT);
+            sg__io_error(ctx, fn, path, "not a seqgrad checkpoint (format %s, expected '%s')",
+                         SG_IO_QN(format), CKPT_FORMAT);
         else
             sg__io_error(ctx, fn, path, "not a seqgrad checkpoint (no 'format' metadata)");
         goto out;
     }
     const char *okind = sg_st_meta(f, "optimizer");
     if (!okind) {
-        sg__io_error(ctx, fn, path, "missing metadata 'optimizer'");
+        sg__io_error(ctx, fn, path, "metadata 'optimizer' is missing");
         goto out;
     }
-    bool file_has_opt = strcmp(okind, "none") != 0;
+    if (!known_kind(okind)) {
+        sg__io_error(ctx, fn, path, "metadata 'optimizer' is %s, not one of none, sgd, adam, adamw",
+                     SG_IO_QN(okind));
+        goto out;
+    }
+    const bool file_has_opt = strcmp(okind, "none") != 0;
+    const char *s_step = sg_st_meta(f, "step"), *s_osteps = sg_st_meta(f, "optimizer_steps"),
+               *s_rng = sg_st_meta(f, "rng"), *s_crc = sg_st_meta(f, CRC_KEY);
+    if (s_step && (why = parse_count(s_step, &step_v))) {
+        sg__io_error(ctx, fn, path, "metadata 'step' %s: %s", why, SG_IO_QN(s_step));
+        goto out;
+    }
+    if (!s_step && step) {
+        sg__io_error(ctx, fn, path, "metadata 'step' is missing");
+        goto out;
+    }
+    if (file_has_opt && !s_osteps) {
+        sg__io_error(ctx, fn, path, "metadata 'optimizer_steps' is missing");
+        goto out;
+    }
+    if (!file_has_opt && s_osteps) {
+        sg__io_error(ctx, fn, path, "metadata 'optimizer_steps' without an optimizer");
+        goto out;
+    }
+    if (s_osteps && (why = parse_count(s_osteps, &osteps))) {
+        sg__io_error(ctx, fn, path, "metadata 'optimizer_steps' %s: %s", why, SG_IO_QN(s_osteps));
+        goto out;
+    }
+    if (s_step && s_osteps && osteps > step_v) {
+        sg__io_error(ctx, fn, path, "metadata 'optimizer_steps' %lld is more than 'step' %lld",
+                     (long long)osteps, (long long)step_v);
+        goto out;
+    }
+    if (s_rng && !rng_parse(s_rng, &rng_v)) {
+        sg__io_error(ctx, fn, path, "metadata 'rng' is not 5 words of 16 hex digits and 0 or 1: %s",
+                     SG_IO_QN(s_rng));
+        goto out;
+    }
+    if (s_rng && (why = rng_check(&rng_v))) {
+        sg__io_error(ctx, fn, path, "metadata 'rng': %s", why);
+        goto out;
+    }
+    if (rng && !s_rng) {
+        sg__io_error(ctx, fn, path, "no rng state in the file (saved without one)");
+        goto out;
+    }
+    if (s_crc && verify_crcs(ctx, fn, path, f, s_crc) != 0)
+        goto out;
     if (opt) {
         if (!file_has_opt) {
             sg__io_error(ctx, fn, path, "no optimizer state in the file (saved without one)");
@@ -206,36 +368,16 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
                          sg_optim_kind(opt));
             goto out;
         }
-        const char *s = sg_st_meta(f, "optimizer_steps");
-        if (!parse_i64(s, &osteps) || osteps < 0) {
-            sg__io_error(ctx, fn, path, "bad or missing metadata optimizer_steps '%s'", s ? s : "");
-            goto out;
-        }
+        bool clean = !sg_ctx_error(ctx);
         if (sg_optim_state(opt, &state) != 0) {
-            sg__io_error(ctx, fn, path, "cannot list the optimizer state");
+            sg__io_rewrap(ctx, clean, fn, path, "cannot list the optimizer state");
             goto out;
         }
     }
-    if (step) {
-        const char *s = sg_st_meta(f, "step");
-        if (!parse_i64(s, &step_v)) {
-            sg__io_error(ctx, fn, path, "bad or missing metadata step '%s'", s ? s : "");
-            goto out;
-        }
-    }
-    if (rng) {
-        const char *s = sg_st_meta(f, "rng");
-        if (!s) {
-            sg__io_error(ctx, fn, path, "no rng state in the file (saved without one)");
-            goto out;
-        }
-        if (!rng_parse(s, &rng_v)) {
-            sg__io_error(ctx, fn, path, "bad rng state '%s'", s);
-            goto out;
-        }
-    }
+    const bool adam = opt && strcmp(okind, "sgd") != 0;
 
-    /* Every expected tensor: present, same shape, same dtype. */
+    /* Every expected tensor: present, same shape, same dtype, finite values (and no
+     * negative second moment): checked on the file's copy. */
     nexp = params->n + state.n;
     exp = sg_calloc((size_t)nexp + 1, sizeof *exp);
     if (!exp) {
@@ -246,16 +388,17 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
         exp[i] = i < params->n ? &params->items[i] : &state.items[i - params->n];
     for (int i = 0; i < nexp; i++) {
         const sg_param_entry *e = exp[i];
+        const char *qn = SG_IO_QN(e->name);
         char where[1024];
-        snprintf(where, sizeof where, "%s: %s: %s", fn, path, e->name);
+        snprintf(where, sizeof where, "%s: %s: tensor %s", fn, path, qn);
         if (!e->tensor) {
-            sg__io_error(ctx, fn, path, "%s is NULL in the parameter list", e->name);
+            sg__io_error(ctx, fn, path, "tensor %s is NULL in the parameter list", qn);
             goto out;
         }
         if (!sg_check(ctx, e->tensor, where))
             goto out;
         if (!sg_st_has(f, e->name)) {
-            sg__io_error(ctx, fn, path, "missing tensor %s", e->name);
+            sg__io_error(ctx, fn, path, "missing tensor %s", qn);
             goto out;
         }
         const sg_tensor *src = sg_st_get(f, e->name), *dst = e->tensor;
@@ -263,22 +406,42 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
         for (int d = 0; same && d < dst->ndim; d++)
             same = src->shape[d] == dst->shape[d];
         if (!same) {
-            char a[128], b[128];
-            sg__io_error(ctx, fn, path, "%s has shape %s, expected %s", e->name,
+            char a[192], b[192];
+            sg__io_error(ctx, fn, path, "tensor %s has shape %s, expected %s", qn,
                          sg_shape_str(src->ndim, src->shape, a, sizeof a),
                          sg_shape_str(dst->ndim, dst->shape, b, sizeof b));
             goto out;
         }
         if (src->dtype != dst->dtype) {
-            sg__io_error(ctx, fn, path, "%s has dtype %s, expected %s", e->name,
+            sg__io_error(ctx, fn, path, "tensor %s has dtype %s, expected %s", qn,
                          sg_dtype_name(src->dtype), sg_dtype_name(dst->dtype));
+            goto out;
+        }
+        const bool moment2 =
+            adam && i >= params->n &&
+            (ends_with(e->name, ".exp_avg_sq") || ends_with(e->name, ".max_exp_avg_sq"));
+        double v;
+        int64_t at = first_bad(src, moment2, &v);
+        if (at >= 0) {
+            if (isfinite(v))
+                sg__io_error(ctx, fn, path,
+                             "tensor %s has a negative value %g at index %lld (a second moment "
+                             "is never negative)",
+                             qn, v, (long long)at);
+            else
+                sg__io_error(ctx, fn, path, "tensor %s has %s at index %lld", qn,
+                             isnan(v) ? "NaN"
+                             : v > 0  ? "Inf"
+                                      : "-Inf",
+                             (long long)at);
             goto out;
         }
     }
     qsort(exp, (size_t)nexp, sizeof *exp, cmp_entry_ptr);
     for (int i = 1; i < nexp; i++)
         if (!strcmp(exp[i - 1]->name, exp[i]->name)) {
-            sg__io_error(ctx, fn, path, "duplicate name %s in the parameter list", exp[i]->name);
+            sg__io_error(ctx, fn, path, "duplicate name %s in the parameter list",
+                         SG_IO_QN(exp[i]->name));
             goto out;
         }
     /* Nothing else: an extra tensor means the file is for another model. The one
@@ -290,7 +453,7 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
             continue;
         if (!opt && file_has_opt && !strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX)))
             continue;
-        sg__io_error(ctx, fn, path, "unexpected tensor %s", name);
+        sg__io_error(ctx, fn, path, "unexpected tensor %s", SG_IO_QN(name));
         goto out;
     }
 

@@ -6,9 +6,12 @@
  *      "data_offsets": [begin, end]}, ...}
  * padded with spaces, then the raw little-endian data, offsets relative to its start. The
  * reader treats every file as hostile: it never reads out of bounds, and any defect
- * (truncation, bad JSON, bad shapes or offsets, gaps, overlaps, duplicate names, ...) is an
- * error naming the function, the file and the problem, e.g.
+ * (truncation, bad JSON or UTF-8, bad shapes or offsets, shapes whose size overflows int64,
+ * gaps, overlaps, duplicate names, ...) is an error naming the function, the file and the
+ * problem, e.g.
  *     "sg_safetensors_load: w.safetensors: tensor 'emb': dtype BF16 not supported".
+ * Names in messages are quoted ('' for an empty one), with control characters and invalid
+ * UTF-8 escaped (\n, \x1b, ...) and anything past 96 characters cut to "...".
  * Only F32 and F64 load into seqgrad tensors; other standard dtypes are recognised and
  * rejected by name.
  *
@@ -35,20 +38,22 @@ typedef struct sg_st_file sg_st_file;
 
 /* Read the whole file at `path` into memory and parse it. Returns a new sg_st_file that
  * the caller frees with sg_st_free, or NULL with an error
- * "sg_safetensors_load: <path>: <problem>" (unreadable file, or anything
- * sg_safetensors_parse rejects). The tensors are persistent F32/F64 tensors of `ctx`
- * (contiguous, not requiring grad) owned by the sg_st_file.
- * ctx NULL: returns NULL. path NULL: NULL with an error. */
+ * "sg_safetensors_load: <path>: <problem>" (unreadable file, "is a directory", "not a
+ * regular file" for devices, FIFOs and sockets, which are refused before a byte is read,
+ * or anything sg_safetensors_parse rejects). At most the size fstat reports is read. The
+ * tensors are persistent F32/F64 tensors of `ctx` (contiguous, not requiring grad) owned
+ * by the sg_st_file. ctx NULL: returns NULL. path NULL or "": NULL with an error. */
 sg_st_file *sg_safetensors_load(sg_ctx *ctx, const char *path);
 
 /* Parse a whole safetensors file held in memory (`len` bytes at `buf`; the buffer is only
  * read, never kept: the tensors are copies). Returns a new sg_st_file (free with
  * sg_st_free) or NULL with an error "sg_safetensors_parse: <problem>". Accepts exactly
- * what the reference implementation writes: the header must be a JSON object (nesting at
- * most 3 deep) of tensor entries with exactly the keys dtype / shape / data_offsets and
- * an optional "__metadata__" object of string values; the data buffer must be covered
- * by the tensors exactly, without gaps or overlaps. ctx NULL: returns NULL. buf NULL
- * (with any len): NULL with an error. */
+ * what the reference implementation writes: the header must be a UTF-8 JSON object
+ * (nesting at most 3 deep) of tensor entries with exactly the keys dtype / shape /
+ * data_offsets and an optional "__metadata__" object of string values; every shape's size
+ * in bytes, zero dimensions aside, must fit in int64; the data buffer must be covered by
+ * the tensors exactly, without gaps or overlaps. ctx NULL: returns NULL. buf NULL (with
+ * any len): NULL with an error. */
 sg_st_file *sg_safetensors_parse(sg_ctx *ctx, const void *buf, size_t len);
 
 /* Free the file and every tensor it owns (tensors obtained from it die with it). Must be
@@ -84,13 +89,18 @@ const char *sg_st_meta_value(const sg_st_file *f, int i);
  * key, value, ..., NULL strings) to `path` as safetensors: names sorted, header padded
  * with spaces to a multiple of 8 bytes, data contiguous in name order. tensors NULL or
  * empty writes a file with no tensors.
- * The save is atomic: the bytes go to a temporary "<path>.tmp.XXXXXX" in the same
- * directory, which is flushed, fsync'ed and renamed over `path`, and the directory is
+ * The save is atomic: the bytes go to a temporary file in the same directory (unnamed,
+ * O_TMPFILE, where the file system has it; else named from the start), which is flushed,
+ * fsync'ed, named "<path>.tmp.XXXXXX" and renamed over `path`, and the directory is
  * fsync'ed. On any failure the temporary file is removed and an existing `path` is left
- * untouched. A new file gets mode 0644; an existing file keeps its mode.
+ * untouched. A save killed half-way leaves at most a "<path>.tmp.XXXXXX", which the next
+ * save of the same path removes (a save holds an flock on its temporary file; those
+ * nobody holds are leftovers). A new file gets mode 0644; an existing file keeps its mode.
  * Returns 0, or -1 with an error "sg_safetensors_save: <path>: <problem>" (NULL or stale
- * tensor, duplicate or reserved name "__metadata__", duplicate metadata key, key without
- * value, I/O failure with strerror). ctx NULL: -1. path NULL: -1 with an error. */
+ * tensor, duplicate or reserved name "__metadata__", a name, key or value that is not
+ * valid UTF-8, duplicate metadata key, key without value, "is a directory", "not a regular
+ * file" (a device or FIFO, which the rename would replace), I/O failure with strerror).
+ * ctx NULL: -1. path NULL or "": -1 with an error. */
 int sg_safetensors_save(sg_ctx *ctx, const char *path, const sg_param_list *tensors,
                         const char *const *metadata);
 
@@ -99,8 +109,12 @@ int sg_safetensors_save(sg_ctx *ctx, const char *path, const sg_param_list *tens
 /* Save a training checkpoint: every tensor of `params` under its list name, the state of
  * `opt` (sg_optim_state: "optim.<param>.<buffer>"; opt may be NULL), and metadata
  * "format" = "seqgrad-checkpoint-1", "step", "optimizer" (sg_optim_kind or "none"),
- * "optimizer_steps" (with opt) and "rng" (with rng non-NULL: the four state words, the
- * bits of the spare normal and has_spare, in hex, so the generator resumes exactly).
+ * "optimizer_steps" (with opt), "rng" (with rng non-NULL: the four state words, the
+ * bits of the spare normal and has_spare, in hex, so the generator resumes exactly) and
+ * "crc32" (the CRC-32, as zlib's, of every tensor's bytes in the file's tensor order,
+ * 8 hex digits each, space-separated). Nothing sg_checkpoint_load would refuse is
+ * written: step must be in 0 .. 2^53 and at least the optimizer's step count (a step
+ * counts training steps), and the generator state not all zero.
  * Atomic as sg_safetensors_save. Returns 0 or -1 with an error
  * "sg_checkpoint_save: <path>: <problem>". ctx NULL: -1; params NULL: an error. */
 int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *params,
@@ -110,14 +124,24 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
  * outlives the call): the tensors of `params`, the state tensors of `opt`, its step count,
  * *step and *rng. opt, step and rng may each be NULL to skip that part (the file's
  * optimizer tensors are then ignored: loading a training checkpoint for inference).
- * Everything is validated before anything is copied, so on error nothing has changed.
+ * Everything is validated (in the file's copies) before anything is copied, so on error
+ * nothing has changed: every metadata value, present whether or not it is asked for
+ * (step and optimizer_steps decimal in 0 .. 2^53, optimizer_steps at most step and only
+ * with an optimizer, a generator state not all zero and a finite pending normal), the
+ * "crc32" checksums when present (files without them load), names, shapes and dtypes,
+ * and the values: a NaN or infinite parameter or optimizer state, or a negative Adam
+ * second moment (exp_avg_sq, max_exp_avg_sq), is refused.
  * Returns 0, or -1 with an error "sg_checkpoint_load: <path>: <problem>" naming exactly
  * what is wrong, e.g.
- *     "lstm.kernel has shape (5, 16), expected (5, 32)"
- *     "dense.bias has dtype float64, expected float32"
- *     "missing tensor dense.bias", "unexpected tensor foo",
+ *     "tensor 'lstm.kernel' has shape (5, 16), expected (5, 32)"
+ *     "tensor 'dense.bias' has dtype float64, expected float32"
+ *     "missing tensor 'dense.bias'", "unexpected tensor 'foo'",
+ *     "tensor 'dense.bias': data checksum mismatch (crc32 ... in the file, ... of the data)"
+ *     "tensor 'dense.kernel' has NaN at index 3", "metadata 'step' is negative: '-5'",
+ *     "metadata 'rng': generator state is all zero",
  *     "optimizer is adam in the file, sgd given", "no rng state in the file",
- *     "not a seqgrad checkpoint (format ...)", plus any sg_safetensors_load problem.
+ *     "not a seqgrad checkpoint (format ...)", plus any sg_safetensors_load problem
+ *     (out of memory included: every message names the file).
  * ctx NULL: -1; params NULL: an error. */
 int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
                        int64_t *step, sg_rng *rng);

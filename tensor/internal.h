@@ -78,12 +78,6 @@ static inline void *sg__alloc(sg_ctx *ctx, size_t n) {
     return sg_arena_alloc(ctx, n);
 }
 
-/* Most elements a tensor may have: 2^60 - 1. More precisely, the bound on the product of a
- * shape's NONZERO sizes, which every creation path and every view that makes a new shape
- * (reshape, expand) checks: then the byte size, every stride of the contiguous layout and
- * every partial product of the sizes, taken in any order, fit in int64, also for an empty
- * shape such as (0, 2^40, 2^40) (refused: its strides would not fit). */
-#define SG_NUMEL_MAX (INT64_MAX / 8)
 /* Check a shape of ndim (0..SG_MAX_DIMS, checked by the caller) sizes: not NULL when ndim > 0,
  * no negative size, nonzero sizes multiplying to at most SG_NUMEL_MAX. Writes the element
  * count; false with an error naming fn ("<fn>: shape (..) overflows: ...") otherwise. */

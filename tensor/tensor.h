@@ -33,6 +33,13 @@ extern "C" {
 #define SG_MAX_DIMS 6 /* enough for (B, T, 4, H) style views with room to spare */
 #define SG_MAX_SRC 4  /* most inputs an op node records directly (concat uses aux) */
 
+/* Most elements a tensor may have: 2^60 - 1. More precisely, the bound on the product of a
+ * shape's NONZERO sizes, which every creation path and every view that makes a new shape
+ * (reshape, expand) checks: then the byte size, every stride of the contiguous layout and
+ * every partial product of the sizes, taken in any order, fit in int64, also for an empty
+ * shape such as (0, 2^40, 2^40) (refused: its strides would not fit). */
+#define SG_NUMEL_MAX (INT64_MAX / 8)
+
 typedef enum { SG_F32 = 0, SG_F64 = 1 } sg_dtype;
 
 /* Size in bytes of one element, and the name ("float32", "float64"). */

@@ -15,6 +15,7 @@
 
 #include "io.h"
 #include "io_internal.h" /* sg__io_fail_point, the failure-injection hook */
+#include "layers/layers.h"
 
 #include "ctxtest.h"
 
@@ -179,18 +180,19 @@ START_TEST(test_minimal) {
     sg_param_list l = {0};
     sg_tensor *w = param(SG_F32, 0, NULL, "w", 1.5, 0);
     ck_assert_int_eq(sg_params_add(&l, "w", w), 0);
-    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, -7, NULL), 0);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, 7, NULL), 0);
     sg_st_file *f = sg_safetensors_load(ctx, path);
-    ck_assert_int_eq(sg_st_meta_count(f), 3);
+    ck_assert_int_eq(sg_st_meta_count(f), 4);
     ck_assert_str_eq(sg_st_meta(f, "optimizer"), "none");
-    ck_assert_str_eq(sg_st_meta(f, "step"), "-7");
+    ck_assert_str_eq(sg_st_meta(f, "step"), "7");
+    ck_assert_str_eq(sg_st_meta(f, "crc32"), "5cd8256f"); /* zlib.crc32(struct.pack('<f', 1.5)) */
     ck_assert_ptr_null(sg_st_meta(f, "rng"));
     sg_st_free(f);
     sg_set_flat(w, 0, 0.0);
     int64_t step = 0;
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), 0);
     ck_assert(sg_get_flat(w, 0) == 1.5);
-    ck_assert_int_eq(step, -7);
+    ck_assert_int_eq(step, 7);
 
     char want[1024];
     sg_rng r;
@@ -249,7 +251,8 @@ START_TEST(test_mismatch) {
     int64_t step = 99;
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), -1);
     snprintf(want, sizeof want,
-             "sg_checkpoint_load: %s: lstm.kernel has shape (5, 16), expected (5, 32)", path);
+             "sg_checkpoint_load: %s: tensor 'lstm.kernel' has shape (5, 16), expected (5, 32)",
+             path);
     ck_error(want);
     ck_assert(sg_get_flat(l.items[0].tensor, 0) == -1.0); /* nothing copied */
     ck_assert_int_eq(step, 99);
@@ -260,7 +263,8 @@ START_TEST(test_mismatch) {
     make_list(&l, 2, names, shapes, dts_f, -1.0);
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), -1);
     snprintf(want, sizeof want,
-             "sg_checkpoint_load: %s: dense.bias has dtype float64, expected float32", path);
+             "sg_checkpoint_load: %s: tensor 'dense.bias' has dtype float64, expected float32",
+             path);
     ck_error(want);
     ck_assert(sg_get_flat(l.items[0].tensor, 0) == -1.0);
     sg_params_clear(&l);
@@ -271,14 +275,14 @@ START_TEST(test_mismatch) {
     static const sg_dtype dts_m[] = {SG_F64, SG_F64, SG_F64};
     make_list(&l, 3, names_m, shapes_m, dts_m, -1.0);
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), -1);
-    snprintf(want, sizeof want, "sg_checkpoint_load: %s: missing tensor dense.kernel", path);
+    snprintf(want, sizeof want, "sg_checkpoint_load: %s: missing tensor 'dense.kernel'", path);
     ck_error(want);
     sg_params_clear(&l);
 
     /* unexpected: the file has a tensor the model lacks */
     make_list(&l, 1, names, shapes, dts, -1.0);
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), -1);
-    snprintf(want, sizeof want, "sg_checkpoint_load: %s: unexpected tensor dense.bias", path);
+    snprintf(want, sizeof want, "sg_checkpoint_load: %s: unexpected tensor 'dense.bias'", path);
     ck_error(want);
     ck_assert(sg_get_flat(l.items[0].tensor, 0) == -1.0);
     sg_params_clear(&l);
@@ -288,12 +292,13 @@ START_TEST(test_mismatch) {
     snprintf(l.items[1].name, sizeof l.items[1].name, "lstm.kernel");
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), -1);
     snprintf(want, sizeof want,
-             "sg_checkpoint_load: %s: lstm.kernel has shape (5, 16), expected (1, 3)", path);
+             "sg_checkpoint_load: %s: tensor 'lstm.kernel' has shape (5, 16), expected (1, 3)",
+             path);
     ck_error(want);
     l.items[1].tensor = l.items[0].tensor;
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), -1);
     snprintf(want, sizeof want,
-             "sg_checkpoint_load: %s: duplicate name lstm.kernel in the parameter list", path);
+             "sg_checkpoint_load: %s: duplicate name 'lstm.kernel' in the parameter list", path);
     ck_error(want);
     ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, 1, NULL), -1);
     snprintf(want, sizeof want, "sg_checkpoint_save: %s: duplicate tensor name 'lstm.kernel'",
@@ -329,13 +334,13 @@ START_TEST(test_optimizer_mismatch) {
     sg_optim *plain = sg_sgd_new(ctx, &a.params, (sg_sgd_options){.lr = 0.01});
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &a.params, plain, NULL, NULL), -1);
     snprintf(want, sizeof want,
-             "sg_checkpoint_load: %s: unexpected tensor optim.dense.bias.momentum_buffer", path);
+             "sg_checkpoint_load: %s: unexpected tensor 'optim.dense.bias.momentum_buffer'", path);
     ck_error(want);
     /* and the other way round: the optimizer expects state the file lacks */
     ck_assert_int_eq(sg_checkpoint_save(ctx, path, &a.params, plain, 0, NULL), 0);
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &a.params, a.opt, NULL, NULL), -1);
     snprintf(want, sizeof want,
-             "sg_checkpoint_load: %s: missing tensor optim.dense.kernel.momentum_buffer", path);
+             "sg_checkpoint_load: %s: missing tensor 'optim.dense.kernel.momentum_buffer'", path);
     ck_error(want);
     /* Adam round trip: its two buffers per parameter */
     for (int s = 0; s < 2; s++) {
@@ -392,26 +397,29 @@ START_TEST(test_bad_files) {
     const struct {
         const char *step, *rng, *msg;
     } bad[] = {
-        {"abc", NULL, "bad or missing metadata step 'abc'"},
-        {"", NULL, "bad or missing metadata step ''"},
-        {"-", NULL, "bad or missing metadata step '-'"},
-        {" 1", NULL, "bad or missing metadata step ' 1'"},
-        {"9223372036854775808", NULL, "bad or missing metadata step '9223372036854775808'"},
-        {"1", "xyz", "bad rng state 'xyz'"},
+        {"abc", NULL, "metadata 'step' is not a decimal integer: 'abc'"},
+        {"", NULL, "metadata 'step' is not a decimal integer: ''"},
+        {"-", NULL, "metadata 'step' is not a decimal integer: '-'"},
+        {" 1", NULL, "metadata 'step' is not a decimal integer: ' 1'"},
+        {"9223372036854775808", NULL, "metadata 'step' overflows int64: '9223372036854775808'"},
+        {"1", "xyz", "metadata 'rng' is not 5 words of 16 hex digits and 0 or 1: 'xyz'"},
         {"1",
          "0000000000000001 0000000000000002 0000000000000003 0000000000000004 "
          "0000000000000000 2",
-         "bad rng state '0000000000000001 0000000000000002 0000000000000003 0000000000000004 "
+         "metadata 'rng' is not 5 words of 16 hex digits and 0 or 1: '0000000000000001 "
+         "0000000000000002 0000000000000003 0000000000000004 "
          "0000000000000000 2'"},
         {"1",
          "0000000000000001 0000000000000002 0000000000000003 000000000000004 "
          "0000000000000000 0",
-         "bad rng state '0000000000000001 0000000000000002 0000000000000003 000000000000004 "
+         "metadata 'rng' is not 5 words of 16 hex digits and 0 or 1: '0000000000000001 "
+         "0000000000000002 0000000000000003 000000000000004 "
          "0000000000000000 0'"},
         {"1",
          "0000000000000001 0000000000000002 0000000000000003 0000000000000004 "
          "0000000000000000 0 ",
-         "bad rng state '0000000000000001 0000000000000002 0000000000000003 0000000000000004 "
+         "metadata 'rng' is not 5 words of 16 hex digits and 0 or 1: '0000000000000001 "
+         "0000000000000002 0000000000000003 0000000000000004 "
          "0000000000000000 0 '"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -428,14 +436,14 @@ START_TEST(test_bad_files) {
                         "optimizer",
                         "none",
                         "step",
-                        "-9223372036854775808",
+                        "9007199254740992",
                         "rng",
                         "FFFFFFFFFFFFFFFF 0000000000000002 0000000000000003 0000000000000004 "
                         "3FF8000000000000 1",
                         NULL};
     ck_assert_int_eq(sg_safetensors_save(ctx, path, &l, ok), 0);
     ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, &r), 0);
-    ck_assert(step == INT64_MIN);
+    ck_assert(step == INT64_C(9007199254740992));
     ck_assert(r.s[0] == UINT64_MAX && r.s[3] == 4 && r.spare == 1.5 && r.has_spare == 1);
     ck_assert(sg_get_flat(w, 0) == 3.0);
 
@@ -494,6 +502,615 @@ START_TEST(test_atomic) {
 }
 END_TEST
 
+/* ---- hostile files and faults (issue 20) ---------------------------------------------- */
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
+    long n = ftell(fp);
+    rewind(fp);
+    unsigned char *b = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return b;
+}
+
+static void write_all(const char *path, const void *b, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(b, 1, n, fp), n);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+/* CRC-32 bit by bit (an implementation independent of io/'s table). */
+static uint32_t crc32_bits(const unsigned char *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+}
+
+/* Every value of model m, its optimizer's state and steps, as a list of doubles, to check
+ * that a refused load changed nothing. */
+typedef struct {
+    double v[128];
+    int n;
+    int64_t steps;
+} snapshot;
+
+static void snap(const model *m, snapshot *s) {
+    memset(s, 0, sizeof *s);
+    sg_param_list st = {0};
+    ck_assert_int_eq(sg_optim_state(m->opt, &st), 0);
+    const sg_tensor *ts[8] = {m->kernel, m->bias};
+    int nt = 2;
+    for (int i = 0; i < st.n && nt < 8; i++)
+        ts[nt++] = st.items[i].tensor;
+    for (int i = 0; i < nt; i++)
+        for (int64_t k = 0; k < sg_numel(ts[i]); k++) {
+            ck_assert_int_lt(s->n, 128);
+            s->v[s->n++] = sg_get_flat(ts[i], k);
+        }
+    s->steps = sg_optim_steps(m->opt);
+    sg_params_clear(&st);
+}
+
+static void ck_unchanged(const model *m, const snapshot *before) {
+    snapshot now;
+    snap(m, &now);
+    ck_assert_int_eq(now.n, before->n);
+    ck_assert(!memcmp(now.v, before->v, sizeof now.v));
+    ck_assert_int_eq(now.steps, before->steps);
+}
+
+/* A flipped byte in the tensor data is found by the CRC-32 the checkpoint carries, and
+ * named; the values match zlib's CRC-32 of each tensor's bytes; a file without the
+ * checksum (written before it existed) still loads. */
+START_TEST(test_checksum) {
+    make_tmpdir("sg_ckpt");
+    char path[512], want[1024];
+    snprintf(path, sizeof path, "%s", tmp_path("c.safetensors"));
+    model a, b;
+    model_new(&a, SG_F64, 0.5, 0.9);
+    model_step(&a, 0);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &a.params, a.opt, 1, NULL), 0);
+    model_new(&b, SG_F64, -3.0, 0.9);
+    model_step(&b, 7);
+    snapshot sb;
+    snap(&b, &sb);
+
+    /* what the file says: 4 tensors, zlib CRC-32 of each tensor's bytes in name order */
+    size_t len;
+    unsigned char *bytes = read_all(path, &len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | bytes[i];
+    const unsigned char *data = bytes + 8 + hlen;
+    const size_t sizes[4] = {4 * 8, 12 * 8, 4 * 8, 12 * 8}; /* bias, kernel, their buffers */
+    char crcs[64];
+    size_t off = 0;
+    for (int i = 0, at = 0; i < 4; i++) {
+        at += snprintf(crcs + at, sizeof crcs - (size_t)at, i ? " %08x" : "%08x",
+                       (unsigned)crc32_bits(data + off, sizes[i]));
+        off += sizes[i];
+    }
+    ck_assert_uint_eq(8 + hlen + off, len);
+    sg_st_file *f = sg_safetensors_load(ctx, path);
+    ck_assert_str_eq(sg_st_meta(f, "crc32"), crcs);
+    sg_st_free(f);
+
+    /* one bit flipped in the last tensor (optim.dense.kernel.momentum_buffer) */
+    bytes[len - 3] ^= 0x10;
+    write_all(path, bytes, len);
+    uint32_t got = crc32_bits(bytes + len - 96, 96), file_crc;
+    ck_assert_int_eq(sscanf(crcs + 27, "%8x", &file_crc), 1);
+    int64_t step = 5;
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, b.opt, &step, NULL), -1);
+    snprintf(want, sizeof want,
+             "sg_checkpoint_load: %s: tensor 'optim.dense.kernel.momentum_buffer': data checksum "
+             "mismatch (crc32 %08x in the file, %08x of the data)",
+             path, (unsigned)file_crc, (unsigned)got);
+    ck_error(want);
+    ck_unchanged(&b, &sb);
+    ck_assert_int_eq(step, 5);
+    /* also when loading for inference (the optimizer's tensors are not loaded but checked) */
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, NULL, NULL, NULL), -1);
+    ck_error(want);
+    ck_unchanged(&b, &sb);
+
+    /* without the checksum: loads (the flipped bit is then not detected) */
+    f = sg_safetensors_load(ctx, path);
+    ck_assert_ptr_nonnull(f);
+    sg_param_list all = {0};
+    for (int i = 0; i < sg_st_count(f); i++)
+        ck_assert_int_eq(sg_params_add(&all, sg_st_name(f, i), sg_st_tensor(f, i)), 0);
+    const char *old_meta[] = {"format", "seqgrad-checkpoint-1", "step", "1", "optimizer",
+                              "sgd",    "optimizer_steps",      "1",    NULL};
+    ck_assert_int_eq(sg_safetensors_save(ctx, path, &all, old_meta), 0);
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, b.opt, &step, NULL), 0);
+    ck_assert_int_eq(step, 1);
+    ck_same(b.kernel, a.kernel);
+    ck_same(b.bias, a.bias);
+    snap(&b, &sb);
+
+    /* a malformed checksum list */
+    const char *bad_crc[][2] = {
+        {"zz", "'zz'"},
+        {"00000000 00000000 00000000", "'00000000 00000000 00000000'"},
+        {"00000000 00000000 00000000 00000000 ", "'00000000 00000000 00000000 00000000 '"},
+        {"00000000  00000000 00000000 00000000", "'00000000  00000000 00000000 00000000'"},
+        {"", "''"},
+    };
+    for (size_t i = 0; i < sizeof bad_crc / sizeof bad_crc[0]; i++) {
+        const char *m[] = {"format", "seqgrad-checkpoint-1", "step", "1",     "optimizer",
+                           "sgd",    "optimizer_steps",      "1",    "crc32", bad_crc[i][0],
+                           NULL};
+        ck_assert_int_eq(sg_safetensors_save(ctx, path, &all, m), 0);
+        ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, b.opt, &step, NULL), -1);
+        snprintf(want, sizeof want,
+                 "sg_checkpoint_load: %s: metadata 'crc32' is not 4 CRC-32 values (8 hex digits "
+                 "each, separated by spaces): %s",
+                 path, bad_crc[i][1]);
+        ck_error(want);
+        ck_unchanged(&b, &sb);
+    }
+    sg_params_clear(&all);
+    sg_st_free(f);
+    free(bytes);
+    model_free(&a);
+    model_free(&b);
+    ck_no_error();
+    remove_tmpdir();
+}
+END_TEST
+
+/* A NaN or infinite parameter or optimizer state, or a negative Adam second moment, is
+ * refused naming the tensor and the index, and the model, the optimizer, the step and
+ * the generator keep their values. */
+START_TEST(test_nonfinite) {
+    make_tmpdir("sg_ckpt");
+    char path[512], want[1024];
+    snprintf(path, sizeof path, "%s", tmp_path("n.safetensors"));
+    model a, b;
+    model_new(&a, SG_F32, 0.5, 0.9);
+    model_step(&a, 0);
+    model_new(&b, SG_F32, -3.0, 0.9);
+    model_step(&b, 3);
+    snapshot sb;
+    snap(&b, &sb);
+    sg_rng r, r0;
+    sg_rng_seed(&r, 3);
+    r0 = r;
+    int64_t step = 11;
+    sg_param_list sa = {0};
+    ck_assert_int_eq(sg_optim_state(a.opt, &sa), 0);
+    sg_tensor *mb_bias = sg_params_find(&sa, "optim.dense.bias.momentum_buffer");
+    ck_assert_ptr_nonnull(mb_bias);
+
+    const struct {
+        sg_tensor *t;
+        int64_t i;
+        double v;
+        const char *msg;
+    } bad[] = {
+        {a.kernel, 3, NAN, "tensor 'dense.kernel' has NaN at index 3"},
+        {a.bias, 0, INFINITY, "tensor 'dense.bias' has Inf at index 0"},
+        {mb_bias, 1, -INFINITY, "tensor 'optim.dense.bias.momentum_buffer' has -Inf at index 1"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        double keep = sg_get_flat(bad[k].t, bad[k].i);
+        sg_set_flat(bad[k].t, bad[k].i, bad[k].v);
+        ck_assert_int_eq(sg_checkpoint_save(ctx, path, &a.params, a.opt, 1, &r), 0);
+        sg_set_flat(bad[k].t, bad[k].i, keep);
+        ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, b.opt, &step, &r), -1);
+        snprintf(want, sizeof want, "sg_checkpoint_load: %s: %s", path, bad[k].msg);
+        ck_error(want);
+        ck_unchanged(&b, &sb);
+        ck_assert_int_eq(step, 11);
+        ck_assert(!memcmp(&r, &r0, sizeof r));
+    }
+    /* loading for inference does not read the optimizer's state */
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, NULL, NULL, NULL), 0);
+    ck_same(b.kernel, a.kernel);
+    sg_params_clear(&sa);
+    model_free(&b);
+    model_new(&b, SG_F32, -3.0, 0.9);
+    model_step(&b, 3);
+    snap(&b, &sb);
+
+    /* Adam with amsgrad: a negative second moment (either buffer) is impossible;
+     * a negative first moment is fine */
+    sg_optim *adam = sg_adam_new(ctx, &a.params, (sg_adam_options){.lr = 0.01, .amsgrad = true});
+    sg_optim *adam_b = sg_adam_new(ctx, &b.params, (sg_adam_options){.lr = 0.01, .amsgrad = true});
+    ck_assert_int_eq(sg_optim_step(adam), 0);
+    ck_assert_int_eq(sg_optim_step(adam_b), 0);
+    sg_optim *keep_a = a.opt, *keep_b = b.opt;
+    a.opt = adam;
+    b.opt = adam_b;
+    snap(&b, &sb);
+    ck_assert_int_eq(sg_optim_state(adam, &sa), 0);
+    const struct {
+        const char *name;
+        double v;
+        const char *msg;
+    } neg[] = {
+        {"optim.dense.kernel.exp_avg_sq", -0.5,
+         "tensor 'optim.dense.kernel.exp_avg_sq' has a negative value -0.5 at index 2 (a "
+         "second moment is never negative)"},
+        {"optim.dense.bias.max_exp_avg_sq", -1e-30,
+         "tensor 'optim.dense.bias.max_exp_avg_sq' has a negative value -1e-30 at index 2 (a "
+         "second moment is never negative)"},
+        {"optim.dense.bias.exp_avg_sq", NAN,
+         "tensor 'optim.dense.bias.exp_avg_sq' has NaN at index 2"},
+    };
+    for (size_t k = 0; k < sizeof neg / sizeof neg[0]; k++) {
+        sg_tensor *t = sg_params_find(&sa, neg[k].name);
+        ck_assert_ptr_nonnull(t);
+        double keep = sg_get_flat(t, 2);
+        sg_set_flat(t, 2, neg[k].v);
+        ck_assert_int_eq(sg_checkpoint_save(ctx, path, &a.params, adam, 1, NULL), 0);
+        sg_set_flat(t, 2, keep);
+        ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, adam_b, &step, NULL), -1);
+        snprintf(want, sizeof want, "sg_checkpoint_load: %s: %s", path, neg[k].msg);
+        ck_error(want);
+        ck_unchanged(&b, &sb);
+        ck_assert_int_eq(step, 11);
+    }
+    sg_set_flat(sg_params_find(&sa, "optim.dense.kernel.exp_avg"), 0, -2.0);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &a.params, adam, 1, NULL), 0);
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &b.params, adam_b, &step, NULL), 0);
+    ck_assert_int_eq(step, 1);
+    sg_params_clear(&sa);
+    a.opt = keep_a;
+    b.opt = keep_b;
+    sg_optim_free(adam);
+    sg_optim_free(adam_b);
+    model_free(&a);
+    model_free(&b);
+    ck_no_error();
+    remove_tmpdir();
+}
+END_TEST
+
+/* Every counter in the metadata is checked for its range and against the others before
+ * anything is used: train indexes its loss curve by the step. The generator's all-zero
+ * state (which it never leaves) and a non-finite pending normal are refused. Saving
+ * refuses to write what loading would refuse. */
+START_TEST(test_counters) {
+    make_tmpdir("sg_ckpt");
+    char path[512], want[1024];
+    snprintf(path, sizeof path, "%s", tmp_path("k.safetensors"));
+    sg_param_list l = {0};
+    sg_tensor *w = param(SG_F64, 1, (int64_t[]){2}, "w", 3.0, 0);
+    ck_assert_int_eq(sg_params_add(&l, "w", w), 0);
+    const char *Z16 = "0000000000000000";
+    char zero_rng[128], nan_spare[128], nan_unused[128];
+    snprintf(zero_rng, sizeof zero_rng, "%s %s %s %s 3FF8000000000000 1", Z16, Z16, Z16, Z16);
+    snprintf(nan_spare, sizeof nan_spare, "%s %s %s 0000000000000001 7FF8000000000000 1", Z16, Z16,
+             Z16);
+    snprintf(nan_unused, sizeof nan_unused, "%s %s %s 0000000000000001 7FF8000000000000 0", Z16,
+             Z16, Z16);
+    const struct {
+        const char *opt, *step, *osteps, *rng, *msg;
+    } bad[] = {
+        {"none", "-5", NULL, NULL, "metadata 'step' is negative: '-5'"},
+        {"none", "-0", NULL, NULL, "metadata 'step' is negative: '-0'"},
+        {"none", "+5", NULL, NULL, "metadata 'step' is not a decimal integer: '+5'"},
+        {"none", "1e3", NULL, NULL, "metadata 'step' is not a decimal integer: '1e3'"},
+        {"none", "5.0", NULL, NULL, "metadata 'step' is not a decimal integer: '5.0'"},
+        {"none", "99999999999999999999", NULL, NULL,
+         "metadata 'step' overflows int64: '99999999999999999999'"},
+        {"none", "18446744073709551621", NULL, NULL,
+         "metadata 'step' overflows int64: '18446744073709551621'"},
+        {"none", "9007199254740993", NULL, NULL,
+         "metadata 'step' is larger than 2^53: '9007199254740993'"},
+        {"none", "9223372036854775807", NULL, NULL,
+         "metadata 'step' is larger than 2^53: '9223372036854775807'"},
+        {"none", NULL, NULL, NULL, "metadata 'step' is missing"},
+        {"rmsprop", "1", NULL, NULL,
+         "metadata 'optimizer' is 'rmsprop', not one of none, sgd, adam, adamw"},
+        {"none", "1", "0", NULL, "metadata 'optimizer_steps' without an optimizer"},
+        {"sgd", "1", NULL, NULL, "metadata 'optimizer_steps' is missing"},
+        {"sgd", "1", "-1", NULL, "metadata 'optimizer_steps' is negative: '-1'"},
+        {"sgd", "1", "x", NULL, "metadata 'optimizer_steps' is not a decimal integer: 'x'"},
+        {"sgd", "1", "9223372036854775808", NULL,
+         "metadata 'optimizer_steps' overflows int64: '9223372036854775808'"},
+        {"sgd", "5", "6", NULL, "metadata 'optimizer_steps' 6 is more than 'step' 5"},
+        {"none", "1", NULL, zero_rng, "metadata 'rng': generator state is all zero"},
+        {"none", "1", NULL, nan_spare, "metadata 'rng': the pending spare normal is not finite"},
+    };
+    sg_rng r, r0;
+    sg_rng_seed(&r, 9);
+    r0 = r;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *m[12];
+        int k = 0;
+        m[k++] = "format", m[k++] = "seqgrad-checkpoint-1";
+        m[k++] = "optimizer", m[k++] = bad[i].opt;
+        if (bad[i].step)
+            m[k++] = "step", m[k++] = bad[i].step;
+        if (bad[i].osteps)
+            m[k++] = "optimizer_steps", m[k++] = bad[i].osteps;
+        if (bad[i].rng)
+            m[k++] = "rng", m[k++] = bad[i].rng;
+        m[k] = NULL;
+        ck_assert_int_eq(sg_safetensors_save(ctx, path, &l, m), 0);
+        int64_t step = 77;
+        /* checked whether or not the caller asks for them (step: only when asked) */
+        for (int ask = 0; ask < 2; ask++) {
+            if (!ask && !bad[i].step)
+                continue;
+            ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, ask ? &step : NULL,
+                                                ask && bad[i].rng ? &r : NULL),
+                             -1);
+            snprintf(want, sizeof want, "sg_checkpoint_load: %s: %s", path, bad[i].msg);
+            ck_error(want);
+        }
+        ck_assert_int_eq(step, 77);
+        ck_assert(!memcmp(&r, &r0, sizeof r));
+        ck_assert(sg_get_flat(w, 0) == 3.0);
+    }
+    /* a stale spare (has_spare 0) is not used: any bits are fine; 2^53 is the largest step */
+    const char *ok[] = {"format", "seqgrad-checkpoint-1", "optimizer", "none",
+                        "step",   "9007199254740992",     "rng",       nan_unused,
+                        NULL};
+    ck_assert_int_eq(sg_safetensors_save(ctx, path, &l, ok), 0);
+    int64_t step = 0;
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, &r), 0);
+    ck_assert(step == INT64_C(9007199254740992));
+    ck_assert(r.s[3] == 1 && !r.has_spare);
+
+    /* saving: the same limits */
+    sg_rng zero = {{0, 0, 0, 0}, 0.0, 0};
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, -5, NULL), -1);
+    snprintf(want, sizeof want, "sg_checkpoint_save: %s: step -5 is negative", path);
+    ck_error(want);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, INT64_MAX, NULL), -1);
+    snprintf(want, sizeof want,
+             "sg_checkpoint_save: %s: step 9223372036854775807 is larger than "
+             "2^53",
+             path);
+    ck_error(want);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, 0, &zero), -1);
+    snprintf(want, sizeof want, "sg_checkpoint_save: %s: rng: generator state is all zero", path);
+    ck_error(want);
+    zero.s[1] = 1, zero.has_spare = 1, zero.spare = INFINITY;
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, 0, &zero), -1);
+    snprintf(want, sizeof want,
+             "sg_checkpoint_save: %s: rng: the pending spare normal is not finite", path);
+    ck_error(want);
+    model a;
+    model_new(&a, SG_F64, 1.0, 0.9);
+    model_step(&a, 0);
+    model_step(&a, 1);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &a.params, a.opt, 1, NULL), -1);
+    snprintf(want, sizeof want,
+             "sg_checkpoint_save: %s: the optimizer has taken 2 steps, more than step 1 (a step "
+             "counts training steps)",
+             path);
+    ck_error(want);
+    /* none of the refused saves touched the file */
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, &step, NULL), 0);
+    ck_assert(step == INT64_C(9007199254740992));
+    model_free(&a);
+    sg_params_clear(&l);
+    ck_no_error();
+    remove_tmpdir();
+}
+END_TEST
+
+/* Out of memory at any allocation of a load is an error naming the file, and changes
+ * nothing. */
+static int g_fail_at, g_count;
+static void *fail_malloc(size_t n, void *u) {
+    (void)u;
+    return g_count++ == g_fail_at ? NULL : malloc(n);
+}
+static void *fail_realloc(void *p, size_t n, void *u) {
+    (void)u;
+    return g_count++ == g_fail_at ? NULL : realloc(p, n);
+}
+static void plain_free(void *p, void *u) {
+    (void)u;
+    free(p);
+}
+
+START_TEST(test_load_oom) {
+    make_tmpdir("sg_ckpt");
+    char path[512], prefix[600];
+    snprintf(path, sizeof path, "%s", tmp_path("o.safetensors"));
+    snprintf(prefix, sizeof prefix, "sg_checkpoint_load: %s: ", path);
+    model a, b;
+    model_new(&a, SG_F64, 0.5, 0.9);
+    model_step(&a, 0);
+    sg_rng r;
+    sg_rng_seed(&r, 1);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &a.params, a.opt, 1, &r), 0);
+    model_new(&b, SG_F64, -3.0, 0.9);
+    snapshot sb;
+    snap(&b, &sb);
+    const sg_allocator al = {fail_malloc, fail_realloc, plain_free, NULL};
+    int k;
+    for (k = 0; k < 1000; k++) {
+        g_fail_at = k;
+        g_count = 0;
+        int64_t step = 0;
+        sg_set_allocator(&al);
+        int rc = sg_checkpoint_load(ctx, path, &b.params, b.opt, &step, &r);
+        sg_set_allocator(NULL);
+        if (rc == 0)
+            break;
+        const char *e = sg_ctx_error(ctx);
+        ck_assert_msg(e && !strncmp(e, prefix, strlen(prefix)) && strstr(e, "out of memory"),
+                      "allocation %d: %s", k, e ? e : "(no error)");
+        sg_ctx_clear_error(ctx);
+        ck_unchanged(&b, &sb);
+    }
+    ck_assert_int_gt(k, 5);
+    ck_assert_int_lt(k, 1000);
+    ck_same(b.kernel, a.kernel);
+    model_free(&a);
+    model_free(&b);
+    ck_no_error();
+    remove_tmpdir();
+}
+END_TEST
+
+/* The longest names: a 31-character layer name (SG_LAYER_NAME_MAX) under Adam with
+ * amsgrad gives "optim.<31>.recurrent_kernel.max_exp_avg_sq" (69 characters), and a
+ * 63-character parameter name (SG_NAME_MAX) "optim.<63>.max_exp_avg_sq" (84): both are
+ * listed, saved and loaded. */
+START_TEST(test_long_names) {
+    make_tmpdir("sg_ckpt");
+    char path[512];
+    snprintf(path, sizeof path, "%s", tmp_path("l.safetensors"));
+    static const char name31[] = "a_layer_name_of_31_characters__";
+    ck_assert_uint_eq(strlen(name31), SG_LAYER_NAME_MAX);
+    sg_store *st[2];
+    sg_lstm *lstm[2];
+    sg_param_list p[2] = {{0}, {0}};
+    sg_optim *opt[2];
+    char name63[SG_NAME_MAX + 1];
+    memset(name63, 'p', SG_NAME_MAX);
+    name63[SG_NAME_MAX] = 0;
+    sg_tensor *extra[2];
+    for (int m = 0; m < 2; m++) {
+        st[m] = sg_store_new();
+        sg_lstm_options o = sg_lstm_defaults(3, 4);
+        sg_rng r;
+        sg_rng_seed(&r, 10 + (uint64_t)m);
+        lstm[m] = sg_lstm_new(ctx, st[m], SG_LSTM_FUSED, &o, name31, &r);
+        ck_assert_msg(lstm[m] != NULL, "%s", sg_ctx_error(ctx));
+        extra[m] = sg_store_param(ctx, st[m], name63, SG_F32, 1, (int64_t[]){2});
+        ck_assert_msg(extra[m] != NULL, "%s", sg_ctx_error(ctx));
+        ck_assert_int_eq(sg_params_from_store(&p[m], st[m]), 0);
+        opt[m] = sg_adam_new(ctx, &p[m], (sg_adam_options){.lr = 0.01, .amsgrad = true});
+        ck_assert_msg(opt[m] != NULL, "%s", sg_ctx_error(ctx));
+    }
+    for (int i = 0; i < p[0].n; i++)
+        sg_fill(p[0].items[i].tensor->grad, 0.25 + i);
+    ck_assert_int_eq(sg_optim_step(opt[0]), 0);
+    ck_assert_msg(sg_checkpoint_save(ctx, path, &p[0], opt[0], 1, NULL) == 0, "%s",
+                  sg_ctx_error(ctx));
+    sg_st_file *f = sg_safetensors_load(ctx, path);
+    char want[256];
+    snprintf(want, sizeof want, "optim.%s.recurrent_kernel.max_exp_avg_sq", name31);
+    ck_assert_uint_eq(strlen(want), 69);
+    ck_assert(sg_st_has(f, want));
+    snprintf(want, sizeof want, "optim.%s.max_exp_avg_sq", name63);
+    ck_assert_uint_eq(strlen(want), 84);
+    ck_assert(sg_st_has(f, want));
+    ck_assert_int_eq(sg_st_count(f), 4 * 4); /* 4 parameters, each with 3 buffers */
+    sg_st_free(f);
+    ck_assert_msg(sg_checkpoint_load(ctx, path, &p[1], opt[1], NULL, NULL) == 0, "%s",
+                  sg_ctx_error(ctx));
+    ck_assert_int_eq(sg_optim_steps(opt[1]), 1);
+    for (int i = 0; i < p[0].n; i++)
+        ck_same(p[1].items[i].tensor, p[0].items[i].tensor);
+    sg_param_list s0 = {0}, s1 = {0};
+    ck_assert_int_eq(sg_optim_state(opt[0], &s0), 0);
+    ck_assert_int_eq(sg_optim_state(opt[1], &s1), 0);
+    for (int i = 0; i < s0.n; i++)
+        ck_same(s1.items[i].tensor, s0.items[i].tensor);
+    sg_params_clear(&s0);
+    sg_params_clear(&s1);
+    for (int m = 0; m < 2; m++) {
+        sg_optim_free(opt[m]);
+        sg_params_clear(&p[m]);
+        sg_lstm_free(lstm[m]);
+        sg_store_free(st[m]);
+    }
+    ck_no_error();
+    remove_tmpdir();
+}
+END_TEST
+
+/* Messages: a directory or an empty path is said to be one; names are quoted (an empty one
+ * reads ''), escaped and shortened; non-regular files are refused before reading. */
+START_TEST(test_messages) {
+    make_tmpdir("sg_ckpt");
+    char path[512], want[1024];
+    snprintf(path, sizeof path, "%s", tmp_path("m.safetensors"));
+    sg_param_list l = {0};
+    sg_tensor *w = param(SG_F64, 1, (int64_t[]){2}, "w", 3.0, 0);
+    ck_assert_int_eq(sg_params_add(&l, "w", w), 0);
+
+    ck_assert_int_eq(sg_checkpoint_save(ctx, tmpdir, &l, NULL, 0, NULL), -1);
+    snprintf(want, sizeof want, "sg_checkpoint_save: %s: is a directory", tmpdir);
+    ck_error(want);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, "", &l, NULL, 0, NULL), -1);
+    ck_error("sg_checkpoint_save: empty path");
+    ck_assert_int_eq(sg_checkpoint_load(ctx, "", &l, NULL, NULL, NULL), -1);
+    ck_error("sg_checkpoint_load: empty path");
+    ck_assert_int_eq(sg_checkpoint_load(ctx, tmpdir, &l, NULL, NULL, NULL), -1);
+    snprintf(want, sizeof want, "sg_checkpoint_load: %s: is a directory", tmpdir);
+    ck_error(want);
+    ck_assert_int_eq(sg_checkpoint_load(ctx, "/dev/zero", &l, NULL, NULL, NULL), -1);
+    ck_error("sg_checkpoint_load: /dev/zero: not a regular file");
+    ck_assert_int_eq(sg_checkpoint_save(ctx, "/dev/null", &l, NULL, 0, NULL), -1);
+    ck_error("sg_checkpoint_save: /dev/null: not a regular file");
+
+    /* a file with an extra tensor of an awkward name */
+    sg_tensor *x = param(SG_F64, 1, (int64_t[]){1}, "x", 0, 0);
+    const char *names[] = {"", "evil\x1b[2J\n\x9b", "it's", "caf\xc3\xa9"};
+    const char *shown[] = {"''", "'evil\\x1b[2J\\n\\x9b'", "'it\\'s'", "'caf\xc3\xa9'"};
+    const char *meta[] = {"format", "seqgrad-checkpoint-1", "optimizer", "none", "step", "0", NULL};
+    for (int i = 0; i < 4; i++) {
+        sg_param_list two = {0};
+        ck_assert_int_eq(sg_params_add(&two, "w", w), 0);
+        ck_assert_int_eq(sg_params_add(&two, "", x), 0); /* placeholder, renamed below */
+        snprintf(two.items[1].name, sizeof two.items[1].name, "%s", names[i]);
+        int rc = sg_safetensors_save(ctx, path, &two, meta);
+        if (i == 1) { /* \x9b alone is not UTF-8: the writer refuses it */
+            ck_assert_int_eq(rc, -1);
+            snprintf(want, sizeof want,
+                     "sg_safetensors_save: %s: tensor name %s is not valid UTF-8", path, shown[i]);
+            ck_error(want);
+            two.items[1].name[strlen(two.items[1].name) - 1] = 0;
+            ck_assert_int_eq(sg_safetensors_save(ctx, path, &two, meta), 0);
+        } else {
+            ck_assert_int_eq(rc, 0);
+        }
+        ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, NULL, NULL), -1);
+        snprintf(want, sizeof want, "sg_checkpoint_load: %s: unexpected tensor %s", path,
+                 i == 1 ? "'evil\\x1b[2J\\n'" : shown[i]);
+        ck_error(want);
+        sg_params_clear(&two);
+    }
+    /* a 100,000-character name (written by hand: a list entry cannot hold it) */
+    size_t n = 100000;
+    const char *head = "{\"__metadata__\":{\"format\":\"seqgrad-checkpoint-1\",\"optimizer\":"
+                       "\"none\",\"step\":\"0\"},\"w\":{\"dtype\":\"F64\",\"shape\":[2],"
+                       "\"data_offsets\":[0,16]},\"";
+    const char *tail = "\":{\"dtype\":\"F64\",\"shape\":[0],\"data_offsets\":[16,16]}}";
+    size_t hl = strlen(head) + n + strlen(tail);
+    unsigned char *b = calloc(1, 8 + hl + 16);
+    ck_assert_ptr_nonnull(b);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(b + 8, head, strlen(head));
+    memset(b + 8 + strlen(head), 'n', n);
+    memcpy(b + 8 + strlen(head) + n, tail, strlen(tail));
+    write_all(path, b, 8 + hl + 16);
+    free(b);
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, NULL, NULL), -1);
+    char nn[97];
+    memset(nn, 'n', 96);
+    nn[96] = 0;
+    snprintf(want, sizeof want, "sg_checkpoint_load: %s: unexpected tensor '%s'...", path, nn);
+    ck_error(want);
+    ck_assert(sg_get_flat(w, 0) == 3.0);
+    sg_params_clear(&l);
+    remove_tmpdir();
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("checkpoint");
@@ -506,6 +1123,15 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_bad_files);
     tcase_add_test(tc, test_atomic);
     suite_add_tcase(s, tc);
+    TCase *th = tcase_create("hostile");
+    tcase_add_checked_fixture(th, setup, teardown);
+    tcase_add_test(th, test_checksum);
+    tcase_add_test(th, test_nonfinite);
+    tcase_add_test(th, test_counters);
+    tcase_add_test(th, test_load_oom);
+    tcase_add_test(th, test_long_names);
+    tcase_add_test(th, test_messages);
+    suite_add_tcase(s, th);
     return s;
 }
 

@@ -332,7 +332,7 @@ START_TEST(test_param_names) {
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = 0;
     ck_assert_int_eq(sg_params_add(&pl, longname, d->kernel), -1);
-    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "is longer than 63 characters"));
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "is longer than 95 characters"));
     ck_assert(!strncmp(sg_ctx_error(ctx), "sg_params_add: name 'xxx", 24));
     sg_ctx_clear_error(ctx);
     ck_assert_int_eq(sg_params_add(&pl, NULL, d->kernel), -1);

@@ -422,8 +422,8 @@ START_TEST(test_run_errors) {
     const char *a3[] = {"--hidden", "5", "--steps", "6", "--resume", ck, "--out", tmpdir, NULL};
     ck_assert_int_eq(run(a3), 1);
     snprintf(msg, sizeof msg,
-             "train: resuming: sg_checkpoint_load: %s: lstm.kernel has shape (1, 16), expected "
-             "(1, 20)\n",
+             "train: resuming: sg_checkpoint_load: %s: tensor 'lstm.kernel' has shape (1, 16), "
+             "expected (1, 20)\n",
              ck);
     ck_err(msg);
     ck_assert_ptr_null(strstr(out_text, "step "));
