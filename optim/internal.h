@@ -24,7 +24,7 @@ typedef enum { SG__OPT_SGD = 0, SG__OPT_ADAM = 1, SG__OPT_ADAMW = 2 } sg__optim_
  * first step): SGD: buf[0] momentum_buffer (only with momentum); Adam: buf[0] exp_avg,
  * buf[1] exp_avg_sq, buf[2] max_exp_avg_sq (only with amsgrad). Unused entries are NULL. */
 typedef struct sg__optim_slot {
-    char name[64];
+    char name[SG_NAME_MAX + 1]; /* the parameter's, as in its store */
     sg_tensor *p;
     int64_t numel;
     sg_tensor *buf[3];

@@ -44,6 +44,11 @@ static bool check_param(sg_ctx *ctx, const char *fn, const sg_param_list *params
         sg_error(ctx, "%s: parameter '%s' is NULL", fn, e->name);
         return false;
     }
+    if (strlen(e->name) > SG_NAME_MAX) { /* a parameter's name, as in a store */
+        sg_error(ctx, "%s: parameter name '%.40s...' is longer than %d characters", fn, e->name,
+                 SG_NAME_MAX);
+        return false;
+    }
     if (t->magic != SG_TENSOR_MAGIC) {
         sg_error(ctx, "%s: parameter '%s' is not a live tensor (freed?)", fn, e->name);
         return false;

@@ -750,6 +750,13 @@ START_TEST(test_list_errors) {
     ck_assert_ptr_null(sg_adam_new(ctx, &l, (sg_adam_options){0}));
     ck_error("sg_adam_new: 'x' is not a parameter (no persistent gradient; make it with "
              "sg_param_new)");
+    /* a list entry may hold a longer name than a parameter may have: refused, not cut */
+    sg_param_entry longer[1] = {{"", w}};
+    memset(longer[0].name, 'p', 64);
+    sg_param_list ll = {1, 1, longer, NULL};
+    ck_assert_ptr_null(sg_sgd_new(ctx, &ll, so));
+    ck_error("sg_sgd_new: parameter name 'pppppppppppppppppppppppppppppppppppppppp...' is "
+             "longer than 63 characters");
     sg_ctx_free(other_ctx);
     sg_tensor_free(plain);
     sg_tensor_free(w);
