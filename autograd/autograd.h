@@ -298,7 +298,8 @@ sg_tensor *sg_custom(sg_ctx *ctx, int op, int n, sg_tensor *const *in);
 typedef struct sg_store sg_store;
 
 /* A new empty store; NULL when out of memory. Free with sg_store_free (NULL is fine), after
- * every layer and optimizer that uses it. */
+ * every layer and optimizer that uses it; using one of its parameters afterwards is undefined,
+ * as with free(). */
 sg_store *sg_store_new(void);
 void sg_store_free(sg_store *s);
 /* A new zeroed parameter named `name` (unique in the store, at most SG_NAME_MAX characters).

@@ -126,8 +126,8 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
     for (sg_tensor *t = out; t; t = t->tape_prev) {
         if (t->op == SG_OP_NONE || !t->grad)
             continue;
-        if (t->magic != SG_TENSOR_MAGIC) {
-            sg_error(ctx, "sg_backward: the tape holds a freed tensor");
+        if (t->magic != SG_TENSOR_MAGIC) { /* arena memory overwritten by someone */
+            sg_error(ctx, "sg_backward: a node on the tape is not a live tensor");
             return -1;
         }
         if (!dispatch(ctx, t))
@@ -176,7 +176,7 @@ bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on) {
 bool sg_ctx_grad_enabled(const sg_ctx *ctx) { return ctx && !ctx->tape.grad_disabled; }
 
 sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
-    if (!t || !sg_check(t->ctx, t, "sg_set_requires_grad"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_set_requires_grad"))
         return NULL;
     if (on)
         t->flags |= SG_FLAG_REQUIRES_GRAD;
@@ -191,7 +191,7 @@ sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
 }
 
 sg_tensor *sg_retain_grad(sg_tensor *t) {
-    if (!t || !sg_check(t->ctx, t, "sg_retain_grad"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_retain_grad"))
         return NULL;
     t->flags |= SG_FLAG_RETAIN_GRAD;
     return t;

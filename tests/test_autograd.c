@@ -389,7 +389,8 @@ START_TEST(test_store) {
     ck_assert_uint_eq(w->flags & ~(uint32_t)(SG_FLAG_PERSISTENT | SG_FLAG_SHARED | SG_FLAG_PARAM |
                                              SG_FLAG_REQUIRES_GRAD | SG_FLAG_STORED),
                       0);
-    ck_assert_uint_eq(w->storage->read_gen, 0);
+    ck_assert_uint_eq(w->storage->mark_gen, 0);
+    ck_assert_ptr_null(w->storage->marks);
     /* parameters can be used from another context */
     sg_ctx *other = sg_ctx_new(0);
     ck_assert_ptr_nonnull(sg_matmul(other, sg_ones(other, SG_F64, SG_SHAPE(1, 2)), w));
