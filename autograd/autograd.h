@@ -220,10 +220,13 @@ bool sg_ctx_grad_enabled(const sg_ctx *ctx);
 int64_t sg_tape_size(const sg_ctx *ctx);
 
 /* Anomaly mode: when on, every op's forward output and every gradient backward produces
- * is checked for NaN/Inf; the first one records an error naming the op and its shapes,
- * e.g. "anomaly: log produced NaN in forward; inputs (2, 3) -> output (2, 3)". */
+ * is checked for NaN/Inf. A NaN or Inf is an error: the op returns NULL (sg_backward -1), and
+ * the first one records a message naming the op and its shapes, e.g. "anomaly: log produced
+ * NaN in forward; inputs (2, 3) -> output (2, 3)" (views compute nothing and are not
+ * checked). */
 void sg_ctx_set_anomaly(sg_ctx *ctx, bool on);
-/* Called by ops after a forward (internal, public so extension ops can use it). */
+/* Check one tensor as anomaly mode checks an op's output (recording the report; ops do this
+ * themselves, extension code may call it). No-op when anomaly mode is off. */
 void sg_anomaly_check_forward(sg_ctx *ctx, sg_tensor *out);
 
 /* Write the graph behind `out` as Graphviz DOT (one node per tensor: op name, shape,
