@@ -252,6 +252,8 @@ static void persist_unlink_free(sg_ctx *ctx, sg_persist_node *node) {
         ctx->persist = node->next;
     if (node->next)
         node->next->prev = node->prev;
+    /* Cleared for debuggers only: the memory is freed next, and reading it afterwards (a
+     * check of a freed tensor) is undefined, not a detection (tensor.h, sg_tensor_free). */
     node->t.magic = 0;
     sg_free(node->s.data);
     sg_free(node);

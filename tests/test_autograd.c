@@ -336,6 +336,8 @@ START_TEST(test_custom_op) {
     EXPECT_ERR(ctx, "sg_custom: 8 is not a registered custom op id");
     ck_assert_ptr_null(sg_custom(ctx, op, 0, (sg_tensor *[]){x}));
     EXPECT_ERR(ctx, "sg_custom: sqw takes 1 to 4 inputs (got 0)");
+    ck_assert_ptr_null(sg_custom(ctx, op, 1, NULL));
+    EXPECT_ERR(ctx, "sg_custom: sqw: inputs are NULL");
     ck_assert_ptr_null(sg_custom(ctx, op, 2, (sg_tensor *[]){x, NULL}));
     ck_assert_ptr_null(sg_ctx_error(ctx)); /* NULL propagates */
     ck_assert_int_eq(sg_op_register(ctx, &(sg_custom_op){.name = "nobw", .forward = sqw_fw}), -1);
