@@ -220,10 +220,13 @@ bool sg_ctx_grad_enabled(const sg_ctx *ctx);
 int64_t sg_tape_size(const sg_ctx *ctx);
 
 /* Anomaly mode: when on, every op's forward output and every gradient backward produces
- * is checked for NaN/Inf; the first one records an error naming the op and its shapes,
- * e.g. "anomaly: log produced NaN in forward; inputs (2, 3) -> output (2, 3)". */
+ * is checked for NaN/Inf. A NaN or Inf is an error: the op returns NULL (sg_backward -1), and
+ * the first one records a message naming the op and its shapes, e.g. "anomaly: log produced
+ * NaN in forward; inputs (2, 3) -> output (2, 3)" (views compute nothing and are not
+ * checked). */
 void sg_ctx_set_anomaly(sg_ctx *ctx, bool on);
-/* Called by ops after a forward (internal, public so extension ops can use it). */
+/* Check one tensor as anomaly mode checks an op's output (recording the report; ops do this
+ * themselves, extension code may call it). No-op when anomaly mode is off. */
 void sg_anomaly_check_forward(sg_ctx *ctx, sg_tensor *out);
 
 /* Write the graph behind `out` as Graphviz DOT (one node per tensor: op name, shape,
@@ -298,7 +301,8 @@ sg_tensor *sg_custom(sg_ctx *ctx, int op, int n, sg_tensor *const *in);
 typedef struct sg_store sg_store;
 
 /* A new empty store; NULL when out of memory. Free with sg_store_free (NULL is fine), after
- * every layer and optimizer that uses it. */
+ * every layer and optimizer that uses it; using one of its parameters afterwards is undefined,
+ * as with free(). */
 sg_store *sg_store_new(void);
 void sg_store_free(sg_store *s);
 /* A new zeroed parameter named `name` (unique in the store, at most SG_NAME_MAX characters).

@@ -108,6 +108,6 @@ void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
 }
 
 void sg_zero_grad(sg_tensor *t) {
-    if (t && t->magic == SG_TENSOR_MAGIC && t->grad && t->grad->magic == SG_TENSOR_MAGIC)
+    if (sg_check(sg__ctx_of(t), t, "sg_zero_grad") && t->grad)
         sg_fill(t->grad, 0.0);
 }

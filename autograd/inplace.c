@@ -57,14 +57,19 @@ static bool regions_overlap(const int64_t *a, const int64_t *b) {
  * stops where those bounds show that nothing older can reach x: a sequence worked front to
  * back (each step above the last) stops at once, and so does one worked back to front, as a
  * reverse-direction layer does. A mark's region is computed again when a check visits it. */
+/* The mark of a whole buffer (sg__save): not a tensor, only its address is used. */
+sg_tensor sg__whole_mark;
+
 void sg__save_inplace(sg_ctx *ctx, sg_tensor *t) {
     t->flags |= SG_FLAG_SAVED;
     if (sg_numel(t) == 0) /* nothing to overwrite */
         return;
     sg_storage *r = t->storage->root;
-    if (r->marks_gen != ctx->gen + 1) {
-        r->marks_gen = ctx->gen + 1;
+    if (r->mark_gen != ctx->gen + 1) {
+        r->mark_gen = ctx->gen + 1;
         r->marks = NULL;
+    } else if (r->marks == SG__WHOLE) { /* every in-place op on the buffer is refused anyway */
+        return;
     }
     int64_t rg[RG_N];
     region(t, rg);
@@ -123,7 +128,7 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
         }
     }
     const sg_storage *r = x->storage->root;
-    if (r->read_gen == ctx->gen + 1) {
+    if (r->mark_gen == ctx->gen + 1 && r->marks == SG__WHOLE) {
         sg_error(ctx,
                  "%s: the values of this tensor (or of another view of its buffer) are "
                  "needed by the backward of an op recorded earlier; working in place would "
@@ -131,7 +136,7 @@ bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tens
                  fn);
         return false;
     }
-    if (r->marks_gen == ctx->gen + 1 && !empty) {
+    if (r->mark_gen == ctx->gen + 1 && !empty) {
         for (const sg_tensor *m = r->marks; m; m = m->mark_next) {
             if (m->mark_hi < rx[RG_LO] || m->mark_lo > rx[RG_HI])
                 break; /* neither this mark nor any older one reaches x */

@@ -66,19 +66,25 @@ static inline bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *co
 /* In-place safety (autograd/inplace.c). An in-place op (sg_sigmoid_, sg_add_, sg_addmm_)
  * overwrites a buffer: only safe when no recorded backward still reads the values it
  * overwrites. So recording a node marks what its backward reads (the table's reads): a plain
- * view that is read marks its whole buffer (the storage root's read_gen); an in-place result
- * that is read gets a finer mark of the region it covers, so that later in-place ops on
- * *other* parts of the buffer (the four gate slices of one LSTM pre-activation) stay allowed.
- * Parameters are never marked: in-place ops refuse them anyway, and a workspace never
- * writes to a parameter. Marks carry the arena generation: a reset forgets them. */
+ * view that is read marks its whole buffer (the storage root's marks become SG__WHOLE, which
+ * makes finer marks moot); an in-place result that is read gets a finer mark of the region it
+ * covers, so that later in-place ops on *other* parts of the buffer (the four gate slices of
+ * one LSTM pre-activation) stay allowed. Parameters are never marked: in-place ops refuse them
+ * anyway, and a workspace never writes to a parameter. Marks carry the arena generation
+ * (mark_gen): a reset forgets them. */
+extern sg_tensor sg__whole_mark;
+#define SG__WHOLE (&sg__whole_mark)
 void sg__save_inplace(sg_ctx *ctx, sg_tensor *t);
 static inline void sg__save(sg_ctx *ctx, sg_tensor *t) {
     if (t->flags & SG_FLAG_PARAM)
         return;
-    if (!(t->flags & SG_FLAG_INPLACE))
-        t->storage->root->read_gen = ctx->gen + 1;
-    else if (!(t->flags & SG_FLAG_SAVED))
+    if (!(t->flags & SG_FLAG_INPLACE)) {
+        sg_storage *r = t->storage->root;
+        r->mark_gen = ctx->gen + 1;
+        r->marks = SG__WHOLE;
+    } else if (!(t->flags & SG_FLAG_SAVED)) {
         sg__save_inplace(ctx, t);
+    }
 }
 
 /* Record `out` as a tape node of `op` with inputs src[0..n) when gradients are enabled

@@ -139,9 +139,11 @@ sg_tensor *sg_custom(sg_ctx *ctx, int op, int n, sg_tensor *const *in) {
     const sg_op_info *info = op >= SG_OP_COUNT ? sg__custom_info(op) : NULL;
     if (!info || !info->backward)
         return sg_error(ctx, "sg_custom: %d is not a registered custom op id", op);
-    if (n < 1 || n > SG_MAX_SRC || !in)
+    if (!in)
+        return sg_error(ctx, "sg_custom: %s: inputs are NULL", info->name);
+    if (n < 1 || n > SG_MAX_SRC)
         return sg_error(ctx, "sg_custom: %s takes 1 to %d inputs (got %d)", info->name, SG_MAX_SRC,
-                        in ? n : 0);
+                        n);
     if (!sg__check_inputs(ctx, info->name, n, in))
         return NULL;
     const custom_entry *e = &customs[op - SG_OP_COUNT];

@@ -325,7 +325,7 @@ sg_tensor *sg__param_grad(sg_ctx *ctx, sg_tensor *p) {
 }
 
 sg_tensor *sg_ctx_grad_of(sg_ctx *ctx, const sg_tensor *p) {
-    if (!ctx || !p || !(p->flags & SG_FLAG_PARAM))
+    if (!ctx || !sg_check(ctx, p, "sg_ctx_grad_of") || !(p->flags & SG_FLAG_PARAM))
         return NULL;
     return sg__param_grad(ctx, (sg_tensor *)p);
 }
@@ -373,9 +373,15 @@ int sg_store_reduce(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *ws) {
 /* ---- named tensor lists ------------------------------------------------------------------ */
 
 int sg_params_add(sg_param_list *list, const char *name, sg_tensor *t) {
-    if (!list || !t || !name)
+    sg_ctx *ctx = list && list->ctx ? list->ctx : sg__ctx_of(t);
+    if (!t) /* a NULL tensor propagates */
         return -1;
-    sg_ctx *ctx = list->ctx ? list->ctx : t->ctx;
+    if (!list || !name) {
+        sg_error(ctx, "sg_params_add: %s is NULL", list ? "name" : "list");
+        return -1;
+    }
+    if (!sg_check(sg__ctx_of(t), t, "sg_params_add")) /* live; of any context */
+        return -1;
     if (strlen(name) >= sizeof list->items[0].name) {
         sg_error(ctx, "sg_params_add: name '%s' is longer than %zu characters", name,
                  sizeof list->items[0].name - 1);
@@ -402,7 +408,14 @@ int sg_params_add(sg_param_list *list, const char *name, sg_tensor *t) {
 }
 
 int sg_params_from_store(sg_param_list *list, const sg_store *s) {
-    for (int i = 0; s && i < s->n; i++)
+    if (!list || !s) {
+        sg_error(list ? list->ctx
+                 : s  ? s->err
+                      : NULL,
+                 "sg_params_from_store: %s is NULL", list ? "store" : "list");
+        return -1;
+    }
+    for (int i = 0; i < s->n; i++)
         if (sg_params_add(list, s->items[i]->name, &s->items[i]->value))
             return -1;
     return 0;

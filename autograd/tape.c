@@ -41,12 +41,19 @@ static void anomaly_report(sg_ctx *ctx, const sg_tensor *node, const char *what,
              what, phase, ins, sg_shape_str(node->ndim, node->shape, o, sizeof o));
 }
 
-void sg_anomaly_check_forward(sg_ctx *ctx, sg_tensor *out) {
-    if (!ctx || !ctx->tape.anomaly || !out || ctx->has_err)
-        return;
+/* In anomaly mode: does out hold a NaN or Inf? Then the first one is reported (unless an
+ * error is recorded already: only the first is kept) and the answer is true. */
+static bool anomalous_forward(sg_ctx *ctx, sg_tensor *out) {
     const char *w = nonfinite(out);
     if (w)
         anomaly_report(ctx, out, w, "forward");
+    return w != NULL;
+}
+
+void sg_anomaly_check_forward(sg_ctx *ctx, sg_tensor *out) {
+    if (!ctx || !ctx->tape.anomaly || !sg_check(ctx, out, "sg_anomaly_check_forward"))
+        return;
+    anomalous_forward(ctx, out);
 }
 
 sg_tensor *sg__finish(sg_ctx *ctx, sg_tensor *out, int op, int n, sg_tensor *const *src) {
@@ -60,11 +67,15 @@ sg_tensor *sg__finish(sg_ctx *ctx, sg_tensor *out, int op, int n, sg_tensor *con
             for (int i = 0; i < out->nsrc; i++)
                 out->src[i] = src[i];
         }
-        sg_anomaly_check_forward(ctx, out);
+        bool bad = anomalous_forward(ctx, out);
         if (!rec) {
             out->op = SG_OP_NONE;
             out->nsrc = 0;
         }
+        /* A NaN or Inf is an error in anomaly mode: the op fails like any other, so that
+         * what follows propagates NULL (and layers return -1) instead of computing on. */
+        if (bad)
+            return NULL;
     }
     return out;
 }
@@ -126,8 +137,8 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
     for (sg_tensor *t = out; t; t = t->tape_prev) {
         if (t->op == SG_OP_NONE || !t->grad)
             continue;
-        if (t->magic != SG_TENSOR_MAGIC) {
-            sg_error(ctx, "sg_backward: the tape holds a freed tensor");
+        if (t->magic != SG_TENSOR_MAGIC) { /* arena memory overwritten by someone */
+            sg_error(ctx, "sg_backward: a node on the tape is not a live tensor");
             return -1;
         }
         if (!dispatch(ctx, t))
@@ -176,7 +187,7 @@ bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on) {
 bool sg_ctx_grad_enabled(const sg_ctx *ctx) { return ctx && !ctx->tape.grad_disabled; }
 
 sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
-    if (!t || !sg_check(t->ctx, t, "sg_set_requires_grad"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_set_requires_grad"))
         return NULL;
     if (on)
         t->flags |= SG_FLAG_REQUIRES_GRAD;
@@ -191,7 +202,7 @@ sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
 }
 
 sg_tensor *sg_retain_grad(sg_tensor *t) {
-    if (!t || !sg_check(t->ctx, t, "sg_retain_grad"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_retain_grad"))
         return NULL;
     t->flags |= SG_FLAG_RETAIN_GRAD;
     return t;

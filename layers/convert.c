@@ -7,7 +7,7 @@
 /* dst = src element by element in row-major order (same element count; any dtypes and
  * strides; checked by the callers). Views made here are taken with grad mode off, so
  * nothing lands on the tape. */
-static void copy_flat(sg_tensor *dst, const sg_tensor *src) { sg_copy_values(dst, src); }
+static int copy_flat(sg_tensor *dst, const sg_tensor *src) { return sg_copy_values(dst, src); }
 
 static bool check_shape(sg_ctx *ctx, const char *fn, const sg_lstm *l, const char *what,
                         const sg_tensor *t, int ndim, int64_t d0, int64_t d1) {
@@ -45,6 +45,10 @@ static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to
         sg_error(ctx, "%s (%s): a bias was given but the layer has use_bias = false", fn, l->name);
         return -1;
     }
+    /* A failure of the copies below (some report to a parameter's store rather than ctx)
+     * fails the call; an error recorded in ctx before the call does not. */
+    const bool had_err = sg_ctx_error(ctx) != NULL;
+    int rc = 0;
     bool was = sg_ctx_set_grad_enabled(ctx, false);
 #define SRC(p) (grads ? (p)->grad : (p))
     if (l->impl == SG_LSTM_FUSED) {
@@ -52,47 +56,44 @@ static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to
         for (int i = 0; i < 3; i++) {
             sg_tensor *p = pairs[i][0], *ext = pairs[i][1];
             if (!p && ext && !to_layer)
-                sg_fill(ext, 0.0); /* no bias: it is zero */
+                rc |= sg_fill(ext, 0.0); /* no bias: it is zero */
             if (!p || !ext)
                 continue;
             if (to_layer)
-                copy_flat(p, ext);
+                rc |= copy_flat(p, ext);
             else
-                copy_flat(ext, SRC(p));
+                rc |= copy_flat(ext, SRC(p));
         }
         if (to_layer && l->bias && !b)
-            sg_fill(l->bias, 0.0);
+            rc |= sg_fill(l->bias, 0.0);
     } else {
-        for (int g = 0; g < 4; g++) {
+        for (int g = 0; g < 4 && !rc; g++) {
             sg_tensor *W = to_layer ? l->W[g] : SRC(l->W[g]);
             sg_tensor *Wh = sg_slice(ctx, W, 0, 0, H), *Wx = sg_slice(ctx, W, 0, H, I);
             sg_tensor *kg = sg_slice(ctx, k, 1, g * H, H), *rkg = sg_slice(ctx, rk, 1, g * H, H);
-            if (!Wh || !Wx || !kg || !rkg)
+            if (!Wh || !Wx || !kg || !rkg) {
+                rc = -1;
                 break;
+            }
             if (to_layer) {
-                copy_flat(Wh, rkg);
-                copy_flat(Wx, kg);
+                rc |= copy_flat(Wh, rkg);
+                rc |= copy_flat(Wx, kg);
             } else {
-                copy_flat(rkg, Wh);
-                copy_flat(kg, Wx);
+                rc |= copy_flat(rkg, Wh);
+                rc |= copy_flat(kg, Wx);
             }
             sg_tensor *bg = b ? sg_slice(ctx, b, 0, g * H, H) : NULL;
-            if (to_layer && l->b[g]) {
-                if (bg)
-                    copy_flat(l->b[g], bg);
-                else
-                    sg_fill(l->b[g], 0.0);
-            } else if (!to_layer && bg) {
-                if (l->b[g])
-                    copy_flat(bg, SRC(l->b[g]));
-                else
-                    sg_fill(bg, 0.0);
-            }
+            if (b && !bg)
+                rc = -1;
+            else if (to_layer && l->b[g])
+                rc |= bg ? copy_flat(l->b[g], bg) : sg_fill(l->b[g], 0.0);
+            else if (!to_layer && bg)
+                rc |= l->b[g] ? copy_flat(bg, SRC(l->b[g])) : sg_fill(bg, 0.0);
         }
     }
 #undef SRC
     sg_ctx_set_grad_enabled(ctx, was);
-    return sg_ctx_error(ctx) ? -1 : 0;
+    return rc || (!had_err && sg_ctx_error(ctx)) ? -1 : 0;
 }
 
 int sg_lstm_set_keras(sg_ctx *ctx, sg_lstm *l, const sg_tensor *kernel,

@@ -63,8 +63,11 @@ sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x) {
                         "(B, T, %lld)",
                         d->name, sg_shape_str(x->ndim, x->shape, a, sizeof a), (long long)d->in,
                         (long long)d->in);
+    const bool had_err = sg_ctx_error(ctx) != NULL;
     sg_tensor *y = d->bias ? sg_addmm(ctx, d->bias, x, d->kernel) : sg_matmul(ctx, x, d->kernel);
-    return sg_activate(ctx, y, d->activation);
+    y = sg_activate(ctx, y, d->activation);
+    /* an error recorded by its own ops fails the call (see sg_lstm_forward) */
+    return !had_err && sg_ctx_error(ctx) ? NULL : y;
 }
 
 int sg_dense_params(const sg_dense *d, sg_param_list *list) {

@@ -113,7 +113,12 @@ sg_lstm *sg_lstm_new(sg_ctx *ctx, sg_store *store, sg_lstm_impl impl, const sg_l
             }
         }
     }
-    if (sg_ctx_error(ctx)) {
+    bool made = l->impl == SG_LSTM_FUSED
+                    ? l->kernel && l->recurrent_kernel && (!opt->use_bias || l->bias)
+                    : true;
+    for (int g = 0; l->impl == SG_LSTM_GATES && g < 4; g++)
+        made = made && l->W[g] && (!opt->use_bias || l->b[g]);
+    if (!made) {
         sg_lstm_free(l);
         sg_store_truncate(store, n0);
         return NULL;
@@ -274,6 +279,9 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
     }
     if (!check_state(ctx, l, "h0", h0, B) || !check_state(ctx, l, "c0", c0, B))
         return -1;
+    /* An error recorded by this call's own ops (anomaly mode's NaN, out of memory) fails the
+     * call even where an op went on; one recorded before the call does not. */
+    const bool had_err = sg_ctx_error(ctx) != NULL;
 
     sg_tensor **hs = o->return_sequences ? sg_arena_alloc(ctx, (size_t)T * sizeof *hs) : NULL;
     sg_tensor *h = h0, *c = c0; /* NULL: zero state, whose products are skipped */
@@ -338,10 +346,11 @@ int sg_lstm_forward(sg_ctx *ctx, sg_lstm *l, sg_tensor *x, sg_tensor *h0, sg_ten
                 hs[t] = h;
         }
     }
-    if (!h || !c)
+    sg_tensor *y = h && c && hs ? sg_stack(ctx, (int)T, hs, 1) : h;
+    if (!h || !c || !y || (!had_err && sg_ctx_error(ctx)))
         return -1;
     out->h = h;
     out->c = c;
-    out->y = hs ? sg_stack(ctx, (int)T, hs, 1) : h;
-    return out->y ? 0 : -1;
+    out->y = y;
+    return 0;
 }

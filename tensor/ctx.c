@@ -53,6 +53,8 @@ void sg_free(void *p) {
 void *sg_error(sg_ctx *ctx, const char *fmt, ...) {
     if (!ctx || ctx->has_err)
         return NULL;
+    if (!fmt)
+        fmt = "sg_error: NULL message";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
@@ -101,7 +103,7 @@ sg_ctx *sg_ctx_new(size_t arena_bytes) {
         return NULL;
     }
     ctx->capacity = arena_bytes;
-    ctx->gen = 2;
+    ctx->gen = SG_GEN_FIRST;
     sg_rng_seed(&ctx->rng, 0);
     return ctx;
 }
@@ -162,11 +164,22 @@ void sg_ctx_reset(sg_ctx *ctx) {
     }
     ctx->cur = ctx->first;
     ctx->gen++;
-    /* Start odd generations 64 bytes further in: a pointer kept from the previous step
-     * then lands in the middle of some new object, not on an identical-looking header,
-     * so sg_check notices the stale tensor by its magic or generation. */
-    ctx->cur->used = (ctx->gen & 1) ? ALIGN : 0;
-    ctx->used = ctx->cur->used;
+    /* Stagger the generations: the k-th reset starts the block 64 * (k mod 6) bytes further
+     * in. Two tensor headers of one step start at least a header (384 bytes) apart, so when
+     * a step repeats the work of one of the five before it, shifted by 64 to 320 bytes, none
+     * of its headers starts where one of that step's did: a pointer kept from it lands inside
+     * some new object, where sg_check finds no magic, or a header of an older generation. A
+     * plain alternation of two offsets (as before) put the same work two resets later on the
+     * very same addresses, where a stale pointer was a live tensor of the new generation.
+     * Other work can still build a header exactly where an old one was; only a handle that
+     * is not an address could tell those apart (tensor.h, sg_ctx_reset). `used` counts the
+     * 64 bytes that odd generations have always started with, not the rest of the stagger
+     * (free space before the step's first allocation): a step's count stays what it was. */
+    size_t stagger = (size_t)((ctx->gen - SG_GEN_FIRST) % 6) * ALIGN;
+    if (stagger > ctx->cur->cap) /* a block too small to shift */
+        stagger = 0;
+    ctx->cur->used = stagger;
+    ctx->used = stagger & ALIGN;
 }
 
 size_t sg_ctx_arena_used(const sg_ctx *ctx) { return ctx ? ctx->used : 0; }
@@ -239,6 +252,8 @@ static void persist_unlink_free(sg_ctx *ctx, sg_persist_node *node) {
         ctx->persist = node->next;
     if (node->next)
         node->next->prev = node->prev;
+    /* Cleared for debuggers only: the memory is freed next, and reading it afterwards (a
+     * check of a freed tensor) is undefined, not a detection (tensor.h, sg_tensor_free). */
     node->t.magic = 0;
     sg_free(node->s.data);
     sg_free(node);

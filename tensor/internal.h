@@ -25,6 +25,9 @@ typedef struct sg_arena_block {
 
 typedef struct sg_persist_node sg_persist_node;
 
+/* A new context's generation (sg_ctx_reset adds one). */
+#define SG_GEN_FIRST 2
+
 /* Most consumed gradient buffers a workspace keeps for reuse (autograd/grad.c); an LSTM's
  * backward frees and takes them in turn, so a handful are free at any time. */
 #define SG_GRAD_POOL 64
@@ -37,12 +40,12 @@ struct sg_ctx {
     size_t used;     /* bytes handed out since the last reset, padding included */
     size_t peak;     /* high-water mark of used */
     size_t capacity; /* bytes reserved in all blocks */
-    uint32_t gen;    /* bumped by every reset; arena tensors remember theirs */
+    uint64_t gen;    /* bumped by every reset; arena tensors remember theirs */
     /* The module above's per-workspace state (autograd/: the tape), zeroed at creation;
      * tensor/ never reads or writes it. It is this generation's while tape_gen == gen
      * (autograd clears it lazily after a reset). */
     struct {
-        uint32_t tape_gen;
+        uint64_t tape_gen;
         bool grad_disabled; /* no-grad mode */
         bool anomaly;
         sg_tensor *tail;               /* last node recorded; nodes link back through tape_prev */
@@ -116,6 +119,13 @@ static inline void sg__contiguous_strides(int ndim, const int64_t *shape, int64_
         if (__builtin_mul_overflow(s, shape[i] > 0 ? shape[i] : 1, &s))
             s = INT64_MAX;
     }
+}
+/* Where a call that names no context (sg_get, sg_fill, ...) reports t's problems: t's own
+ * context, once its magic says that t->ctx can be read; NULL (nowhere: sg_error ignores it)
+ * for NULL or for a pointer with no magic, such as a stale one that now points into the
+ * middle of something else. */
+static inline sg_ctx *sg__ctx_of(const sg_tensor *t) {
+    return t && t->magic == SG_TENSOR_MAGIC ? t->ctx : NULL;
 }
 /* Storage offset (elements, relative to sg_data) of flat row-major element i. */
 int64_t sg__offset_of(const sg_tensor *t, int64_t i);

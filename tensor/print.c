@@ -355,7 +355,7 @@ static char *format_tensor(const sg_tensor *t) {
 
 static bool printable(const sg_tensor *t, const char *fn) {
     /* Without a valid magic even t->ctx is garbage, so there is nowhere to report. */
-    return t && t->magic == SG_TENSOR_MAGIC && sg_check(t->ctx, t, fn);
+    return sg_check(sg__ctx_of(t), t, fn);
 }
 
 char *sg_print_str(const sg_tensor *t) {
@@ -368,8 +368,10 @@ char *sg_print_str(const sg_tensor *t) {
 }
 
 void sg_print(const sg_tensor *t, FILE *f) {
-    if (!f)
+    if (!f) {
+        sg_error(sg__ctx_of(t), "sg_print: FILE is NULL");
         return;
+    }
     if (!t) {
         fputs("NULL tensor\n", f);
         return;

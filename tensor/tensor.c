@@ -13,8 +13,12 @@ const char *sg_dtype_name(sg_dtype dt) {
 
 const char *sg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
     size_t k = 0;
-    if (n == 0)
+    if (!buf || n == 0)
         return buf;
+    if (ndim > 0 && !shape) {
+        snprintf(buf, n, "(NULL shape)");
+        return buf;
+    }
     k += (size_t)snprintf(buf + k, n - k, "(");
     for (int i = 0; i < ndim && k < n; i++)
         k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
@@ -35,8 +39,13 @@ int sg__axis(sg_ctx *ctx, const char *fn, int axis, int ndim) {
 bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn) {
     if (!t)
         return false;
+    if (!fn)
+        fn = "sg_check";
+    /* Only memory that is still allocated is read: an arena tensor's header stays in the
+     * arena after a reset (it is the magic of whatever the arena built there since, or an
+     * old generation); freed memory is the caller's undefined behaviour (tensor.h). */
     if (t->magic != SG_TENSOR_MAGIC) {
-        sg_error(ctx, "%s: not a live tensor (freed, or used after sg_ctx_reset)", fn);
+        sg_error(ctx, "%s: not a live tensor (used after sg_ctx_reset, or not a tensor)", fn);
         return false;
     }
     if (!(t->flags & SG_FLAG_PERSISTENT) && t->gen != t->ctx->gen) {
@@ -104,7 +113,7 @@ static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     h->s.data = NULL;
     h->s.nbytes = 0;
     h->s.root = &h->s;
-    h->s.read_gen = h->s.marks_gen = 0;
+    h->s.mark_gen = 0;
     h->s.marks = NULL;
 }
 
@@ -290,7 +299,7 @@ sg_tensor *sg_wrap(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, voi
 }
 
 void sg_tensor_set_name(sg_tensor *t, const char *name) {
-    if (!t || t->magic != SG_TENSOR_MAGIC)
+    if (!sg_check(sg__ctx_of(t), t, "sg_tensor_set_name"))
         return;
     snprintf(t->name, sizeof t->name, "%s", name ? name : "");
 }
@@ -308,8 +317,12 @@ int64_t sg__offset_of(const sg_tensor *t, int64_t i) {
 }
 
 double sg_get(const sg_tensor *t, const int64_t *index) {
-    if (!t || !sg_check(t->ctx, t, "sg_get"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_get"))
         return NAN;
+    if (t->ndim > 0 && !index) {
+        sg_error(t->ctx, "sg_get: index is NULL for %d dimensions", t->ndim);
+        return NAN;
+    }
     int64_t off = 0;
     for (int d = 0; d < t->ndim; d++) {
         if (index[d] < 0 || index[d] >= t->shape[d]) {
@@ -323,7 +336,7 @@ double sg_get(const sg_tensor *t, const int64_t *index) {
 }
 
 double sg_get_flat(const sg_tensor *t, int64_t i) {
-    if (!t || !sg_check(t->ctx, t, "sg_get_flat"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_get_flat"))
         return NAN;
     if (i < 0 || i >= sg_numel(t)) {
         sg_error(t->ctx, "sg_get_flat: index %lld out of range for %lld elements", (long long)i,
@@ -334,7 +347,7 @@ double sg_get_flat(const sg_tensor *t, int64_t i) {
 }
 
 int sg_set_flat(sg_tensor *t, int64_t i, double v) {
-    if (!t || !sg_check(t->ctx, t, "sg_set_flat"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_set_flat"))
         return -1;
     if (i < 0 || i >= sg_numel(t)) {
         sg_error(t->ctx, "sg_set_flat: index %lld out of range for %lld elements", (long long)i,
@@ -346,7 +359,7 @@ int sg_set_flat(sg_tensor *t, int64_t i, double v) {
 }
 
 int sg_copy_to(const sg_tensor *t, void *out) {
-    if (!t || !sg_check(t->ctx, t, "sg_copy_to"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_copy_to"))
         return -1;
     if (!out) {
         sg_error(t->ctx, "sg_copy_to: out is NULL");
@@ -366,7 +379,7 @@ int sg_copy_to(const sg_tensor *t, void *out) {
 }
 
 int sg_copy_to_f64(const sg_tensor *t, double *out) {
-    if (!t || !sg_check(t->ctx, t, "sg_copy_to_f64"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_copy_to_f64"))
         return -1;
     if (!out) {
         sg_error(t->ctx, "sg_copy_to_f64: out is NULL");
@@ -446,7 +459,7 @@ void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const 
 /* ---- in-place helpers ---------------------------------------------------------------- */
 
 int sg_fill(sg_tensor *t, double value) {
-    if (!t || !sg_check(t->ctx, t, "sg_fill"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_fill"))
         return -1;
     int64_t n = sg_numel(t);
     if (sg_is_contiguous(t)) {

@@ -63,21 +63,21 @@ typedef struct sg_storage {
     void *data;    /* first byte */
     size_t nbytes; /* bytes available */
     struct sg_storage *root;
-    /* Slots for the module above (autograd/: which parts of the buffer a recorded backward
-     * still reads), meaningful while their generation equals the context's + 1, so that a
-     * reset forgets them. tensor/ zeroes them and never reads them. */
-    uint32_t read_gen;       /* a recorded backward reads some view of the buffer */
-    uint32_t marks_gen;      /* marks is this generation's */
-    struct sg_tensor *marks; /* finer: the newest in-place result a backward reads */
+    /* A slot for the module above (autograd/: which parts of the buffer a recorded backward
+     * still reads), meaningful while mark_gen equals the context's generation + 1, so that a
+     * reset forgets it. tensor/ zeroes it and never reads it. */
+    uint64_t mark_gen;
+    struct sg_tensor *marks; /* the newest in-place result a backward reads, or a mark of the
+                                whole buffer (autograd/inplace.c) */
 } sg_storage;
 
 /* One tensor struct, as in ggml: shape, strides, op, sources, flags, name.
  * Read the fields freely; change them only through the API. */
 typedef struct sg_tensor sg_tensor;
 struct sg_tensor {
-    uint64_t magic; /* SG_TENSOR_MAGIC while valid; detects stale pointers */
-    uint32_t gen;   /* context generation at creation (arena tensors only) */
+    uint32_t magic; /* SG_TENSOR_MAGIC while valid; with gen, detects stale pointers */
     uint32_t flags; /* SG_FLAG_* */
+    uint64_t gen;   /* context generation at creation (arena tensors only); never wraps */
     sg_ctx *ctx;    /* the context that made it */
     sg_dtype dtype; /* SG_F32 or SG_F64 */
     int ndim;       /* 0 .. SG_MAX_DIMS; 0 is a scalar with one element */
@@ -101,7 +101,7 @@ struct sg_tensor {
     int64_t mark_lo, mark_hi; /* lowest and highest offset over this mark and older ones */
 };
 
-#define SG_TENSOR_MAGIC 0x5347544e53524f31ull /* "SGTNSRO1" */
+#define SG_TENSOR_MAGIC 0x4e544753u /* "SGTN" */
 
 /* Shape helper for the variadic creation calls:
  *   sg_zeros(ctx, SG_F32, SG_SHAPE(2, 3))  expands to  ..., 2, (const int64_t[]){2, 3}  */
@@ -135,12 +135,24 @@ void sg_free(void *p); /* NULL is fine */
  * state is one block and reset is O(1). Returns NULL only when out of memory. */
 sg_ctx *sg_ctx_new(size_t arena_bytes);
 
-/* Free the context, its arena and every persistent tensor made with it. NULL is fine. */
+/* Free the context, its arena and every persistent tensor made with it. NULL is fine. As
+ * with free(), using the context or any tensor made with it afterwards is undefined: no
+ * check can tell, since the memory it would read is gone. */
 void sg_ctx_free(sg_ctx *ctx);
 
 /* Forget every arena tensor and tape node (O(1)). Parameters, their gradients and
  * persistent tensors are untouched. Using an arena tensor from before the reset is an
- * error ("used after sg_ctx_reset"), detected by its magic and generation. */
+ * error ("used after sg_ctx_reset"), detected by its magic and its 64-bit generation, which
+ * must be exactly the context's (every function that takes a tensor checks), with two
+ * limits that come from reusing the memory:
+ *  - the arena staggers generations (sg_ctx_reset in ctx.c) so that the same work done again
+ *    up to five resets later never builds a tensor where an old pointer points; other work
+ *    can, and an old pointer at the exact address of a tensor made since the reset IS that
+ *    tensor as far as any check can see;
+ *  - the first reset after the arena grew past its first block releases the blocks (to
+ *    coalesce them): using a tensor from before that reset is undefined, like freed memory.
+ * So keep no arena tensor across a reset; copy values out (sg_copy_to) or use persistent
+ * tensors. */
 void sg_ctx_reset(sg_ctx *ctx);
 
 /* First error message since the last clear, or NULL. Owned by the context. */
@@ -216,7 +228,8 @@ sg_tensor *sg_rand_normal(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sha
 /* Persistent tensors: malloc'd, zeroed, survive sg_ctx_reset, freed by sg_tensor_free or
  * sg_ctx_free. */
 sg_tensor *sg_persistent_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape);
-/* Free a persistent tensor now. Arena tensors and NULL: no-op. */
+/* Free a persistent tensor now. Arena tensors, a store's parameters and NULL: no-op. As with
+ * free(), using t afterwards (freeing it again included) is undefined. */
 void sg_tensor_free(sg_tensor *t);
 
 void sg_tensor_set_name(sg_tensor *t, const char *name);
@@ -264,7 +277,10 @@ int sg_copy_to_f64(const sg_tensor *t, double *out);
 /* Format a shape as "(2, 3)" into buf; returns buf. */
 const char *sg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 /* Is `t` a live tensor of this context? Records "<fn>: ..." and returns false if t is
- * stale (used after reset or freed) or not a tensor. NULL returns false silently. */
+ * stale (an arena tensor used after sg_ctx_reset, within the limits told at sg_ctx_reset),
+ * of another context, or not a tensor at all (no magic). NULL returns false silently. A
+ * tensor whose memory was freed (sg_tensor_free, sg_ctx_free) cannot be checked: undefined.
+ * fn may be NULL ("sg_check"). */
 bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn);
 
 /* ---------------------------------------------------------------------------------------

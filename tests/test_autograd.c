@@ -194,13 +194,14 @@ START_TEST(test_dot) {
 }
 END_TEST
 
-/* Anomaly mode names the first op producing NaN/Inf, in forward and in backward. */
+/* Anomaly mode names the first op producing NaN/Inf, in forward and in backward; the op
+ * itself fails (NULL, like any op with an error). */
 START_TEST(test_anomaly) {
     sg_ctx *ctx = sg_ctx_new(0);
     sg_ctx_set_anomaly(ctx, true);
     sg_tensor *x = leaf(ctx, (double[]){1, -1}, 2);
     sg_tensor *y = sg_log(ctx, x); /* log(-1) = NaN */
-    ck_assert_ptr_nonnull(y);
+    ck_assert_ptr_null(y);
     EXPECT_ERR(ctx, "anomaly: log produced NaN in forward; inputs (2,) -> output (2,)");
     /* backward: a / b is finite (1e150) but d/db = -a / b^2 overflows to -Inf */
     sg_tensor *na = leaf(ctx, (double[]){1e-100}, 1), *nb = leaf(ctx, (double[]){1e-250}, 1);
@@ -211,7 +212,7 @@ START_TEST(test_anomaly) {
     sg_tensor *big = leaf(ctx, (double[]){1e308, 1}, 2);
     sg_tensor *n = sg_sum(ctx, sg_square(ctx, big)); /* forward overflows to Inf */
     EXPECT_ERR(ctx, "anomaly: square produced Inf in forward; inputs (2,) -> output (2,)");
-    (void)n;
+    ck_assert_ptr_null(n); /* square failed, so sum got NULL */
     sg_ctx_set_anomaly(ctx, false);
     sg_tensor *q = sg_log(ctx, x);
     ck_assert_ptr_nonnull(q);
@@ -335,6 +336,8 @@ START_TEST(test_custom_op) {
     EXPECT_ERR(ctx, "sg_custom: 8 is not a registered custom op id");
     ck_assert_ptr_null(sg_custom(ctx, op, 0, (sg_tensor *[]){x}));
     EXPECT_ERR(ctx, "sg_custom: sqw takes 1 to 4 inputs (got 0)");
+    ck_assert_ptr_null(sg_custom(ctx, op, 1, NULL));
+    EXPECT_ERR(ctx, "sg_custom: sqw: inputs are NULL");
     ck_assert_ptr_null(sg_custom(ctx, op, 2, (sg_tensor *[]){x, NULL}));
     ck_assert_ptr_null(sg_ctx_error(ctx)); /* NULL propagates */
     ck_assert_int_eq(sg_op_register(ctx, &(sg_custom_op){.name = "nobw", .forward = sqw_fw}), -1);
@@ -389,7 +392,8 @@ START_TEST(test_store) {
     ck_assert_uint_eq(w->flags & ~(uint32_t)(SG_FLAG_PERSISTENT | SG_FLAG_SHARED | SG_FLAG_PARAM |
                                              SG_FLAG_REQUIRES_GRAD | SG_FLAG_STORED),
                       0);
-    ck_assert_uint_eq(w->storage->read_gen, 0);
+    ck_assert_uint_eq(w->storage->mark_gen, 0);
+    ck_assert_ptr_null(w->storage->marks);
     /* parameters can be used from another context */
     sg_ctx *other = sg_ctx_new(0);
     ck_assert_ptr_nonnull(sg_matmul(other, sg_ones(other, SG_F64, SG_SHAPE(1, 2)), w));

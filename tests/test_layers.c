@@ -335,9 +335,22 @@ START_TEST(test_param_names) {
     ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "is longer than 95 characters"));
     ck_assert(!strncmp(sg_ctx_error(ctx), "sg_params_add: name 'xxx", 24));
     sg_ctx_clear_error(ctx);
+    /* NULL arguments: refused with a message (the list's context, or with no list the
+     * tensor's: a store parameter's is the store's); a NULL tensor propagates silently. */
     ck_assert_int_eq(sg_params_add(&pl, NULL, d->kernel), -1);
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_params_add: name is NULL");
+    sg_ctx_clear_error(ctx);
     ck_assert_int_eq(sg_params_add(&pl, "x", NULL), -1);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
     ck_assert_int_eq(sg_params_add(NULL, "x", d->kernel), -1);
+    ck_assert_str_eq(sg_store_error(store), "sg_params_add: list is NULL");
+    sg_store_clear_error(store);
+    ck_assert_int_eq(sg_params_from_store(&pl, NULL), -1);
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_params_from_store: store is NULL");
+    sg_ctx_clear_error(ctx);
+    ck_assert_int_eq(sg_params_from_store(NULL, store), -1);
+    ck_assert_str_eq(sg_store_error(store), "sg_params_from_store: list is NULL");
+    sg_store_clear_error(store);
     ck_assert_int_eq(pl.n, 13);
 
     /* Clear, then reuse the list. A gates layer named "lstm" (in a store of its own: this

@@ -1092,6 +1092,73 @@ START_TEST(test_in_place_auto) {
 }
 END_TEST
 
+/* _i: impl (bit 0), in place (bit 1). Anomaly mode makes a NaN or Inf an error: the op that
+ * produces it returns NULL, so sg_lstm_forward returns -1 with the anomaly's message (it
+ * used to return 0 with the error set), and sg_dense_forward NULL. */
+START_TEST(test_anomaly_forward) {
+    sg_lstm_impl impl = k_impls[_i & 1];
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
+    sg_rng rng;
+    sg_rng_seed(&rng, 5);
+    sg_lstm_options o = options(SG_F64, 5, 4, true, true);
+    o.in_place = (_i & 2) ? SG_IN_PLACE_ALWAYS : SG_IN_PLACE_NEVER;
+    sg_lstm *l = new_lstm(ctx, store, impl, &o, &rng);
+    sg_dense *d = sg_dense_new(ctx, store, SG_F64, 4, 2, true, SG_ACT_TANH, NULL, &rng);
+    ck_assert_ptr_nonnull(d);
+    sg_ctx_set_anomaly(ctx, true);
+    sg_lstm_output out;
+    /* finite input: anomaly mode changes nothing */
+    sg_tensor *x = sg_rand_normal(ctx, SG_F64, SG_SHAPE(3, 2, 5), 0, 1);
+    ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &out), 0);
+    ck_assert_ptr_nonnull(sg_dense_forward(ctx, d, out.y));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    /* a NaN in x */
+    ck_assert_int_eq(sg_set_flat(x, 7, NAN), 0);
+    ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &out), -1);
+    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+    ck_assert_msg(!strncmp(sg_ctx_error(ctx), "anomaly: ", 9) &&
+                      strstr(sg_ctx_error(ctx), " produced NaN in forward; inputs "),
+                  "%s: %s", k_impl_names[_i & 1], sg_ctx_error(ctx));
+    ck_assert_ptr_null(out.y);
+    ck_assert_ptr_null(out.h);
+    ck_assert_ptr_null(out.c);
+    sg_ctx_clear_error(ctx);
+    /* an Inf in h0 */
+    sg_tensor *h0 = sg_zeros(ctx, SG_F64, SG_SHAPE(3, 4));
+    sg_set_flat(h0, 0, INFINITY);
+    sg_set_flat(x, 7, 0.5);
+    ck_assert_int_eq(sg_lstm_forward(ctx, l, x, h0, NULL, &out), -1);
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), " produced "));
+    ck_assert_ptr_null(out.y);
+    sg_ctx_clear_error(ctx);
+    /* an error recorded before the call is kept, and the call still fails on the NaN */
+    sg_set_flat(x, 7, NAN);
+    sg_error(ctx, "earlier");
+    ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &out), -1);
+    ck_assert_str_eq(sg_ctx_error(ctx), "earlier");
+    sg_ctx_clear_error(ctx);
+    /* Dense */
+    sg_tensor *hx = sg_full(ctx, SG_F64, SG_SHAPE(3, 4), 1);
+    sg_set_flat(hx, 5, NAN);
+    ck_assert_ptr_null(sg_dense_forward(ctx, d, hx));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "anomaly: addmm produced NaN in forward; inputs (3, 4), (4, 2), (2,) -> "
+                     "output (3, 2)");
+    sg_ctx_clear_error(ctx);
+    /* anomaly mode off: NaN flows through, no error (the default) */
+    sg_ctx_set_anomaly(ctx, false);
+    ck_assert_int_eq(sg_lstm_forward(ctx, l, x, NULL, NULL, &out), 0);
+    ck_assert_ptr_nonnull(out.y);
+    ck_assert_ptr_nonnull(sg_dense_forward(ctx, d, hx));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_dense_free(d);
+    sg_lstm_free(l);
+    sg_store_free(store);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *lstm_suite(void) {
     Suite *s = suite_create("lstm");
     TCase *tc = tcase_create("lstm");
@@ -1110,6 +1177,7 @@ static Suite *lstm_suite(void) {
     tcase_add_loop_test(tc, test_strided_inputs, 0, 4);
     tcase_add_loop_test(tc, test_no_grad, 0, 2);
     tcase_add_loop_test(tc, test_bad_input, 0, 2);
+    tcase_add_loop_test(tc, test_anomaly_forward, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -927,7 +927,7 @@ START_TEST(anomaly) {
     sg_ctx *ctx = sg_ctx_new(0);
     sg_ctx_set_anomaly(ctx, true);
     sg_tensor *x = mk(ctx, SG_F64, SG_SHAPE(2, 3), (const double[]){1, 2, -3, 4, 5, 6});
-    ck_assert_ptr_nonnull(sg_log(ctx, x));
+    ck_assert_ptr_null(sg_log(ctx, x)); /* the op fails (issue 20, item 11) */
     ck_assert_str_eq(sg_ctx_error(ctx),
                      "anomaly: log produced NaN in forward; inputs (2, 3) -> output (2, 3)");
     sg_ctx_clear_error(ctx);

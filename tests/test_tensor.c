@@ -992,6 +992,176 @@ START_TEST(test_stale_after_reset_reused) {
 }
 END_TEST
 
+/* The generation is 64 bits: it cannot wrap. With 32 bits, 2^32 resets brought it back to
+ * the value an old tensor recorded. The header stays 384 bytes (header + storage, one
+ * 64-byte-rounded allocation: arena bytes per op unchanged). */
+START_TEST(test_stale_generation_64bit) {
+    _Static_assert(sizeof(sg_tensor) + sizeof(sg_storage) <= 384, "a header pair is 384 bytes");
+    _Static_assert(sizeof(((sg_tensor *)0)->gen) == 8, "64-bit tensor generation");
+    _Static_assert(sizeof(((sg_ctx *)0)->gen) == 8, "64-bit context generation");
+    _Static_assert(sizeof(((sg_storage *)0)->mark_gen) == 8, "64-bit mark generation");
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *t = sg_full(ctx, SG_F32, SG_SHAPE(2), 5);
+    ck_assert(sg_check(ctx, t, "x"));
+    /* As if 2^32 resets had passed with nothing built since: the header is intact, only its
+     * generation tells. */
+    ctx->gen += (uint64_t)1 << 32;
+    ck_assert(!sg_check(ctx, t, "sg_fn"));
+    EXPECT_ERR(ctx, "sg_fn: tensor used after sg_ctx_reset");
+    ck_assert(isnan(sg_get_flat(t, 0)));
+    EXPECT_ERR(ctx, "sg_get_flat: tensor used after sg_ctx_reset");
+    ck_assert_ptr_null(sg_add(ctx, t, t));
+    EXPECT_ERR(ctx, "sg_add: tensor used after sg_ctx_reset");
+    sg_tensor_set_name(t, "old");
+    EXPECT_ERR(ctx, "sg_tensor_set_name: tensor used after sg_ctx_reset");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* One training-like step: every tensor it makes, the loss last. */
+static int stale_step(sg_ctx *ctx, double v, sg_tensor **made) {
+    int n = 0;
+    sg_tensor *x = made[n++] = sg_full(ctx, SG_F32, SG_SHAPE(2, 3), v);
+    sg_tensor *w = made[n++] = sg_full(ctx, SG_F32, SG_SHAPE(3, 2), 1);
+    sg_tensor *y = made[n++] = sg_matmul(ctx, x, w);
+    sg_tensor *r = made[n++] = sg_reshape(ctx, y, SG_SHAPE(4));
+    sg_tensor *s = made[n++] = sg_slice(ctx, r, 0, 1, 2);
+    sg_tensor *q = made[n++] = sg_mul(ctx, s, s);
+    made[n++] = sg_sum(ctx, q);
+    for (int i = 0; i < n; i++)
+        ck_assert_ptr_nonnull(made[i]);
+    return n;
+}
+
+/* Issue 20: "a loss kept from step 0, 30, reads 36 at step 2, no error". The same work one to
+ * five resets later builds no tensor where a tensor of step 0 was (the arena staggers its
+ * generations), so every use of the old loss is an error, two resets later included. */
+START_TEST(test_stale_same_work_later) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *old[8], *now[8];
+    int n = stale_step(ctx, 1, old);
+    sg_tensor *loss0 = old[n - 1];
+    ck_assert_double_eq(sg_get_flat(loss0, 0), 18);
+    for (int k = 1; k <= 5; k++) {
+        sg_ctx_reset(ctx);
+        ck_assert_int_eq(stale_step(ctx, k + 1, now), n);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                ck_assert_msg(now[i] != old[j],
+                              "%d resets later, tensor %d of the step is where tensor %d was", k, i,
+                              j);
+        ck_assert_msg(!sg_check(ctx, loss0, "sg_fn"), "the loss of step 0 passes at step %d", k);
+        EXPECT_ERR_HAS(ctx, "used after sg_ctx_reset");
+        ck_assert_ptr_null(sg_add(ctx, loss0, now[n - 1]));
+        EXPECT_ERR_HAS(ctx, "sg_add: ");
+        ck_assert_ptr_null(sg_mul(ctx, now[0], old[0]));
+        EXPECT_ERR_HAS(ctx, "sg_mul: ");
+        /* A call that names no context cannot report a pointer with no magic anywhere; it
+         * still refuses it. */
+        ck_assert(isnan(sg_get_flat(loss0, 0)));
+        sg_ctx_clear_error(ctx);
+        ck_assert_double_eq(sg_get_flat(now[n - 1], 0), 18.0 * (k + 1) * (k + 1));
+    }
+    EXPECT_NO_ERR(ctx);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* Keep a tensor, reset twice, then make tensors of the same kind until one reaches the kept
+ * one's address: none lands exactly on it, and the old pointer is refused. */
+START_TEST(test_stale_two_resets_same_address) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    for (int k = 0; k < _i; k++) /* the generation the tensor is kept from */
+        sg_ctx_reset(ctx);
+    sg_zeros(ctx, SG_F32, SG_SHAPE(5));
+    sg_tensor *kept = sg_full(ctx, SG_F32, SG_SHAPE(2, 3), 7);
+    sg_ctx_reset(ctx);
+    sg_ctx_reset(ctx);
+    sg_tensor *t = NULL;
+    int made = 0;
+    while ((uintptr_t)(t = sg_full(ctx, SG_F32, SG_SHAPE(2, 3), 1)) < (uintptr_t)kept) {
+        made++;
+        ck_assert_int_lt(made, 100);
+    }
+    ck_assert_ptr_ne(t, kept);
+    ck_assert(!sg_check(ctx, kept, "sg_fn"));
+    EXPECT_ERR_HAS(ctx, "sg_fn: not a live tensor (used after sg_ctx_reset");
+    ck_assert_ptr_null(sg_sum(ctx, kept));
+    EXPECT_ERR_HAS(ctx, "used after sg_ctx_reset");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* NULL arguments are refused with a message wherever a context can hear it. */
+START_TEST(test_null_arguments) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *x = iota(ctx, SG_F64, SG_SHAPE(2, 3));
+    ck_assert(isnan(sg_get(x, NULL))); /* crashed before */
+    EXPECT_ERR(ctx, "sg_get: index is NULL for 2 dimensions");
+    ck_assert_double_eq(sg_get(sg_scalar(ctx, SG_F64, 4), NULL), 4); /* 0-d: no index */
+    ck_assert_ptr_null(sg_rand_uniform(ctx, SG_F32, 2, NULL, 0, 1));
+    EXPECT_ERR(ctx, "sg_rand_uniform: shape is NULL for 2 dimensions");
+    ck_assert_ptr_null(sg_rand_normal(ctx, SG_F32, 1, NULL, 0, 1));
+    EXPECT_ERR(ctx, "sg_rand_normal: shape is NULL for 1 dimensions");
+    ck_assert_ptr_null(sg_persistent_new(ctx, SG_F32, 2, NULL));
+    EXPECT_ERR(ctx, "sg_persistent_new: shape is NULL for 2 dimensions");
+    ck_assert_ptr_null(sg_param_new(ctx, SG_F32, 2, NULL, "p"));
+    EXPECT_ERR(ctx, "sg_param_new: shape is NULL for 2 dimensions");
+    ck_assert_ptr_null(sg_wrap(ctx, SG_F32, 2, NULL, (float[1]){0}));
+    EXPECT_ERR(ctx, "sg_wrap: shape is NULL for 2 dimensions");
+    ck_assert_ptr_null(sg_from_data(ctx, SG_F32, 2, NULL, (float[1]){0}));
+    EXPECT_ERR(ctx, "sg_from_data: shape is NULL for 2 dimensions");
+    ck_assert_ptr_null(sg_reshape(ctx, x, 2, NULL));
+    EXPECT_ERR(ctx, "sg_reshape: shape is NULL for 2 dimensions");
+    sg_store *st = sg_store_new();
+    ck_assert_ptr_null(sg_store_param(ctx, st, "w", SG_F32, 2, NULL));
+    EXPECT_ERR(ctx, "sg_store_param: \"w\": shape is NULL for 2 dimensions");
+    ck_assert_ptr_null(sg_store_param(ctx, st, NULL, SG_F32, SG_SHAPE(2)));
+    EXPECT_ERR(ctx, "sg_store_param: a parameter needs a name");
+    ck_assert_ptr_null(sg_store_param(ctx, NULL, "w", SG_F32, SG_SHAPE(2)));
+    EXPECT_ERR(ctx, "sg_store_param: store is NULL");
+    sg_store_free(st);
+    ck_assert(!sg_check(ctx, &(sg_tensor){0}, NULL));
+    EXPECT_ERR(ctx, "sg_check: not a live tensor (used after sg_ctx_reset, or not a tensor)");
+    sg_print(x, NULL);
+    EXPECT_ERR(ctx, "sg_print: FILE is NULL");
+    ck_assert_int_eq(sg_dot_write(ctx, x, NULL), -1);
+    EXPECT_ERR(ctx, "sg_dot_write: FILE is NULL");
+    ck_assert_int_eq(sg_dot_save(ctx, x, NULL), -1);
+    EXPECT_ERR(ctx, "sg_dot_save: path is NULL");
+    ck_assert_int_eq(sg_init_tensor(ctx, x, sg_init_default(SG_INIT_ZEROS), NULL), -1);
+    EXPECT_ERR(ctx, "sg_init_tensor: rng is NULL");
+    ck_assert_ptr_null(sg_cross_entropy(ctx, x, NULL));
+    EXPECT_ERR(ctx, "sg_cross_entropy: labels is NULL");
+    ck_assert_ptr_null(sg_concat(ctx, 2, NULL, 0));
+    EXPECT_ERR(ctx, "sg_concat: xs is NULL");
+    ck_assert_int_eq(sg_split(ctx, x, 1, 3, NULL), -1);
+    EXPECT_ERR(ctx, "sg_split: need n > 0 parts, sizes and out (got n = 3)");
+    ck_assert_int_eq(sg_lstm_forward(ctx, NULL, x, NULL, NULL, NULL), -1);
+    EXPECT_ERR(ctx, "sg_lstm_forward: layer or output is NULL");
+    ck_assert_ptr_null(sg_ctx_grad_of(ctx, NULL));
+    ck_assert_int_eq(sg_op_register(ctx, NULL), -1);
+    EXPECT_ERR(ctx, "sg_op_register: a custom op needs a name, a forward and a backward");
+    ck_assert_ptr_null(sg_custom(ctx, SG_OP_COUNT + SG_CUSTOM_OP_MAX, 1, NULL));
+    EXPECT_ERR_HAS(ctx, "sg_custom: ");
+    /* shapes formatted from NULL, and a NULL buffer */
+    char b[32];
+    ck_assert_str_eq(sg_shape_str(2, NULL, b, sizeof b), "(NULL shape)");
+    ck_assert_str_eq(sg_shape_str(0, NULL, b, sizeof b), "()");
+    ck_assert_ptr_null(sg_shape_str(2, I64(1, 2), NULL, 8));
+    /* an error with no message still records one */
+    const char *volatile nofmt = NULL;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-security"
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    sg_error(ctx, nofmt);
+#pragma GCC diagnostic pop
+    EXPECT_ERR(ctx, "sg_error: NULL message");
+    EXPECT_NO_ERR(ctx);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 /* ========================================================================================= *
  * Out of memory
  * ========================================================================================= */
@@ -1622,13 +1792,13 @@ START_TEST(test_null_propagation) {
     ck_assert(!sg_is_contiguous(NULL));
     sg_tensor_set_name(NULL, "x");
     EXPECT_NO_ERR(ctx);
-    /* Something that is not a live tensor (freed: magic cleared). */
+    /* Something that is not a live tensor (no magic). */
     sg_tensor fake;
     memset(&fake, 0, sizeof fake);
     ck_assert(!sg_check(ctx, &fake, "sg_fn"));
-    EXPECT_ERR(ctx, "sg_fn: not a live tensor (freed, or used after sg_ctx_reset)");
+    EXPECT_ERR(ctx, "sg_fn: not a live tensor (used after sg_ctx_reset, or not a tensor)");
     ck_assert_ptr_null(sg_transpose(ctx, &fake, 0, 1));
-    EXPECT_ERR(ctx, "sg_transpose: not a live tensor (freed, or used after sg_ctx_reset)");
+    EXPECT_ERR(ctx, "sg_transpose: not a live tensor (used after sg_ctx_reset, or not a tensor)");
     /* The common input check of ops: mixed dtypes, and NULL silently. */
     sg_tensor *f32 = sg_zeros(ctx, SG_F32, SG_SHAPE(2)), *f64 = sg_zeros(ctx, SG_F64, SG_SHAPE(2));
     ck_assert(!sg__check_inputs(ctx, "sg_add", 2, (sg_tensor *const[]){f32, f64}));
@@ -1718,6 +1888,9 @@ static Suite *tensor_suite(void) {
     tcase_add_test(tc, test_tensor_free);
     tcase_add_test(tc, test_stale_after_reset);
     tcase_add_loop_test(tc, test_stale_after_reset_reused, 0, 4);
+    tcase_add_test(tc, test_stale_generation_64bit);
+    tcase_add_test(tc, test_stale_same_work_later);
+    tcase_add_loop_test(tc, test_stale_two_resets_same_address, 0, 6);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("oom");
@@ -1747,6 +1920,7 @@ static Suite *tensor_suite(void) {
     tcase_add_test(tc, test_err_access);
     tcase_add_test(tc, test_err_copy_axpy);
     tcase_add_test(tc, test_null_propagation);
+    tcase_add_test(tc, test_null_arguments);
     suite_add_tcase(s, tc);
     return s;
 }
