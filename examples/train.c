@@ -592,7 +592,7 @@ static int check_resumed(const config *c, int64_t start, const sg_optim *opt, co
                 c->resume, (long long)sg_optim_steps(opt), (long long)start);
         return -1;
     }
-    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) {
+    if (!sg_rng_state_valid(r)) {
         fprintf(stderr,
                 "train: %s: metadata rng is all zero (a state the data generator cannot "
                 "leave)\n",

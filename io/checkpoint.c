@@ -86,11 +86,10 @@ static void rng_format(const sg_rng *r, char *buf, size_t n) {
  * (every output would be 0, and sg_rng_normal would wait forever for a nonzero one), and a
  * pending spare normal is a finite number. NULL, or why not. */
 static const char *rng_check(const sg_rng *r) {
-    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
-        return "generator state is all zero";
-    if (r->has_spare && !isfinite(r->spare))
-        return "the pending spare normal is not finite";
-    return NULL;
+    if (sg_rng_state_valid(r))
+        return NULL;
+    return r->has_spare && !isfinite(r->spare) ? "the pending spare normal is not finite"
+                                               : "generator state is all zero";
 }
 
 static bool rng_parse(const char *s, sg_rng *r) {
