@@ -1111,6 +1111,42 @@ START_TEST(test_messages) {
 }
 END_TEST
 
+/* Issue 20, item 9: two layers left with the default name used to collide ("lstm"), and
+ * once the error was cleared the second trained on outside every list, and a checkpoint held
+ * 3 LSTM tensors instead of 6. In a store the second is "lstm_1", a taken name is refused,
+ * and the checkpoint of the store's parameters holds both layers, which load back. */
+START_TEST(test_default_names_all_saved) {
+    make_tmpdir("sg_ckpt");
+    const char *path = tmp_path("two.safetensors");
+    sg_store *st = sg_store_new();
+    sg_lstm_options o = sg_lstm_defaults(2, 3);
+    sg_lstm *a = sg_lstm_new(ctx, st, SG_LSTM_FUSED, &o, NULL, NULL);
+    ck_assert_ptr_null(sg_lstm_new(ctx, st, SG_LSTM_FUSED, &o, "lstm", NULL));
+    ck_error("sg_lstm_new: the store already has a layer named \"lstm\"");
+    sg_lstm *b = sg_lstm_new(ctx, st, SG_LSTM_FUSED, &o, NULL, NULL);
+    ck_assert_msg(a && b, "%s", sg_ctx_error(ctx));
+    ck_assert_str_eq(b->name, "lstm_1");
+    sg_param_list l = {.ctx = ctx};
+    ck_assert_int_eq(sg_params_from_store(&l, st), 0);
+    ck_assert_int_eq(sg_checkpoint_save(ctx, path, &l, NULL, 1, NULL), 0);
+    sg_st_file *f = sg_safetensors_load(ctx, path);
+    ck_assert_int_eq(sg_st_count(f), 6);
+    ck_assert_ptr_nonnull(sg_st_get(f, "lstm_1.recurrent_kernel"));
+    sg_st_free(f);
+    /* the second layer's weights come back from the file */
+    double before = sg_get_flat(b->kernel, 0);
+    sg_fill(b->kernel, 0.0);
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &l, NULL, NULL, NULL), 0);
+    ck_assert(sg_get_flat(b->kernel, 0) == before);
+    ck_no_error();
+    sg_params_clear(&l);
+    sg_lstm_free(a);
+    sg_lstm_free(b);
+    sg_store_free(st);
+    remove_tmpdir();
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("checkpoint");
@@ -1131,6 +1167,7 @@ static Suite *suite(void) {
     tcase_add_test(th, test_load_oom);
     tcase_add_test(th, test_long_names);
     tcase_add_test(th, test_messages);
+    tcase_add_test(th, test_default_names_all_saved);
     suite_add_tcase(s, th);
     return s;
 }
