@@ -17,7 +17,7 @@
 #   env: CLANG (default clang-14, else clang), FUZZ_WORK (build/run directory; default a
 #        fresh mktemp dir, removed afterwards unless a fuzzer found something),
 #        FUZZ_ARGS (extra libFuzzer flags, e.g. "-jobs=2 -workers=2"),
-#        SG_FUZZ_STRICT=1 (the checkpoint target's extra checks, see fuzz_checkpoint.c)
+#        SG_FUZZ_STRICT=1 (the targets' extra checks, see fuzz/README.md)
 #
 # Each target first replays, one by one, its seed corpus (fuzz/corpus, fuzz/corpus_checkpoint)
 # and the inputs that once crashed it (fuzz/findings/<target>/, kept as regression seeds),
