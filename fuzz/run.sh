@@ -66,6 +66,11 @@ done
 
 work=${FUZZ_WORK:-$(mktemp -d /tmp/sg-fuzz.XXXXXX)}
 mkdir -p "$work/obj"
+# The checkpoint target's input file: in memory when /dev/shm is there, in a directory of
+# its own that goes away with this script (a crashed or timed-out run leaves its file).
+SG_FUZZ_TMPDIR=$(mktemp -d /dev/shm/sg-fuzz.XXXXXX 2>/dev/null || mktemp -d "$work/tmp.XXXXXX")
+export SG_FUZZ_TMPDIR
+trap 'rm -rf "$SG_FUZZ_TMPDIR"' EXIT
 
 san="-fsanitize=address,undefined,integer -fno-sanitize=unsigned-integer-overflow,unsigned-shift-base"
 san="$san -fno-sanitize-recover=all"
