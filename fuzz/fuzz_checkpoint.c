@@ -6,7 +6,8 @@
  * over sg_params_from_store, trained two steps so that every state tensor and the step
  * counts are nonzero. That state is the baseline. For each input:
  *   - the baseline is restored (so every input runs from the same state: reproducible),
- *   - the bytes are written to a temporary file (in /dev/shm when it exists),
+ *   - the bytes are written to a temporary file (in $SG_FUZZ_TMPDIR, else /dev/shm when
+ *     it exists),
  *   - sg_checkpoint_load(ctx, path, &params, opt, &step, &rng) is called, and
  *   (a) on failure nothing has changed: every byte of the store's value and gradient
  *       slabs, every optimizer state tensor, the optimizer's step counts (its own and each
@@ -57,6 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- failing loudly ------------------------------------------------------------------ */
 
+static void remove_file(void);
+
 __attribute__((noreturn, format(printf, 1, 2))) static void violated(const char *fmt, ...);
 static void violated(const char *fmt, ...) {
     va_list ap;
@@ -65,6 +68,7 @@ static void violated(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
+    remove_file(); /* abort runs no atexit handler */
     abort();
 }
 
@@ -408,18 +412,26 @@ static void check_loaded(void) {
 
 /* ---- the input file ------------------------------------------------------------------ */
 
+/* Remove the input file: at exit and before an abort of ours. A sanitizer report, a
+ * timeout or a signal still leaves it (the sanitizers' one death callback is libFuzzer's,
+ * which saves the input): fuzz/run.sh gives the target a directory of its own
+ * (SG_FUZZ_TMPDIR) and removes that. */
 static void remove_file(void) {
     if (g_fd >= 0) {
         close(g_fd);
         unlink(g_path);
+        g_fd = -1;
     }
 }
 
+/* In $SG_FUZZ_TMPDIR, else /dev/shm (memory), else $TMPDIR or /tmp. */
 static void open_file(void) {
     struct stat st;
-    const char *dir = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && !access("/dev/shm", W_OK)
-                          ? "/dev/shm"
-                          : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    const char *dir = getenv("SG_FUZZ_TMPDIR");
+    if (!dir || !*dir)
+        dir = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && !access("/dev/shm", W_OK)
+                  ? "/dev/shm"
+                  : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     snprintf(g_path, sizeof g_path, "%s/sg-fuzz-ckpt.XXXXXX", dir);
     g_fd = mkstemp(g_path);
     if (g_fd < 0)

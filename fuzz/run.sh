@@ -17,7 +17,7 @@
 #   env: CLANG (default clang-14, else clang), FUZZ_WORK (build/run directory; default a
 #        fresh mktemp dir, removed afterwards unless a fuzzer found something),
 #        FUZZ_ARGS (extra libFuzzer flags, e.g. "-jobs=2 -workers=2"),
-#        SG_FUZZ_STRICT=1 (the checkpoint target's extra checks, see fuzz_checkpoint.c)
+#        SG_FUZZ_STRICT=1 (the targets' extra checks, see fuzz/README.md)
 #
 # Each target first replays, one by one, its seed corpus (fuzz/corpus, fuzz/corpus_checkpoint)
 # and the inputs that once crashed it (fuzz/findings/<target>/, kept as regression seeds),
@@ -66,6 +66,11 @@ done
 
 work=${FUZZ_WORK:-$(mktemp -d /tmp/sg-fuzz.XXXXXX)}
 mkdir -p "$work/obj"
+# The checkpoint target's input file: in memory when /dev/shm is there, in a directory of
+# its own that goes away with this script (a crashed or timed-out run leaves its file).
+SG_FUZZ_TMPDIR=$(mktemp -d /dev/shm/sg-fuzz.XXXXXX 2>/dev/null || mktemp -d "$work/tmp.XXXXXX")
+export SG_FUZZ_TMPDIR
+trap 'rm -rf "$SG_FUZZ_TMPDIR"' EXIT
 
 san="-fsanitize=address,undefined,integer -fno-sanitize=unsigned-integer-overflow,unsigned-shift-base"
 san="$san -fno-sanitize-recover=all"
