@@ -410,15 +410,33 @@ static int cmp_kv(const void *a, const void *b) {
 
 static bool is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+/* Is the number token at h[0..) (outside strings) what the format writes: 0 or a digit 1-9
+ * followed by digits? cJSON reads "016", "16.0", "1.6e1" and "-0" as integers, which the
+ * reference implementation refuses. Its length in *len. */
+static bool plain_uint(const unsigned char *h, size_t n, size_t *len) {
+    size_t k = 0;
+    while (k < n && (h[k] == '-' || h[k] == '+' || h[k] == '.' || h[k] == 'e' || h[k] == 'E' ||
+                     (h[k] >= '0' && h[k] <= '9')))
+        k++;
+    *len = k;
+    for (size_t j = 0; j < k; j++)
+        if (h[j] < '0' || h[j] > '9')
+            return false;
+    return k == 1 || h[0] != '0';
+}
+
 /* One pass over the raw header before cJSON parses it: it must start with '{', be valid
  * UTF-8 (as JSON text must be; cJSON does not check), nest at most ST_MAX_DEPTH deep (so no
  * recursion bomb reaches cJSON), and its strings must be strict JSON: no raw control
  * characters and no \u0000, which would silently truncate a name in C. Returns NULL, or
- * the problem with its byte offset in *at. */
-static const char *prescan(const unsigned char *h, size_t n, size_t *at) {
+ * the problem with its byte offset in *at. The first number that is not a plain
+ * non-negative integer goes to *bad_num (else n): reported only if nothing else is wrong,
+ * so that a negative or fractional size keeps its own message. */
+static const char *prescan(const unsigned char *h, size_t n, size_t *at, size_t *bad_num) {
     size_t i = 0;
     int depth = 0;
     bool in_str = false;
+    *bad_num = n;
     while (i < n && is_ws(h[i]))
         i++;
     *at = i;
@@ -450,6 +468,11 @@ static const char *prescan(const unsigned char *h, size_t n, size_t *at) {
             }
         } else if (c == '"') {
             in_str = true;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t len;
+            if (!plain_uint(h + i, n - i, &len) && *bad_num == n)
+                *bad_num = i;
+            i += len - 1;
         } else if (c == '{' || c == '[') {
             if (++depth > ST_MAX_DEPTH)
                 return "the header JSON is nested more than 3 levels deep";
@@ -632,7 +655,8 @@ static sg_st_file *st_parse(sg_ctx *ctx, const char *fn, const char *label,
     const uint64_t datalen = len - 8 - hlen;
 
     size_t at;
-    const char *why = prescan(hdr, (size_t)hlen, &at);
+    size_t bad_num;
+    const char *why = prescan(hdr, (size_t)hlen, &at, &bad_num);
     if (why) {
         sg__io_error(ctx, fn, label, "%s (header byte %zu)", why, at);
         return NULL;
@@ -757,6 +781,12 @@ static sg_st_file *st_parse(sg_ctx *ctx, const char *fn, const char *label,
     if (covered != datalen) {
         sg__io_error(ctx, fn, label, "the tensors cover %llu bytes of the %llu-byte data buffer",
                      (unsigned long long)covered, (unsigned long long)datalen);
+        goto done;
+    }
+    if (bad_num < (size_t)hlen) {
+        sg__io_error(ctx, fn, label,
+                     "a number in the header is not written as a plain integer (header byte %zu)",
+                     bad_num);
         goto done;
     }
 

@@ -825,6 +825,30 @@ START_TEST(test_shape_overflow) {
 }
 END_TEST
 
+/* Numbers as the format writes them: "016", "16.0", "1.6e1" and "-0" are refused (cJSON
+ * reads them as integers, the reference implementation does not), after the per-field
+ * checks, so that a fraction or a negative size keeps its own message. */
+START_TEST(test_number_syntax) {
+    struct {
+        const char *shape;
+        int bytes;
+    } bad[] = {{"[016]", 64}, {"[16.0]", 64}, {"[1.6e1]", 64}, {"[-0]", 0}, {"[1E1]", 40}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[128];
+        snprintf(json, sizeof json,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":%s,\"data_offsets\":[0,%d]}}", bad[i].shape,
+                 bad[i].bytes);
+        ck_parse_fails(json, (size_t)bad[i].bytes,
+                       "a number in the header is not written as a plain integer (header byte "
+                       "29)");
+    }
+    ck_parse_fails(E("\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]"), 4,
+                   "tensor 'a': shape dimension 0 is not an integer");
+    sg_st_free(ck_parse_ok(E("\"dtype\":\"F32\",\"shape\":[16, 0, 10],\"data_offsets\":[0,0]"), 0));
+    ck_no_error();
+}
+END_TEST
+
 /* The header must be UTF-8 (RFC 8259): invalid bytes anywhere are refused, with their
  * offset; valid multi-byte characters, also right after a backslash, are not. */
 START_TEST(test_header_utf8) {
@@ -1146,8 +1170,8 @@ static Suite *suite(void) {
         {"files", {test_load_errors, test_accessors, test_save_errors, test_atomic_save}},
         {"oom", {test_oom}},
         {"hostile",
-         {test_shape_overflow, test_header_utf8, test_names_in_messages, test_special_files,
-          test_tmp_leftovers}},
+         {test_shape_overflow, test_header_utf8, test_number_syntax, test_names_in_messages,
+          test_special_files, test_tmp_leftovers}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         TCase *tc = tcase_create(groups[g].name);
