@@ -1084,6 +1084,14 @@ static int write_payload(int fd, const st_payload *w) {
     return rc;
 }
 
+/* The temporary file's contents: the target's mode, then the payload. As write_payload;
+ * -1 with errno also when fchmod fails. */
+static int fill_tmp(int fd, mode_t mode, const st_payload *w) {
+    if (fchmod(fd, mode) != 0)
+        return -1;
+    return write_payload(fd, w);
+}
+
 /* ---- temporary files ------------------------------------------------------------------
  * A save writes "<path>.tmp.XXXXXX" and renames it over `path`. Preferably the bytes go to
  * an unnamed file (O_TMPFILE) that gets that name (linkat) only once complete and synced,
@@ -1320,9 +1328,7 @@ int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_li
         fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0) {
         (void)flock(fd, LOCK_EX | LOCK_NB); /* new and unnamed: nobody else has it */
-        if (fchmod(fd, mode) != 0)
-            goto io_err;
-        int w = write_payload(fd, &pl);
+        int w = fill_tmp(fd, mode, &pl);
         if (w == -2)
             goto out;
         if (w != 0)
@@ -1351,9 +1357,7 @@ int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_li
             fd = -1;
             named = false;
         }
-        if (fchmod(fd, mode) != 0)
-            goto io_err;
-        int w = write_payload(fd, &pl);
+        int w = fill_tmp(fd, mode, &pl);
         if (w == -2)
             goto out;
         if (w != 0)
