@@ -21,6 +21,7 @@
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
+#include "oomtest.h"
 #include "tmptest.h"
 
 /* A parameter filled with a + b * i (row-major). */
@@ -907,19 +908,6 @@ END_TEST
 
 /* Out of memory at any allocation of a load is an error naming the file, and changes
  * nothing. */
-static int g_fail_at, g_count;
-static void *fail_malloc(size_t n, void *u) {
-    (void)u;
-    return g_count++ == g_fail_at ? NULL : malloc(n);
-}
-static void *fail_realloc(void *p, size_t n, void *u) {
-    (void)u;
-    return g_count++ == g_fail_at ? NULL : realloc(p, n);
-}
-static void plain_free(void *p, void *u) {
-    (void)u;
-    free(p);
-}
 
 START_TEST(test_load_oom) {
     make_tmpdir("sg_ckpt");
@@ -935,15 +923,12 @@ START_TEST(test_load_oom) {
     model_new(&b, SG_F64, -3.0, 0.9);
     snapshot sb;
     snap(&b, &sb);
-    const sg_allocator al = {fail_malloc, fail_realloc, plain_free, NULL};
     int k;
     for (k = 0; k < 1000; k++) {
-        g_fail_at = k;
-        g_count = 0;
         int64_t step = 0;
-        sg_set_allocator(&al);
+        oom_arm(k);
         int rc = sg_checkpoint_load(ctx, path, &b.params, b.opt, &step, &r);
-        sg_set_allocator(NULL);
+        oom_disarm();
         if (rc == 0)
             break;
         const char *e = sg_ctx_error(ctx);

@@ -73,6 +73,7 @@ static void ck_values(const sg_tensor *t, sg_dtype dt, int ndim, const int64_t *
 
 /* ---- small file helpers -------------------------------------------------------------- */
 
+#include "oomtest.h"
 #include "tmptest.h"
 
 /* Names in tmpdir other than . and .., as a count; names containing `part` are counted in
@@ -1096,24 +1097,9 @@ END_TEST
 
 /* ---- out of memory at every allocation ----------------------------------------------- */
 
-static int g_fail_at, g_count;
-static void *fail_malloc(size_t n, void *u) {
-    (void)u;
-    return g_count++ == g_fail_at ? NULL : malloc(n);
-}
-static void *fail_realloc(void *p, size_t n, void *u) {
-    (void)u;
-    return g_count++ == g_fail_at ? NULL : realloc(p, n);
-}
-static void plain_free(void *p, void *u) {
-    (void)u;
-    free(p);
-}
-
 START_TEST(test_oom) {
     size_t len;
     unsigned char *buf = read_bytes(FIXTURE("specials_meta"), &len);
-    const sg_allocator a = {fail_malloc, fail_realloc, plain_free, NULL};
     make_tmpdir("sg_st");
     list16 l = {0};
     list_add(&l, "w", sg_transpose(ctx, filled(SG_F64, 2, (int64_t[]){2, 3}, 1), 0, 1));
@@ -1123,9 +1109,7 @@ START_TEST(test_oom) {
     for (int what = 0; what < 3; what++) {
         int k;
         for (k = 0; k < 1000; k++) {
-            g_fail_at = k;
-            g_count = 0;
-            sg_set_allocator(&a);
+            oom_arm(k);
             int ok;
             if (what == 2) {
                 ok = sg_safetensors_save(ctx, tmp_path("o.safetensors"), &l.list, meta) == 0;
@@ -1135,7 +1119,7 @@ START_TEST(test_oom) {
                 ok = f != NULL;
                 sg_st_free(f);
             }
-            sg_set_allocator(NULL);
+            oom_disarm();
             if (ok)
                 break;
             ck_assert_msg(strstr(sg_ctx_error(ctx), "out of memory") != NULL, "%s",
