@@ -118,14 +118,8 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
     static const char fn[] = "sg_checkpoint_save";
     if (!ctx)
         return -1;
-    if (!path) {
-        sg_error(ctx, "%s: NULL path", fn);
+    if (!sg__io_path_ok(ctx, fn, path))
         return -1;
-    }
-    if (!*path) {
-        sg_error(ctx, "%s: empty path", fn);
-        return -1;
-    }
     if (!params) {
         sg__io_error(ctx, fn, path, "NULL parameter list");
         return -1;

@@ -37,6 +37,10 @@ enum {
 };
 extern int sg__io_fail_point;
 
+/* A path to read or write: not NULL, not empty. False with "<fn>: NULL path" or
+ * "<fn>: empty path" (checked before anything uses the path as a label). */
+bool sg__io_path_ok(sg_ctx *ctx, const char *fn, const char *path);
+
 /* Record "<fn>: <label>: <message>" (or "<fn>: <message>" when label is NULL). */
 void sg__io_error(sg_ctx *ctx, const char *fn, const char *label, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -44,6 +44,14 @@ struct sg_st_file {
 
 /* ---- errors and names in messages ------------------------------------------------------ */
 
+bool sg__io_path_ok(sg_ctx *ctx, const char *fn, const char *path) {
+    if (!path)
+        sg_error(ctx, "%s: NULL path", fn);
+    else if (!*path)
+        sg_error(ctx, "%s: empty path", fn);
+    return path && *path;
+}
+
 void sg__io_error(sg_ctx *ctx, const char *fn, const char *label, const char *fmt, ...) {
     if (!ctx || sg_ctx_error(ctx))
         return;
@@ -927,10 +935,8 @@ static unsigned char *read_file(sg_ctx *ctx, const char *fn, const char *path, s
 sg_st_file *sg__st_load(sg_ctx *ctx, const char *fn, const char *path) {
     if (!ctx)
         return NULL;
-    if (!path)
-        return sg_error(ctx, "%s: NULL path", fn);
-    if (!*path)
-        return sg_error(ctx, "%s: empty path", fn);
+    if (!sg__io_path_ok(ctx, fn, path))
+        return NULL;
     size_t len = 0;
     unsigned char *buf = read_file(ctx, fn, path, &len);
     if (!buf)
@@ -1197,14 +1203,8 @@ int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_li
                 const char *const *metadata, const char *crc_key) {
     if (!ctx)
         return -1;
-    if (!path) {
-        sg_error(ctx, "%s: NULL path", fn);
+    if (!sg__io_path_ok(ctx, fn, path))
         return -1;
-    }
-    if (!*path) {
-        sg_error(ctx, "%s: empty path", fn);
-        return -1;
-    }
     int n = tensors ? tensors->n : 0, nmeta = 0, rc = -1, fd = -1;
     const sg_param_entry **ents = NULL;
     st_kv *kvs = NULL;
