@@ -479,41 +479,41 @@ static int probe_dir(const char *dir) {
     return 0;
 }
 
-/* --resume: an existing path must be a regular file (a device such as /dev/zero would be
- * read without end); a missing one is left to the loader, whose message says so. */
-static int check_resume_path(const char *path) {
+/* A path given to option `opt` that names a file: not empty, and when it exists a regular
+ * file. 1: it exists; 0: stat failed (errno says why); -1: refused, with a message. */
+static int file_option(const char *opt, const char *path) {
     struct stat st;
     if (!*path) {
-        fprintf(stderr, "train: --resume: empty path\n");
+        fprintf(stderr, "train: %s: empty path\n", opt);
         return -1;
     }
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "train: --resume %s: %s\n", path,
+    if (stat(path, &st) != 0)
+        return 0;
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "train: %s %s: %s\n", opt, path,
                 S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
         return -1;
     }
-    return 0;
+    return 1;
+}
+
+/* --resume: an existing path must be a regular file (a device such as /dev/zero would be
+ * read without end); a missing one is left to the loader, whose message says so. */
+static int check_resume_path(const char *path) {
+    return file_option("--resume", path) < 0 ? -1 : 0;
 }
 
 /* --save: a regular file or nothing yet, in a directory where files can be created (the
  * checkpoint is written to a temporary file there and renamed over the path). */
 static int check_save_path(const char *path) {
-    struct stat st;
     size_t n = strlen(path);
-    if (!n) {
-        fprintf(stderr, "train: --save: empty path\n");
+    int r = file_option("--save", path);
+    if (r < 0)
         return -1;
-    }
-    if (stat(path, &st) == 0) {
-        if (!S_ISREG(st.st_mode)) {
-            fprintf(stderr, "train: --save %s: %s\n", path,
-                    S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-            return -1;
-        }
-    } else if (errno != ENOENT) {
+    if (r == 0 && errno != ENOENT) {
         fprintf(stderr, "train: --save %s: %s\n", path, strerror(errno));
         return -1;
-    } else if (path[n - 1] == '/') {
+    } else if (r == 0 && path[n - 1] == '/') { /* missing, and named as a directory */
         fprintf(stderr, "train: --save %s: names a directory (ends in '/')\n", path);
         return -1;
     }
