@@ -51,7 +51,7 @@ static bool reshape_strides(const sg_tensor *x, int nnd, const int64_t *nshape, 
 }
 
 sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) {
-    if (!sg__check_inputs(ctx, "sg_reshape", 1, &x))
+    if (!sg__check_any(ctx, "sg_reshape", 1, &x))
         return NULL;
     char a[96], b[96];
     if (ndim < 0 || ndim > SG_MAX_DIMS)
@@ -111,7 +111,7 @@ sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape)
 }
 
 sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm) {
-    if (!sg__check_inputs(ctx, "sg_permute", 1, &x))
+    if (!sg__check_any(ctx, "sg_permute", 1, &x))
         return NULL;
     if (!perm)
         return sg_error(ctx, "sg_permute: perm is NULL");
@@ -135,7 +135,7 @@ sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm) {
 }
 
 sg_tensor *sg_transpose(sg_ctx *ctx, sg_tensor *x, int axis0, int axis1) {
-    if (!sg__check_inputs(ctx, "sg_transpose", 1, &x))
+    if (!sg__check_any(ctx, "sg_transpose", 1, &x))
         return NULL;
     int a = sg__axis(ctx, "sg_transpose", axis0, x->ndim);
     int b = sg__axis(ctx, "sg_transpose", axis1, x->ndim);
@@ -150,7 +150,7 @@ sg_tensor *sg_transpose(sg_ctx *ctx, sg_tensor *x, int axis0, int axis1) {
 }
 
 sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t len) {
-    if (!sg__check_inputs(ctx, "sg_slice", 1, &x))
+    if (!sg__check_any(ctx, "sg_slice", 1, &x))
         return NULL;
     int a = sg__axis(ctx, "sg_slice", axis, x->ndim);
     if (a < 0)
@@ -171,7 +171,7 @@ sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t 
 }
 
 sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index) {
-    if (!sg__check_inputs(ctx, "sg_select", 1, &x))
+    if (!sg__check_any(ctx, "sg_select", 1, &x))
         return NULL;
     int a = sg__axis(ctx, "sg_select", axis, x->ndim);
     if (a < 0)
@@ -199,7 +199,7 @@ sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index) {
 
 int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *sizes,
                    sg_tensor **out) {
-    if (!sg__check_inputs(ctx, "sg_split", 1, &x))
+    if (!sg__check_any(ctx, "sg_split", 1, &x))
         return -1;
     int a = sg__axis(ctx, "sg_split", axis, x->ndim);
     if (a < 0)
@@ -236,7 +236,7 @@ int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *si
 }
 
 int sg_split(sg_ctx *ctx, sg_tensor *x, int axis, int n, sg_tensor **out) {
-    if (!sg__check_inputs(ctx, "sg_split", 1, &x))
+    if (!sg__check_any(ctx, "sg_split", 1, &x))
         return -1;
     int a = sg__axis(ctx, "sg_split", axis, x->ndim);
     if (a < 0)
@@ -257,7 +257,7 @@ int sg_split(sg_ctx *ctx, sg_tensor *x, int axis, int n, sg_tensor **out) {
 }
 
 sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) {
-    if (!sg__check_inputs(ctx, "sg_expand", 1, &x))
+    if (!sg__check_any(ctx, "sg_expand", 1, &x))
         return NULL;
     char a[96], b[96];
     if (ndim < x->ndim || ndim > SG_MAX_DIMS)
@@ -291,7 +291,7 @@ sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) 
 }
 
 sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x) {
-    if (!sg__check_inputs(ctx, "sg_contiguous", 1, &x))
+    if (!sg__check_any(ctx, "sg_contiguous", 1, &x))
         return NULL;
     if (sg_is_contiguous(x))
         return x;
@@ -393,7 +393,7 @@ sg_tensor *sg_concat(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis) {
         return sg_error(ctx, "sg_concat: need at least one input (got n = %d)", n);
     if (!xs)
         return sg_error(ctx, "sg_concat: xs is NULL");
-    if (!sg__check_inputs(ctx, "sg_concat", n, xs))
+    if (!sg__check_any(ctx, "sg_concat", n, xs))
         return NULL;
     const sg_tensor *x0 = xs[0];
     int nd = x0->ndim;
@@ -482,7 +482,7 @@ sg_tensor *sg_stack(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis) {
         return sg_error(ctx, "sg_stack: need at least one input (got n = %d)", n);
     if (!xs)
         return sg_error(ctx, "sg_stack: xs is NULL");
-    if (!sg__check_inputs(ctx, "sg_stack", n, xs))
+    if (!sg__check_any(ctx, "sg_stack", n, xs))
         return NULL;
     const sg_tensor *x0 = xs[0];
     int nd = x0->ndim;

@@ -121,8 +121,9 @@ sg_tensor *sg_store_param(sg_ctx *ctx, sg_store *s, const char *name, sg_dtype d
                         SG_NAME_MAX);
     if (sg_store_find(s, name))
         return sg_error(ctx, "sg_store_param: the store already has a parameter \"%s\"", name);
-    if (dt != SG_F32 && dt != SG_F64)
-        return sg_error(ctx, "sg_store_param: unknown dtype %d", (int)dt);
+    if (!sg_dtype_is_float(dt))
+        return sg_error(ctx, "sg_store_param: a parameter is float32 or float64, not %s (%d)",
+                        sg_dtype_name(dt), (int)dt);
     if (s->has_dtype && dt != s->dtype)
         return sg_error(ctx, "sg_store_param: \"%s\" is %s but the store holds %s parameters", name,
                         sg_dtype_name(dt), sg_dtype_name(s->dtype));

@@ -189,6 +189,9 @@ bool sg_ctx_grad_enabled(const sg_ctx *ctx) { return ctx && !ctx->tape.grad_disa
 sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
     if (!sg_check(sg__ctx_of(t), t, "sg_set_requires_grad"))
         return NULL;
+    if (on && !sg_dtype_is_float(t->dtype))
+        return sg_error(t->ctx, "sg_set_requires_grad: an %s tensor never requires grad",
+                        sg_dtype_name(t->dtype));
     if (on)
         t->flags |= SG_FLAG_REQUIRES_GRAD;
     else if (t->op == SG_OP_NONE)
@@ -218,6 +221,9 @@ sg_tensor *sg_param_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape
                         const char *name) {
     /* The gradient first: sg_ctx_free frees the newest first, so the parameter's dtor
      * always finds its gradient alive. */
+    if (ctx && (dt == SG_I64 || dt == SG_I32))
+        return sg_error(ctx, "sg_param_new: a parameter is float32 or float64, not %s",
+                        sg_dtype_name(dt));
     sg_tensor *g = sg__persistent_new(ctx, "sg_param_new", dt, ndim, shape, NULL);
     sg_tensor *t = g ? sg__persistent_new(ctx, "sg_param_new", dt, ndim, shape, param_dtor) : NULL;
     if (!t) {

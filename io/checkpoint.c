@@ -250,6 +250,8 @@ static int verify_crcs(sg_ctx *ctx, const char *fn, const char *path, const sg_s
 /* The first element of t (contiguous, as loaded) that is NaN or infinite, or, with
  * second_moment, negative: its index and value, or -1. */
 static int64_t first_bad(const sg_tensor *t, bool second_moment, double *val) {
+    if (!sg_dtype_is_float(t->dtype))
+        return -1; /* integers are always finite and never second moments */
     const int64_t n = sg_numel(t);
     const float *x32 = t->dtype == SG_F32 ? sg_data(t) : NULL;
     const double *x64 = t->dtype == SG_F64 ? sg_data(t) : NULL;

@@ -12,8 +12,8 @@
  *     "sg_safetensors_load: w.safetensors: tensor 'emb': dtype BF16 not supported".
  * Names in messages are quoted ('' for an empty one), with control characters and invalid
  * UTF-8 escaped (\n, \x1b, ...) and anything past 96 characters cut to "...".
- * Only F32 and F64 load into seqgrad tensors; other standard dtypes are recognised and
- * rejected by name.
+ * F32, F64, I64 and I32 load into seqgrad tensors of those dtypes (and are written from
+ * them); other standard dtypes are recognised and rejected by name.
  *
  *     sg_st_file *f = sg_safetensors_load(ctx, "w.safetensors");
  *     sg_tensor *k = sg_st_get(f, "lstm.kernel");        // owned by f

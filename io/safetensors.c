@@ -184,7 +184,9 @@ static const char *const st_known_dtypes[] = {
     "I32",  "U32", "F32", "F64",     "I64",     "U64",     "C64", "F4",  "F6_E2M3", "F6_E3M2",
 };
 
-static const char *st_dtype_str(sg_dtype dt) { return dt == SG_F64 ? "F64" : "F32"; }
+/* seqgrad's dtypes by their safetensors names, indexed by sg_dtype. */
+static const char *const st_dtype_names[SG_DTYPE_COUNT] = {"F32", "F64", "I64", "I32"};
+static const char *st_dtype_str(sg_dtype dt) { return st_dtype_names[dt]; }
 
 /* ---- little-endian helpers ----------------------------------------------------------- */
 
@@ -545,15 +547,18 @@ static bool parse_entry(sg_ctx *ctx, const char *fn, const char *label, const cJ
         return false;
     }
     const char *ds = dtype->valuestring;
-    if (!strcmp(ds, "F32")) {
-        e->dtype = SG_F32;
-    } else if (!strcmp(ds, "F64")) {
-        e->dtype = SG_F64;
+    int dt = -1;
+    for (int k = 0; k < SG_DTYPE_COUNT && dt < 0; k++)
+        if (!strcmp(ds, st_dtype_names[k]))
+            dt = k;
+    if (dt >= 0) {
+        e->dtype = (sg_dtype)dt;
     } else {
         for (size_t k = 0; k < sizeof st_known_dtypes / sizeof *st_known_dtypes; k++)
             if (!strcmp(ds, st_known_dtypes[k])) {
-                sg__io_error(ctx, fn, label, "tensor %s: dtype %s not supported (only F32 and F64)",
-                             name, ds);
+                sg__io_error(ctx, fn, label,
+                             "tensor %s: dtype %s not supported (only F32, F64, I64 and I32)", name,
+                             ds);
                 return false;
             }
         sg__io_error(ctx, fn, label, "tensor %s: unknown dtype %s", name, SG_IO_QN(ds));

@@ -205,7 +205,7 @@ sg_tensor *sg__persistent_new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim
                               const int64_t *shape, void (*dtor)(sg_tensor *t)) {
     if (!ctx)
         return NULL;
-    if (dt != SG_F32 && dt != SG_F64)
+    if ((unsigned)dt >= SG_DTYPE_COUNT)
         return sg_error(ctx, "%s: unknown dtype %d", fn, (int)dt);
     if (ndim < 0 || ndim > SG_MAX_DIMS)
         return sg_error(ctx, "%s: %d dimensions (at most %d)", fn, ndim, SG_MAX_DIMS);

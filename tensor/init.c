@@ -279,6 +279,11 @@ int sg_init_tensor(sg_ctx *ctx, sg_tensor *t, sg_init init, sg_rng *rng) {
         sg_error(ctx, "sg_init_tensor: rng is NULL");
         return -1;
     }
+    if (!sg_dtype_is_float(t->dtype)) {
+        sg_error(ctx, "sg_init_tensor: %s fills float32 or float64 tensors, not %s", name,
+                 sg_dtype_name(t->dtype));
+        return -1;
+    }
     switch (init.kind) {
     case SG_INIT_ZEROS: fill_const(t, 0.0); return 0;
     case SG_INIT_ONES: fill_const(t, 1.0); return 0;
@@ -332,6 +337,9 @@ sg_tensor *sg_rand_uniform(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sh
         return sg_error(ctx, "sg_rand_uniform: needs lo <= hi, got lo=%g hi=%g", lo, hi);
     if (ndim > 0 && !shape)
         return sg_error(ctx, "sg_rand_uniform: shape is NULL for %d dimensions", ndim);
+    if (dt == SG_I64 || dt == SG_I32)
+        return sg_error(ctx, "sg_rand_uniform: draws float32 or float64, not %s",
+                        sg_dtype_name(dt));
     sg_tensor *t = sg__new(ctx, "sg_rand_uniform", dt, ndim, shape, false);
     if (!t)
         return NULL;
@@ -347,6 +355,8 @@ sg_tensor *sg_rand_normal(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *sha
         return sg_error(ctx, "sg_rand_normal: needs std >= 0, got %g", std);
     if (ndim > 0 && !shape)
         return sg_error(ctx, "sg_rand_normal: shape is NULL for %d dimensions", ndim);
+    if (dt == SG_I64 || dt == SG_I32)
+        return sg_error(ctx, "sg_rand_normal: draws float32 or float64, not %s", sg_dtype_name(dt));
     sg_tensor *t = sg__new(ctx, "sg_rand_normal", dt, ndim, shape, false);
     if (!t)
         return NULL;

@@ -132,12 +132,15 @@ int64_t sg__offset_of(const sg_tensor *t, int64_t i);
 /* Normalise a possibly negative axis; -1 with an error naming fn when out of range. */
 int sg__axis(sg_ctx *ctx, const char *fn, int axis, int ndim);
 
-/* Common input validation of ops: every input non-NULL and live, same dtype.
- * Returns false (recording an error naming fn when an input is stale or dtypes mix).
- * The inline part is the fast path; anything odd goes to sg__check_inputs_slow for its
- * message. */
-bool sg__check_inputs_slow(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src);
-static inline bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
+/* Common input validation of ops: every input non-NULL and live, one dtype, and (unless
+ * any_dtype: views and copies, which serve integer tensors too) a float dtype.
+ * Returns false (recording an error naming fn when an input is stale, dtypes mix or an
+ * integer tensor reaches a float op). The inline part is the fast path; anything odd goes to
+ * sg__check_inputs_slow for its message. */
+bool sg__check_inputs_slow(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src,
+                           bool any_dtype);
+static inline __attribute__((always_inline)) bool
+sg__check_dtype_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src, bool any_dtype) {
     if (!ctx)
         return false;
     for (int i = 0; i < n; i++) {
@@ -145,11 +148,21 @@ static inline bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tenso
         if (!t)
             return false;
         if (t->magic != SG_TENSOR_MAGIC || (t->ctx != ctx && !(t->flags & SG_FLAG_SHARED)) ||
-            t->dtype != src[0]->dtype || (!(t->flags & SG_FLAG_PERSISTENT) && t->gen != ctx->gen))
-            return sg__check_inputs_slow(ctx, fn, n, src);
+            t->dtype != src[0]->dtype || (!any_dtype && !sg_dtype_is_float(t->dtype)) ||
+            (!(t->flags & SG_FLAG_PERSISTENT) && t->gen != ctx->gen))
+            return sg__check_inputs_slow(ctx, fn, n, src, any_dtype);
     }
     return true;
 }
+static inline bool sg__check_inputs(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
+    return sg__check_dtype_inputs(ctx, fn, n, src, false);
+}
+static inline bool sg__check_any(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
+    return sg__check_dtype_inputs(ctx, fn, n, src, true);
+}
+/* Is t (live, checked by the caller) an index tensor, int64 or int32? Else false with an
+ * error: "<fn>: <what> must be int64 or int32, got float32". */
+bool sg__index_dtype(sg_ctx *ctx, const char *fn, const char *what, const sg_tensor *t);
 
 /* ---- the strided iterator ------------------------------------------------------------------
  * The one walk over strided views that every elementwise loop uses: copies and adds between
@@ -296,16 +309,46 @@ static inline void sg__iter_flat(sg_iter *it, const sg_tensor *t) {
 void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
                  const int64_t *src_st, int nd, const int64_t *shape);
 
-/* Element read/write as double at a storage offset (relative to sg_data(t)). */
+/* Element read/write as double at a storage offset (relative to sg_data(t)). Integer
+ * dtypes: sg__ld rounds beyond 2^53 (sg__ldi reads them exactly); sg__st truncates toward
+ * zero and saturates (NaN gives 0) rather than convert out of range, which C leaves
+ * undefined: callers that take values from users check them first (sg__int_ok). */
 static inline double sg__ld(const sg_tensor *t, int64_t off) {
-    return t->dtype == SG_F32 ? (double)((const float *)sg_data(t))[off]
-                              : ((const double *)sg_data(t))[off];
+    switch (t->dtype) {
+    case SG_F32: return (double)((const float *)sg_data(t))[off];
+    case SG_F64: return ((const double *)sg_data(t))[off];
+    case SG_I64: return (double)((const int64_t *)sg_data(t))[off];
+    default: return (double)((const int32_t *)sg_data(t))[off];
+    }
+}
+static inline int64_t sg__sat_i64(double v, double lo, double hi) {
+    return v != v ? 0 : v <= lo ? (int64_t)lo : v >= hi ? (int64_t)hi : (int64_t)v;
 }
 static inline void sg__st(sg_tensor *t, int64_t off, double v) {
-    if (t->dtype == SG_F32)
-        ((float *)sg_data(t))[off] = (float)v;
-    else
-        ((double *)sg_data(t))[off] = v;
+    switch (t->dtype) {
+    case SG_F32: ((float *)sg_data(t))[off] = (float)v; break;
+    case SG_F64: ((double *)sg_data(t))[off] = v; break;
+    /* -2^63 is exact; 2^63 - 1 is not a double, so the top saturates at 2^63 - 1024 */
+    case SG_I64: ((int64_t *)sg_data(t))[off] = sg__sat_i64(v, -0x1p63, 0x1p63 - 1024); break;
+    default: ((int32_t *)sg_data(t))[off] = (int32_t)sg__sat_i64(v, INT32_MIN, INT32_MAX); break;
+    }
+}
+/* An integer tensor's element exactly; a float's truncated toward zero (saturating). */
+static inline int64_t sg__ldi(const sg_tensor *t, int64_t off) {
+    switch (t->dtype) {
+    case SG_I64: return ((const int64_t *)sg_data(t))[off];
+    case SG_I32: return ((const int32_t *)sg_data(t))[off];
+    default: return sg__sat_i64(sg__ld(t, off), -0x1p63, 0x1p63 - 1024);
+    }
+}
+/* Can v be stored in dtype dt without loss of meaning: any value for a float dtype; a finite
+ * value whose truncation fits, for an integer one? */
+static inline bool sg__int_ok(sg_dtype dt, double v) {
+    if (sg_dtype_is_float(dt))
+        return true;
+    if (dt == SG_I64)
+        return v >= -0x1p63 && v < 0x1p63; /* NaN fails both */
+    return v > (double)INT32_MIN - 1 && v < (double)INT32_MAX + 1;
 }
 
 #endif

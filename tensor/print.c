@@ -163,6 +163,8 @@ static int exp_digits(int e) {
 
 typedef struct {
     bool f32;
+    int int_width; /* an integer tensor: every cell right-aligned in this many characters, as
+                      NumPy's IntegerFormat; 0 for a float tensor */
     bool exp;      /* scientific notation */
     int pad_left;  /* characters before the decimal point */
     int pad_right; /* characters after it */
@@ -170,19 +172,25 @@ typedef struct {
     int exp_size;  /* scientific: exponent digits */
 } numfmt;
 
-static void choose_format(const double *v, int64_t n, bool f32, numfmt *f) {
+/* A displayed value: double for float tensors, exact int64 for integer ones. */
+typedef union {
+    double d;
+    int64_t i;
+} cell;
+
+static void choose_format(const cell *v, int64_t n, bool f32, numfmt *f) {
     memset(f, 0, sizeof *f);
     f->f32 = f32;
     double maxv = 0.0, minv = INFINITY;
     bool any_finite = false, any_nonfinite = false, neg_inf = false;
     for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(v[i])) {
+        if (!isfinite(v[i].d)) {
             any_nonfinite = true;
-            neg_inf |= isinf(v[i]) && v[i] < 0;
+            neg_inf |= isinf(v[i].d) && v[i].d < 0;
             continue;
         }
         any_finite = true;
-        double a = fabs(v[i]);
+        double a = fabs(v[i].d);
         if (a != 0.0) {
             maxv = fmax(maxv, a);
             minv = fmin(minv, a);
@@ -192,11 +200,11 @@ static void choose_format(const double *v, int64_t n, bool f32, numfmt *f) {
         f->exp = maxv >= 1e8 || minv < 1e-4 || maxv / minv > 1000.0;
     if (any_finite) {
         for (int64_t i = 0; i < n; i++) {
-            if (!isfinite(v[i]))
+            if (!isfinite(v[i].d))
                 continue;
             if (f->exp) {
                 decimal x;
-                scientific(v[i], f32, &x);
+                scientific(v[i].d, f32, &x);
                 int il = 1 + x.neg;
                 f->pad_left = il > f->pad_left ? il : f->pad_left;
                 f->prec = x.nd - 1 > f->prec ? x.nd - 1 : f->prec;
@@ -204,7 +212,7 @@ static void choose_format(const double *v, int64_t n, bool f32, numfmt *f) {
                 f->exp_size = ed > f->exp_size ? ed : f->exp_size;
             } else {
                 char ip[64], fp[64];
-                positional(v[i], f32, ip, fp);
+                positional(v[i].d, f32, ip, fp);
                 int il = (int)strlen(ip), fl = (int)strlen(fp);
                 f->pad_left = il > f->pad_left ? il : f->pad_left;
                 f->pad_right = fl > f->pad_right ? fl : f->pad_right;
@@ -224,7 +232,23 @@ static void choose_format(const double *v, int64_t n, bool f32, numfmt *f) {
     }
 }
 
-static void put_cell(sbuf *b, double v, const numfmt *f) {
+static void int_format(const cell *v, int64_t n, numfmt *f) {
+    memset(f, 0, sizeof *f);
+    char s[32];
+    for (int64_t i = 0; i < n; i++) {
+        int w = snprintf(s, sizeof s, "%lld", (long long)v[i].i);
+        f->int_width = w > f->int_width ? w : f->int_width;
+    }
+}
+
+static void put_cell(sbuf *b, cell c, const numfmt *f) {
+    if (f->int_width) {
+        char s[32];
+        int w = snprintf(s, sizeof s, "%*lld", f->int_width, (long long)c.i);
+        sb_putn(b, s, (size_t)w);
+        return;
+    }
+    double v = c.d;
     int width = f->pad_left + f->pad_right + 1;
     if (!isfinite(v)) {
         const char *s = isnan(v) ? "nan" : v < 0 ? "-inf" : "inf";
@@ -264,10 +288,12 @@ static void put_cell(sbuf *b, double v, const numfmt *f) {
 /* The indices shown along a dimension of size n: all, or EDGE leading and EDGE trailing. */
 static bool cut(int64_t n, bool summarize) { return summarize && n > 2 * EDGE; }
 
-static void collect(const sg_tensor *t, int d, int64_t off, bool summarize, double *out,
-                    int64_t *k) {
+static void collect(const sg_tensor *t, int d, int64_t off, bool summarize, cell *out, int64_t *k) {
     if (d == t->ndim) {
-        out[(*k)++] = sg__ld(t, off);
+        if (sg_dtype_is_float(t->dtype))
+            out[(*k)++].d = sg__ld(t, off);
+        else
+            out[(*k)++].i = sg__ldi(t, off);
         return;
     }
     int64_t n = t->shape[d];
@@ -281,7 +307,7 @@ static void collect(const sg_tensor *t, int d, int64_t off, bool summarize, doub
 /* Mirrors numpy's _formatArray: rows of the last axis are joined by ' ', blocks of outer
  * axes by as many newlines as there are axes below them, continuation lines indented to
  * sit under the opening bracket. */
-static void render(sbuf *b, const sg_tensor *t, int d, bool summarize, const double *v, int64_t *k,
+static void render(sbuf *b, const sg_tensor *t, int d, bool summarize, const cell *v, int64_t *k,
                    const numfmt *f) {
     if (d == t->ndim) {
         put_cell(b, v[(*k)++], f);
@@ -332,7 +358,7 @@ static char *format_tensor(const sg_tensor *t) {
         int64_t shown = 1;
         for (int d = 0; d < t->ndim; d++)
             shown *= cut(t->shape[d], summarize) ? 2 * EDGE : t->shape[d];
-        double *v = sg_malloc((size_t)shown * sizeof(double));
+        cell *v = sg_malloc((size_t)shown * sizeof(cell));
         if (!v) {
             sg_free(b.p);
             return NULL;
@@ -340,7 +366,10 @@ static char *format_tensor(const sg_tensor *t) {
         int64_t k = 0;
         collect(t, 0, 0, summarize, v, &k);
         numfmt f;
-        choose_format(v, shown, t->dtype == SG_F32, &f);
+        if (sg_dtype_is_float(t->dtype))
+            choose_format(v, shown, t->dtype == SG_F32, &f);
+        else
+            int_format(v, shown, &f);
         k = 0;
         render(&b, t, 0, summarize, v, &k, &f);
         sb_puts(&b, "\n");

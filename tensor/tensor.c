@@ -8,7 +8,13 @@
 #include "internal.h"
 
 const char *sg_dtype_name(sg_dtype dt) {
-    return dt == SG_F32 ? "float32" : dt == SG_F64 ? "float64" : "unknown";
+    switch (dt) {
+    case SG_F32: return "float32";
+    case SG_F64: return "float64";
+    case SG_I64: return "int64";
+    case SG_I32: return "int32";
+    }
+    return "unknown";
 }
 
 const char *sg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
@@ -59,12 +65,18 @@ bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn) {
     return true;
 }
 
-bool sg__check_inputs_slow(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src) {
+bool sg__check_inputs_slow(sg_ctx *ctx, const char *fn, int n, sg_tensor *const *src,
+                           bool any_dtype) {
     if (!ctx)
         return false;
     for (int i = 0; i < n; i++) {
         if (!src[i] || !sg_check(ctx, src[i], fn))
             return false;
+        if (!any_dtype && !sg_dtype_is_float(src[i]->dtype)) {
+            sg_error(ctx, "%s: input %d is an %s tensor; this op takes float32 or float64", fn, i,
+                     sg_dtype_name(src[i]->dtype));
+            return false;
+        }
         if (src[i]->dtype != src[0]->dtype) {
             sg_error(ctx, "%s: dtype mismatch: %s and %s", fn, sg_dtype_name(src[0]->dtype),
                      sg_dtype_name(src[i]->dtype));
@@ -72,6 +84,13 @@ bool sg__check_inputs_slow(sg_ctx *ctx, const char *fn, int n, sg_tensor *const 
         }
     }
     return true;
+}
+
+bool sg__index_dtype(sg_ctx *ctx, const char *fn, const char *what, const sg_tensor *t) {
+    if (t->dtype == SG_I64 || t->dtype == SG_I32)
+        return true;
+    sg_error(ctx, "%s: %s must be int64 or int32, got %s", fn, what, sg_dtype_name(t->dtype));
+    return false;
 }
 
 /* ---- creation ------------------------------------------------------------------------ */
@@ -152,7 +171,7 @@ bool sg__shape_ok(sg_ctx *ctx, const char *fn, int ndim, const int64_t *shape, i
 
 static bool valid_shape(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int64_t *shape,
                         int64_t *numel) {
-    if (dt != SG_F32 && dt != SG_F64) {
+    if ((unsigned)dt >= SG_DTYPE_COUNT) {
         sg_error(ctx, "%s: unknown dtype %d", fn, (int)dt);
         return false;
     }
@@ -193,7 +212,7 @@ sg_tensor *sg__new(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int
      * nonzero sizes; no division, this runs for every op) and the contiguous strides. */
     int64_t span = 1, st[SG_MAX_DIMS];
     bool empty = false;
-    bool ok = ctx && (dt == SG_F32 || dt == SG_F64) && ndim >= 0 && ndim <= SG_MAX_DIMS;
+    bool ok = ctx && (unsigned)dt < SG_DTYPE_COUNT && ndim >= 0 && ndim <= SG_MAX_DIMS;
     for (int i = ndim - 1; ok && i >= 0; i--) {
         int64_t d = shape[i];
         st[i] = span;
@@ -240,6 +259,8 @@ sg_tensor *sg_zeros(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape) {
     return new_named(ctx, "sg_zeros", dt, ndim, shape, true);
 }
 sg_tensor *sg_full(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, double value) {
+    if (ctx && (unsigned)dt < SG_DTYPE_COUNT && !sg__int_ok(dt, value))
+        return sg_error(ctx, "sg_full: value %g is not an %s", value, sg_dtype_name(dt));
     sg_tensor *t = new_named(ctx, "sg_full", dt, ndim, shape, false);
     if (t)
         sg_fill(t, value);
@@ -264,6 +285,10 @@ sg_tensor *sg_arange(sg_ctx *ctx, sg_dtype dt, double start, double stop, double
     if (span > 1e12)
         return sg_error(ctx, "sg_arange: %g elements is too many", span);
     int64_t n = span > 0 ? (int64_t)span : 0;
+    if (n > 0 && (unsigned)dt < SG_DTYPE_COUNT &&
+        (!sg__int_ok(dt, start) || !sg__int_ok(dt, start + (double)(n - 1) * step)))
+        return sg_error(ctx, "sg_arange: values from %g to %g do not fit in %s", start,
+                        start + (double)(n - 1) * step, sg_dtype_name(dt));
     sg_tensor *t = new_named(ctx, "sg_arange", dt, 1, &n, false);
     for (int64_t i = 0; t && i < n; i++)
         sg__st(t, i, start + (double)i * step);
@@ -335,27 +360,41 @@ double sg_get(const sg_tensor *t, const int64_t *index) {
     return sg__ld(t, off);
 }
 
+/* Is flat index i in range of t (live)? Else false with an error naming fn. */
+static bool flat_ok(const sg_tensor *t, int64_t i, const char *fn) {
+    if (i >= 0 && i < sg_numel(t))
+        return true;
+    sg_error(t->ctx, "%s: index %lld out of range for %lld elements", fn, (long long)i,
+             (long long)sg_numel(t));
+    return false;
+}
+
+/* Can v go into t (live)? Else false with an error naming fn. */
+static bool value_ok(const sg_tensor *t, double v, const char *fn) {
+    if (sg__int_ok(t->dtype, v))
+        return true;
+    sg_error(t->ctx, "%s: value %g is not an %s", fn, v, sg_dtype_name(t->dtype));
+    return false;
+}
+
 double sg_get_flat(const sg_tensor *t, int64_t i) {
-    if (!sg_check(sg__ctx_of(t), t, "sg_get_flat"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_get_flat") || !flat_ok(t, i, "sg_get_flat"))
         return NAN;
-    if (i < 0 || i >= sg_numel(t)) {
-        sg_error(t->ctx, "sg_get_flat: index %lld out of range for %lld elements", (long long)i,
-                 (long long)sg_numel(t));
-        return NAN;
-    }
     return sg__ld(t, sg__offset_of(t, i));
 }
 
 int sg_set_flat(sg_tensor *t, int64_t i, double v) {
-    if (!sg_check(sg__ctx_of(t), t, "sg_set_flat"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_set_flat") || !flat_ok(t, i, "sg_set_flat") ||
+        !value_ok(t, v, "sg_set_flat"))
         return -1;
-    if (i < 0 || i >= sg_numel(t)) {
-        sg_error(t->ctx, "sg_set_flat: index %lld out of range for %lld elements", (long long)i,
-                 (long long)sg_numel(t));
-        return -1;
-    }
     sg__st(t, sg__offset_of(t, i), v);
     return 0;
+}
+
+int64_t sg_get_flat_i64(const sg_tensor *t, int64_t i) {
+    if (!sg_check(sg__ctx_of(t), t, "sg_get_flat_i64") || !flat_ok(t, i, "sg_get_flat_i64"))
+        return 0;
+    return sg__ldi(t, sg__offset_of(t, i));
 }
 
 int sg_copy_to(const sg_tensor *t, void *out) {
@@ -433,6 +472,19 @@ int sg_copy_to_f64(const sg_tensor *t, double *out) {
     }
 DEF_ROWS(float)
 DEF_ROWS(double)
+DEF_ROWS(int64_t)
+DEF_ROWS(int32_t)
+
+/* The rows and strided loops by dtype. */
+#define BY_DTYPE(DT, F, ...)                                                                       \
+    do {                                                                                           \
+        switch (DT) {                                                                              \
+        case SG_F32: F##float(__VA_ARGS__); break;                                                 \
+        case SG_F64: F##double(__VA_ARGS__); break;                                                \
+        case SG_I64: F##int64_t(__VA_ARGS__); break;                                               \
+        default: F##int32_t(__VA_ARGS__); break;                                                   \
+        }                                                                                          \
+    } while (0)
 
 /* dst (+)= src, both `nd`-dim strided views of `shape` starting at the given pointers. */
 void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const void *src,
@@ -440,29 +492,23 @@ void sg__strided(bool add, sg_dtype dt, void *dst, const int64_t *dst_st, const 
     if (nd == 2 && dst_st[1] == 1 && src_st[1] == 1 && shape[0] > 0 && shape[1] > 0) {
         /* 2-D with unit-stride rows, the usual case: straight to the rows loop (what the
          * iterator would make of it, without building one) */
-        if (dt == SG_F32)
-            rows_float(add, dst, src, shape[0], shape[1], dst_st[0], src_st[0]);
-        else
-            rows_double(add, dst, src, shape[0], shape[1], dst_st[0], src_st[0]);
+        BY_DTYPE(dt, rows_, add, dst, src, shape[0], shape[1], dst_st[0], src_st[0]);
         return;
     }
     sg_iter it;
     sg__iter_init(&it, nd, shape, 2, (const int64_t *const[]){dst_st, src_st});
     if (it.n == 0)
         return;
-    if (dt == SG_F32)
-        strided_float(add, dst, src, &it);
-    else
-        strided_double(add, dst, src, &it);
+    BY_DTYPE(dt, strided_, add, dst, src, &it);
 }
 
 /* ---- in-place helpers ---------------------------------------------------------------- */
 
 int sg_fill(sg_tensor *t, double value) {
-    if (!sg_check(sg__ctx_of(t), t, "sg_fill"))
+    if (!sg_check(sg__ctx_of(t), t, "sg_fill") || !value_ok(t, value, "sg_fill"))
         return -1;
     int64_t n = sg_numel(t);
-    if (sg_is_contiguous(t)) {
+    if (sg_is_contiguous(t) && sg_dtype_is_float(t->dtype)) {
         if (t->dtype == SG_F32) {
             float *p = sg_data(t), v = (float)value;
             for (int64_t i = 0; i < n; i++)
@@ -525,6 +571,8 @@ int sg_copy(sg_tensor *dst, const sg_tensor *src) {
     return 0;
 }
 
+static int convert(sg_ctx *ctx, const char *fn, sg_tensor *dst, const sg_tensor *src);
+
 int sg_copy_values(sg_tensor *dst, const sg_tensor *src) {
     if (!dst || !src || dst->magic != SG_TENSOR_MAGIC || src->magic != SG_TENSOR_MAGIC)
         return check_pair("sg_copy_values", dst, src); /* its message */
@@ -538,20 +586,62 @@ int sg_copy_values(sg_tensor *dst, const sg_tensor *src) {
                  sg_shape_str(src->ndim, src->shape, b, sizeof b), (long long)sg_numel(src));
         return -1;
     }
+    return convert(ctx, "sg_copy_values", dst, src);
+}
+
+/* dst = src element by element in row-major order (same numbers of elements), converted to
+ * dst's dtype: integers to integers exactly, floats to integers only when they fit (checked
+ * before anything is written, so a refused copy leaves dst as it was). */
+static int convert(sg_ctx *ctx, const char *fn, sg_tensor *dst, const sg_tensor *src) {
     sg_iter it;
+    /* every source dtype but int32 has values an int32 cannot hold, floats ones no integer can */
+    if (!sg_dtype_is_float(dst->dtype) && src->dtype != dst->dtype && src->dtype != SG_I32) {
+        sg__iter_flat(&it, src);
+        int64_t bad = -1;
+        double v = 0;
+        SG_ITER_LOOP(
+            &it, if (bad < 0 && !sg__int_ok(dst->dtype, sg__ld(src, i0))) {
+                bad = i1;
+                v = sg__ld(src, i0);
+            });
+        if (bad >= 0) {
+            sg_error(ctx, "%s: element %lld is %g, not an %s", fn, (long long)bad, v,
+                     sg_dtype_name(dst->dtype));
+            return -1;
+        }
+    }
+    bool ints = !sg_dtype_is_float(dst->dtype) && !sg_dtype_is_float(src->dtype);
     if (sg__same_shape(dst, src)) {
         sg__iter_of(&it, 2, (const sg_tensor *const[]){dst, src});
-        SG_ITER_LOOP(&it, sg__st(dst, i0, sg__ld(src, i1)));
+        if (ints && dst->dtype == SG_I64)
+            SG_ITER_LOOP(&it, ((int64_t *)sg_data(dst))[i0] = sg__ldi(src, i1));
+        else
+            SG_ITER_LOOP(&it, sg__st(dst, i0, sg__ld(src, i1)));
     } else { /* row-major order of each */
         sg__iter_flat(&it, dst);
-        SG_ITER_LOOP(&it, sg__st(dst, i0, sg__ld(src, sg__offset_of(src, i1))));
+        if (ints && dst->dtype == SG_I64)
+            SG_ITER_LOOP(&it, ((int64_t *)sg_data(dst))[i0] = sg__ldi(src, sg__offset_of(src, i1)));
+        else
+            SG_ITER_LOOP(&it, sg__st(dst, i0, sg__ld(src, sg__offset_of(src, i1))));
     }
     return 0;
+}
+
+sg_tensor *sg_cast(sg_ctx *ctx, const sg_tensor *x, sg_dtype dt) {
+    if (!x || !sg_check(ctx, x, "sg_cast"))
+        return NULL;
+    sg_tensor *y = sg__new(ctx, "sg_cast", dt, x->ndim, x->shape, false);
+    return y && convert(ctx, "sg_cast", y, x) == 0 ? y : NULL;
 }
 
 int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src) {
     if (check_pair("sg_axpy", dst, src))
         return -1;
+    if (!sg_dtype_is_float(dst->dtype)) {
+        sg_error(pair_ctx(dst, src), "sg_axpy: %s tensors; float32 or float64 only",
+                 sg_dtype_name(dst->dtype));
+        return -1;
+    }
     int64_t n = sg_numel(dst);
     if (sg_is_contiguous(dst) && sg_is_contiguous(src)) {
         if (dst->dtype == SG_F32) {

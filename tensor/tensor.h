@@ -40,10 +40,18 @@ extern "C" {
  * shape such as (0, 2^40, 2^40) (refused: its strides would not fit). */
 #define SG_NUMEL_MAX (INT64_MAX / 8)
 
-typedef enum { SG_F32 = 0, SG_F64 = 1 } sg_dtype;
+/* Element types. The float types carry values and gradients; the integer types carry
+ * indices, labels and lengths: they are created, viewed (reshape, slice, ...), copied,
+ * printed, saved (safetensors I64 / I32) and converted (sg_cast) like any tensor, and taken
+ * by the ops that want indices (sg_gather, sg_cross_entropy's labels, ...), but they never
+ * require grad, and a float op given one refuses it with a message naming the op. */
+typedef enum { SG_F32 = 0, SG_F64 = 1, SG_I64 = 2, SG_I32 = 3 } sg_dtype;
+#define SG_DTYPE_COUNT 4
 
-/* Size in bytes of one element, and the name ("float32", "float64"). */
-static inline size_t sg_dtype_size(sg_dtype dt) { return dt == SG_F64 ? 8 : 4; }
+/* Size in bytes of one element, and the name ("float32", "float64", "int64", "int32";
+ * "unknown" for anything else). */
+static inline size_t sg_dtype_size(sg_dtype dt) { return dt == SG_F64 || dt == SG_I64 ? 8 : 4; }
+static inline bool sg_dtype_is_float(sg_dtype dt) { return dt == SG_F32 || dt == SG_F64; }
 const char *sg_dtype_name(sg_dtype dt);
 
 /* Tensor flags. tensor/ uses the low byte; the bits from 8 up belong to the module above
@@ -79,7 +87,7 @@ struct sg_tensor {
     uint32_t flags; /* SG_FLAG_* */
     uint64_t gen;   /* context generation at creation (arena tensors only); never wraps */
     sg_ctx *ctx;    /* the context that made it */
-    sg_dtype dtype; /* SG_F32 or SG_F64 */
+    sg_dtype dtype; /* SG_F32, SG_F64, SG_I64 or SG_I32 */
     int ndim;       /* 0 .. SG_MAX_DIMS; 0 is a scalar with one element */
     int64_t shape[SG_MAX_DIMS];
     int64_t stride[SG_MAX_DIMS]; /* in elements */
@@ -269,7 +277,12 @@ static inline void *sg_data(const sg_tensor *t) {
  * is invalid, with an error). */
 double sg_get(const sg_tensor *t, const int64_t *index);
 double sg_get_flat(const sg_tensor *t, int64_t i);
+/* Write v converted to t's dtype (for an integer dtype truncated toward zero, and a NaN or
+ * a value outside its range is -1 with an error). Returns 0 or -1. */
 int sg_set_flat(sg_tensor *t, int64_t i, double v);
+/* Element i of an integer tensor exactly (a double holds integers only up to 2^53); a
+ * float tensor's element truncated toward zero. 0 with an error out of range. */
+int64_t sg_get_flat_i64(const sg_tensor *t, int64_t i);
 /* Copy values out into a contiguous row-major buffer of numel elements of t's dtype /
  * as doubles. Return 0 or -1. */
 int sg_copy_to(const sg_tensor *t, void *out);
@@ -283,16 +296,24 @@ const char *sg_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
  * fn may be NULL ("sg_check"). */
 bool sg_check(sg_ctx *ctx, const sg_tensor *t, const char *fn);
 
+/* A contiguous copy of x converted to dtype dt (x itself is never changed; the copy is
+ * made even when dt is x's dtype). Float to integer truncates toward zero, as C and
+ * torch.Tensor.to do; a NaN, an infinity or a value outside the integer type's range is an
+ * error naming the element ("sg_cast: element 3 is nan, not an int64"). Not recorded on
+ * the tape: the result is a leaf that does not require grad. NULL x gives NULL. */
+sg_tensor *sg_cast(sg_ctx *ctx, const sg_tensor *x, sg_dtype dt);
+
 /* ---------------------------------------------------------------------------------------
  * In-place helpers (no autograd): fill, copy values between same-shaped tensors (any
  * strides, same dtype), scaled accumulate dst += alpha * src.
  * ------------------------------------------------------------------------------------ */
-int sg_fill(sg_tensor *t, double value);
+int sg_fill(sg_tensor *t, double value); /* integer t: value as for sg_set_flat */
 int sg_copy(sg_tensor *dst, const sg_tensor *src);
-int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src);
+int sg_axpy(sg_tensor *dst, double alpha, const sg_tensor *src); /* float tensors only */
 /* Copy src's values into dst element by element in row-major order: the same number of
- * elements, any shapes, strides and dtypes (converted as C converts). 0, or -1 with an
- * error (counts differ, stale tensors). */
+ * elements, any shapes, strides and dtypes (converted as sg_cast converts: a float that
+ * is no whole number in an integer dst's range is an error). 0, or -1 with an error (counts
+ * differ, stale tensors, a value that does not fit). */
 int sg_copy_values(sg_tensor *dst, const sg_tensor *src);
 
 /* ---------------------------------------------------------------------------------------

@@ -243,6 +243,51 @@ END_TEST
 START_TEST(test_roundtrip_f64) { roundtrip(SG_F64); }
 END_TEST
 
+/* Integer tensors (indices, labels, lengths) as I64 and I32, exactly, strided views
+ * included; and an I64 tensor written by Python (numpy int64) reads back. */
+START_TEST(test_roundtrip_ints) {
+    make_tmpdir("sg_st");
+    list16 l = {0};
+    const int64_t v64[6] = {INT64_MIN, -1, 0, 1, ((int64_t)1 << 53) + 1, INT64_MAX};
+    const int32_t v32[3] = {INT32_MIN, 7, INT32_MAX};
+    sg_tensor *a = sg_from_data(ctx, SG_I64, SG_SHAPE(2, 3), v64);
+    list_add(&l, "ids", a);
+    list_add(&l, "ids_t", sg_transpose(ctx, a, 0, 1));
+    list_add(&l, "len", sg_from_data(ctx, SG_I32, SG_SHAPE(3), v32));
+    const char *path = tmp_path("ints.safetensors");
+    ck_assert_int_eq(sg_safetensors_save(ctx, path, &l.list, NULL), 0);
+    size_t len;
+    unsigned char *b = read_bytes(path, &len);
+    ck_assert_ptr_nonnull(
+        strstr((const char *)b + 8, "\"ids\":{\"dtype\":\"I64\",\"shape\":[2,3]"));
+    ck_assert_ptr_nonnull(strstr((const char *)b + 8, "\"len\":{\"dtype\":\"I32\",\"shape\":[3]"));
+    free(b);
+    sg_st_file *f = sg_safetensors_load(ctx, path);
+    ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+    sg_tensor *ids = sg_st_get(f, "ids"), *t = sg_st_get(f, "ids_t"), *n = sg_st_get(f, "len");
+    ck_assert_int_eq(ids->dtype, SG_I64);
+    ck_assert_int_eq(n->dtype, SG_I32);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(sg_get_flat_i64(ids, i), v64[i]);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++)
+            ck_assert_int_eq(sg_get_flat_i64(t, 2 * i + j), v64[3 * j + i]);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(sg_get_flat_i64(n, i), v32[i]);
+    sg_st_free(f);
+    f = sg_safetensors_load(ctx, FIXTURE("i64"));
+    ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+    ids = sg_st_get(f, "ids");
+    ck_assert_int_eq(ids->dtype, SG_I64);
+    ck_assert_int_eq(ids->ndim, 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(sg_get_flat_i64(ids, i), i + 1);
+    sg_st_free(f);
+    ck_no_error();
+    remove_tmpdir();
+}
+END_TEST
+
 /* The reference layout, byte for byte: sorted names, metadata first, compact JSON padded
  * with spaces to a multiple of 8, data in name order. */
 START_TEST(test_exact_bytes) {
@@ -363,10 +408,7 @@ END_TEST
 START_TEST(test_python_refused) {
     ck_assert_ptr_null(sg_safetensors_load(ctx, FIXTURE("bf16")));
     ck_error("sg_safetensors_load: " FIXTURE("bf16") ": tensor 'emb': dtype BF16 not "
-                                                     "supported (only F32 and F64)");
-    ck_assert_ptr_null(sg_safetensors_load(ctx, FIXTURE("i64")));
-    ck_error("sg_safetensors_load: " FIXTURE("i64") ": tensor 'ids': dtype I64 not "
-                                                    "supported (only F32 and F64)");
+                                                     "supported (only F32, F64, I64 and I32)");
     /* data sorted by name: empty, mat, scalar, t3, t4, vec = 0 + 24 + 4 + 96 + 48 + 20
      * bytes, and the last 8 are cut */
     ck_assert_ptr_null(sg_safetensors_load(ctx, FIXTURE("truncated")));
@@ -457,9 +499,9 @@ START_TEST(test_corrupt_entries) {
     ck_parse_fails(E("\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]"), 4,
                    "tensor 'a': unknown dtype 'f32'");
     ck_parse_fails(E("\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]"), 4,
-                   "tensor 'a': dtype BF16 not supported (only F32 and F64)");
+                   "tensor 'a': dtype BF16 not supported (only F32, F64, I64 and I32)");
     ck_parse_fails(E("\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]"), 4,
-                   "tensor 'a': dtype F16 not supported (only F32 and F64)");
+                   "tensor 'a': dtype F16 not supported (only F32, F64, I64 and I32)");
 }
 END_TEST
 
@@ -1144,7 +1186,8 @@ static Suite *suite(void) {
         const char *name;
         const TTest *tests[12];
     } groups[] = {
-        {"roundtrip", {test_roundtrip_f32, test_roundtrip_f64, test_exact_bytes}},
+        {"roundtrip",
+         {test_roundtrip_f32, test_roundtrip_f64, test_roundtrip_ints, test_exact_bytes}},
         {"python",
          {test_python_shapes, test_python_specials_meta, test_python_unordered,
           test_python_refused}},

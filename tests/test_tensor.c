@@ -1685,8 +1685,8 @@ START_TEST(test_err_creation) {
         sg_param_new(ctx, SG_F32, SG_SHAPE((int64_t)1 << 40, (int64_t)1 << 40), "p"));
     EXPECT_ERR(ctx, "sg_param_new: shape (1099511627776, 1099511627776) overflows: the product "
                     "of its nonzero sizes exceeds 2^60 - 1");
-    ck_assert_ptr_null(sg_persistent_new(ctx, (sg_dtype)3, SG_SHAPE(2)));
-    EXPECT_ERR(ctx, "sg_persistent_new: unknown dtype 3");
+    ck_assert_ptr_null(sg_persistent_new(ctx, (sg_dtype)7, SG_SHAPE(2)));
+    EXPECT_ERR(ctx, "sg_persistent_new: unknown dtype 7");
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -1857,6 +1857,129 @@ END_TEST
 
 /* ---- the suite --------------------------------------------------------------------------- */
 
+/* ---- integer tensors --------------------------------------------------------------------- */
+
+START_TEST(test_int_create_views_print) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    ck_assert_str_eq(sg_dtype_name(SG_I64), "int64");
+    ck_assert_str_eq(sg_dtype_name(SG_I32), "int32");
+    ck_assert_int_eq(sg_dtype_size(SG_I64), 8);
+    ck_assert_int_eq(sg_dtype_size(SG_I32), 4);
+    ck_assert(!sg_dtype_is_float(SG_I64) && sg_dtype_is_float(SG_F32));
+    /* values beyond 2^53 survive exactly: from_data, views, copies, sg_get_flat_i64 */
+    const int64_t big[6] = {1, -20, 300, INT64_MAX, INT64_MIN, ((int64_t)1 << 53) + 1};
+    sg_tensor *a = sg_from_data(ctx, SG_I64, SG_SHAPE(2, 3), big);
+    ck_assert_int_eq(sg_get_flat_i64(a, 3), INT64_MAX);
+    ck_assert_int_eq(sg_get_flat_i64(a, 4), INT64_MIN);
+    sg_tensor *at = sg_contiguous(ctx, sg_transpose(ctx, a, 0, 1)); /* (3, 2) */
+    expect_shape(at, 2, I64(3, 2));
+    const int64_t want_t[6] = {1, INT64_MAX, -20, INT64_MIN, 300, ((int64_t)1 << 53) + 1};
+    int64_t got[6];
+    ck_assert_int_eq(sg_copy_to(at, got), 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(got[i], want_t[i]);
+    sg_tensor *row = sg_select(ctx, a, 0, 1);
+    ck_assert_int_eq(sg_get_flat_i64(row, 2), ((int64_t)1 << 53) + 1);
+    sg_tensor *cat = sg_concat(ctx, 2, (sg_tensor *[]){a, a}, 0);
+    expect_shape(cat, 2, I64(4, 3));
+    ck_assert_int_eq(sg_get_flat_i64(cat, 9), INT64_MAX);
+    sg_tensor *r = sg_reshape(ctx, sg_slice(ctx, a, 1, 0, 2), SG_SHAPE(4)); /* not a view */
+    ck_assert_ptr_null(r);
+    sg_ctx_clear_error(ctx);
+    /* creation and printing as NumPy prints integers: right-aligned to the widest */
+    sg_tensor *x = sg_from_data(ctx, SG_I64, SG_SHAPE(3), ((const int64_t[]){1, -20, 300}));
+    char *s = sg_print_str(x);
+    ck_assert_str_eq(s, "shape=(3,) dtype=int64\n[  1 -20 300]\n");
+    sg_free(s);
+    sg_tensor *ar = sg_arange(ctx, SG_I32, 5, -1, -2); /* 5 3 1 */
+    s = sg_print_str(sg_reshape(ctx, ar, SG_SHAPE(1, 3)));
+    ck_assert_str_eq(s, "shape=(1, 3) dtype=int32\n[[5 3 1]]\n");
+    sg_free(s);
+    sg_tensor *f = sg_full(ctx, SG_I32, SG_SHAPE(2), -7.9); /* truncated toward zero, as C */
+    ck_assert_int_eq(sg_get_flat_i64(f, 1), -7);
+    ck_assert_int_eq(sg_set_flat(f, 0, 2147483647.0), 0);
+    ck_assert_int_eq(sg_get_flat_i64(f, 0), INT32_MAX);
+    ck_assert_double_eq(sg_get_flat(f, 0), 2147483647.0);
+    /* comparisons work across integer tensors */
+    sg_tensor *y = sg_from_data(ctx, SG_I64, SG_SHAPE(3), ((const int64_t[]){1, -20, 301}));
+    sg_compare_result cr;
+    ck_assert_int_eq(sg_compare(ctx, x, y, 0, 0, &cr), 1);
+    ck_assert_int_eq(cr.worst_flat, 2);
+    EXPECT_NO_ERR(ctx);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_int_cast) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *x = sg_from_data(ctx, SG_F64, SG_SHAPE(4), ((const double[]){-2.7, 2.7, 0.5, 1e15}));
+    sg_tensor *i = sg_cast(ctx, x, SG_I64); /* toward zero, like torch's .to(torch.int64) */
+    ck_assert_int_eq(i->dtype, SG_I64);
+    const int64_t want[4] = {-2, 2, 0, 1000000000000000};
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(sg_get_flat_i64(i, k), want[k]);
+    ck_assert(!(i->flags & SG_FLAG_REQUIRES_GRAD));
+    sg_tensor *back = sg_cast(ctx, i, SG_F32);
+    ck_assert_float_eq(sg_get_flat(back, 0), -2.0f);
+    /* int64 -> int32 checks the range; int32 -> int64 is exact */
+    sg_tensor *big = sg_from_data(ctx, SG_I64, SG_SHAPE(2), ((const int64_t[]){5, 3000000000}));
+    ck_assert_ptr_null(sg_cast(ctx, big, SG_I32));
+    EXPECT_ERR(ctx, "sg_cast: element 1 is 3e+09, not an int32");
+    sg_tensor *small = sg_cast(ctx, sg_slice(ctx, big, 0, 0, 1), SG_I32);
+    ck_assert_int_eq(sg_get_flat_i64(sg_cast(ctx, small, SG_I64), 0), 5);
+    /* NaN, infinities and out-of-range floats are refused, naming the element */
+    sg_tensor *bad = sg_from_data(ctx, SG_F32, SG_SHAPE(3), ((const float[]){1, NAN, 2}));
+    ck_assert_ptr_null(sg_cast(ctx, bad, SG_I64));
+    EXPECT_ERR(ctx, "sg_cast: element 1 is nan, not an int64");
+    sg_tensor *huge = sg_from_data(ctx, SG_F64, SG_SHAPE(1), ((const double[]){1e19}));
+    ck_assert_ptr_null(sg_cast(ctx, huge, SG_I64));
+    EXPECT_ERR(ctx, "sg_cast: element 0 is 1e+19, not an int64");
+    /* a refused sg_copy_values leaves dst as it was */
+    sg_tensor *dst = sg_full(ctx, SG_I64, SG_SHAPE(3), 9);
+    ck_assert_int_eq(sg_copy_values(dst, bad), -1);
+    EXPECT_ERR(ctx, "sg_copy_values: element 1 is nan, not an int64");
+    ck_assert_int_eq(sg_get_flat_i64(dst, 0), 9);
+    ck_assert_ptr_null(sg_cast(ctx, NULL, SG_I64));
+    EXPECT_NO_ERR(ctx);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_int_refused_by_float_ops) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *a = sg_arange(ctx, SG_I64, 0, 4, 1);
+    sg_tensor *f = sg_arange(ctx, SG_F32, 0, 4, 1);
+    ck_assert_ptr_null(sg_add(ctx, a, a));
+    EXPECT_ERR(ctx, "sg_add: input 0 is an int64 tensor; this op takes float32 or float64");
+    ck_assert_ptr_null(sg_mul(ctx, f, a));
+    EXPECT_ERR(ctx, "sg_mul: input 1 is an int64 tensor; this op takes float32 or float64");
+    ck_assert_ptr_null(sg_tanh(ctx, sg_cast(ctx, a, SG_I32)));
+    EXPECT_ERR(ctx, "sg_tanh: input 0 is an int32 tensor; this op takes float32 or float64");
+    ck_assert_ptr_null(sg_set_requires_grad(a, true));
+    EXPECT_ERR(ctx, "sg_set_requires_grad: an int64 tensor never requires grad");
+    ck_assert_ptr_null(sg_param_new(ctx, SG_I64, SG_SHAPE(2), "p"));
+    EXPECT_ERR(ctx, "sg_param_new: a parameter is float32 or float64, not int64");
+    ck_assert_ptr_null(sg_rand_uniform(ctx, SG_I32, SG_SHAPE(2), 0, 1));
+    EXPECT_ERR(ctx, "sg_rand_uniform: draws float32 or float64, not int32");
+    ck_assert_int_eq(
+        sg_init_tensor(ctx, a, sg_init_default(SG_INIT_GLOROT_UNIFORM), sg_ctx_rng(ctx)), -1);
+    EXPECT_ERR(ctx, "sg_init_tensor: glorot_uniform fills float32 or float64 tensors, not int64");
+    ck_assert_int_eq(sg_axpy(a, 1.0, a), -1);
+    EXPECT_ERR(ctx, "sg_axpy: int64 tensors; float32 or float64 only");
+    ck_assert_ptr_null(sg_full(ctx, SG_I32, SG_SHAPE(2), 3e9));
+    EXPECT_ERR(ctx, "sg_full: value 3e+09 is not an int32");
+    ck_assert_int_eq(sg_fill(a, NAN), -1);
+    EXPECT_ERR(ctx, "sg_fill: value nan is not an int64");
+    ck_assert_int_eq(sg_set_flat(a, 0, INFINITY), -1);
+    EXPECT_ERR(ctx, "sg_set_flat: value inf is not an int64");
+    ck_assert_ptr_null(sg_arange(ctx, SG_I32, 0, 5e9, 3e9));
+    EXPECT_ERR(ctx, "sg_arange: values from 0 to 3e+09 do not fit in int32");
+    ck_assert_ptr_null(sg_concat(ctx, 2, (sg_tensor *[]){a, f}, 0));
+    EXPECT_ERR(ctx, "sg_concat: dtype mismatch: int64 and float32");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *tensor_suite(void) {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("views");
@@ -1921,6 +2044,9 @@ static Suite *tensor_suite(void) {
     tcase_add_test(tc, test_err_copy_axpy);
     tcase_add_test(tc, test_null_propagation);
     tcase_add_test(tc, test_null_arguments);
+    tcase_add_test(tc, test_int_create_views_print);
+    tcase_add_test(tc, test_int_cast);
+    tcase_add_test(tc, test_int_refused_by_float_ops);
     suite_add_tcase(s, tc);
     return s;
 }
