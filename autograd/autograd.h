@@ -59,6 +59,8 @@ typedef enum {
     SG_OP_SOFTMAX,
     SG_OP_LOG_SOFTMAX,
     SG_OP_SUM,
+    /* random (issue 13) */
+    SG_OP_DROPOUT,
     /* losses (stable fused forms) */
     SG_OP_CROSS_ENTROPY,
     SG_OP_BCE_LOGITS,
@@ -80,6 +82,7 @@ enum {
     SG_FLAG_GRAD_DENSE = 1u << 14, /* a consumer's backward wants its grad contiguous (internal) */
     SG_FLAG_GRAD_ALIAS = 1u << 15, /* a slice's grad: a view into its input's grad (internal) */
     SG_FLAG_STORED = 1u << 16,     /* a parameter of a store (sg_store_param) */
+    SG_FLAG_NO_WRITE = 1u << 17,   /* a detached view of a parameter: in-place ops refuse it */
 };
 
 /* Mark a leaf as requiring grad (grad allocated lazily at backward). Returns t, or NULL with
@@ -112,6 +115,14 @@ int sg_split_sizes(sg_ctx *ctx, sg_tensor *x, int axis, int n, const int64_t *si
 sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape);
 /* x itself when contiguous, else a contiguous copy (recorded, differentiable). */
 sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x);
+/* A view of x's elements with no history (torch.Tensor.detach): it shares x's storage (so
+ * later writes to x show through it), is a leaf (op SG_OP_NONE) and does not require grad;
+ * nothing is recorded, so a backward through ops on it never reaches x or x's history. An
+ * arena tensor (dies at sg_ctx_reset): to keep the values, copy them (sg_copy into a
+ * persistent tensor). A detached view of a parameter (or of a view of one) is read-only
+ * while grad mode is on: in-place ops refuse it rather than change the parameter. NULL x
+ * gives NULL; a stale x, an error. */
+sg_tensor *sg_detach(sg_ctx *ctx, sg_tensor *x);
 
 /* ---- elementwise, broadcasting ------------------------------------------------------- */
 sg_tensor *sg_add(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
@@ -172,6 +183,7 @@ sg_tensor *sg_stack(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis);
  * the argument included, shows the new values. They save memory (no new buffer) and are
  * refused, NULL with a message naming the reason, where they would break a gradient:
  *   - on a leaf that requires grad (a parameter) or a view of one, while grad mode is on;
+ *     likewise on a detached view of a parameter (sg_detach);
  *   - on an expanded view (stride 0: several elements share one location);
  *   - when another input overlaps the elements written (sg_add_(x, x) is fine);
  *   - when a backward recorded earlier reads those elements (x = sg_sigmoid(z) saved its
@@ -204,6 +216,36 @@ sg_tensor *sg_cross_entropy(sg_ctx *ctx, sg_tensor *logits, const int32_t *label
 /* mean of max(x, 0) - x * z + log(1 + exp(-|x|)), targets z in [0, 1]; same shapes. */
 sg_tensor *sg_bce_with_logits(sg_ctx *ctx, sg_tensor *logits, sg_tensor *targets);
 
+/* ---- randomness: dropout and zoneout (ops_random.c) -----------------------------------
+ * Masks are drawn from `rng`, or from the context's generator (sg_ctx_rng) when rng is NULL:
+ * one sg_rng_uniform per element, in row-major order of the shape, and an element is kept
+ * when u >= p (so dropped with probability p). The same seed gives the same mask. Nothing
+ * is drawn in evaluation mode (sg_ctx_set_training(ctx, false)), in no-grad mode, or for
+ * p == 0: dropout is then the identity. Float32 and float64; x may be any strided view. */
+
+/* Inverted dropout (torch.nn.functional.dropout in training mode): each element of x is
+ * zeroed with probability p and the kept ones are scaled by 1 / (1 - p), so the expectation
+ * is x. Returns a new tensor (recorded: backward multiplies by the same mask), or x itself
+ * when nothing is drawn (see above). p outside [0, 1) or NaN is an error:
+ * "sg_dropout: p = 1.5 outside [0, 1)". */
+sg_tensor *sg_dropout(sg_ctx *ctx, sg_tensor *x, double p, sg_rng *rng);
+/* A dropout mask of the given shape and dtype, drawn once by the same rule: 0 (dropped) or
+ * 1 / (1 - p) (kept); all ones when nothing is drawn (see above). For recurrent (variational)
+ * dropout (Gal & Ghahramani; Keras' recurrent_dropout): draw a (B, H) mask once per sequence
+ * and multiply each step's input or state by it with sg_mul, the same mask at every step.
+ * A new arena tensor that never requires grad. Errors: p as for sg_dropout ("sg_dropout_mask:
+ * p = ..."), a bad dtype or shape. */
+sg_tensor *sg_dropout_mask(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *shape, double p,
+                           sg_rng *rng);
+/* Zoneout (Krueger et al. 2016) of a recurrent state: in training mode
+ *     h = m * h_prev + (1 - m) * h_new,   m ~ Bernoulli(p) per element, drawn at every call
+ * (m = 1, the unit keeps its previous value, where u < p); in evaluation or no-grad mode the
+ * expectation p * h_prev + (1 - p) * h_new. h_new itself for p == 0 (nothing drawn).
+ * Composed of recorded ops (sg_mul, sg_add, sg_scale): the gradient flows to both states.
+ * h_prev and h_new must have the same shape and dtype; p outside [0, 1] or NaN is an error
+ * ("sg_zoneout: p = 1.5 outside [0, 1]"). */
+sg_tensor *sg_zoneout(sg_ctx *ctx, sg_tensor *h_prev, sg_tensor *h_new, double p, sg_rng *rng);
+
 /* ---- the tape ------------------------------------------------------------------------ */
 /* Backpropagate from `out`. grad == NULL seeds a one-element `out` with 1; otherwise grad
  * is the upstream gradient (same shape and dtype as out). Gradients accumulate into the
@@ -216,6 +258,12 @@ void sg_ctx_zero_grad(sg_ctx *ctx);
 /* Gradient recording on/off (no-grad mode for inference). Returns the previous value. */
 bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on);
 bool sg_ctx_grad_enabled(const sg_ctx *ctx);
+/* Training or evaluation mode (PyTorch's module.train() / module.eval()), a property of
+ * the workspace: dropout (sg_dropout, sg_dropout_mask) and zoneout sample only in training
+ * mode. A new context is in training mode; sg_ctx_reset keeps the mode. Returns the
+ * previous value (false for a NULL ctx); sg_ctx_training of NULL is false. */
+bool sg_ctx_set_training(sg_ctx *ctx, bool on);
+bool sg_ctx_training(const sg_ctx *ctx);
 /* Number of nodes on the tape right now. */
 int64_t sg_tape_size(const sg_ctx *ctx);
 

@@ -18,14 +18,18 @@ static double weighted_sum(const sg_tensor *out, const double *w) {
 }
 
 /* Evaluate L at the current input values without recording anything. The arena is
- * rolled back afterwards so that checking a big input does not grow it per element. */
+ * rolled back afterwards so that checking a big input does not grow it per element. Grad
+ * mode is on, as in the analytic pass (ops whose forward depends on it, such as dropout,
+ * compute the same function); the quiet flag alone keeps the tape from recording. */
 static int eval_loss(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, sg_tensor *const *inputs,
                      const double *w, int64_t wn, double *loss) {
     sg_arena_block *cur = ctx->cur;
     size_t cur_used = cur->used, used = ctx->used;
     sg_tensor *tail = ctx->tape.tail;
-    bool was = sg_ctx_set_grad_enabled(ctx, false);
+    bool was = sg_ctx_set_grad_enabled(ctx, true), was_quiet = ctx->tape.quiet;
+    ctx->tape.quiet = true;
     sg_tensor *out = fn(ctx, inputs, user);
+    ctx->tape.quiet = was_quiet;
     sg_ctx_set_grad_enabled(ctx, was);
     int rc = -1;
     if (out && sg_numel(out) == wn) {

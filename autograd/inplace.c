@@ -82,11 +82,17 @@ void sg__save_inplace(sg_ctx *ctx, sg_tensor *t) {
 
 bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tensor *const *others,
                        bool same_ok) {
+    /* A detached view of a parameter, or a view of one (ops_shape.c passes the flag on). */
+    if ((x->flags & SG_FLAG_NO_WRITE) && !ctx->tape.grad_disabled) {
+        sg_error(ctx,
+                 "%s: cannot work in place on a detached view of a parameter: it would change "
+                 "the parameter; use the out-of-place op",
+                 fn);
+        return false;
+    }
     /* A leaf that requires grad, or a view of one: its gradient would be of a value that no
      * longer exists (PyTorch refuses the same). */
-    const sg_tensor *base = x;
-    while ((sg__op(base->op)->flags & SG_OPF_VIEW) && base->nsrc == 1)
-        base = base->src[0];
+    const sg_tensor *base = sg__view_base(x);
     if (base->op == SG_OP_NONE && (base->flags & SG_FLAG_REQUIRES_GRAD) &&
         !ctx->tape.grad_disabled) {
         sg_error(ctx,

@@ -55,7 +55,7 @@ static inline void sg__tape_fresh(sg_ctx *ctx) {
 
 /* Does any of the inputs require grad, with grad mode on? */
 static inline bool sg__any_requires_grad(const sg_ctx *ctx, int n, sg_tensor *const *src) {
-    if (ctx->tape.grad_disabled)
+    if (ctx->tape.grad_disabled || ctx->tape.quiet)
         return false;
     for (int i = 0; i < n; i++)
         if (src[i] && (src[i]->flags & SG_FLAG_REQUIRES_GRAD))
@@ -116,11 +116,19 @@ static inline bool sg__record(sg_ctx *ctx, sg_tensor *out, int op, int n, sg_ten
     return true;
 }
 
+/* The tensor below x's chain of recorded views (x itself when it is no recorded view). */
+static inline const sg_tensor *sg__view_base(const sg_tensor *x) {
+    while ((sg__op(x->op)->flags & SG_OPF_VIEW) && x->nsrc == 1)
+        x = x->src[0];
+    return x;
+}
+
 /* Is it safe to overwrite x in place, for the in-place op fn whose other inputs are
  * others[0..n)? False (with an error naming fn and the reason) when x is a leaf that
  * requires grad or a view of one, has an expanded (stride-0) dimension, overlaps one of the
  * other inputs (unless `same_ok` and it is the very same view), or holds values a recorded
- * backward still reads. */
+ * backward still reads; or, with grad mode on, when x is (a view of) a detached view of a
+ * parameter (SG_FLAG_NO_WRITE). */
 bool sg__inplace_check(sg_ctx *ctx, const char *fn, sg_tensor *x, int n, sg_tensor *const *others,
                        bool same_ok);
 /* The result node of an in-place op on x: a new header over x's elements, flagged
@@ -212,5 +220,7 @@ void sg__bw_log_softmax(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_cross_entropy(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_mse(sg_ctx *ctx, sg_tensor *out);
+/* ops_random.c */
+void sg__bw_dropout(sg_ctx *ctx, sg_tensor *out);
 
 #endif

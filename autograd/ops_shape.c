@@ -1,5 +1,6 @@
-/* The view ops (reshape, permute, transpose, slice, select, split, expand), contiguous, and
- * the joining ops: concat and stack (reshape + concat, no backward of its own).
+/* The view ops (reshape, permute, transpose, slice, select, split, expand), detach,
+ * contiguous, and the joining ops: concat and stack (reshape + concat, no backward of its
+ * own).
  *
  * A view's gradient flows back through the same index map the view applies: each backward
  * is one strided accumulate between the two index spaces (addressing the input's gradient
@@ -10,6 +11,16 @@
 #include "ops.h"
 
 /* ---- views: forward ------------------------------------------------------------------- */
+
+/* A new header over x's elements for a view op. A view of a detached view of a parameter is
+ * one too (SG_FLAG_NO_WRITE): views of a tensor that needs no grad are not recorded, so the
+ * in-place check could not find the way back to it. */
+static sg_tensor *view_of(sg_ctx *ctx, const sg_tensor *x) {
+    sg_tensor *t = sg__view_of(ctx, x);
+    if (t)
+        t->flags |= x->flags & SG_FLAG_NO_WRITE;
+    return t;
+}
 
 /* NumPy's no-copy reshape (_attempt_nocopy_reshape): walk groups of old and new dims with
  * equal products; each old group must be contiguous within itself. */
@@ -98,7 +109,7 @@ sg_tensor *sg_reshape(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape)
                         "(call sg_contiguous first)",
                         sg_shape_str(x->ndim, x->shape, a, sizeof a),
                         sg_shape_str(ndim, ns, b, sizeof b));
-    sg_tensor *t = sg__view_of(ctx, x);
+    sg_tensor *t = view_of(ctx, x);
     if (!t)
         return NULL;
     t->ndim = ndim;
@@ -122,7 +133,7 @@ sg_tensor *sg_permute(sg_ctx *ctx, sg_tensor *x, const int *perm) {
                             x->ndim, i, perm[i]);
         seen[perm[i]] = true;
     }
-    sg_tensor *t = sg__view_of(ctx, x);
+    sg_tensor *t = view_of(ctx, x);
     if (!t)
         return NULL;
     for (int i = 0; i < x->ndim; i++) {
@@ -159,7 +170,7 @@ sg_tensor *sg_slice(sg_ctx *ctx, sg_tensor *x, int axis, int64_t start, int64_t 
         return sg_error(ctx, "sg_slice: [%lld, %lld) out of range for axis %d of size %lld",
                         (long long)start, (long long)((uint64_t)start + (uint64_t)len), a,
                         (long long)x->shape[a]);
-    sg_tensor *t = sg__view_of(ctx, x);
+    sg_tensor *t = view_of(ctx, x);
     if (!t)
         return NULL;
     t->shape[a] = len;
@@ -181,7 +192,7 @@ sg_tensor *sg_select(sg_ctx *ctx, sg_tensor *x, int axis, int64_t index) {
                         (long long)index, a, (long long)x->shape[a]);
     /* One view node, not slice + reshape: the LSTM selects x[:, t, :] every step, so the
      * node count matters. */
-    sg_tensor *t = sg__view_of(ctx, x);
+    sg_tensor *t = view_of(ctx, x);
     if (!t)
         return NULL;
     t->offset += index * x->stride[a];
@@ -277,7 +288,7 @@ sg_tensor *sg_expand(sg_ctx *ctx, sg_tensor *x, int ndim, const int64_t *shape) 
     int64_t n;
     if (!sg__shape_ok(ctx, "sg_expand", ndim, shape, &n))
         return NULL;
-    sg_tensor *t = sg__view_of(ctx, x);
+    sg_tensor *t = view_of(ctx, x);
     if (!t)
         return NULL;
     t->ndim = ndim;
@@ -300,6 +311,20 @@ sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x) {
         return NULL;
     sg__strided(false, x->dtype, sg_data(t), t->stride, sg_data(x), x->stride, x->ndim, x->shape);
     sg__record(ctx, t, SG_OP_CONTIGUOUS, 1, &x);
+    return t;
+}
+
+/* A new leaf header over x's elements: sg__view_of gives a header with fresh flags (no
+ * requires-grad), op NONE and no inputs, which is all that detaching is. Not recorded. A
+ * parameter is never marked by recording (ops.h, sg__save), so nothing would stop an
+ * in-place op from writing it through this view: the view says so itself (and view_of passes
+ * that on to views of it). */
+sg_tensor *sg_detach(sg_ctx *ctx, sg_tensor *x) {
+    if (!sg__check_inputs(ctx, "sg_detach", 1, &x))
+        return NULL;
+    sg_tensor *t = view_of(ctx, x);
+    if (t && (sg__view_base(x)->flags & (SG_FLAG_PARAM | SG_FLAG_NO_WRITE)))
+        t->flags |= SG_FLAG_NO_WRITE;
     return t;
 }
 

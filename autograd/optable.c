@@ -49,6 +49,9 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_SOFTMAX] = {"softmax", R0 | RO, GD, sg__bw_softmax},
     [SG_OP_LOG_SOFTMAX] = {"log_softmax", R0 | RO, GD, sg__bw_log_softmax},
     [SG_OP_SUM] = {"sum", 0, GD, sg__bw_sum},
+    /* ops_random.c; dropout's backward reads only its saved mask, not x */
+    [SG_OP_DROPOUT] = {"dropout", 0, 0, sg__bw_dropout},
+    /* ops_reduce.c: losses */
     [SG_OP_CROSS_ENTROPY] = {"cross_entropy", R0 | RO, GD, sg__bw_cross_entropy},
     [SG_OP_BCE_LOGITS] = {"bce_with_logits", R0 | R1 | RO, GD, sg__bw_bce_logits},
     [SG_OP_MSE] = {"mse_loss", R0 | R1 | RO, GD, sg__bw_mse},

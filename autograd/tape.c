@@ -186,6 +186,15 @@ bool sg_ctx_set_grad_enabled(sg_ctx *ctx, bool on) {
 }
 bool sg_ctx_grad_enabled(const sg_ctx *ctx) { return ctx && !ctx->tape.grad_disabled; }
 
+bool sg_ctx_set_training(sg_ctx *ctx, bool on) {
+    if (!ctx)
+        return false;
+    bool old = !ctx->tape.eval_mode;
+    ctx->tape.eval_mode = !on;
+    return old;
+}
+bool sg_ctx_training(const sg_ctx *ctx) { return ctx && !ctx->tape.eval_mode; }
+
 sg_tensor *sg_set_requires_grad(sg_tensor *t, bool on) {
     if (!sg_check(sg__ctx_of(t), t, "sg_set_requires_grad"))
         return NULL;

@@ -47,6 +47,13 @@ struct sg_ctx {
     struct {
         uint64_t tape_gen;
         bool grad_disabled; /* no-grad mode */
+        /* Evaluation mode (sg_ctx_set_training(ctx, false)); stored inverted so that the
+         * zeroed state is PyTorch's default, training. Survives sg_ctx_reset. */
+        bool eval_mode;
+        /* Recording suppressed by the engine itself (gradcheck's evaluations) without
+         * entering no-grad mode, so that ops whose forward depends on the mode (dropout)
+         * compute the same function as in the recorded pass. */
+        bool quiet;
         bool anomaly;
         sg_tensor *tail;               /* last node recorded; nodes link back through tape_prev */
         sg_tensor *pool[SG_GRAD_POOL]; /* consumed gradient buffers for reuse, newest last */
