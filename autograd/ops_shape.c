@@ -320,7 +320,7 @@ sg_tensor *sg_contiguous(sg_ctx *ctx, sg_tensor *x) {
  * in-place op from writing it through this view: the view says so itself (and view_of passes
  * that on to views of it). */
 sg_tensor *sg_detach(sg_ctx *ctx, sg_tensor *x) {
-    if (!sg__check_inputs(ctx, "sg_detach", 1, &x))
+    if (!sg__check_any(ctx, "sg_detach", 1, &x))
         return NULL;
     sg_tensor *t = view_of(ctx, x);
     if (t && (sg__view_base(x)->flags & (SG_FLAG_PARAM | SG_FLAG_NO_WRITE)))
