@@ -52,6 +52,14 @@ typedef enum {
     SG_OP_EXP,
     SG_OP_LOG,
     SG_OP_SQUARE,
+    /* elementwise unary (issue 13) */
+    SG_OP_ABS,
+    SG_OP_SQRT,
+    SG_OP_RSQRT,
+    SG_OP_POW,
+    SG_OP_CLAMP,
+    SG_OP_SOFTPLUS,
+    SG_OP_LOG_SIGMOID,
     /* linear algebra */
     SG_OP_MATMUL,
     SG_OP_ADDMM,
@@ -59,6 +67,8 @@ typedef enum {
     SG_OP_SOFTMAX,
     SG_OP_LOG_SOFTMAX,
     SG_OP_SUM,
+    /* normalisation */
+    SG_OP_LAYER_NORM,
     /* random (issue 13) */
     SG_OP_DROPOUT,
     /* losses (stable fused forms) */
@@ -133,6 +143,35 @@ sg_tensor *sg_neg(sg_ctx *ctx, sg_tensor *x);
 sg_tensor *sg_scale(sg_ctx *ctx, sg_tensor *x, double s);      /* s * x */
 sg_tensor *sg_add_scalar(sg_ctx *ctx, sg_tensor *x, double s); /* x + s */
 sg_tensor *sg_square(sg_ctx *ctx, sg_tensor *x);               /* x * x */
+/* The unary maths below take x of any shape and strides, float32 or float64, and return a
+ * new contiguous tensor of x's shape (torch's function named beside each). NaN in x gives
+ * NaN out, and NULL x gives NULL. Gradients follow PyTorch at the points where the
+ * derivative is undefined or infinite, as stated for each. */
+/* |x| (torch.abs). Gradient sign(x): +1, -1, and 0 at x = 0 and at NaN (as PyTorch). */
+sg_tensor *sg_abs(sg_ctx *ctx, sg_tensor *x);
+/* sqrt(x) (torch.sqrt): NaN for x < 0. Gradient 1 / (2 sqrt(x)): +inf at x = 0, NaN below. */
+sg_tensor *sg_sqrt(sg_ctx *ctx, sg_tensor *x);
+/* 1 / sqrt(x) (torch.rsqrt): +inf at x = 0, NaN for x < 0. Gradient -x^(-3/2) / 2, computed
+ * from the output as -y^3 / 2: -inf at x = 0, NaN below. */
+sg_tensor *sg_rsqrt(sg_ctx *ctx, sg_tensor *x);
+/* x^p for a scalar p (torch.pow(x, p)), C's pow (powf for float32, p rounded to float).
+ * Gradient p * x^(p-1), with PyTorch's conventions: exactly 0 everywhere when p == 0; at
+ * x = 0 it is 0 for p > 1, 1 for p == 1, +-inf for p < 1 (0.5 * 0^-0.5 = inf); negative x
+ * with a non-integer p gives NaN value and gradient. Any p is accepted (NaN p: NaN out). */
+sg_tensor *sg_pow(sg_ctx *ctx, sg_tensor *x, double p);
+/* min(max(x, lo), hi) (torch.clamp). lo may be -INFINITY and hi INFINITY for a one-sided
+ * clamp. Gradient 1 where lo <= x <= hi (both boundaries included, as PyTorch), 0 outside
+ * and at NaN x (NaN x gives NaN out). The bounds are rounded to x's dtype. Errors: lo > hi,
+ * or a NaN bound ("sg_clamp: lo = 2 > hi = 1"). */
+sg_tensor *sg_clamp(sg_ctx *ctx, sg_tensor *x, double lo, double hi);
+/* log(1 + exp(x)) (torch.nn.functional.softplus, beta 1), computed as
+ * max(x, 0) + log1p(exp(-|x|)): no overflow for any x (softplus(1000) = 1000, softplus(-1000)
+ * = 0). PyTorch returns x itself above its threshold 20; this differs from that by less than
+ * 2.1e-9 absolute (1e-10 relative) there. Gradient sigmoid(x). */
+sg_tensor *sg_softplus(sg_ctx *ctx, sg_tensor *x);
+/* log(sigmoid(x)) (torch.nn.functional.logsigmoid), computed as -softplus(-x): no overflow
+ * or log(0) for any x (log_sigmoid(-1000) = -1000). Gradient sigmoid(-x). */
+sg_tensor *sg_log_sigmoid(sg_ctx *ctx, sg_tensor *x);
 
 /* ---- activations --------------------------------------------------------------------- */
 sg_tensor *sg_sigmoid(sg_ctx *ctx, sg_tensor *x);
@@ -207,6 +246,16 @@ sg_tensor *sg_sum_axis(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims);
 sg_tensor *sg_mean_axis(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims);
 sg_tensor *sg_softmax(sg_ctx *ctx, sg_tensor *x, int axis);     /* max-subtracted */
 sg_tensor *sg_log_softmax(sg_ctx *ctx, sg_tensor *x, int axis); /* x - max - log(sum) */
+/* Layer normalisation over the LAST axis of x (..., D) (torch.nn.functional.layer_norm(x,
+ * (D,), gain, bias, eps)): for every row, y = (x - mean) / sqrt(var + eps) * gain + bias with
+ * the biased variance (divided by D). gain and bias are (D,) tensors of x's dtype, each may be
+ * NULL (no scale / no shift); any of the three may be a strided view. Returns a new
+ * contiguous tensor of x's shape, recorded as one node; statistics are computed in double
+ * also for float32. A row of equal values normalises to exactly 0 (so y = bias), also with
+ * eps = 0 (where PyTorch gives NaN). Errors: 0-d x; eps negative, NaN or infinite
+ * ("sg_layer_norm: eps = -1 must be finite and >= 0"); gain or bias not (D,) ("sg_layer_norm:
+ * gain has shape (4,), expected (5,) for x of shape (2, 3, 5)"); mixed dtypes. */
+sg_tensor *sg_layer_norm(sg_ctx *ctx, sg_tensor *x, sg_tensor *gain, sg_tensor *bias, double eps);
 
 /* ---- losses (mean over the batch, 0-d results) --------------------------------------- */
 /* mean((pred - target)^2); shapes must match. */

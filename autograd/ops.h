@@ -210,6 +210,14 @@ void sg__bw_hard_sigmoid(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_relu(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_exp(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_log(sg_ctx *ctx, sg_tensor *out);
+/* elementwise unary (issue 13) */
+void sg__bw_abs(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_sqrt(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_rsqrt(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_pow(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_clamp(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_softplus(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_log_sigmoid(sg_ctx *ctx, sg_tensor *out);
 /* ops_matmul.c */
 void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out);
@@ -220,6 +228,8 @@ void sg__bw_log_softmax(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_cross_entropy(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_mse(sg_ctx *ctx, sg_tensor *out);
+/* ops_norm.c */
+void sg__bw_layer_norm(sg_ctx *ctx, sg_tensor *out);
 /* ops_random.c */
 void sg__bw_dropout(sg_ctx *ctx, sg_tensor *out);
 

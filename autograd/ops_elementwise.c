@@ -1,6 +1,7 @@
 /* Elementwise ops, each forward next to its backward: the broadcasting binary ops (add, sub,
- * mul, div), the unary maths (neg, scale, add_scalar, square, exp, log) and the activations
- * (sigmoid, tanh, hard_sigmoid, relu), plus the activation-by-name helpers layers use.
+ * mul, div), the unary maths (neg, scale, add_scalar, square, exp, log, abs, sqrt, rsqrt,
+ * pow, clamp) and the activations (sigmoid, tanh, hard_sigmoid, relu, softplus,
+ * log_sigmoid), plus the activation-by-name helpers layers use.
  *
  * Inputs may be any strided views (transposed, sliced, expanded with stride 0). Everything
  * that is not a plain contiguous loop goes through one small iterator (sg_iter): the output
@@ -18,6 +19,7 @@
  * Cost for tiny tensors (the LSTM's (2, 4) gates) is one arena allocation for the output,
  * a few shape compares to pick a fast path, and the loop itself: no malloc, no temporaries.
  */
+#include <math.h>
 #include <string.h>
 
 #include "ops.h"
@@ -346,12 +348,33 @@ void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_
 
 /* ---- unary ops and activations -------------------------------------------------------- */
 
+/* Scalar maths of one element in the element's own type (F: libm's suffix, f or none), for
+ * the unary kernels below. softplus and sigmoid are written so that exp only ever sees a
+ * non-positive argument: no overflow for any x, NaN in gives NaN out. */
+#define DEF_UN_MATH(SFX, T, F)                                                                     \
+    static inline T softplus_##SFX(T v) { /* max(v, 0) + log1p(exp(-|v|)) */                       \
+        return (v > 0 ? v : (T)0) + log1p##F(exp##F(-fabs##F(v)));                                 \
+    }                                                                                              \
+    static inline T sigm_##SFX(T v) {                                                              \
+        if (v >= 0)                                                                                \
+            return 1 / (1 + exp##F(-v));                                                           \
+        const T e = exp##F(v);                                                                     \
+        return e / (1 + e);                                                                        \
+    }                                                                                              \
+    /* d/dv v^p = p v^(p-1), exactly 0 for p == 0 (also at v = 0, where 0 * 0^-1 is NaN) */        \
+    static inline T dpow_##SFX(T v, double p) {                                                    \
+        return p == 0 ? (T)0 : (T)p * pow##F(v, (T)(p - 1));                                       \
+    }
+DEF_UN_MATH(f32, float, f)
+DEF_UN_MATH(f64, double, )
+
 /* y = f(x) over n contiguous elements (y may be x: strided inputs are first gathered into
  * the output and transformed in place). exp, log, tanh and sigmoid use the SLEEF kernels.
- * s is the op's scalar (scale, add_scalar). */
-#define DEF_UN_FWD(SFX, T)                                                                         \
-    static void un_fwd_##SFX(sg_op op, int64_t n, double s, const T *x, T *y) {                    \
-        const T c = (T)s;                                                                          \
+ * s[0], s[1] are the op's scalars (out->fparam: scale's and add_scalar's s, pow's p, clamp's
+ * lo and hi). F is libm's suffix for T. */
+#define DEF_UN_FWD(SFX, T, F)                                                                      \
+    static void un_fwd_##SFX(sg_op op, int64_t n, const double *s, const T *x, T *y) {             \
+        const T c = (T)s[0], c1 = (T)s[1];                                                         \
         switch (op) {                                                                              \
         case SG_OP_NEG: SG_FLAT_LOOP(n, y[i0] = -x[i0]); break;                                    \
         case SG_OP_SCALE: SG_FLAT_LOOP(n, y[i0] = c * x[i0]); break;                               \
@@ -370,14 +393,22 @@ void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_
         case SG_OP_TANH: sg_vtanh_##SFX((size_t)n, x, y); break;                                   \
         case SG_OP_EXP: sg_vexp_##SFX((size_t)n, x, y); break;                                     \
         case SG_OP_LOG: sg_vlog_##SFX((size_t)n, x, y); break;                                     \
+        case SG_OP_ABS: SG_FLAT_LOOP(n, y[i0] = fabs##F(x[i0])); break;                            \
+        case SG_OP_SQRT: SG_FLAT_LOOP(n, y[i0] = sqrt##F(x[i0])); break;                           \
+        case SG_OP_RSQRT: SG_FLAT_LOOP(n, y[i0] = 1 / sqrt##F(x[i0])); break;                      \
+        case SG_OP_POW: SG_FLAT_LOOP(n, y[i0] = pow##F(x[i0], c)); break;                          \
+        /* NaN stays NaN (both compares are false), as torch.clamp */                              \
+        case SG_OP_CLAMP: SG_FLAT_LOOP(n, y[i0] = x[i0] < c ? c : x[i0] > c1 ? c1 : x[i0]); break; \
+        case SG_OP_SOFTPLUS: SG_FLAT_LOOP(n, y[i0] = softplus_##SFX(x[i0])); break;                \
+        case SG_OP_LOG_SIGMOID: SG_FLAT_LOOP(n, y[i0] = -softplus_##SFX(-x[i0])); break;           \
         default: break;                                                                            \
         }                                                                                          \
     }
-DEF_UN_FWD(f32, float)
-DEF_UN_FWD(f64, double)
+DEF_UN_FWD(f32, float, f)
+DEF_UN_FWD(f64, double, )
 
-// x is any view of shape S; out is contiguous of shape S.
-static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, double s) {
+// x is any view of shape S; out is contiguous of shape S. s0, s1: the op's scalars.
+static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, double s0, double s1) {
     if (!sg__check_inputs(ctx, fn, 1, &x))
         return NULL;
     sg_tensor *out = sg__new(ctx, fn, x->dtype, x->ndim, x->shape, false);
@@ -390,11 +421,12 @@ static sg_tensor *unary(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, dou
                     x->shape);
         in = sg_data(out);
     }
-    out->fparam[0] = s;
+    out->fparam[0] = s0;
+    out->fparam[1] = s1;
     if (x->dtype == SG_F32)
-        un_fwd_f32(op, n, s, in, sg_data(out));
+        un_fwd_f32(op, n, out->fparam, in, sg_data(out));
     else
-        un_fwd_f64(op, n, s, in, sg_data(out));
+        un_fwd_f64(op, n, out->fparam, in, sg_data(out));
     return sg__finish(ctx, out, op, 1, &x);
 }
 
@@ -411,9 +443,9 @@ static bool un_fwd_view(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *y) {
             return false;
         sg__strided(false, y->dtype, sg_data(tmp), tmp->stride, base, y->stride, y->ndim, y->shape);
         if (y->dtype == SG_F32)
-            un_fwd_f32(op, sg_numel(y), 0, sg_data(tmp), sg_data(tmp));
+            un_fwd_f32(op, sg_numel(y), y->fparam, sg_data(tmp), sg_data(tmp));
         else
-            un_fwd_f64(op, sg_numel(y), 0, sg_data(tmp), sg_data(tmp));
+            un_fwd_f64(op, sg_numel(y), y->fparam, sg_data(tmp), sg_data(tmp));
         sg__strided(false, y->dtype, base, y->stride, sg_data(tmp), tmp->stride, y->ndim, y->shape);
         return true;
     }
@@ -422,9 +454,9 @@ static bool un_fwd_view(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *y) {
     for (int64_t done = 0; done < it.n; done += L) {
         char *row = base + off * (int64_t)es;
         if (y->dtype == SG_F32)
-            un_fwd_f32(op, L, 0, (const float *)row, (float *)row);
+            un_fwd_f32(op, L, y->fparam, (const float *)row, (float *)row);
         else
-            un_fwd_f64(op, L, 0, (const double *)row, (double *)row);
+            un_fwd_f64(op, L, y->fparam, (const double *)row, (double *)row);
         for (int d = nd - 2; d >= 0; d--) {
             off += it.st[0][d];
             if (++idx[d] < it.shape[d])
@@ -451,26 +483,49 @@ sg_tensor *sg_sigmoid_(sg_ctx *ctx, sg_tensor *x) {
 }
 sg_tensor *sg_tanh_(sg_ctx *ctx, sg_tensor *x) { return unary_(ctx, "sg_tanh_", SG_OP_TANH, x); }
 
-sg_tensor *sg_neg(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_neg", SG_OP_NEG, x, 0); }
+sg_tensor *sg_neg(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_neg", SG_OP_NEG, x, 0, 0); }
 sg_tensor *sg_scale(sg_ctx *ctx, sg_tensor *x, double s) {
-    return unary(ctx, "sg_scale", SG_OP_SCALE, x, s);
+    return unary(ctx, "sg_scale", SG_OP_SCALE, x, s, 0);
 }
 sg_tensor *sg_add_scalar(sg_ctx *ctx, sg_tensor *x, double s) {
-    return unary(ctx, "sg_add_scalar", SG_OP_ADD_SCALAR, x, s);
+    return unary(ctx, "sg_add_scalar", SG_OP_ADD_SCALAR, x, s, 0);
 }
 sg_tensor *sg_square(sg_ctx *ctx, sg_tensor *x) {
-    return unary(ctx, "sg_square", SG_OP_SQUARE, x, 0);
+    return unary(ctx, "sg_square", SG_OP_SQUARE, x, 0, 0);
 }
 sg_tensor *sg_sigmoid(sg_ctx *ctx, sg_tensor *x) {
-    return unary(ctx, "sg_sigmoid", SG_OP_SIGMOID, x, 0);
+    return unary(ctx, "sg_sigmoid", SG_OP_SIGMOID, x, 0, 0);
 }
-sg_tensor *sg_tanh(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_tanh", SG_OP_TANH, x, 0); }
+sg_tensor *sg_tanh(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_tanh", SG_OP_TANH, x, 0, 0); }
 sg_tensor *sg_hard_sigmoid(sg_ctx *ctx, sg_tensor *x) {
-    return unary(ctx, "sg_hard_sigmoid", SG_OP_HARD_SIGMOID, x, 0);
+    return unary(ctx, "sg_hard_sigmoid", SG_OP_HARD_SIGMOID, x, 0, 0);
 }
-sg_tensor *sg_relu(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_relu", SG_OP_RELU, x, 0); }
-sg_tensor *sg_exp(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_exp", SG_OP_EXP, x, 0); }
-sg_tensor *sg_log(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_log", SG_OP_LOG, x, 0); }
+sg_tensor *sg_relu(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_relu", SG_OP_RELU, x, 0, 0); }
+sg_tensor *sg_exp(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_exp", SG_OP_EXP, x, 0, 0); }
+sg_tensor *sg_log(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_log", SG_OP_LOG, x, 0, 0); }
+sg_tensor *sg_abs(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_abs", SG_OP_ABS, x, 0, 0); }
+sg_tensor *sg_sqrt(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_sqrt", SG_OP_SQRT, x, 0, 0); }
+sg_tensor *sg_rsqrt(sg_ctx *ctx, sg_tensor *x) {
+    return unary(ctx, "sg_rsqrt", SG_OP_RSQRT, x, 0, 0);
+}
+sg_tensor *sg_pow(sg_ctx *ctx, sg_tensor *x, double p) {
+    return unary(ctx, "sg_pow", SG_OP_POW, x, p, 0);
+}
+sg_tensor *sg_clamp(sg_ctx *ctx, sg_tensor *x, double lo, double hi) {
+    if (!sg__check_inputs(ctx, "sg_clamp", 1, &x))
+        return NULL;
+    if (isnan(lo) || isnan(hi))
+        return sg_error(ctx, "sg_clamp: lo = %g, hi = %g: a bound is NaN", lo, hi);
+    if (lo > hi)
+        return sg_error(ctx, "sg_clamp: lo = %g > hi = %g", lo, hi);
+    return unary(ctx, "sg_clamp", SG_OP_CLAMP, x, lo, hi);
+}
+sg_tensor *sg_softplus(sg_ctx *ctx, sg_tensor *x) {
+    return unary(ctx, "sg_softplus", SG_OP_SOFTPLUS, x, 0, 0);
+}
+sg_tensor *sg_log_sigmoid(sg_ctx *ctx, sg_tensor *x) {
+    return unary(ctx, "sg_log_sigmoid", SG_OP_LOG_SIGMOID, x, 0, 0);
+}
 
 /* Does the backward of op read the input x (rather than only g and the saved output y)? */
 /* d += g * f'(x), operands 0 = d (x's grad, x's shape, any strides), 1 = g (contiguous),
@@ -478,9 +533,10 @@ sg_tensor *sg_log(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_log", SG_OP
  * come from the saved output where that is exact and cheaper (sigmoid, tanh, exp), from x
  * otherwise. */
 #define DEF_UN_BW(SFX, T)                                                                          \
-    SG__SIMD_CLONES static void un_bw_##SFX(sg_op op, int64_t n, double s, const sg_iter *it,      \
-                                            T *d, const T *g, const T *y, const T *x) {            \
-        const T c = (T)s;                                                                          \
+    SG__SIMD_CLONES static void un_bw_##SFX(sg_op op, int64_t n, const double *s,                  \
+                                            const sg_iter *it, T *d, const T *g, const T *y,       \
+                                            const T *x) {                                          \
+        const T c = (T)s[0], c1 = (T)s[1];                                                         \
         switch (op) {                                                                              \
         case SG_OP_NEG: SG_ITER_RUN(it, n, d[i0] -= g[i1]); break;                                 \
         case SG_OP_SCALE: SG_ITER_RUN(it, n, d[i0] += c * g[i1]); break;                           \
@@ -496,6 +552,21 @@ sg_tensor *sg_log(sg_ctx *ctx, sg_tensor *x) { return unary(ctx, "sg_log", SG_OP
             break;                                                                                 \
         /* 0 at x == 0, as PyTorch */                                                              \
         case SG_OP_RELU: SG_ITER_RUN(it, n, d[i0] += x[i3] > 0 ? g[i1] : 0); break;                \
+        /* sign(x), 0 at 0 and at NaN, as PyTorch */                                               \
+        case SG_OP_ABS:                                                                            \
+            SG_ITER_RUN(it, n, d[i0] += x[i3] > 0 ? g[i1] : x[i3] < 0 ? -g[i1] : 0);               \
+            break;                                                                                 \
+        /* from the output, as PyTorch: g / (2y) is +inf at x = 0; -y^3 / 2 is -inf there */       \
+        case SG_OP_SQRT: SG_ITER_RUN(it, n, d[i0] += g[i1] / (2 * y[i2])); break;                  \
+        case SG_OP_RSQRT:                                                                          \
+            SG_ITER_RUN(it, n, d[i0] += (T)-0.5 * g[i1] * (y[i2] * y[i2] * y[i2]));                \
+            break;                                                                                 \
+        case SG_OP_POW: SG_ITER_RUN(it, n, d[i0] += g[i1] * dpow_##SFX(x[i3], s[0])); break;       \
+        /* passes where lo <= x <= hi, boundaries included (torch.clamp); 0 for NaN */             \
+        case SG_OP_CLAMP: SG_ITER_RUN(it, n, d[i0] += x[i3] >= c && x[i3] <= c1 ? g[i1] : 0);      \
+            break;                                                                                 \
+        case SG_OP_SOFTPLUS: SG_ITER_RUN(it, n, d[i0] += g[i1] * sigm_##SFX(x[i3])); break;        \
+        case SG_OP_LOG_SIGMOID: SG_ITER_RUN(it, n, d[i0] += g[i1] * sigm_##SFX(-x[i3])); break;    \
         default: break;                                                                            \
         }                                                                                          \
     }
@@ -524,10 +595,10 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
     }
     int64_t n = sg_numel(out);
     if (out->dtype == SG_F32)
-        un_bw_f32(out->op, n, out->fparam[0], itp, sg_data(G), sg_data(out->grad), sg_data(out),
+        un_bw_f32(out->op, n, out->fparam, itp, sg_data(G), sg_data(out->grad), sg_data(out),
                   sg_data(x));
     else
-        un_bw_f64(out->op, n, out->fparam[0], itp, sg_data(G), sg_data(out->grad), sg_data(out),
+        un_bw_f64(out->op, n, out->fparam, itp, sg_data(G), sg_data(out->grad), sg_data(out),
                   sg_data(x));
 }
 
@@ -541,6 +612,13 @@ void sg__bw_hard_sigmoid(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
 void sg__bw_relu(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
 void sg__bw_exp(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
 void sg__bw_log(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_abs(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_sqrt(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_rsqrt(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_pow(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_clamp(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_softplus(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
+void sg__bw_log_sigmoid(sg_ctx *ctx, sg_tensor *out) { bw_unary(ctx, out); }
 
 /* ---- activations by Keras name -------------------------------------------------------- */
 

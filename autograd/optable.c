@@ -42,6 +42,14 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_EXP] = {"exp", RO, 0, sg__bw_exp},
     [SG_OP_LOG] = {"log", R0, 0, sg__bw_log},
     [SG_OP_SQUARE] = {"square", R0, 0, sg__bw_square},
+    /* ops_elementwise.c: elementwise unary (issue 13) */
+    [SG_OP_ABS] = {"abs", R0, 0, sg__bw_abs},
+    [SG_OP_SQRT] = {"sqrt", RO, 0, sg__bw_sqrt},
+    [SG_OP_RSQRT] = {"rsqrt", RO, 0, sg__bw_rsqrt},
+    [SG_OP_POW] = {"pow", R0, 0, sg__bw_pow},
+    [SG_OP_CLAMP] = {"clamp", R0, 0, sg__bw_clamp},
+    [SG_OP_SOFTPLUS] = {"softplus", R0, 0, sg__bw_softplus},
+    [SG_OP_LOG_SIGMOID] = {"log_sigmoid", R0, 0, sg__bw_log_sigmoid},
     /* ops_matmul.c; addmm's inputs are (a, b, c): it reads a and b, not the addend c */
     [SG_OP_MATMUL] = {"matmul", R0 | R1, 0, sg__bw_matmul},
     [SG_OP_ADDMM] = {"addmm", R0 | R1, 0, sg__bw_addmm},
@@ -49,6 +57,9 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_SOFTMAX] = {"softmax", R0 | RO, GD, sg__bw_softmax},
     [SG_OP_LOG_SOFTMAX] = {"log_softmax", R0 | RO, GD, sg__bw_log_softmax},
     [SG_OP_SUM] = {"sum", 0, GD, sg__bw_sum},
+    /* ops_norm.c: reads x and gain (input 1; when there is no gain, input 1 is the bias,
+     * read for nothing: that only refuses in-place ops on it) */
+    [SG_OP_LAYER_NORM] = {"layer_norm", R0 | R1, 0, sg__bw_layer_norm},
     /* ops_random.c; dropout's backward reads only its saved mask, not x */
     [SG_OP_DROPOUT] = {"dropout", 0, 0, sg__bw_dropout},
     /* ops_reduce.c: losses */

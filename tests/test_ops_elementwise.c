@@ -1,5 +1,6 @@
 /* Check tests for autograd/ops_elementwise.c: add, sub, mul, div (NumPy broadcasting), neg,
- * scale, add_scalar, square, sigmoid, tanh, hard_sigmoid, relu, exp, log, sg_activate.
+ * scale, add_scalar, square, sigmoid, tanh, hard_sigmoid, relu, exp, log, abs, sqrt, rsqrt,
+ * pow, clamp, softplus, log_sigmoid, sg_activate.
  *
  * Forward values are hand-computed (or libm for the transcendental sweeps); gradients are
  * checked by central differences with sg_gradcheck (contiguous inputs, and views built
@@ -78,11 +79,19 @@ enum {
     F_RELU,
     F_EXP,
     F_LOG,
+    F_ABS,
+    F_SQRT,
+    F_RSQRT,
+    F_POW,
+    F_CLAMP,
+    F_SOFTPLUS,
+    F_LOGSIG,
     F_COUNT
 };
 static const char *const f_names[F_COUNT] = {
-    "add",    "sub",     "mul",  "div",          "neg",  "scale", "add_scalar",
-    "square", "sigmoid", "tanh", "hard_sigmoid", "relu", "exp",   "log"};
+    "add",    "sub",     "mul",   "div",          "neg",   "scale",    "add_scalar",
+    "square", "sigmoid", "tanh",  "hard_sigmoid", "relu",  "exp",      "log",
+    "abs",    "sqrt",    "rsqrt", "pow",          "clamp", "softplus", "log_sigmoid"};
 
 static sg_tensor *apply(sg_ctx *ctx, int op, sg_tensor *a, sg_tensor *b) {
     switch (op) {
@@ -100,6 +109,13 @@ static sg_tensor *apply(sg_ctx *ctx, int op, sg_tensor *a, sg_tensor *b) {
     case F_RELU: return sg_relu(ctx, a);
     case F_EXP: return sg_exp(ctx, a);
     case F_LOG: return sg_log(ctx, a);
+    case F_ABS: return sg_abs(ctx, a);
+    case F_SQRT: return sg_sqrt(ctx, a);
+    case F_RSQRT: return sg_rsqrt(ctx, a);
+    case F_POW: return sg_pow(ctx, a, 1.5);
+    case F_CLAMP: return sg_clamp(ctx, a, -1, 0.75);
+    case F_SOFTPLUS: return sg_softplus(ctx, a);
+    case F_LOGSIG: return sg_log_sigmoid(ctx, a);
     }
     return NULL;
 }
@@ -137,8 +153,9 @@ static sg_gradcheck_opts opts_for(sg_dtype dt) {
     return o;
 }
 
-/* Values safe for every op's gradient check: away from relu's kink at 0, hard_sigmoid's at
- * +-2.5, and (for log and div's denominator) away from 0. */
+/* Values safe for every op's gradient check: away from relu's and abs's kink at 0,
+ * hard_sigmoid's at +-2.5, clamp's at -1 and 0.75, and (for log, sqrt, rsqrt, pow's
+ * non-integer power and div's denominator) away from 0 and positive. */
 static sg_tensor *safe_input(sg_ctx *ctx, sg_dtype dt, int op, int nd, const int64_t *shape,
                              int which) {
     sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
@@ -146,10 +163,13 @@ static sg_tensor *safe_input(sg_ctx *ctx, sg_dtype dt, int op, int nd, const int
     sg_rng *rng = sg_ctx_rng(ctx);
     for (int64_t i = 0; i < sg_numel(t); i++) {
         double u = sg_rng_uniform(rng), v;
-        if (op == F_LOG || (op == F_DIV && which == 1)) /* in [0.5, 2], sign alternating */
-            v = (0.5 + 1.5 * u) * (op == F_LOG || i % 2 == 0 ? 1 : -1);
-        else if (op == F_RELU || op == F_HSIG) /* |x| in [0.2, 2.3] or [2.7, 3.5] */
+        bool pos = op == F_LOG || op == F_SQRT || op == F_RSQRT || op == F_POW;
+        if (pos || (op == F_DIV && which == 1)) /* in [0.5, 2], sign alternating */
+            v = (0.5 + 1.5 * u) * (pos || i % 2 == 0 ? 1 : -1);
+        else if (op == F_RELU || op == F_HSIG || op == F_ABS) /* |x| in [0.2, 2.3], [2.7, 3.5] */
             v = (i % 3 == 2 ? 2.7 + 0.8 * u : 0.2 + 2.1 * u) * (i % 2 ? -1 : 1);
+        else if (op == F_CLAMP) /* [-2, -1.2], [-0.8, 0.55], [0.95, 2] by turns */
+            v = i % 3 == 0 ? -2 + 0.8 * u : i % 3 == 1 ? -0.8 + 1.35 * u : 0.95 + 1.05 * u;
         else
             v = 4 * u - 2;
         sg_set_flat(t, i, v);
@@ -483,6 +503,251 @@ START_TEST(transcendental_sweep) {
             ck_assert(sg_get_flat(ys[k], i) == sg_get_flat(y[k], i));
     }
     ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- forward: abs, sqrt, rsqrt, pow, clamp, softplus, log_sigmoid (issue 13) ----------- */
+
+START_TEST(unary13_values) {
+    sg_dtype dt = DT(_i);
+    sg_ctx *ctx = sg_ctx_new(0);
+    /* abs: -0 and 0 give 0, NaN stays NaN */
+    sg_tensor *a = mk(ctx, dt, SG_SHAPE(2, 3), (const double[]){-2, -0.5, -0.0, 0, 0.5, 3});
+    sg_tensor *o = sg_abs(ctx, a);
+    expect_shape(o, SG_SHAPE(2, 3));
+    EXPECT(o, 2, 0.5, 0, 0, 0.5, 3);
+    ck_assert(!signbit(sg_get_flat(o, 2)));
+    /* sqrt and rsqrt: 0, exact squares, a negative (NaN), +inf, NaN */
+    sg_tensor *r = mk(ctx, dt, SG_SHAPE(6), (const double[]){0, 0.25, 4, -1, INFINITY, NAN});
+    EXPECT(sg_sqrt(ctx, r), 0, 0.5, 2, NAN, INFINITY, NAN);
+    EXPECT(sg_rsqrt(ctx, r), INFINITY, 2, 0.5, NAN, 0, NAN);
+    EXPECT(sg_sqrt(ctx, mk(ctx, dt, SG_SHAPE(1), (const double[]){2})), sqrt(2));
+    /* pow by a scalar, at 0, at a negative x and at NaN */
+    sg_tensor *p = mk(ctx, dt, SG_SHAPE(5), (const double[]){0, -2, 2, 0.5, NAN});
+    EXPECT(sg_pow(ctx, p, 2), 0, 4, 4, 0.25, NAN);
+    EXPECT(sg_pow(ctx, p, 3), 0, -8, 8, 0.125, NAN);
+    EXPECT(sg_pow(ctx, p, 0.5), 0, NAN, sqrt(2), sqrt(0.5), NAN); /* negative^0.5: NaN */
+    EXPECT(sg_pow(ctx, p, 1.5), 0, NAN, pow(2, 1.5), pow(0.5, 1.5), NAN);
+    EXPECT(sg_pow(ctx, p, -1), INFINITY, -0.5, 0.5, 2, NAN);
+    EXPECT(sg_pow(ctx, p, 0), 1, 1, 1, 1, 1); /* C and PyTorch: x^0 = 1, also for NaN */
+    EXPECT(sg_pow(ctx, p, 1), 0, -2, 2, 0.5, NAN);
+    ck_assert(sg_pow(ctx, p, 1.5)->fparam[0] == 1.5);
+    /* clamp: the bounds themselves, one-sided bounds, lo == hi, NaN passes through */
+    sg_tensor *c = mk(ctx, dt, SG_SHAPE(7), (const double[]){-2, -1, 0, 0.5, 1, 2, NAN});
+    o = sg_clamp(ctx, c, -1, 1);
+    EXPECT(o, -1, -1, 0, 0.5, 1, 1, NAN);
+    ck_assert(o->fparam[0] == -1 && o->fparam[1] == 1);
+    EXPECT(sg_clamp(ctx, c, -INFINITY, 0.5), -2, -1, 0, 0.5, 0.5, 0.5, NAN);
+    EXPECT(sg_clamp(ctx, c, 0, INFINITY), 0, 0, 0, 0.5, 1, 2, NAN);
+    EXPECT(sg_clamp(ctx, c, 0.5, 0.5), 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, NAN);
+    EXPECT(sg_clamp(ctx, c, -INFINITY, INFINITY), -2, -1, 0, 0.5, 1, 2, NAN);
+    /* softplus and log_sigmoid against libm's log1p(exp(x)) at moderate x, and NaN */
+    sg_tensor *s = mk(ctx, dt, SG_SHAPE(6), (const double[]){-3, -0.5, 0, 0.5, 3, NAN});
+    EXPECT(sg_softplus(ctx, s), log1p(exp(-3)), log1p(exp(-0.5)), log(2), log1p(exp(0.5)),
+           log1p(exp(3)), NAN);
+    EXPECT(sg_log_sigmoid(ctx, s), -log1p(exp(3)), -log1p(exp(0.5)), -log(2), -log1p(exp(-0.5)),
+           -log1p(exp(-3)), NAN);
+    /* 0-d */
+    o = sg_abs(ctx, sg_scalar(ctx, dt, -1.5));
+    ck_assert_int_eq(o->ndim, 0);
+    EXPECT(o, 1.5);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* The same ops on a transposed input (gathered into the output, the input untouched). */
+START_TEST(unary13_strided) {
+    sg_dtype dt = DT(_i);
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *base = mk(ctx, dt, SG_SHAPE(3, 2), (const double[]){-1, 4, 0.25, -3, 1.5, 9});
+    sg_tensor *t = sg_transpose(ctx, base, 0, 1); /* [[-1, 0.25, 1.5], [4, -3, 9]] */
+    EXPECT(sg_abs(ctx, t), 1, 0.25, 1.5, 4, 3, 9);
+    EXPECT(sg_sqrt(ctx, t), NAN, 0.5, sqrt(1.5), 2, NAN, 3);
+    EXPECT(sg_rsqrt(ctx, t), NAN, 2, 1 / sqrt(1.5), 0.5, NAN, 1 / 3.0);
+    EXPECT(sg_pow(ctx, t, 2), 1, 0.0625, 2.25, 16, 9, 81);
+    EXPECT(sg_clamp(ctx, t, 0, 2), 0, 0.25, 1.5, 2, 0, 2);
+    EXPECT(sg_softplus(ctx, t), log1p(exp(-1)), log1p(exp(0.25)), log1p(exp(1.5)), log1p(exp(4)),
+           log1p(exp(-3)), 9 + log1p(exp(-9)));
+    EXPECT(sg_log_sigmoid(ctx, t), -log1p(exp(1)), -log1p(exp(-0.25)), -log1p(exp(-1.5)),
+           -log1p(exp(-4)), -3 - log1p(exp(-3)), -log1p(exp(-9)));
+    EXPECT(base, -1, 4, 0.25, -3, 1.5, 9);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* |got - want| <= 1e-6 |want| (so 0 must be exactly 0): PyTorch's values, both dtypes. */
+static void expect_rel(const sg_tensor *t, int64_t n, const double *want, const char *what) {
+    ck_assert_ptr_nonnull(t);
+    for (int64_t i = 0; i < n; i++) {
+        double got = sg_get_flat(t, i);
+        ck_assert_msg(fabs(got - want[i]) <= 1e-6 * fabs(want[i]),
+                      "%s element %lld: got %.17g, want %.17g", what, (long long)i, got, want[i]);
+    }
+}
+
+/* softplus and log_sigmoid at large |x|: PyTorch's values (torch 1.13, F.softplus with beta
+ * 1 and threshold 20, F.logsigmoid, float64) within 1e-6 relative, no overflow to inf or NaN
+ * (anomaly mode is on, so an inf or NaN would fail the op), gradients likewise. */
+START_TEST(unary13_large) {
+    sg_dtype dt = DT(_i);
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_ctx_set_anomaly(ctx, true);
+    const double xs[8] = {-1000, -30, -20, 0, 20, 20.5, 30, 1000};
+    const double sp[8] = {0,
+                          9.357622968839737e-14,
+                          2.061153620314381e-09,
+                          0.6931471805599453,
+                          20.000000002061153,
+                          20.5,
+                          30.0,
+                          1000.0};
+    const double dsp[8] = {
+        0, 9.3576229688393e-14, 2.0611536181902033e-09, 0.5, 0.9999999979388464, 1, 1, 1};
+    sg_tensor *x = mk(ctx, dt, SG_SHAPE(8), xs);
+    sg_set_requires_grad(x, true);
+    sg_tensor *y = sg_softplus(ctx, x);
+    expect_rel(y, 8, sp, "softplus");
+    ck_assert_int_eq(sg_backward(ctx, y, sg_ones(ctx, dt, SG_SHAPE(8))), 0);
+    expect_rel(x->grad, 8, dsp, "softplus'");
+    /* log_sigmoid(x) = -softplus(-x): PyTorch's F.logsigmoid at -1000, -30, 0, 30, 1000 */
+    const double ls[5] = {-1000, -30.000000000000092, -0.6931471805599453, -9.357622968839737e-14,
+                          0};
+    const double dls[5] = {1, 0.9999999999999064, 0.5, 9.3576229688393e-14, 0};
+    sg_tensor *z = mk(ctx, dt, SG_SHAPE(5), (const double[]){-1000, -30, 0, 30, 1000});
+    sg_set_requires_grad(z, true);
+    y = sg_log_sigmoid(ctx, z);
+    expect_rel(y, 5, ls, "log_sigmoid");
+    ck_assert_int_eq(sg_backward(ctx, y, sg_ones(ctx, dt, SG_SHAPE(5))), 0);
+    expect_rel(z->grad, 5, dls, "log_sigmoid'");
+    /* far out: +-1e30 (and +-1e300 in float64), where exp(|x|) is inf */
+    double big = dt == SG_F32 ? 1e30 : 1e300;
+    sg_tensor *b = mk(ctx, dt, SG_SHAPE(2), (const double[]){-big, big});
+    sg_set_requires_grad(b, true);
+    expect_rel(sg_softplus(ctx, b), 2, (const double[]){0, sg_get_flat(b, 1)}, "softplus big");
+    expect_rel(sg_log_sigmoid(ctx, b), 2, (const double[]){sg_get_flat(b, 0), 0}, "logsig big");
+    y = sg_add(ctx, sg_softplus(ctx, b), sg_scale(ctx, sg_log_sigmoid(ctx, b), 2));
+    ck_assert_int_eq(sg_backward(ctx, y, sg_ones(ctx, dt, SG_SHAPE(2))), 0);
+    expect_rel(b->grad, 2, (const double[]){2, 1}, "big gradients"); /* 0 + 2, 1 + 0 */
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* Gradients at the points where the derivative is undefined or infinite: PyTorch's
+ * conventions (checked against torch 1.13). */
+START_TEST(unary13_backward_values) {
+    sg_dtype dt = DT(_i);
+    sg_ctx *ctx = sg_ctx_new(0);
+#define GRAD_OF(call, x, ...)                                                                      \
+    do {                                                                                           \
+        sg_zero_grad(x);                                                                           \
+        sg_tensor *y_ = (call);                                                                    \
+        ck_assert_int_eq(sg_backward(ctx, y_, sg_ones(ctx, dt, (x)->ndim, (x)->shape)), 0);        \
+        EXPECT((x)->grad, __VA_ARGS__);                                                            \
+    } while (0)
+    /* abs: sign(x), 0 at +-0 and at NaN */
+    sg_tensor *a = mk(ctx, dt, SG_SHAPE(6), (const double[]){-2, -0.0, 0, 3, NAN, -0.5});
+    sg_set_requires_grad(a, true);
+    GRAD_OF(sg_abs(ctx, a), a, -1, 0, 0, 1, 0, -1);
+    /* sqrt: 1 / (2 sqrt x), +inf at 0, NaN below; rsqrt: -x^-1.5 / 2, -inf at 0 */
+    sg_tensor *r = mk(ctx, dt, SG_SHAPE(4), (const double[]){0, 4, 0.25, -1});
+    sg_set_requires_grad(r, true);
+    GRAD_OF(sg_sqrt(ctx, r), r, INFINITY, 0.25, 1, NAN);
+    GRAD_OF(sg_rsqrt(ctx, r), r, -INFINITY, -1.0 / 16, -4, NAN);
+    /* pow: p x^(p-1); exactly 0 for p = 0 (also at x = 0); at x = 0: 0 for p > 1, 1 for
+     * p = 1, +inf for p = 0.5, -inf for p = -1; NaN for a negative x and a non-integer p */
+    sg_tensor *p = mk(ctx, dt, SG_SHAPE(4), (const double[]){0, -2, 2, 4});
+    sg_set_requires_grad(p, true);
+    GRAD_OF(sg_pow(ctx, p, 2), p, 0, -4, 4, 8);
+    GRAD_OF(sg_pow(ctx, p, 3), p, 0, 12, 12, 48);
+    GRAD_OF(sg_pow(ctx, p, 0), p, 0, 0, 0, 0);
+    GRAD_OF(sg_pow(ctx, p, 1), p, 1, 1, 1, 1);
+    GRAD_OF(sg_pow(ctx, p, 0.5), p, INFINITY, NAN, 0.5 / sqrt(2), 0.25);
+    GRAD_OF(sg_pow(ctx, p, 1.5), p, 0, NAN, 1.5 * sqrt(2), 3);
+    GRAD_OF(sg_pow(ctx, p, -1), p, -INFINITY, -0.25, -0.25, -1.0 / 16);
+    /* clamp: passes on [lo, hi] with both ends included, 0 outside and at NaN */
+    sg_tensor *c = mk(ctx, dt, SG_SHAPE(7), (const double[]){-2, -1, 0, 0.5, 1, 2, NAN});
+    sg_set_requires_grad(c, true);
+    GRAD_OF(sg_clamp(ctx, c, -1, 1), c, 0, 1, 1, 1, 1, 0, 0);
+    GRAD_OF(sg_clamp(ctx, c, -INFINITY, 0.5), c, 1, 1, 1, 1, 0, 0, 0);
+    GRAD_OF(sg_clamp(ctx, c, 0, INFINITY), c, 0, 0, 1, 1, 1, 1, 0);
+    GRAD_OF(sg_clamp(ctx, c, 0.5, 0.5), c, 0, 0, 0, 1, 0, 0, 0);
+    /* a bound that float32 cannot hold is rounded to x's dtype first: 0.1 (rounded) is
+     * inside [0.1, 1] */
+    sg_tensor *t = mk(ctx, dt, SG_SHAPE(2), (const double[]){0.1, 0.2});
+    sg_set_requires_grad(t, true);
+    GRAD_OF(sg_clamp(ctx, t, 0.1, 0.2), t, 1, 1);
+    /* softplus' = sigmoid(x), log_sigmoid' = sigmoid(-x); NaN gives NaN */
+    sg_tensor *s = mk(ctx, dt, SG_SHAPE(4), (const double[]){-1, 0, 2, NAN});
+    sg_set_requires_grad(s, true);
+    GRAD_OF(sg_softplus(ctx, s), s, 1 / (1 + exp(1)), 0.5, 1 / (1 + exp(-2)), NAN);
+    GRAD_OF(sg_log_sigmoid(ctx, s), s, 1 / (1 + exp(-1)), 0.5, 1 / (1 + exp(2)), NAN);
+#undef GRAD_OF
+    /* each is one tape node of its own op */
+    static const sg_op ops[] = {SG_OP_ABS,   SG_OP_SQRT,     SG_OP_RSQRT,      SG_OP_POW,
+                                SG_OP_CLAMP, SG_OP_SOFTPLUS, SG_OP_LOG_SIGMOID};
+    static const char *const names[] = {"abs",   "sqrt",     "rsqrt",      "pow",
+                                        "clamp", "softplus", "log_sigmoid"};
+    sg_tensor *ys[] = {sg_abs(ctx, s),        sg_sqrt(ctx, s),        sg_rsqrt(ctx, s),
+                       sg_pow(ctx, s, 2),     sg_clamp(ctx, s, 0, 1), sg_softplus(ctx, s),
+                       sg_log_sigmoid(ctx, s)};
+    for (int k = 0; k < 7; k++) {
+        ck_assert_int_eq(ys[k]->op, ops[k]);
+        ck_assert_str_eq(sg_op_name(ys[k]->op), names[k]);
+        ck_assert_ptr_eq(ys[k]->src[0], s);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(unary13_errors) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *x = sg_ones(ctx, SG_F32, SG_SHAPE(2, 3));
+    ck_assert_ptr_null(sg_clamp(ctx, x, 2, 1));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_clamp: lo = 2 > hi = 1");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_clamp(ctx, x, INFINITY, -INFINITY));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_clamp: lo = inf > hi = -inf");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_clamp(ctx, x, NAN, 1));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_clamp: lo = nan, hi = 1: a bound is NaN");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_clamp(ctx, x, 0, NAN));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_clamp: lo = 0, hi = nan: a bound is NaN");
+    sg_ctx_clear_error(ctx);
+    /* NULL x propagates silently, even with bad bounds */
+    ck_assert_ptr_null(sg_abs(ctx, NULL));
+    ck_assert_ptr_null(sg_sqrt(ctx, NULL));
+    ck_assert_ptr_null(sg_rsqrt(ctx, NULL));
+    ck_assert_ptr_null(sg_pow(ctx, NULL, 2));
+    ck_assert_ptr_null(sg_clamp(ctx, NULL, 0, 1));
+    ck_assert_ptr_null(sg_clamp(ctx, NULL, 2, 1));
+    ck_assert_ptr_null(sg_softplus(ctx, NULL));
+    ck_assert_ptr_null(sg_log_sigmoid(ctx, NULL));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    /* anomaly mode names the op */
+    sg_ctx_set_anomaly(ctx, true);
+    ck_assert_ptr_null(sg_sqrt(ctx, mk(ctx, SG_F64, SG_SHAPE(2), (const double[]){1, -1})));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "anomaly: sqrt produced NaN in forward; inputs (2,) -> output (2,)");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_pow(ctx, mk(ctx, SG_F64, SG_SHAPE(1), (const double[]){0}), -1));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "anomaly: pow produced Inf in forward; inputs (1,) -> output (1,)");
+    sg_ctx_clear_error(ctx);
+    sg_ctx_set_anomaly(ctx, false);
+    /* a stale input */
+    sg_tensor *late = sg_ones(ctx, SG_F32, SG_SHAPE(2, 3));
+    sg_ctx_reset(ctx);
+    ck_assert_ptr_null(sg_clamp(ctx, late, 0, 1));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_clamp: tensor used after sg_ctx_reset");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_softplus(ctx, late));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_softplus: tensor used after sg_ctx_reset");
     sg_ctx_free(ctx);
 }
 END_TEST
@@ -952,12 +1217,16 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, unary_values, 0, 2);
     tcase_add_loop_test(tc, unary_strided, 0, 2);
     tcase_add_loop_test(tc, transcendental_sweep, 0, 2);
+    tcase_add_loop_test(tc, unary13_values, 0, 2);
+    tcase_add_loop_test(tc, unary13_strided, 0, 2);
+    tcase_add_loop_test(tc, unary13_large, 0, 2);
     tcase_add_test(tc, activations);
     suite_add_tcase(s, tc);
     tc = tcase_create("backward");
     tcase_add_test(tc, recording);
     tcase_add_loop_test(tc, backward_values, 0, 2);
     tcase_add_loop_test(tc, backward_unary_values, 0, 2);
+    tcase_add_loop_test(tc, unary13_backward_values, 0, 2);
     tcase_add_loop_test(tc, backward_param, 0, 2);
     tcase_add_loop_test(tc, reuse_values, 0, 2);
     suite_add_tcase(s, tc);
@@ -971,6 +1240,7 @@ static Suite *suite(void) {
     tc = tcase_create("errors");
     tcase_add_test(tc, errors);
     tcase_add_test(tc, anomaly);
+    tcase_add_test(tc, unary13_errors);
     suite_add_tcase(s, tc);
     return s;
 }
