@@ -49,9 +49,11 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_SOFTMAX] = {"softmax", R0 | RO, GD, sg__bw_softmax},
     [SG_OP_LOG_SOFTMAX] = {"log_softmax", R0 | RO, GD, sg__bw_log_softmax},
     [SG_OP_SUM] = {"sum", 0, GD, sg__bw_sum},
-    [SG_OP_CROSS_ENTROPY] = {"cross_entropy", R0 | RO, GD, sg__bw_cross_entropy},
-    [SG_OP_BCE_LOGITS] = {"bce_with_logits", R0 | R1 | RO, GD, sg__bw_bce_logits},
-    [SG_OP_MSE] = {"mse_loss", R0 | R1 | RO, GD, sg__bw_mse},
+    /* ops_loss.c; cross-entropy's backward reads the softmax and labels it saved, not its
+     * input; the pair losses read both inputs */
+    [SG_OP_CROSS_ENTROPY] = {"cross_entropy", 0, GD, sg__bw_cross_entropy},
+    [SG_OP_BCE_LOGITS] = {"bce_with_logits", R0 | R1, GD, sg__bw_bce_logits},
+    [SG_OP_MSE] = {"mse_loss", R0 | R1, GD, sg__bw_mse},
 };
 /* An op added to the enum without its entry here (or the reverse) fails the build. An entry
  * left out in the middle has a NULL name: tests/test_autograd.c walks the table for those. */
