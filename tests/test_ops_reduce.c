@@ -1,5 +1,6 @@
-/* Tests of autograd/ops_reduce.c: sum, mean, softmax, log_softmax, cross-entropy, binary
- * cross-entropy with logits and MSE. Values against hand-computed numbers and closed forms,
+/* Tests of autograd/ops_reduce.c and the default forms of the losses (autograd/ops_loss.c;
+ * their options are in test_losses.c): sum, mean, softmax, log_softmax, cross-entropy,
+ * binary cross-entropy with logits and MSE. Values against hand-computed numbers and closed forms,
  * numerical stability at extreme logits, gradients by sg_gradcheck (float64 tight, float32
  * loose) on several axes, strided views and reused inputs, and the exact error messages.
  *

@@ -301,28 +301,16 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("sample");
-    TCase *tc = tcase_create("sample");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_temperature_freqs);
-    tcase_add_test(tc, test_top_k);
-    tcase_add_test(tc, test_top_p);
-    tcase_add_test(tc, test_infinities);
-    tcase_add_test(tc, test_greedy);
-    tcase_add_test(tc, test_draw_rule);
-    tcase_add_test(tc, test_seed_determinism);
-    tcase_add_test(tc, test_batch_rows);
-    tcase_add_test(tc, test_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const TTest *const tests[] = {test_temperature_freqs,
+                                         test_top_k,
+                                         test_top_p,
+                                         test_infinities,
+                                         test_greedy,
+                                         test_draw_rule,
+                                         test_seed_determinism,
+                                         test_batch_rows,
+                                         test_errors,
+                                         NULL};
+    return ck_run_tests("sample", tests);
 }
