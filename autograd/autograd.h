@@ -257,13 +257,83 @@ sg_tensor *sg_log_softmax(sg_ctx *ctx, sg_tensor *x, int axis); /* x - max - log
  * gain has shape (4,), expected (5,) for x of shape (2, 3, 5)"); mixed dtypes. */
 sg_tensor *sg_layer_norm(sg_ctx *ctx, sg_tensor *x, sg_tensor *gain, sg_tensor *bias, double eps);
 
-/* ---- losses (mean over the batch, 0-d results) --------------------------------------- */
-/* mean((pred - target)^2); shapes must match. */
+/* ---- losses ---------------------------------------------------------------------------
+ * Each loss is one fused node: per-element terms, then a reduction with weights. The
+ * options are shared (sg_loss_defaults()); NULL options mean the defaults, PyTorch's:
+ *  - reduction: SG_REDUCE_MEAN (a 0-d result), SG_REDUCE_SUM (0-d) or SG_REDUCE_NONE (one
+ *    value per element: labels' shape for cross-entropy, pred's for MSE and BCE).
+ *  - mask: NULL, or a float tensor (float32 or float64, any strides) that broadcasts to
+ *    the elements' shape (NumPy rules), one weight per element: 0 excludes, 1 includes
+ *    (other values weight). mean = sum(mask * l) / sum(mask), the mean over the counted
+ *    elements; sum = sum(mask * l); none = mask * l. The mask is a constant: one that
+ *    requires grad is an error. An excluded element is skipped outright (a NaN there does
+ *    not reach the loss or the gradients).
+ *  - ignore_index (cross-entropy; default -100, as PyTorch): labels equal to it count for
+ *    nothing: their term is 0 (none) and they leave the mean's denominator. With a mask,
+ *    both apply: the weight is mask * (label != ignore_index).
+ *  - label_smoothing (cross-entropy; default 0): eps in [0, 1]; the target is
+ *    (1 - eps) * one_hot(label) + eps / V (PyTorch's definition); an error for MSE and BCE.
+ * A mean over zero counted elements (empty input, everything masked or ignored) is NaN,
+ * like PyTorch's 0 / 0. Errors name the function (sg_cross_entropy or sg_..._ex) and the
+ * shapes or values. */
+typedef enum { SG_REDUCE_MEAN = 0, SG_REDUCE_SUM = 1, SG_REDUCE_NONE = 2 } sg_reduction;
+typedef struct sg_loss_opts {
+    sg_reduction reduction;
+    int64_t ignore_index;
+    sg_tensor *mask;
+    double label_smoothing;
+} sg_loss_opts;
+/* {SG_REDUCE_MEAN, ignore_index -100, mask NULL, label_smoothing 0} */
+sg_loss_opts sg_loss_defaults(void);
+
+/* Softmax cross-entropy, -sum_c target_c log softmax(logits)_c, the class axis LAST:
+ * logits (..., V) float, labels int64 or int32 of the logits' shape without the class
+ * axis: (B, V) with (B,), (B, T, V) with (B, T), (V) with (). PyTorch's F.cross_entropy
+ * wants the classes on axis 1, (B, V, T): pass it logits.permute(0, 2, 1) (the same
+ * numbers; here, sg_permute the other way is a free view if your logits are (B, V, T)).
+ * Logits may be any strided view and are float32 or float64; labels any strides. The
+ * gradient is the fused, stable (softmax - smoothed one_hot) * weight, one node; labels
+ * never require grad (the op keeps its own copy for backward). Errors: labels of a float
+ * dtype, a labels shape that is not the logits' without the last axis, 0-d logits, V = 0,
+ * a label outside [0, V) that is not ignore_index (the message names its index and
+ * value), and the option errors above. NULL logits or labels give NULL. */
+sg_tensor *sg_cross_entropy(sg_ctx *ctx, sg_tensor *logits, sg_tensor *labels);
+sg_tensor *sg_cross_entropy_ex(sg_ctx *ctx, sg_tensor *logits, sg_tensor *labels,
+                               const sg_loss_opts *o);
+/* (pred - target)^2 per element; pred and target of exactly one shape (no broadcasting:
+ * (4, 1) against (4,) is an error, not a (4, 4) loss) and dtype. Both get gradients. */
 sg_tensor *sg_mse_loss(sg_ctx *ctx, sg_tensor *pred, sg_tensor *target);
-/* logits (N, C), labels[N] in [0, C): mean of -log_softmax(logits)[n, labels[n]]. */
-sg_tensor *sg_cross_entropy(sg_ctx *ctx, sg_tensor *logits, const int32_t *labels);
-/* mean of max(x, 0) - x * z + log(1 + exp(-|x|)), targets z in [0, 1]; same shapes. */
+sg_tensor *sg_mse_loss_ex(sg_ctx *ctx, sg_tensor *pred, sg_tensor *target, const sg_loss_opts *o);
+/* max(x, 0) - x * z + log(1 + exp(-|x|)) per element (binary cross-entropy of sigmoid(x)
+ * against targets z in [0, 1], in its stable form); same shapes as for MSE. */
 sg_tensor *sg_bce_with_logits(sg_ctx *ctx, sg_tensor *logits, sg_tensor *targets);
+sg_tensor *sg_bce_with_logits_ex(sg_ctx *ctx, sg_tensor *logits, sg_tensor *targets,
+                                 const sg_loss_opts *o);
+
+/* ---- sampling (not differentiable) ------------------------------------------------------
+ * Draw token ids from logits (V) or (B, V), float32 or float64, any strides. Returns an
+ * int64 tensor, () or (B,), that is not on the tape. Options (sg_sample_defaults(); NULL
+ * means them), applied in this order, as Hugging Face's generate does:
+ *  - temperature (default 1): probabilities softmax(logits / temperature); 0 is greedy:
+ *    the first largest logit (lowest index on ties), no random draw;
+ *  - top_k (default 0: off): keep the k most probable tokens;
+ *  - top_p (default 1: off): nucleus: keep the smallest set of the most probable (kept)
+ *    tokens whose probabilities, renormalised over the kept ones, sum to at least top_p.
+ * Draw rule, deterministic for a generator state: the tokens are sorted by probability,
+ * descending, ties by lower index; tokens of probability 0 are never kept; each row takes
+ * exactly one u = sg_rng_uniform(rng) and returns the first kept token whose cumulative
+ * probability (in float64, in that order) exceeds u times the kept total. rng NULL: the
+ * context's generator. +inf logits share the row equally among them. Errors (NULL, with a
+ * message): temperature < 0, NaN or infinite; top_k < 0; top_p outside (0, 1]; logits not
+ * (V) or (B, V), V = 0, a NaN logit or a row of only -inf (the message names the row). */
+typedef struct sg_sample_opts {
+    double temperature;
+    int64_t top_k;
+    double top_p;
+} sg_sample_opts;
+/* {temperature 1, top_k 0, top_p 1} */
+sg_sample_opts sg_sample_defaults(void);
+sg_tensor *sg_sample(sg_ctx *ctx, sg_tensor *logits, const sg_sample_opts *o, sg_rng *rng);
 
 /* ---- randomness: dropout and zoneout (ops_random.c) -----------------------------------
  * Masks are drawn from `rng`, or from the context's generator (sg_ctx_rng) when rng is NULL:

@@ -225,6 +225,7 @@ void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_sum(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_softmax(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_log_softmax(sg_ctx *ctx, sg_tensor *out);
+/* ops_loss.c */
 void sg__bw_cross_entropy(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_mse(sg_ctx *ctx, sg_tensor *out);

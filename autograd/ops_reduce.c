@@ -1,7 +1,6 @@
-/* Reductions, normalisations along an axis and the fused losses: sum (everything / along an
- * axis), mean (derived), softmax, log_softmax, cross-entropy and binary cross-entropy with
- * logits (fused, numerically stable), MSE (derived). Each op's forward and backward sit
- * side by side.
+/* Reductions and normalisations along an axis: sum (everything / along an axis), mean
+ * (derived), softmax, log_softmax. Each op's forward and backward sit side by side. The
+ * losses are in ops_loss.c.
  *
  * Layout: along `axis`, a tensor of shape (..., L, ...) is seen as (outer, L, inner) with
  * outer = prod(shape[:axis]), inner = prod(shape[axis+1:]); in contiguous memory element
@@ -10,12 +9,12 @@
  * (transposed, sliced, expanded with stride 0) with a fast path for contiguous data.
  *
  * Precision: every sum of float32 data is accumulated in double (sum, the softmax
- * normaliser, the dot products of the softmax backwards, loss totals). It costs one
+ * normaliser, the dot products of the softmax backwards). It costs one
  * conversion per element, which is cheap next to the memory traffic, and removes the
  * O(n eps) drift of long float sums (2^20 copies of 0.1f sum to the float nearest the exact
  * value, 104857.6; a float accumulator gives 105891.8, 1% off).
  *
- * Empty inputs: sum is 0; mean (and every loss, being a mean) is NaN, like NumPy's 0/0. */
+ * Empty inputs: sum is 0; mean is NaN, like NumPy's 0/0. */
 #include <math.h>
 #include <string.h>
 
@@ -72,16 +71,6 @@ static inline void last_row(const sg_tensor *x, int64_t *len, int64_t *stride) {
     }
 DEF_RSUM(float, f32)
 DEF_RSUM(double, f64)
-
-/* "<fn>: shapes (4, 1) and (4,) differ" unless a and b have exactly the same shape. */
-static bool check_same_shape(sg_ctx *ctx, const char *fn, const sg_tensor *a, const sg_tensor *b) {
-    if (sg__same_shape(a, b))
-        return true;
-    char sa[96], sb[96];
-    sg_error(ctx, "%s: shapes %s and %s differ", fn, sg_shape_str(a->ndim, a->shape, sa, sizeof sa),
-             sg_shape_str(b->ndim, b->shape, sb, sizeof sb));
-    return false;
-}
 
 /* ---- sum ----------------------------------------------------------------------------- */
 
@@ -459,222 +448,3 @@ void sg__bw_log_softmax(sg_ctx *ctx, sg_tensor *out) {
         log_softmax_bw_f64(e, sg_data(out->grad), sg_data(G), d, outer, L, inner);
     }
 }
-
-/* ---- cross-entropy over class logits (fused) ----------------------------------------- */
-
-/* Saved for backward (arena, out->aux): the softmax probabilities (N, C), contiguous, of
- * the logits' dtype, and a copy of the labels (the caller's array need not outlive the
- * call). */
-typedef struct {
-    void *probs;
-    int32_t *labels;
-} ce_saved;
-
-/* logits x (N, C) any strides; p (N, C) contiguous receives softmax(x); zl: N doubles of
- * scratch. Returns sum_n logsumexp(x[n]) - x[n, lab[n]], computed as
- * log(sum_c exp(x[n, c] - max)) - (x[n, lab] - max): both terms are small whatever the
- * scale of the logits, so logits of +-1000 lose nothing. */
-#define DEF_CE_FW(T, S)                                                                            \
-    static double ce_fw_##S(const sg_tensor *x, const int32_t *lab, T *p, double *zl) {            \
-        const T *xp = sg_data(x);                                                                  \
-        int64_t N = x->shape[0], C = x->shape[1], s0 = x->stride[0], s1 = x->stride[1];            \
-        for (int64_t n = 0; n < N; n++) {                                                          \
-            const T *r = xp + n * s0;                                                              \
-            T *pn = p + n * C;                                                                     \
-            T m = r[0];                                                                            \
-            for (int64_t c = 1; c < C; c++)                                                        \
-                m = r[c * s1] > m ? r[c * s1] : m;                                                 \
-            for (int64_t c = 0; c < C; c++)                                                        \
-                pn[c] = r[c * s1] - m;                                                             \
-            zl[n] = pn[lab[n]];                                                                    \
-        }                                                                                          \
-        sg_vexp_##S((size_t)(N * C), p, p);                                                        \
-        double loss = 0;                                                                           \
-        for (int64_t n = 0; n < N; n++) {                                                          \
-            T *pn = p + n * C;                                                                     \
-            double s = rsum_##S(pn, C, 1), inv = 1.0 / s;                                          \
-            loss += log(s) - zl[n];                                                                \
-            for (int64_t c = 0; c < C; c++)                                                        \
-                pn[c] = (T)(pn[c] * inv);                                                          \
-        }                                                                                          \
-        return loss;                                                                               \
-    }
-DEF_CE_FW(float, f32)
-DEF_CE_FW(double, f64)
-
-sg_tensor *sg_cross_entropy(sg_ctx *ctx, sg_tensor *logits, const int32_t *labels) {
-    if (!sg__check_inputs(ctx, "sg_cross_entropy", 1, &logits))
-        return NULL;
-    char b[96];
-    if (logits->ndim != 2)
-        return sg_error(ctx, "sg_cross_entropy: logits must be 2-D (N, C), got %s",
-                        sg_shape_str(logits->ndim, logits->shape, b, sizeof b));
-    if (!labels)
-        return sg_error(ctx, "sg_cross_entropy: labels is NULL");
-    int64_t N = logits->shape[0], C = logits->shape[1];
-    for (int64_t n = 0; n < N; n++)
-        if (labels[n] < 0 || labels[n] >= C)
-            return sg_error(ctx, "sg_cross_entropy: label %d at index %lld out of range [0, %lld)",
-                            (int)labels[n], (long long)n, (long long)C);
-    bool rec = sg__any_requires_grad(ctx, 1, &logits);
-    sg_dtype dt = logits->dtype;
-    sg_tensor *out = sg__new(ctx, "sg_cross_entropy", dt, 0, NULL, false);
-    void *p = sg_arena_alloc(ctx, (size_t)(N * C) * sg_dtype_size(dt));
-    double *zl = sg_arena_alloc(ctx, (size_t)N * sizeof(double));
-    ce_saved *sv = rec ? sg_arena_alloc(ctx, sizeof *sv) : NULL;
-    int32_t *lab = rec ? sg_arena_alloc(ctx, (size_t)N * sizeof(int32_t)) : NULL;
-    if (!out || !p || !zl || (rec && (!sv || !lab)))
-        return NULL;
-    double loss =
-        dt == SG_F32 ? ce_fw_f32(logits, labels, p, zl) : ce_fw_f64(logits, labels, p, zl);
-    sg__st(out, 0, N ? loss / (double)N : NAN);
-    if (rec) {
-        memcpy(lab, labels, (size_t)N * sizeof(int32_t));
-        sv->probs = p;
-        sv->labels = lab;
-        out->aux = sv;
-    }
-    out->iparam[0] = N;
-    out->iparam[1] = C;
-    return sg__finish(ctx, out, SG_OP_CROSS_ENTROPY, 1, &logits);
-}
-
-/* p = softmax(logits), dx: (N, C) contiguous; gn = dL/dloss / N.
- * dx += gn * (p - onehot(label)). */
-#define DEF_CE_BW(T, S)                                                                            \
-    static void ce_bw_##S(const T *p, const int32_t *lab, T *dx, int64_t N, int64_t C,             \
-                          double gn) {                                                             \
-        for (int64_t n = 0; n < N; n++) {                                                          \
-            const T *pn = p + n * C;                                                               \
-            T *dn = dx + n * C;                                                                    \
-            for (int64_t c = 0; c < C; c++)                                                        \
-                dn[c] += (T)(gn * (pn[c] - (c == lab[n])));                                        \
-        }                                                                                          \
-    }
-DEF_CE_BW(float, f32)
-DEF_CE_BW(double, f64)
-
-void sg__bw_cross_entropy(sg_ctx *ctx, sg_tensor *out) {
-    sg_tensor *x = out->src[0];
-    const ce_saved *sv = out->aux;
-    if (!sg__needs(out, 0) || !sv)
-        return;
-    int64_t N = out->iparam[0], C = out->iparam[1];
-    sg_tensor *G = sg__grad(ctx, x);
-    if (!G || N == 0)
-        return;
-    double gn = sg__ld(out->grad, 0) / (double)N;
-    if (x->dtype == SG_F32)
-        ce_bw_f32(sv->probs, sv->labels, sg_data(G), N, C, gn);
-    else
-        ce_bw_f64(sv->probs, sv->labels, sg_data(G), N, C, gn);
-}
-
-/* ---- elementwise losses of two tensors: BCE with logits and MSE (fused) --------------- */
-
-/* sigmoid in double without overflow: exp only ever sees a non-positive argument. */
-static inline double sigm(double v) {
-    if (v >= 0)
-        return 1.0 / (1.0 + exp(-v));
-    double e = exp(v);
-    return e / (1.0 + e);
-}
-
-/* A loss that is the mean over elements of term(v, t), v from x (predictions or logits),
- * t from z (targets), same shape, any strides. NAME_fw sums the terms in double;
- * NAME_bw adds c * DX(v, t) to dx and c * DZ(v, t) to dz (contiguous; either may be
- * NULL). One fused node per loss: a loss ends every training step, and on tiny models the
- * node count is the time. */
-#define DEF_PAIR_LOSS_T(NAME, T, S, TERM, DX, DZ)                                                  \
-    static double NAME##_fw_##S(const sg_tensor *x, const sg_tensor *z) {                          \
-        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
-        int64_t n = sg_numel(x), L, sx, sz, dummy;                                                 \
-        if (n == 0)                                                                                \
-            return 0;                                                                              \
-        last_row(x, &L, &sx);                                                                      \
-        last_row(z, &dummy, &sz);                                                                  \
-        sg_iter it;                                                                                \
-        rows_iter(&it, x, z->stride, x->ndim - 1);                                                 \
-        double acc = 0;                                                                            \
-        SG_ITER_LOOP(                                                                              \
-            &it, const T *a = xp + i0; const T *b = zp + i1; for (int64_t k = 0; k < L; k++) {     \
-                double v = a[k * sx], t = b[k * sz];                                               \
-                acc += (TERM);                                                                     \
-            });                                                                                    \
-        return acc;                                                                                \
-    }                                                                                              \
-    static void NAME##_bw_##S(const sg_tensor *x, const sg_tensor *z, T *dx, T *dz, double c) {    \
-        const T *xp = sg_data(x), *zp = sg_data(z);                                                \
-        int64_t L, sx, sz, dummy, i = 0;                                                           \
-        last_row(x, &L, &sx);                                                                      \
-        last_row(z, &dummy, &sz);                                                                  \
-        sg_iter it;                                                                                \
-        rows_iter(&it, x, z->stride, x->ndim - 1);                                                 \
-        SG_ITER_LOOP(                                                                              \
-            &it, const T *a = xp + i0; const T *b = zp + i1;                                       \
-            for (int64_t k = 0; k < L; k++, i++) {                                                 \
-                double v = a[k * sx], t = b[k * sz];                                               \
-                (void)t;                                                                           \
-                if (dx)                                                                            \
-                    dx[i] += (T)(c * (DX));                                                        \
-                if (dz)                                                                            \
-                    dz[i] += (T)(c * (DZ));                                                        \
-            });                                                                                    \
-    }
-#define DEF_PAIR_LOSS(NAME, TERM, DX, DZ)                                                          \
-    DEF_PAIR_LOSS_T(NAME, float, f32, TERM, DX, DZ)                                                \
-    DEF_PAIR_LOSS_T(NAME, double, f64, TERM, DX, DZ)
-
-/* BCE with logits: max(v, 0) - v t + log1p(exp(-|v|)), the stable form of
- * -(t log sigmoid(v) + (1 - t) log(1 - sigmoid(v))): exp never overflows and log1p keeps
- * the tiny tail (v = 100, t = 1 gives e^-100, not 0). d/dv = sigmoid(v) - t, d/dt = -v. */
-DEF_PAIR_LOSS(bce, fmax(v, 0.0) - v * t + log1p(exp(-fabs(v))), sigm(v) - t, -v)
-/* MSE: (v - t)^2; the factor 2 of its derivatives goes into c. */
-DEF_PAIR_LOSS(mse, (v - t) * (v - t), v - t, t - v)
-
-typedef double (*pair_fw_fn)(const sg_tensor *, const sg_tensor *);
-
-/* Forward of a pair loss: checks (exact shapes: broadcasting (4, 1) against (4,) would
- * silently give a (4, 4) loss, a classic pitfall), then the mean of the terms, 0-d. */
-static sg_tensor *pair_loss(sg_ctx *ctx, const char *fn, sg_op op, sg_tensor *x, sg_tensor *z,
-                            pair_fw_fn f32, pair_fw_fn f64) {
-    sg_tensor *src[2] = {x, z};
-    if (!sg__check_inputs(ctx, fn, 2, src) || !check_same_shape(ctx, fn, x, z))
-        return NULL;
-    sg_tensor *out = sg__new(ctx, fn, x->dtype, 0, NULL, false);
-    if (!out)
-        return NULL;
-    int64_t n = sg_numel(x);
-    double s = x->dtype == SG_F32 ? f32(x, z) : f64(x, z);
-    sg__st(out, 0, n ? s / (double)n : NAN);
-    return sg__finish(ctx, out, op, 2, src);
-}
-
-/* Backward of a pair loss: c = scale * dL/dloss / n into whichever inputs need it. */
-#define PAIR_LOSS_BW(NAME, ctx, out, scale)                                                        \
-    do {                                                                                           \
-        sg_tensor *x = (out)->src[0], *z = (out)->src[1];                                          \
-        int64_t n = sg_numel(x);                                                                   \
-        if (n == 0)                                                                                \
-            return;                                                                                \
-        sg_tensor *Gx = sg__needs(out, 0) ? sg__grad(ctx, x) : NULL;                               \
-        sg_tensor *Gz = sg__needs(out, 1) ? sg__grad(ctx, z) : NULL;                               \
-        if ((sg__needs(out, 0) && !Gx) || (sg__needs(out, 1) && !Gz))                              \
-            return;                                                                                \
-        double c = (scale)*sg__ld((out)->grad, 0) / (double)n;                                     \
-        if (x->dtype == SG_F32)                                                                    \
-            NAME##_bw_f32(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);              \
-        else                                                                                       \
-            NAME##_bw_f64(x, z, Gx ? sg_data(Gx) : NULL, Gz ? sg_data(Gz) : NULL, c);              \
-    } while (0)
-
-sg_tensor *sg_bce_with_logits(sg_ctx *ctx, sg_tensor *logits, sg_tensor *targets) {
-    return pair_loss(ctx, "sg_bce_with_logits", SG_OP_BCE_LOGITS, logits, targets, bce_fw_f32,
-                     bce_fw_f64);
-}
-void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out) { PAIR_LOSS_BW(bce, ctx, out, 1.0); }
-
-sg_tensor *sg_mse_loss(sg_ctx *ctx, sg_tensor *pred, sg_tensor *target) {
-    return pair_loss(ctx, "sg_mse_loss", SG_OP_MSE, pred, target, mse_fw_f32, mse_fw_f64);
-}
-void sg__bw_mse(sg_ctx *ctx, sg_tensor *out) { PAIR_LOSS_BW(mse, ctx, out, 2.0); }

@@ -62,10 +62,11 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_LAYER_NORM] = {"layer_norm", R0 | R1, 0, sg__bw_layer_norm},
     /* ops_random.c; dropout's backward reads only its saved mask, not x */
     [SG_OP_DROPOUT] = {"dropout", 0, 0, sg__bw_dropout},
-    /* ops_reduce.c: losses */
-    [SG_OP_CROSS_ENTROPY] = {"cross_entropy", R0 | RO, GD, sg__bw_cross_entropy},
-    [SG_OP_BCE_LOGITS] = {"bce_with_logits", R0 | R1 | RO, GD, sg__bw_bce_logits},
-    [SG_OP_MSE] = {"mse_loss", R0 | R1 | RO, GD, sg__bw_mse},
+    /* ops_loss.c; cross-entropy's backward reads the softmax and labels it saved, not its
+     * input; the pair losses read both inputs */
+    [SG_OP_CROSS_ENTROPY] = {"cross_entropy", 0, GD, sg__bw_cross_entropy},
+    [SG_OP_BCE_LOGITS] = {"bce_with_logits", R0 | R1, GD, sg__bw_bce_logits},
+    [SG_OP_MSE] = {"mse_loss", R0 | R1, GD, sg__bw_mse},
 };
 /* An op added to the enum without its entry here (or the reverse) fails the build. An entry
  * left out in the middle has a NULL name: tests/test_autograd.c walks the table for those. */

@@ -313,7 +313,7 @@ static sg_tensor *forward(sg_ctx *ctx, const config *c, model *m, const double *
     sg_tensor *p = sg_dense_forward(ctx, m->head, out.y); /* (B, out) */
     *pred = p;
     if (c->task == TASK_RECALL)
-        return sg_cross_entropy(ctx, p, labels);
+        return sg_cross_entropy(ctx, p, sg_from_data(ctx, SG_I32, SG_SHAPE(B), labels));
     sg_tensor *yt = sg_tensor_new(ctx, c->dtype, SG_SHAPE(B, 1));
     for (int64_t b = 0; yt && b < B; b++)
         sg_set_flat(yt, b, y[b]);

@@ -87,7 +87,9 @@ static sg_tensor *mlp_loss(sg_ctx *ctx, sg_tensor *pred, loss_kind kind, sg_dtyp
         return sg_mse_loss(
             ctx, pred,
             leaf(ctx, dt, SG_SHAPE(MLP_N, MLP_O), mlp_mse_target, N_ELEMS(mlp_mse_target), false));
-    case LOSS_CE: return sg_cross_entropy(ctx, pred, mlp_ce_labels);
+    case LOSS_CE:
+        return sg_cross_entropy(ctx, pred,
+                                sg_from_data(ctx, SG_I32, SG_SHAPE(MLP_N), mlp_ce_labels));
     case LOSS_BCE:
         return sg_bce_with_logits(
             ctx, pred,

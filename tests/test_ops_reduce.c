@@ -1,5 +1,6 @@
-/* Tests of autograd/ops_reduce.c: sum, mean, softmax, log_softmax, cross-entropy, binary
- * cross-entropy with logits and MSE. Values against hand-computed numbers and closed forms,
+/* Tests of autograd/ops_reduce.c and the default forms of the losses (autograd/ops_loss.c;
+ * their options are in test_losses.c): sum, mean, softmax, log_softmax, cross-entropy,
+ * binary cross-entropy with logits and MSE. Values against hand-computed numbers and closed forms,
  * numerical stability at extreme logits, gradients by sg_gradcheck (float64 tight, float32
  * loose) on several axes, strided views and reused inputs, and the exact error messages.
  *
@@ -50,6 +51,11 @@ static void expect_vals(const sg_tensor *t, const double *v, double tol) {
         ck_assert_msg(fabs(a - v[i]) <= tol * fmax(1.0, fabs(v[i])),
                       "element %lld: got %.17g, want %.17g", (long long)i, a, v[i]);
     }
+}
+
+/* Labels lab[0..n) as an int32 tensor (n,) of context c. */
+static sg_tensor *lt(sg_ctx *c, const int32_t *lab, int64_t n) {
+    return sg_from_data(c, SG_I32, SG_SHAPE(n), lab);
 }
 
 static double tol_of(sg_dtype dt) { return dt == SG_F32 ? 2e-6 : 1e-13; }
@@ -289,13 +295,14 @@ START_TEST(test_stability_extreme_logits) {
                     (const double[]){0, -log(2.0), 0, -2000, -log(2.0), -1000}, tol_of(dt));
         /* cross-entropy: labels (1, 2) -> mean(2000, ln 3); gradient (p - onehot) / 2 */
         const int32_t lab[2] = {1, 2};
-        sg_tensor *ce = sg_cross_entropy(ctx, x, lab);
+        sg_tensor *ce = sg_cross_entropy(ctx, x, lt(ctx, lab, 2));
         ck_assert_double_eq_tol(scalar(ce), (2000 + l3) / 2, tol_of(dt) * 1000);
         ck_assert_int_eq(sg_backward(ctx, ce, NULL), 0);
         expect_vals(x->grad, (const double[]){0.5, -0.5, 0, 1 / 6., 1 / 6., 1 / 6. - 0.5},
                     tol_of(dt));
         const int32_t lab0[2] = {0, 0};
-        ck_assert_double_eq_tol(scalar(sg_cross_entropy(ctx, x, lab0)), l3 / 2, tol_of(dt));
+        ck_assert_double_eq_tol(scalar(sg_cross_entropy(ctx, x, lt(ctx, lab0, 2))), l3 / 2,
+                                tol_of(dt));
         ck_no_error();
     }
 }
@@ -343,11 +350,12 @@ START_TEST(test_cross_entropy_value) {
         double tol = tol_of(dt);
         const double v[6] = {1, 2, 3, 1, 1, 1};
         sg_tensor *x = sg_set_requires_grad(tens(dt, SG_SHAPE(2, 3), v), true);
-        int32_t lab[2] = {2, 0};
-        sg_tensor *ce = sg_cross_entropy(ctx, x, lab);
+        const int32_t lab[2] = {2, 0};
+        sg_tensor *labt = lt(ctx, lab, 2);
+        sg_tensor *ce = sg_cross_entropy(ctx, x, labt);
         ck_assert_int_eq(ce->op, SG_OP_CROSS_ENTROPY);
         ck_assert_double_eq_tol(scalar(ce), ((lse0 - 3) + log(3.0)) / 2, tol);
-        lab[0] = 1; /* the op keeps its own copy of the labels for backward */
+        sg_set_flat(labt, 0, 1); /* the op keeps its own copy of the labels for backward */
         ck_assert_int_eq(sg_backward(ctx, ce, NULL), 0);
         double p0[3] = {e / exp(lse0), e * e / exp(lse0), e * e * e / exp(lse0)};
         expect_vals(x->grad,
@@ -356,11 +364,12 @@ START_TEST(test_cross_entropy_value) {
                     tol);
         /* The same logits as a transposed view of a (3, 2) tensor. */
         sg_tensor *b = tens(dt, SG_SHAPE(3, 2), (const double[]){1, 1, 2, 1, 3, 1});
-        lab[0] = 2;
-        ck_assert_double_eq_tol(scalar(sg_cross_entropy(ctx, sg_transpose(ctx, b, 0, 1), lab)),
-                                ((lse0 - 3) + log(3.0)) / 2, tol);
+        ck_assert_double_eq_tol(
+            scalar(sg_cross_entropy(ctx, sg_transpose(ctx, b, 0, 1), lt(ctx, lab, 2))),
+            ((lse0 - 3) + log(3.0)) / 2, tol);
         /* No rows: NaN like a mean of nothing. */
-        ck_assert(isnan(scalar(sg_cross_entropy(ctx, sg_zeros(ctx, dt, SG_SHAPE(0, 3)), lab))));
+        ck_assert(isnan(scalar(sg_cross_entropy(ctx, sg_zeros(ctx, dt, SG_SHAPE(0, 3)),
+                                                sg_zeros(ctx, SG_I64, SG_SHAPE(0))))));
         ck_no_error();
     }
 }
@@ -413,7 +422,7 @@ static sg_tensor *apply_kind(int kind, int axis, sg_tensor *x, sg_tensor *z, con
     case K_SUM_AXIS: return sg_sum_axis(ctx, x, axis, axis == 1);
     case K_SOFTMAX: return sg_softmax(ctx, x, axis);
     case K_LOG_SOFTMAX: return sg_log_softmax(ctx, x, axis);
-    case K_CE: return sg_cross_entropy(ctx, x, lab);
+    case K_CE: return sg_cross_entropy(ctx, x, lt(ctx, lab, x->shape[0]));
     default: return sg_bce_with_logits(ctx, x, z);
     }
 }
@@ -498,11 +507,12 @@ static sg_tensor *gfn(sg_ctx *c, sg_tensor *const *in, void *user) {
     case OP_MEAN_AXIS: return sg_mean_axis(c, x, s->axis, s->keep);
     case OP_SOFTMAX: return sg_softmax(c, x, s->axis);
     case OP_LOG_SOFTMAX: return sg_log_softmax(c, x, s->axis);
-    case OP_CE: return sg_cross_entropy(c, x, s->labels);
+    case OP_CE: return sg_cross_entropy(c, x, lt(c, s->labels, x->shape[0]));
     case OP_BCE: return sg_bce_with_logits(c, x, view_of(c, in[1], s->view));
     case OP_MSE: return sg_mse_loss(c, x, view_of(c, in[1], s->view));
     case OP_BCE_SELF: return sg_bce_with_logits(c, x, x);
-    case OP_CE_LOGSM: return sg_cross_entropy(c, sg_log_softmax(c, x, 1), s->labels);
+    case OP_CE_LOGSM:
+        return sg_cross_entropy(c, sg_log_softmax(c, x, 1), lt(c, s->labels, x->shape[0]));
     case OP_SOFTMAX_MUL: return sg_sum(c, sg_mul(c, sg_softmax(c, x, s->axis), x));
     case OP_SUM_TWICE:
         return sg_add(c, sg_sum_axis(c, x, s->axis, s->keep), sg_sum_axis(c, x, s->axis, s->keep));
@@ -649,7 +659,7 @@ START_TEST(test_accumulate) {
             tens(dt, SG_SHAPE(2, 3), (const double[]){1, 2, 3, 1, 1, 1}), true);
         ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, x), NULL), 0);
         const int32_t lab[2] = {2, 0};
-        sg_tensor *ce = sg_cross_entropy(ctx, x, lab);
+        sg_tensor *ce = sg_cross_entropy(ctx, x, lt(ctx, lab, 2));
         ck_assert_int_eq(sg_backward(ctx, ce, NULL), 0);
         ck_assert_int_eq(sg_backward(ctx, ce, NULL), 0); /* the same graph twice */
         const double e = exp(1.0), s = e + e * e + e * e * e;
@@ -668,7 +678,7 @@ START_TEST(test_no_grad) {
     const int32_t lab[3] = {0, 1, 2};
     sg_ctx_set_grad_enabled(ctx, false);
     sg_tensor *ys[5] = {sg_sum(ctx, x), sg_sum_axis(ctx, x, 1, false), sg_softmax(ctx, x, 0),
-                        sg_log_softmax(ctx, x, 1), sg_cross_entropy(ctx, x, lab)};
+                        sg_log_softmax(ctx, x, 1), sg_cross_entropy(ctx, x, lt(ctx, lab, 3))};
     for (int i = 0; i < 5; i++) {
         ck_assert_ptr_nonnull(ys[i]);
         ck_assert_int_eq(ys[i]->op, SG_OP_NONE);
@@ -706,17 +716,18 @@ START_TEST(test_errors) {
     ck_assert_ptr_null(sg_log_softmax(ctx, x, -5));
     ck_error("sg_log_softmax: axis -5 out of range for 2 dimensions");
 
-    const int32_t lab[3] = {0, 4, 7};
+    const int32_t l3[3] = {0, 4, 7};
+    sg_tensor *lab = lt(ctx, l3, 3);
     ck_assert_ptr_null(sg_cross_entropy(ctx, sg_zeros(ctx, SG_F32, SG_SHAPE(2, 3, 4)), lab));
-    ck_error("sg_cross_entropy: logits must be 2-D (N, C), got (2, 3, 4)");
+    ck_error("sg_cross_entropy: labels (3,) do not match logits (2, 3, 4): want the logits' "
+             "shape without the class axis");
     ck_assert_ptr_null(sg_cross_entropy(ctx, sg_zeros(ctx, SG_F32, SG_SHAPE(5)), lab));
-    ck_error("sg_cross_entropy: logits must be 2-D (N, C), got (5,)");
-    ck_assert_ptr_null(sg_cross_entropy(ctx, x, NULL));
-    ck_error("sg_cross_entropy: labels is NULL");
+    ck_error("sg_cross_entropy: labels (3,) do not match logits (5,): want the logits' shape "
+             "without the class axis");
     ck_assert_ptr_null(sg_cross_entropy(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(3, 5)), lab));
     ck_error("sg_cross_entropy: label 7 at index 2 out of range [0, 5)");
     const int32_t neg[2] = {1, -1};
-    ck_assert_ptr_null(sg_cross_entropy(ctx, x, neg));
+    ck_assert_ptr_null(sg_cross_entropy(ctx, x, lt(ctx, neg, 2)));
     ck_error("sg_cross_entropy: label -1 at index 1 out of range [0, 3)");
 
     ck_assert_ptr_null(sg_bce_with_logits(ctx, x, sg_zeros(ctx, SG_F32, SG_SHAPE(3, 2))));
@@ -739,6 +750,7 @@ START_TEST(test_errors) {
     ck_assert_ptr_null(sg_softmax(ctx, NULL, 0));
     ck_assert_ptr_null(sg_log_softmax(ctx, NULL, 0));
     ck_assert_ptr_null(sg_cross_entropy(ctx, NULL, lab));
+    ck_assert_ptr_null(sg_cross_entropy(ctx, x, NULL));
     ck_assert_ptr_null(sg_bce_with_logits(ctx, x, NULL));
     ck_assert_ptr_null(sg_bce_with_logits(ctx, NULL, x));
     ck_assert_ptr_null(sg_mse_loss(ctx, NULL, x));
