@@ -212,5 +212,8 @@ void sg__bw_log_softmax(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_cross_entropy(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_bce_logits(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_mse(sg_ctx *ctx, sg_tensor *out);
+/* ops_index.c */
+void sg__bw_gather(sg_ctx *ctx, sg_tensor *out); /* gather and index_select */
+void sg__bw_where(sg_ctx *ctx, sg_tensor *out);
 
 #endif
