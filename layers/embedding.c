@@ -21,16 +21,8 @@ sg_embedding *sg_embedding_new(sg_ctx *ctx, sg_store *store, sg_dtype dt, int64_
     if (sg__layer_name(ctx, store, "sg_embedding_new", name, "embedding", nm))
         return NULL;
     const sg_embedding_options o = opt ? *opt : sg_embedding_defaults();
-    int64_t n;
-    if (vocab <= 0 || dim <= 0)
-        return sg_error(ctx,
-                        "sg_embedding_new (%s): sizes must be positive, got vocab=%lld dim=%lld",
-                        nm, (long long)vocab, (long long)dim);
-    if (__builtin_mul_overflow(vocab, dim, &n) || n > SG_NUMEL_MAX)
-        return sg_error(ctx,
-                        "sg_embedding_new (%s): vocab=%lld dim=%lld: the table's size overflows "
-                        "(more than 2^60 - 1 elements)",
-                        nm, (long long)vocab, (long long)dim);
+    if (sg__layer_sizes(ctx, "sg_embedding_new", nm, "vocab", vocab, "dim", dim, "table"))
+        return NULL;
     if (!sg_dtype_is_float(dt))
         return sg_error(ctx, "sg_embedding_new (%s): dtype %s; the table is float32 or float64", nm,
                         sg_dtype_name(dt));
