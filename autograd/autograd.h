@@ -36,6 +36,10 @@ typedef enum {
     /* copies */
     SG_OP_CONTIGUOUS,
     SG_OP_CONCAT,
+    /* indexing (issue 13) */
+    SG_OP_INDEX_SELECT,
+    SG_OP_GATHER,
+    SG_OP_WHERE,
     /* elementwise binary (broadcasting) */
     SG_OP_ADD,
     SG_OP_SUB,
@@ -214,6 +218,52 @@ const char *sg_blas_config(void);
 sg_tensor *sg_concat(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis);
 /* Stack n same-shaped tensors along a new axis. */
 sg_tensor *sg_stack(sg_ctx *ctx, int n, sg_tensor *const *xs, int axis);
+
+/* ---- indexing, selection, max and min ------------------------------------------------
+ * Indices are int64 or int32 tensors (any strides) holding values in [0, size of the axis):
+ * a negative or too large index is an error naming it ("sg_index_select: index 7 out of
+ * range for axis 0 of size 5"), a float index tensor is refused. Values are float32 or
+ * float64 views of any strides; axes may be negative (counting from the end). The gradient
+ * of a gather-like op is scattered back: an element picked k times gets the sum of k
+ * gradients. */
+
+/* torch.index_select: x with `axis`' size replaced by len(idx); out[.., i, ..] =
+ * x[.., idx[i], ..]. idx is 1-D. */
+sg_tensor *sg_index_select(sg_ctx *ctx, sg_tensor *x, int axis, sg_tensor *idx);
+/* torch.gather: idx has x's number of dimensions and idx.shape[d] <= x.shape[d] for every
+ * d other than axis; out has idx's shape, out[p] = x[p with p[axis] replaced by idx[p]]. */
+sg_tensor *sg_gather(sg_ctx *ctx, sg_tensor *x, int axis, sg_tensor *idx);
+/* numpy.take_along_axis: like sg_gather, but x and idx (same number of dimensions)
+ * broadcast against each other in every dimension but `axis` (NumPy rules); out has the
+ * broadcast shape with idx's size along the axis. Recorded as expand(s) then gather.
+ * Each sequence's last valid step of h (B, T, H), from lengths (B,) int64 in [1, T]:
+ *
+ *     sg_tensor *last = sg_cast(ctx, sg_add_scalar(ctx, sg_cast(ctx, lengths, SG_F64), -1),
+ *                               SG_I64);                           // lengths - 1
+ *     sg_tensor *idx = sg_reshape(ctx, last, SG_SHAPE(B, 1, 1));
+ *     sg_tensor *h_last = sg_take_along_axis(ctx, h, 1, idx);      // (B, 1, H)
+ */
+sg_tensor *sg_take_along_axis(sg_ctx *ctx, sg_tensor *x, int axis, sg_tensor *idx);
+/* out = cond != 0 ? a : b elementwise, cond, a and b broadcast against each other (NumPy
+ * rules) to out's shape. cond may have any dtype (int or float; a NaN is != 0, so it
+ * selects a) and gets no gradient; a and b are float of one dtype. The gradient goes to a
+ * where cond holds, to b elsewhere, summed over the dimensions each was broadcast in. */
+sg_tensor *sg_where(sg_ctx *ctx, sg_tensor *cond, sg_tensor *a, sg_tensor *b);
+/* torch.masked_fill: x where mask is zero, `value` where it is not (mask of any dtype,
+ * broadcast to x's shape, which is the output's). sg_where(mask, value, x): positions
+ * filled get no gradient. */
+sg_tensor *sg_masked_fill(sg_ctx *ctx, sg_tensor *x, sg_tensor *mask, double value);
+/* Largest / smallest element along `axis` (the axis kept with size 1 when keepdims): the
+ * FIRST one on ties (lowest index, as torch.argmax), and NaN when the row holds a NaN (its
+ * first NaN, as torch.max). The values are differentiable (the whole gradient goes to the
+ * chosen element; recorded as gather, then reshape unless keepdims). When indices is not
+ * NULL it receives the positions, an int64 tensor of the values' shape (NULL on error).
+ * An axis of size 0 is an error. */
+sg_tensor *sg_max_axis(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims, sg_tensor **indices);
+sg_tensor *sg_min_axis(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims, sg_tensor **indices);
+/* The positions alone (same rules), int64; not recorded. */
+sg_tensor *sg_argmax(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims);
+sg_tensor *sg_argmin(sg_ctx *ctx, sg_tensor *x, int axis, bool keepdims);
 
 /* ---- in place ------------------------------------------------------------------------
  * Like PyTorch's trailing-underscore ops: they overwrite their first argument's elements and

@@ -233,5 +233,8 @@ void sg__bw_mse(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_layer_norm(sg_ctx *ctx, sg_tensor *out);
 /* ops_random.c */
 void sg__bw_dropout(sg_ctx *ctx, sg_tensor *out);
+/* ops_index.c */
+void sg__bw_gather(sg_ctx *ctx, sg_tensor *out); /* gather and index_select */
+void sg__bw_where(sg_ctx *ctx, sg_tensor *out);
 
 #endif

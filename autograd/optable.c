@@ -27,6 +27,10 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_EXPAND] = {"expand", 0, VIEW, sg__bw_expand},
     [SG_OP_CONTIGUOUS] = {"contiguous", 0, 0, sg__bw_contiguous},
     [SG_OP_CONCAT] = {"concat", 0, SG_OPF_AUX_INPUTS, sg__bw_concat},
+    /* ops_index.c: (x, index) read the index; where's inputs (cond, a, b) read cond */
+    [SG_OP_INDEX_SELECT] = {"index_select", R1, 0, sg__bw_gather},
+    [SG_OP_GATHER] = {"gather", R1, 0, sg__bw_gather},
+    [SG_OP_WHERE] = {"where", R0, 0, sg__bw_where},
     /* ops_elementwise.c */
     [SG_OP_ADD] = {"add", 0, 0, sg__bw_add},
     [SG_OP_SUB] = {"sub", 0, 0, sg__bw_sub},

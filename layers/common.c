@@ -25,3 +25,19 @@ int sg__layer_name(sg_ctx *ctx, const sg_store *store, const char *fn, const cha
     memcpy(out, buf, sizeof buf);
     return 0;
 }
+
+int sg__layer_sizes(sg_ctx *ctx, const char *fn, const char *layer, const char *na, int64_t a,
+                    const char *nb, int64_t b, const char *table) {
+    int64_t n;
+    if (a <= 0 || b <= 0)
+        sg_error(ctx, "%s (%s): sizes must be positive, got %s=%lld %s=%lld", fn, layer, na,
+                 (long long)a, nb, (long long)b);
+    else if (__builtin_mul_overflow(a, b, &n) || n > SG_NUMEL_MAX)
+        sg_error(ctx,
+                 "%s (%s): %s=%lld %s=%lld: the %s's size overflows (more than 2^60 - 1 "
+                 "elements)",
+                 fn, layer, na, (long long)a, nb, (long long)b, table);
+    else
+        return 0;
+    return -1;
+}

@@ -11,15 +11,8 @@ sg_dense *sg_dense_new(sg_ctx *ctx, sg_store *store, sg_dtype dt, int64_t in, in
     char nm[SG_LAYER_NAME_MAX + 1];
     if (sg__layer_name(ctx, store, "sg_dense_new", name, "dense", nm))
         return NULL;
-    if (in <= 0 || out <= 0)
-        return sg_error(ctx, "sg_dense_new (%s): sizes must be positive, got in=%lld out=%lld", nm,
-                        (long long)in, (long long)out);
-    int64_t n;
-    if (__builtin_mul_overflow(in, out, &n) || n > INT64_MAX / 8)
-        return sg_error(ctx,
-                        "sg_dense_new (%s): in=%lld out=%lld: the kernel's size overflows (more "
-                        "than 2^60 - 1 elements)",
-                        nm, (long long)in, (long long)out);
+    if (sg__layer_sizes(ctx, "sg_dense_new", nm, "in", in, "out", out, "kernel"))
+        return NULL;
     if (activation < SG_ACT_TANH || activation > SG_ACT_LINEAR)
         return sg_error(ctx, "sg_dense_new (%s): unknown activation %d", nm, (int)activation);
     int n0 = sg_store_size(store);

@@ -1,6 +1,6 @@
 /* seqgrad layers: the LSTM in two implementations ("gates" and "fused", Keras layout),
- * Dense, and parameter lists. Layers are nothing but autograd ops: their backward is what
- * the tape derives. The exact equations are in docs/lstm.md; in short, gate order
+ * Dense, Embedding, and parameter lists. Layers are nothing but autograd ops: their backward
+ * is what the tape derives. The exact equations are in docs/lstm.md; in short, gate order
  * i, f, c, o and
  *     c_t = f_t * c_{t-1} + i_t * g_t,     h_t = o_t * activation(c_t).
  */
@@ -121,6 +121,66 @@ void sg_dense_free(sg_dense *d);
 /* y = activation(x @ kernel + bias) on x (B, in) or on every step of (B, T, in). */
 sg_tensor *sg_dense_forward(sg_ctx *ctx, sg_dense *d, sg_tensor *x);
 int sg_dense_params(const sg_dense *d, sg_param_list *list);
+
+/* ---- Embedding ------------------------------------------------------------------------
+ * A lookup table of `vocab` rows of `dim` values: ids (any shape, int64 or int32) ->
+ * ids.shape + (dim,). The table, "<name>.embeddings" of shape (vocab, dim), is Keras'
+ * Embedding `embeddings` and PyTorch's nn.Embedding `weight` alike (same layout), so
+ * sg_embedding_set loads either. Built from sg_index_select: an id used k times gets k
+ * gradients added into its row. */
+
+/* padding_idx value for "no padding row" (PyTorch's padding_idx=None). */
+#define SG_EMBEDDING_NO_PADDING INT64_MIN
+
+typedef struct sg_embedding_options {
+    /* Keras mask_zero (default false): id 0 stands for padding at the end of a sequence;
+     * sg_embedding_lengths gives each sequence's length. Row 0 is still an ordinary row
+     * (looked up and trained as any other), as in Keras. */
+    bool mask_zero;
+    /* PyTorch padding_idx (default SG_EMBEDDING_NO_PADDING): that row is zeroed at creation
+     * and never receives a gradient; looking it up still gives its current value. A
+     * negative value counts from the end as in PyTorch (-1 is the last row), so "none" is
+     * the sentinel above, not -1. Must be in [-vocab, vocab). */
+    int64_t padding_idx;
+    sg_init initializer; /* default Keras' random_uniform in [-0.05, 0.05) */
+} sg_embedding_options;
+
+/* The defaults above. */
+sg_embedding_options sg_embedding_defaults(void);
+
+typedef struct sg_embedding {
+    int64_t vocab, dim;
+    bool mask_zero;
+    int64_t padding_idx; /* in [0, vocab), or -1 for none */
+    char name[SG_LAYER_NAME_MAX + 1];
+    sg_tensor *embeddings; /* (vocab, dim) */
+} sg_embedding;
+
+/* Create an Embedding of dtype dt (float32 or float64) registered in `store` as
+ * "<name>.embeddings" (`name` NULL: Keras' "embedding", "embedding_1", ...), drawn from `rng`
+ * (NULL: the context's generator). opt NULL: sg_embedding_defaults(). NULL with an error
+ * naming the layer (sizes not positive or too big, padding_idx out of range, an integer
+ * dtype, a taken name), leaving the store as it was. Free with sg_embedding_free (NULL is
+ * fine): the parameter stays in the store. */
+sg_embedding *sg_embedding_new(sg_ctx *ctx, sg_store *store, sg_dtype dt, int64_t vocab,
+                               int64_t dim, const sg_embedding_options *opt, const char *name,
+                               sg_rng *rng);
+void sg_embedding_free(sg_embedding *emb);
+/* The rows of the ids: ids (any shape and strides, int64 or int32, every id in [0, vocab))
+ * -> ids.shape + (dim,), recorded (index_select, and a where keeping the padding row's
+ * gradient out when padding_idx is set). NULL ids gives NULL; an id out of range is an
+ * error naming it, its position (row-major) and the vocabulary size. */
+sg_tensor *sg_embedding_forward(sg_ctx *ctx, sg_embedding *emb, sg_tensor *ids);
+/* Keras mask_zero as lengths: for ids (B, T) (int64 or int32) a new (B,) int64 tensor of
+ * the number of leading nonzero ids of each row, into *lengths. A 0 followed by a nonzero
+ * id in the same row is refused ("padding must be at the end"): lengths cannot describe
+ * that mask. 0, or -1 with an error (*lengths NULL) also when the layer has no mask_zero. */
+int sg_embedding_lengths(sg_ctx *ctx, const sg_embedding *emb, sg_tensor *ids, sg_tensor **lengths);
+/* Copy a (vocab, dim) table in (Keras' embeddings or PyTorch's weight; any float dtype and
+ * strides). 0, or -1 with an error naming both shapes. */
+int sg_embedding_set(sg_ctx *ctx, sg_embedding *emb, const sg_tensor *weight);
+/* Append "<name>.embeddings" to a list. 0 or -1. */
+int sg_embedding_params(const sg_embedding *emb, sg_param_list *list);
 
 #ifdef __cplusplus
 }
