@@ -9,6 +9,7 @@
 
 #include "layers/layers.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 #include "fixtures/index.h"
 
@@ -268,23 +269,15 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("embedding");
-    TCase *tc = tcase_create("embedding");
-    tcase_add_checked_fixture(tc, setup_all, teardown_all);
-    tcase_add_test(tc, test_names_and_init);
-    tcase_add_test(tc, test_forward_values);
-    tcase_add_test(tc, test_padding_idx_torch);
-    tcase_add_test(tc, test_mask_zero_lengths);
-    tcase_add_test(tc, test_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ck_tcase tcases[] = {
+        {"embedding",
+         0,
+         {{test_names_and_init, 1},
+          {test_forward_values, 1},
+          {test_padding_idx_torch, 1},
+          {test_mask_zero_lengths, 1},
+          {test_errors, 1}}},
+    };
+    return CK_RUN("embedding", tcases, setup_all, teardown_all);
 }

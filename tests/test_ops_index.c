@@ -9,6 +9,7 @@
 
 #include "autograd.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 #include "fixtures/index.h"
 #include "optest.h"
@@ -506,35 +507,23 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("ops_index");
-    struct {
-        const char *name;
-        const TTest *tests[12];
-    } groups[] = {
-        {"values",
-         {test_index_select_values, test_gather_values, test_take_along_axis_values,
-          test_where_values, test_max_min_values, test_backward_values, NULL}},
-        {"torch",
-         {test_fixture_gather_index_select, test_fixture_max_min, test_fixture_where, NULL}},
-        {"grad", {test_gradcheck, NULL}},
-        {"errors", {test_errors, NULL}},
-    };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 120);
-        for (int i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ck_tcase tcases[] = {
+        {"values",
+         120,
+         {{test_index_select_values, 1},
+          {test_gather_values, 1},
+          {test_take_along_axis_values, 1},
+          {test_where_values, 1},
+          {test_max_min_values, 1},
+          {test_backward_values, 1}}},
+        {"torch",
+         120,
+         {{test_fixture_gather_index_select, 1},
+          {test_fixture_max_min, 1},
+          {test_fixture_where, 1}}},
+        {"grad", 120, {{test_gradcheck, 1}}},
+        {"errors", 120, {{test_errors, 1}}},
+    };
+    return CK_RUN("ops_index", tcases, setup, teardown);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "cksuite.h"
 #include "fixtures/norm.h"
 #include "optest.h"
 
@@ -321,23 +322,16 @@ START_TEST(errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("ops_norm");
-    TCase *tc = tcase_create("layer_norm");
-    tcase_add_loop_test(tc, torch_fixture, 0, 2);
-    tcase_add_test(tc, gradcheck_cases);
-    tcase_add_test(tc, float32_matches_float64);
-    tcase_add_loop_test(tc, constant_rows, 0, 2);
-    tcase_add_loop_test(tc, nan_and_empty, 0, 2);
-    tcase_add_test(tc, errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"layer_norm",
+         0,
+         {{torch_fixture, 2},
+          {gradcheck_cases, 1},
+          {float32_matches_float64, 1},
+          {constant_rows, 2},
+          {nan_and_empty, 2},
+          {errors, 1}}},
+    };
+    return CK_RUN("ops_norm", tcases, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "autograd.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 
 static const sg_dtype dts[2] = {SG_F32, SG_F64};
@@ -765,37 +766,29 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("ops_reduce");
-    struct {
-        const char *name;
-        const TTest *tests[12];
-    } groups[] = {
-        {"values",
-         {test_sum_all, test_sum_f32_accumulates_in_double, test_sum_axis_values,
-          test_sum_backward_values, test_softmax_values, test_softmax_backward_values,
-          test_cross_entropy_value, test_bce_value, NULL}},
-        {"stability", {test_stability_extreme_logits, test_stability_bce, NULL}},
-        {"grad",
-         {test_strided_leaf_grads, test_gradcheck_core, test_accumulate, test_no_grad, NULL}},
-        {"errors", {test_errors, NULL}},
-        {"composite", {test_mean_values, test_mse_values, test_gradcheck_composite, NULL}},
-    };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 120);
-        for (int i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ck_tcase tcases[] = {
+        {"values",
+         120,
+         {{test_sum_all, 1},
+          {test_sum_f32_accumulates_in_double, 1},
+          {test_sum_axis_values, 1},
+          {test_sum_backward_values, 1},
+          {test_softmax_values, 1},
+          {test_softmax_backward_values, 1},
+          {test_cross_entropy_value, 1},
+          {test_bce_value, 1}}},
+        {"stability", 120, {{test_stability_extreme_logits, 1}, {test_stability_bce, 1}}},
+        {"grad",
+         120,
+         {{test_strided_leaf_grads, 1},
+          {test_gradcheck_core, 1},
+          {test_accumulate, 1},
+          {test_no_grad, 1}}},
+        {"errors", 120, {{test_errors, 1}}},
+        {"composite",
+         120,
+         {{test_mean_values, 1}, {test_mse_values, 1}, {test_gradcheck_composite, 1}}},
+    };
+    return CK_RUN("ops_reduce", tcases, setup, teardown);
 }
