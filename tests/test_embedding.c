@@ -12,6 +12,7 @@
 #include "cksuite.h"
 #include "ctxtest.h"
 #include "fixtures/index.h"
+#include "tensortest.h"
 
 static sg_store *store;
 
@@ -23,14 +24,6 @@ static void teardown_all(void) {
     sg_store_free(store);
     store = NULL;
     teardown();
-}
-
-static sg_tensor *itens(sg_dtype dt, int nd, const int64_t *shape, const int64_t *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        ck_assert_int_eq(sg_set_flat(t, i, (double)v[i]), 0);
-    return t;
 }
 
 static void expect_vals(const sg_tensor *t, const double *v, double tol) {
@@ -104,7 +97,8 @@ START_TEST(test_forward_values) {
             sg_store *s = sg_store_new();
             sg_embedding *e = sg_embedding_new(ctx, s, fts[di], 4, 2, NULL, NULL, NULL);
             set_rows(e);
-            sg_tensor *ids = itens(its[ii], SG_SHAPE(2, 3), (const int64_t[]){3, 0, 3, 1, 2, 0});
+            sg_tensor *ids =
+                mk_int(ctx, its[ii], SG_SHAPE(2, 3), (const int64_t[]){3, 0, 3, 1, 2, 0});
             sg_tensor *y = sg_embedding_forward(ctx, e, ids);
             ck_assert_ptr_nonnull(y);
             ck_assert_int_eq(y->ndim, 3);
@@ -174,7 +168,7 @@ START_TEST(test_mask_zero_lengths) {
     sg_embedding *e = sg_embedding_new(ctx, store, SG_F64, 6, 2, &o, NULL, NULL);
     set_rows(e);
     sg_tensor *ids =
-        itens(SG_I32, SG_SHAPE(3, 4), (const int64_t[]){3, 1, 0, 0, 2, 0, 0, 0, 4, 4, 4, 5});
+        mk_int(ctx, SG_I32, SG_SHAPE(3, 4), (const int64_t[]){3, 1, 0, 0, 2, 0, 0, 0, 4, 4, 4, 5});
     sg_tensor *len = NULL;
     ck_assert_int_eq(sg_embedding_lengths(ctx, e, ids, &len), 0);
     ck_assert_ptr_nonnull(len);
@@ -193,7 +187,7 @@ START_TEST(test_mask_zero_lengths) {
     ck_assert_int_eq(sg_embedding_lengths(ctx, e, sg_slice(ctx, ids, 1, 0, 2), &len), 0);
     for (int b = 0; b < 3; b++)
         ck_assert_int_eq(sg_get_flat_i64(len, b), want2[b]);
-    sg_tensor *bad = itens(SG_I64, SG_SHAPE(2, 4), (const int64_t[]){1, 2, 3, 4, 1, 0, 0, 5});
+    sg_tensor *bad = mk_int(ctx, SG_I64, SG_SHAPE(2, 4), (const int64_t[]){1, 2, 3, 4, 1, 0, 0, 5});
     len = ids;
     ck_assert_int_eq(sg_embedding_lengths(ctx, e, bad, &len), -1);
     ck_assert_ptr_null(len);
@@ -226,11 +220,11 @@ START_TEST(test_errors) {
     sg_embedding *e = sg_embedding_new(ctx, store, SG_F32, 4, 3, NULL, "emb", NULL);
     ck_assert_ptr_null(sg_embedding_new(ctx, store, SG_F32, 4, 3, NULL, "emb", NULL));
     ck_error("sg_embedding_new: the store already has a layer named \"emb\"");
-    ck_assert_ptr_null(
-        sg_embedding_forward(ctx, e, itens(SG_I64, SG_SHAPE(2, 2), (const int64_t[]){0, 1, 4, 2})));
+    ck_assert_ptr_null(sg_embedding_forward(
+        ctx, e, mk_int(ctx, SG_I64, SG_SHAPE(2, 2), (const int64_t[]){0, 1, 4, 2})));
     ck_error("sg_embedding_forward (emb): id 4 at position 2 is outside the vocabulary of 4");
     ck_assert_ptr_null(
-        sg_embedding_forward(ctx, e, itens(SG_I32, SG_SHAPE(2), (const int64_t[]){-1, 1})));
+        sg_embedding_forward(ctx, e, mk_int(ctx, SG_I32, SG_SHAPE(2), (const int64_t[]){-1, 1})));
     ck_error("sg_embedding_forward (emb): id -1 at position 0 is outside the vocabulary of 4");
     ck_assert_ptr_null(sg_embedding_forward(ctx, e, sg_zeros(ctx, SG_F32, SG_SHAPE(2))));
     ck_error("sg_embedding_forward (emb): ids must be int64 or int32, got float32");

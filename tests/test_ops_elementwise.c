@@ -18,19 +18,11 @@
 #include "autograd/autograd.h"
 
 #include "cksuite.h"
+#include "tensortest.h"
 
 #define DT(i) ((i) ? SG_F64 : SG_F32)
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-/* A contiguous tensor of dtype dt holding v[0..numel). */
-static sg_tensor *mk(sg_ctx *ctx, sg_dtype dt, int nd, const int64_t *shape, const double *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        sg_set_flat(t, i, v[i]);
-    return t;
-}
 
 /* |got - want| within a dtype-appropriate tolerance (float32 results are rounded once or
  * twice; float64 results of exact-ish arithmetic must match to the last bits). */

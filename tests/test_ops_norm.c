@@ -14,17 +14,9 @@
 #include "cksuite.h"
 #include "fixtures/norm.h"
 #include "optest.h"
+#include "tensortest.h"
 
 #define DT(i) ((i) ? SG_F64 : SG_F32)
-
-/* A contiguous tensor of dtype dt holding v[0..numel). */
-static sg_tensor *mk(sg_ctx *ctx, sg_dtype dt, int nd, const int64_t *shape, const double *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        sg_set_flat(t, i, v[i]);
-    return t;
-}
 
 /* Every element of t within rtol (relative to max(1, |want|)) of want[]. */
 static void expect_near(const sg_tensor *t, const double *want, int64_t n, double rtol,
