@@ -26,15 +26,6 @@ static void teardown_all(void) {
     teardown();
 }
 
-static void expect_vals(const sg_tensor *t, const double *v, double tol) {
-    ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");
-    for (int64_t i = 0; i < sg_numel(t); i++) {
-        double a = sg_get_flat(t, i);
-        ck_assert_msg(fabs(a - v[i]) <= tol * fmax(1.0, fabs(v[i])),
-                      "element %lld: got %.17g, want %.17g", (long long)i, a, v[i]);
-    }
-}
-
 /* A table whose row r is (10 r, 10 r + 1, ...). */
 static void set_rows(sg_embedding *e) {
     sg_tensor *w = sg_tensor_new(ctx, SG_F64, SG_SHAPE(e->vocab, e->dim));

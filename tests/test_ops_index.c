@@ -18,28 +18,7 @@
 static const sg_dtype dts[2] = {SG_F32, SG_F64};
 static const sg_dtype its[2] = {SG_I64, SG_I32};
 
-static void expect_shape(const sg_tensor *t, int nd, const int64_t *shape) {
-    ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");
-    ck_assert_int_eq(t->ndim, nd);
-    for (int d = 0; d < nd; d++)
-        ck_assert_int_eq(t->shape[d], shape[d]);
-}
-
 /* |t[i] - v[i]| <= tol * max(1, |v[i]|) for every element (NaN matches NaN only). */
-static void expect_vals(const sg_tensor *t, const double *v, double tol) {
-    ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");
-    for (int64_t i = 0; i < sg_numel(t); i++) {
-        double a = sg_get_flat(t, i);
-        if (a == v[i]) /* infinities too */
-            continue;
-        if (isnan(v[i])) {
-            ck_assert_msg(isnan(a), "element %lld: got %.17g, want NaN", (long long)i, a);
-            continue;
-        }
-        ck_assert_msg(fabs(a - v[i]) <= tol * fmax(1.0, fabs(v[i])),
-                      "element %lld: got %.17g, want %.17g", (long long)i, a, v[i]);
-    }
-}
 
 static void expect_ints(const sg_tensor *t, const int64_t *v) {
     ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");

@@ -25,26 +25,7 @@ static sg_tensor *iota234(sg_dtype dt) {
     return sg_reshape(ctx, a, SG_SHAPE(2, 3, 4));
 }
 
-static void expect_shape(const sg_tensor *t, int nd, const int64_t *shape) {
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(t->ndim, nd);
-    for (int d = 0; d < nd; d++)
-        ck_assert_int_eq(t->shape[d], shape[d]);
-}
-
 /* |t[i] - v[i]| <= tol * max(1, |v[i]|) for every element (NaN matches NaN). */
-static void expect_vals(const sg_tensor *t, const double *v, double tol) {
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++) {
-        double a = sg_get_flat(t, i);
-        if (isnan(v[i])) {
-            ck_assert_msg(isnan(a), "element %lld: got %.17g, want NaN", (long long)i, a);
-            continue;
-        }
-        ck_assert_msg(fabs(a - v[i]) <= tol * fmax(1.0, fabs(v[i])),
-                      "element %lld: got %.17g, want %.17g", (long long)i, a, v[i]);
-    }
-}
 
 /* Labels lab[0..n) as an int32 tensor (n,) of context c. */
 static sg_tensor *lt(sg_ctx *c, const int32_t *lab, int64_t n) {
