@@ -11,6 +11,7 @@
 
 #include "autograd/ops.h" /* the op table */
 
+#include "cksuite.h"
 #include "errtest.h"
 
 static sg_tensor *leaf(sg_ctx *ctx, const double *v, int n) {
@@ -459,28 +460,21 @@ START_TEST(test_copy_values) {
 }
 END_TEST
 
-static Suite *autograd_suite(void) {
-    Suite *s = suite_create("autograd");
-    TCase *tc = tcase_create("tape");
-    tcase_add_test(tc, test_backward_scalar_and_accumulate);
-    tcase_add_test(tc, test_backward_upstream_and_retain);
-    tcase_add_test(tc, test_backward_errors);
-    tcase_add_test(tc, test_params_and_reset);
-    tcase_add_test(tc, test_gradcheck_reports);
-    tcase_add_test(tc, test_dot);
-    tcase_add_test(tc, test_anomaly);
-    tcase_add_test(tc, test_op_table);
-    tcase_add_test(tc, test_custom_op);
-    tcase_add_test(tc, test_store);
-    tcase_add_test(tc, test_copy_values);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(autograd_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"tape",
+         0,
+         {{test_backward_scalar_and_accumulate, 1},
+          {test_backward_upstream_and_retain, 1},
+          {test_backward_errors, 1},
+          {test_params_and_reset, 1},
+          {test_gradcheck_reports, 1},
+          {test_dot, 1},
+          {test_anomaly, 1},
+          {test_op_table, 1},
+          {test_custom_op, 1},
+          {test_store, 1},
+          {test_copy_values, 1}}},
+    };
+    return CK_RUN("autograd", tcases, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include "io_internal.h" /* sg__io_fail_point, the failure-injection hook */
 #include "layers/layers.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -1132,35 +1133,26 @@ START_TEST(test_default_names_all_saved) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("checkpoint");
-    TCase *tc = tcase_create("checkpoint");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_roundtrip_f64);
-    tcase_add_test(tc, test_roundtrip_f32);
-    tcase_add_test(tc, test_minimal);
-    tcase_add_test(tc, test_mismatch);
-    tcase_add_test(tc, test_optimizer_mismatch);
-    tcase_add_test(tc, test_bad_files);
-    tcase_add_test(tc, test_atomic);
-    suite_add_tcase(s, tc);
-    TCase *th = tcase_create("hostile");
-    tcase_add_checked_fixture(th, setup, teardown);
-    tcase_add_test(th, test_checksum);
-    tcase_add_test(th, test_nonfinite);
-    tcase_add_test(th, test_counters);
-    tcase_add_test(th, test_load_oom);
-    tcase_add_test(th, test_long_names);
-    tcase_add_test(th, test_messages);
-    tcase_add_test(th, test_default_names_all_saved);
-    suite_add_tcase(s, th);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"checkpoint",
+         0,
+         {{test_roundtrip_f64, 1},
+          {test_roundtrip_f32, 1},
+          {test_minimal, 1},
+          {test_mismatch, 1},
+          {test_optimizer_mismatch, 1},
+          {test_bad_files, 1},
+          {test_atomic, 1}}},
+        {"hostile",
+         0,
+         {{test_checksum, 1},
+          {test_nonfinite, 1},
+          {test_counters, 1},
+          {test_load_oom, 1},
+          {test_long_names, 1},
+          {test_messages, 1},
+          {test_default_names_all_saved, 1}}},
+    };
+    return CK_RUN("checkpoint", tcases, setup, teardown);
 }

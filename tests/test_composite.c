@@ -25,6 +25,8 @@
 #include "fixtures/composite.h"
 #include "tensor/tensor.h"
 
+#include "cksuite.h"
+
 #define N_ELEMS(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
 
 static const sg_dtype k_dtypes[2] = {SG_F64, SG_F32};
@@ -345,27 +347,20 @@ START_TEST(test_softmax_axis0_via_transpose) {
 }
 END_TEST
 
-static Suite *composite_suite(void) {
-    Suite *s = suite_create("composite");
-    TCase *tc = tcase_create("pytorch");
-    /* _i = 0: float64, _i = 1: float32 */
-    tcase_add_loop_test(tc, test_mlp_mse, 0, 2);
-    tcase_add_loop_test(tc, test_mlp_cross_entropy, 0, 2);
-    tcase_add_loop_test(tc, test_mlp_bce_with_logits, 0, 2);
-    tcase_add_loop_test(tc, test_mlp_backward_accumulates, 0, 2);
-    tcase_add_loop_test(tc, test_mlp_strided_inputs, 0, 2);
-    tcase_add_loop_test(tc, test_reuse, 0, 2);
-    tcase_add_loop_test(tc, test_reuse_gradcheck, 0, 2);
-    tcase_add_loop_test(tc, test_softmax_axis0, 0, 2);
-    tcase_add_loop_test(tc, test_softmax_axis0_via_transpose, 0, 2);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(composite_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    /* _i = 0: float64, _i = 1: float32 */
+    const ck_tcase tcases[] = {
+        {"pytorch",
+         0,
+         {{test_mlp_mse, 2},
+          {test_mlp_cross_entropy, 2},
+          {test_mlp_bce_with_logits, 2},
+          {test_mlp_backward_accumulates, 2},
+          {test_mlp_strided_inputs, 2},
+          {test_reuse, 2},
+          {test_reuse_gradcheck, 2},
+          {test_softmax_axis0, 2},
+          {test_softmax_axis0_via_transpose, 2}}},
+    };
+    return CK_RUN("composite", tcases, NULL, NULL);
 }

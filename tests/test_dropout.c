@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "cksuite.h"
 #include "ctxtest.h"
 #include "optest.h"
 
@@ -450,33 +451,24 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("dropout");
-    TCase *tc = tcase_create("dropout");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_dropout_rule, 0, 2);
-    tcase_add_test(tc, test_dropout_ctx_rng);
-    tcase_add_loop_test(tc, test_dropout_seeds, 0, 2);
-    tcase_add_loop_test(tc, test_dropout_statistics, 0, 2);
-    tcase_add_loop_test(tc, test_dropout_identity, 0, 2);
-    tcase_add_test(tc, test_training_mode);
-    tcase_add_loop_test(tc, test_dropout_backward_values, 0, 2);
-    tcase_add_test(tc, test_dropout_then_in_place);
-    tcase_add_test(tc, test_gradcheck);
-    tcase_add_loop_test(tc, test_dropout_mask, 0, 2);
-    tcase_add_loop_test(tc, test_zoneout_values, 0, 2);
-    tcase_add_loop_test(tc, test_detach_cuts_history, 0, 2);
-    tcase_add_test(tc, test_detach_parameter);
-    tcase_add_test(tc, test_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ck_tcase tcases[] = {
+        {"dropout",
+         120,
+         {{test_dropout_rule, 2},
+          {test_dropout_ctx_rng, 1},
+          {test_dropout_seeds, 2},
+          {test_dropout_statistics, 2},
+          {test_dropout_identity, 2},
+          {test_training_mode, 1},
+          {test_dropout_backward_values, 2},
+          {test_dropout_then_in_place, 1},
+          {test_gradcheck, 1},
+          {test_dropout_mask, 2},
+          {test_zoneout_values, 2},
+          {test_detach_cuts_history, 2},
+          {test_detach_parameter, 1},
+          {test_errors, 1}}},
+    };
+    return CK_RUN("dropout", tcases, setup, teardown);
 }

@@ -9,8 +9,10 @@
 
 #include "layers/layers.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 #include "fixtures/index.h"
+#include "tensortest.h"
 
 static sg_store *store;
 
@@ -22,23 +24,6 @@ static void teardown_all(void) {
     sg_store_free(store);
     store = NULL;
     teardown();
-}
-
-static sg_tensor *itens(sg_dtype dt, int nd, const int64_t *shape, const int64_t *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        ck_assert_int_eq(sg_set_flat(t, i, (double)v[i]), 0);
-    return t;
-}
-
-static void expect_vals(const sg_tensor *t, const double *v, double tol) {
-    ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");
-    for (int64_t i = 0; i < sg_numel(t); i++) {
-        double a = sg_get_flat(t, i);
-        ck_assert_msg(fabs(a - v[i]) <= tol * fmax(1.0, fabs(v[i])),
-                      "element %lld: got %.17g, want %.17g", (long long)i, a, v[i]);
-    }
 }
 
 /* A table whose row r is (10 r, 10 r + 1, ...). */
@@ -103,7 +88,8 @@ START_TEST(test_forward_values) {
             sg_store *s = sg_store_new();
             sg_embedding *e = sg_embedding_new(ctx, s, fts[di], 4, 2, NULL, NULL, NULL);
             set_rows(e);
-            sg_tensor *ids = itens(its[ii], SG_SHAPE(2, 3), (const int64_t[]){3, 0, 3, 1, 2, 0});
+            sg_tensor *ids =
+                mk_int(ctx, its[ii], SG_SHAPE(2, 3), (const int64_t[]){3, 0, 3, 1, 2, 0});
             sg_tensor *y = sg_embedding_forward(ctx, e, ids);
             ck_assert_ptr_nonnull(y);
             ck_assert_int_eq(y->ndim, 3);
@@ -173,7 +159,7 @@ START_TEST(test_mask_zero_lengths) {
     sg_embedding *e = sg_embedding_new(ctx, store, SG_F64, 6, 2, &o, NULL, NULL);
     set_rows(e);
     sg_tensor *ids =
-        itens(SG_I32, SG_SHAPE(3, 4), (const int64_t[]){3, 1, 0, 0, 2, 0, 0, 0, 4, 4, 4, 5});
+        mk_int(ctx, SG_I32, SG_SHAPE(3, 4), (const int64_t[]){3, 1, 0, 0, 2, 0, 0, 0, 4, 4, 4, 5});
     sg_tensor *len = NULL;
     ck_assert_int_eq(sg_embedding_lengths(ctx, e, ids, &len), 0);
     ck_assert_ptr_nonnull(len);
@@ -192,7 +178,7 @@ START_TEST(test_mask_zero_lengths) {
     ck_assert_int_eq(sg_embedding_lengths(ctx, e, sg_slice(ctx, ids, 1, 0, 2), &len), 0);
     for (int b = 0; b < 3; b++)
         ck_assert_int_eq(sg_get_flat_i64(len, b), want2[b]);
-    sg_tensor *bad = itens(SG_I64, SG_SHAPE(2, 4), (const int64_t[]){1, 2, 3, 4, 1, 0, 0, 5});
+    sg_tensor *bad = mk_int(ctx, SG_I64, SG_SHAPE(2, 4), (const int64_t[]){1, 2, 3, 4, 1, 0, 0, 5});
     len = ids;
     ck_assert_int_eq(sg_embedding_lengths(ctx, e, bad, &len), -1);
     ck_assert_ptr_null(len);
@@ -225,11 +211,11 @@ START_TEST(test_errors) {
     sg_embedding *e = sg_embedding_new(ctx, store, SG_F32, 4, 3, NULL, "emb", NULL);
     ck_assert_ptr_null(sg_embedding_new(ctx, store, SG_F32, 4, 3, NULL, "emb", NULL));
     ck_error("sg_embedding_new: the store already has a layer named \"emb\"");
-    ck_assert_ptr_null(
-        sg_embedding_forward(ctx, e, itens(SG_I64, SG_SHAPE(2, 2), (const int64_t[]){0, 1, 4, 2})));
+    ck_assert_ptr_null(sg_embedding_forward(
+        ctx, e, mk_int(ctx, SG_I64, SG_SHAPE(2, 2), (const int64_t[]){0, 1, 4, 2})));
     ck_error("sg_embedding_forward (emb): id 4 at position 2 is outside the vocabulary of 4");
     ck_assert_ptr_null(
-        sg_embedding_forward(ctx, e, itens(SG_I32, SG_SHAPE(2), (const int64_t[]){-1, 1})));
+        sg_embedding_forward(ctx, e, mk_int(ctx, SG_I32, SG_SHAPE(2), (const int64_t[]){-1, 1})));
     ck_error("sg_embedding_forward (emb): id -1 at position 0 is outside the vocabulary of 4");
     ck_assert_ptr_null(sg_embedding_forward(ctx, e, sg_zeros(ctx, SG_F32, SG_SHAPE(2))));
     ck_error("sg_embedding_forward (emb): ids must be int64 or int32, got float32");
@@ -268,23 +254,15 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("embedding");
-    TCase *tc = tcase_create("embedding");
-    tcase_add_checked_fixture(tc, setup_all, teardown_all);
-    tcase_add_test(tc, test_names_and_init);
-    tcase_add_test(tc, test_forward_values);
-    tcase_add_test(tc, test_padding_idx_torch);
-    tcase_add_test(tc, test_mask_zero_lengths);
-    tcase_add_test(tc, test_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ck_tcase tcases[] = {
+        {"embedding",
+         0,
+         {{test_names_and_init, 1},
+          {test_forward_values, 1},
+          {test_padding_idx_torch, 1},
+          {test_mask_zero_lengths, 1},
+          {test_errors, 1}}},
+    };
+    return CK_RUN("embedding", tcases, setup_all, teardown_all);
 }

@@ -12,6 +12,8 @@
 #include "autograd/ops.h" /* ctx->tape.ip_visits: how many in-place marks checks compared */
 #include "tensor/tensor.h"
 
+#include "cksuite.h"
+
 static sg_tensor *randn(sg_ctx *ctx, sg_dtype dt, int nd, const int64_t *shape, uint64_t seed,
                         bool grad) {
     sg_rng rng;
@@ -307,24 +309,17 @@ START_TEST(test_checks_linear_both_directions) {
 }
 END_TEST
 
-static Suite *inplace_suite(void) {
-    Suite *s = suite_create("inplace");
-    TCase *tc = tcase_create("inplace");
-    tcase_add_test(tc, test_same_as_out_of_place);
-    tcase_add_test(tc, test_gradcheck_lstm_steps);
-    tcase_add_test(tc, test_gradcheck_broadcast_and_transposed);
-    tcase_add_test(tc, test_writes_through);
-    tcase_add_test(tc, test_refusals);
-    tcase_add_test(tc, test_marks_reset_with_the_arena);
-    tcase_add_test(tc, test_checks_linear_both_directions);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(inplace_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"inplace",
+         0,
+         {{test_same_as_out_of_place, 1},
+          {test_gradcheck_lstm_steps, 1},
+          {test_gradcheck_broadcast_and_transposed, 1},
+          {test_writes_through, 1},
+          {test_refusals, 1},
+          {test_marks_reset_with_the_arena, 1},
+          {test_checks_linear_both_directions, 1}}},
+    };
+    return CK_RUN("inplace", tcases, NULL, NULL);
 }

@@ -21,6 +21,8 @@
 
 #include "layers/layers.h"
 
+#include "cksuite.h"
+
 static const sg_dtype k_dtypes[2] = {SG_F64, SG_F32};
 
 static const sg_activation k_acts[5] = {SG_ACT_LINEAR, SG_ACT_TANH, SG_ACT_SIGMOID,
@@ -779,30 +781,22 @@ START_TEST(test_copy_dtypes) {
 }
 END_TEST
 
-static Suite *layers_suite(void) {
-    Suite *s = suite_create("layers");
-    TCase *tc = tcase_create("layers");
-    tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_dense_forward, 0, 20);
-    tcase_add_test(tc, test_dense_init);
-    tcase_add_loop_test(tc, test_dense_gradcheck_f64, 0, 16);
-    tcase_add_loop_test(tc, test_dense_gradcheck_f32, 0, 4);
-    tcase_add_test(tc, test_dense_errors);
-    tcase_add_test(tc, test_param_names);
-    tcase_add_test(tc, test_param_names_long_layer_name);
-    tcase_add_test(tc, test_store_names);
-    tcase_add_test(tc, test_params_zero_grad);
-    tcase_add_loop_test(tc, test_converter_errors, 0, 2);
-    tcase_add_loop_test(tc, test_set_torch, 0, 4);
-    tcase_add_test(tc, test_copy_dtypes);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(layers_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"layers",
+         600,
+         {{test_dense_forward, 20},
+          {test_dense_init, 1},
+          {test_dense_gradcheck_f64, 16},
+          {test_dense_gradcheck_f32, 4},
+          {test_dense_errors, 1},
+          {test_param_names, 1},
+          {test_param_names_long_layer_name, 1},
+          {test_store_names, 1},
+          {test_params_zero_grad, 1},
+          {test_converter_errors, 2},
+          {test_set_torch, 4},
+          {test_copy_dtypes, 1}}},
+    };
+    return CK_RUN("layers", tcases, NULL, NULL);
 }

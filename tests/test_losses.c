@@ -12,6 +12,7 @@
 
 #include "autograd.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 #include "fixtures/losses.h"
 #include "optest.h"
@@ -452,9 +453,15 @@ START_TEST(test_errors) {
 END_TEST
 
 int main(void) {
-    const TTest *const tests[] = {
-        test_ce_torch_f64, test_ce_torch_f32,     test_ce_strided_labels,
-        test_ce_hand,      test_pair_masks_torch, test_pair_none_mask,
-        test_gradcheck,    test_errors,           NULL};
-    return ck_run_tests("losses", tests);
+    const ck_tcase tcases[] = {{"losses",
+                                120,
+                                {{test_ce_torch_f64, 1},
+                                 {test_ce_torch_f32, 1},
+                                 {test_ce_strided_labels, 1},
+                                 {test_ce_hand, 1},
+                                 {test_pair_masks_torch, 1},
+                                 {test_pair_none_mask, 1},
+                                 {test_gradcheck, 1},
+                                 {test_errors, 1}}}};
+    return CK_RUN("losses", tcases, setup, teardown);
 }

@@ -31,6 +31,8 @@
 #include "fixtures/lstm.h"
 #include "layers/layers.h"
 
+#include "cksuite.h"
+
 #define N_ELEMS(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
 
 static const sg_dtype k_dtypes[2] = {SG_F64, SG_F32};
@@ -1159,33 +1161,25 @@ START_TEST(test_anomaly_forward) {
 }
 END_TEST
 
-static Suite *lstm_suite(void) {
-    Suite *s = suite_create("lstm");
-    TCase *tc = tcase_create("lstm");
-    tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_gates_equal_fused, 0, 8);
-    tcase_add_loop_test(tc, test_set_keras_mapping, 0, 4);
-    tcase_add_loop_test(tc, test_pytorch_fixtures, 0, 16);
-    tcase_add_loop_test(tc, test_in_place_auto, 0, 2);
-    tcase_add_loop_test(tc, test_keras_golden, 0, 4);
-    tcase_add_loop_test(tc, test_gradcheck_f64, 0, 32);
-    tcase_add_loop_test(tc, test_gradcheck_f32, 0, 4);
-    tcase_add_loop_test(tc, test_h_is_carried, 0, 2);
-    tcase_add_loop_test(tc, test_state_across_chunks, 0, 4);
-    tcase_add_loop_test(tc, test_initializers, 0, 4);
-    tcase_add_loop_test(tc, test_output_shapes, 0, 2);
-    tcase_add_loop_test(tc, test_strided_inputs, 0, 4);
-    tcase_add_loop_test(tc, test_no_grad, 0, 2);
-    tcase_add_loop_test(tc, test_bad_input, 0, 2);
-    tcase_add_loop_test(tc, test_anomaly_forward, 0, 4);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(lstm_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"lstm",
+         600,
+         {{test_gates_equal_fused, 8},
+          {test_set_keras_mapping, 4},
+          {test_pytorch_fixtures, 16},
+          {test_in_place_auto, 2},
+          {test_keras_golden, 4},
+          {test_gradcheck_f64, 32},
+          {test_gradcheck_f32, 4},
+          {test_h_is_carried, 2},
+          {test_state_across_chunks, 4},
+          {test_initializers, 4},
+          {test_output_shapes, 2},
+          {test_strided_inputs, 4},
+          {test_no_grad, 2},
+          {test_bad_input, 2},
+          {test_anomaly_forward, 4}}},
+    };
+    return CK_RUN("lstm", tcases, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cksuite.h"
 #include "fixtures/lstm.h"
 #include "io.h"
 #include "progtest.h"
@@ -544,23 +545,6 @@ START_TEST(test_not_regular) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("lstm_run");
-    TCase *tc = tcase_create("lstm_run");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_fixtures_f64, 0, NCONFIGS);
-    tcase_add_loop_test(tc, test_fixtures_f32, 0, NCONFIGS);
-    tcase_add_test(tc, test_forward_only);
-    tcase_add_test(tc, test_keras_golden);
-    tcase_add_test(tc, test_options);
-    tcase_add_test(tc, test_data_errors);
-    tcase_add_test(tc, test_nonfinite);
-    tcase_add_test(tc, test_not_regular);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
     find_program("SG_LSTM_RUN", "lstm_run");
     if (access(exe, X_OK) != 0) {
@@ -570,9 +554,17 @@ int main(void) {
                 exe);
         return EXIT_FAILURE;
     }
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"lstm_run",
+         300,
+         {{test_fixtures_f64, NCONFIGS},
+          {test_fixtures_f32, NCONFIGS},
+          {test_forward_only, 1},
+          {test_keras_golden, 1},
+          {test_options, 1},
+          {test_data_errors, 1},
+          {test_nonfinite, 1},
+          {test_not_regular, 1}}},
+    };
+    return CK_RUN("lstm_run", tcases, setup, teardown);
 }

@@ -26,6 +26,8 @@
 #include "fixtures/composite.h"
 #include "tensor/tensor.h"
 
+#include "cksuite.h"
+
 #define N_CYCLES 10000
 
 /* ---- counting allocator ------------------------------------------------------------------ */
@@ -199,19 +201,10 @@ START_TEST(test_memory_stable_over_10000_cycles) {
 }
 END_TEST
 
-static Suite *memory_suite(void) {
-    Suite *s = suite_create("memory");
-    TCase *tc = tcase_create("cycles");
-    tcase_set_timeout(tc, 600); /* the suite is fast (< 5 s); sanitizers slow it down */
-    tcase_add_test(tc, test_memory_stable_over_10000_cycles);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(memory_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    /* The 600 s timeout: the suite is fast (< 5 s); sanitizers slow it down. */
+    const ck_tcase tcases[] = {
+        {"cycles", 600, {{test_memory_stable_over_10000_cycles, 1}}},
+    };
+    return CK_RUN("memory", tcases, NULL, NULL);
 }

@@ -17,18 +17,12 @@
 
 #include "autograd/autograd.h"
 
+#include "cksuite.h"
+#include "tensortest.h"
+
 #define DT(i) ((i) ? SG_F64 : SG_F32)
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-/* A contiguous tensor of dtype dt holding v[0..numel). */
-static sg_tensor *mk(sg_ctx *ctx, sg_dtype dt, int nd, const int64_t *shape, const double *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        sg_set_flat(t, i, v[i]);
-    return t;
-}
 
 /* |got - want| within a dtype-appropriate tolerance (float32 results are rounded once or
  * twice; float64 results of exact-ish arithmetic must match to the last bits). */
@@ -1208,47 +1202,36 @@ START_TEST(anomaly) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("ops_elementwise");
-    TCase *tc = tcase_create("forward");
-    tcase_add_loop_test(tc, binary_same_shape, 0, 2);
-    tcase_add_loop_test(tc, binary_broadcast, 0, 2);
-    tcase_add_loop_test(tc, binary_strided, 0, 2);
-    tcase_add_loop_test(tc, unary_values, 0, 2);
-    tcase_add_loop_test(tc, unary_strided, 0, 2);
-    tcase_add_loop_test(tc, transcendental_sweep, 0, 2);
-    tcase_add_loop_test(tc, unary13_values, 0, 2);
-    tcase_add_loop_test(tc, unary13_strided, 0, 2);
-    tcase_add_loop_test(tc, unary13_large, 0, 2);
-    tcase_add_test(tc, activations);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("backward");
-    tcase_add_test(tc, recording);
-    tcase_add_loop_test(tc, backward_values, 0, 2);
-    tcase_add_loop_test(tc, backward_unary_values, 0, 2);
-    tcase_add_loop_test(tc, unary13_backward_values, 0, 2);
-    tcase_add_loop_test(tc, backward_param, 0, 2);
-    tcase_add_loop_test(tc, reuse_values, 0, 2);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("gradcheck");
-    tcase_add_loop_test(tc, gradcheck_binary, 0, 2);
-    tcase_add_loop_test(tc, gradcheck_unary, 0, 2);
-    tcase_add_loop_test(tc, gradcheck_strided_leaves, 0, 2);
-    tcase_add_loop_test(tc, gradcheck_through_views, 0, 2);
-    tcase_add_loop_test(tc, gradcheck_reuse, 0, 2);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("errors");
-    tcase_add_test(tc, errors);
-    tcase_add_test(tc, anomaly);
-    tcase_add_test(tc, unary13_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"forward",
+         0,
+         {{binary_same_shape, 2},
+          {binary_broadcast, 2},
+          {binary_strided, 2},
+          {unary_values, 2},
+          {unary_strided, 2},
+          {transcendental_sweep, 2},
+          {unary13_values, 2},
+          {unary13_strided, 2},
+          {unary13_large, 2},
+          {activations, 1}}},
+        {"backward",
+         0,
+         {{recording, 1},
+          {backward_values, 2},
+          {backward_unary_values, 2},
+          {unary13_backward_values, 2},
+          {backward_param, 2},
+          {reuse_values, 2}}},
+        {"gradcheck",
+         0,
+         {{gradcheck_binary, 2},
+          {gradcheck_unary, 2},
+          {gradcheck_strided_leaves, 2},
+          {gradcheck_through_views, 2},
+          {gradcheck_reuse, 2}}},
+        {"errors", 0, {{errors, 1}, {anomaly, 1}, {unary13_errors, 1}}},
+    };
+    return CK_RUN("ops_elementwise", tcases, NULL, NULL);
 }

@@ -9,53 +9,16 @@
 
 #include "autograd.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 #include "fixtures/index.h"
 #include "optest.h"
+#include "tensortest.h"
 
 static const sg_dtype dts[2] = {SG_F32, SG_F64};
 static const sg_dtype its[2] = {SG_I64, SG_I32};
 
-/* A float tensor of dtype dt holding v[] (row-major). */
-static sg_tensor *tens(sg_dtype dt, int nd, const int64_t *shape, const double *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        ck_assert_int_eq(sg_set_flat(t, i, v[i]), 0);
-    return t;
-}
-
-/* An integer tensor of dtype dt holding v[]. */
-static sg_tensor *itens(sg_dtype dt, int nd, const int64_t *shape, const int64_t *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        ck_assert_int_eq(sg_set_flat(t, i, (double)v[i]), 0);
-    return t;
-}
-
-static void expect_shape(const sg_tensor *t, int nd, const int64_t *shape) {
-    ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");
-    ck_assert_int_eq(t->ndim, nd);
-    for (int d = 0; d < nd; d++)
-        ck_assert_int_eq(t->shape[d], shape[d]);
-}
-
 /* |t[i] - v[i]| <= tol * max(1, |v[i]|) for every element (NaN matches NaN only). */
-static void expect_vals(const sg_tensor *t, const double *v, double tol) {
-    ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");
-    for (int64_t i = 0; i < sg_numel(t); i++) {
-        double a = sg_get_flat(t, i);
-        if (a == v[i]) /* infinities too */
-            continue;
-        if (isnan(v[i])) {
-            ck_assert_msg(isnan(a), "element %lld: got %.17g, want NaN", (long long)i, a);
-            continue;
-        }
-        ck_assert_msg(fabs(a - v[i]) <= tol * fmax(1.0, fabs(v[i])),
-                      "element %lld: got %.17g, want %.17g", (long long)i, a, v[i]);
-    }
-}
 
 static void expect_ints(const sg_tensor *t, const int64_t *v) {
     ck_assert_msg(t != NULL, "NULL tensor: %s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "");
@@ -82,7 +45,7 @@ START_TEST(test_index_select_values) {
     for (int di = 0; di < 2; di++)
         for (int ii = 0; ii < 2; ii++) {
             sg_tensor *x = grid(dts[di], 3, 4);
-            sg_tensor *idx = itens(its[ii], SG_SHAPE(4), (const int64_t[]){2, 0, 2, 1});
+            sg_tensor *idx = mk_int(ctx, its[ii], SG_SHAPE(4), (const int64_t[]){2, 0, 2, 1});
             sg_tensor *y = sg_index_select(ctx, x, 0, idx);
             expect_shape(y, SG_SHAPE(4, 4));
             ck_assert_int_eq(y->dtype, dts[di]);
@@ -96,7 +59,8 @@ START_TEST(test_index_select_values) {
             expect_shape(y, SG_SHAPE(4, 3));
             expect_vals(y, (const double[]){2, 12, 22, 0, 10, 20, 2, 12, 22, 1, 11, 21}, 0);
             /* a strided index: column 1 of a (3, 2) index tensor, i.e. {2, 0, 1} */
-            sg_tensor *i2 = itens(its[ii], SG_SHAPE(3, 2), (const int64_t[]){9, 2, 9, 0, 9, 1});
+            sg_tensor *i2 =
+                mk_int(ctx, its[ii], SG_SHAPE(3, 2), (const int64_t[]){9, 2, 9, 0, 9, 1});
             y = sg_index_select(ctx, x, 0, sg_select(ctx, i2, 1, 1));
             expect_vals(y, (const double[]){20, 21, 22, 23, 0, 1, 2, 3, 10, 11, 12, 13}, 0);
             /* an empty index: (0, 4) */
@@ -112,14 +76,16 @@ START_TEST(test_gather_values) {
         for (int ii = 0; ii < 2; ii++) {
             sg_tensor *x = grid(dts[di], 3, 4);
             /* along axis 1, idx (2, 3): smaller than x in rows and columns */
-            sg_tensor *idx = itens(its[ii], SG_SHAPE(2, 3), (const int64_t[]){3, 3, 0, 1, 2, 1});
+            sg_tensor *idx =
+                mk_int(ctx, its[ii], SG_SHAPE(2, 3), (const int64_t[]){3, 3, 0, 1, 2, 1});
             sg_tensor *y = sg_gather(ctx, x, 1, idx);
             expect_shape(y, SG_SHAPE(2, 3));
             expect_vals(y, (const double[]){3, 3, 0, 11, 12, 11}, 0);
             /* along axis -2 (rows): 3 is no row of 3 */
             ck_assert_ptr_null(sg_gather(ctx, x, -2, idx));
             ck_error("sg_gather: index 3 out of range for axis 0 of size 3");
-            sg_tensor *r = itens(its[ii], SG_SHAPE(2, 3), (const int64_t[]){2, 0, 1, 1, 2, 0});
+            sg_tensor *r =
+                mk_int(ctx, its[ii], SG_SHAPE(2, 3), (const int64_t[]){2, 0, 1, 1, 2, 0});
             y = sg_gather(ctx, x, -2, r);
             expect_vals(y, (const double[]){20, 1, 12, 10, 21, 2}, 0);
             /* a transposed index and a transposed x */
@@ -140,7 +106,7 @@ START_TEST(test_take_along_axis_values) {
         sg_tensor *h = sg_tensor_new(ctx, dt, SG_SHAPE(2, 3, 2));
         for (int64_t i = 0; i < 12; i++)
             sg_set_flat(h, i, (double)(100 * (i / 6) + 10 * (i / 2 % 3) + i % 2));
-        sg_tensor *lengths = itens(SG_I64, SG_SHAPE(2), (const int64_t[]){3, 1});
+        sg_tensor *lengths = mk_int(ctx, SG_I64, SG_SHAPE(2), (const int64_t[]){3, 1});
         sg_tensor *last =
             sg_cast(ctx, sg_add_scalar(ctx, sg_cast(ctx, lengths, SG_F64), -1), SG_I64);
         sg_tensor *idx = sg_reshape(ctx, last, SG_SHAPE(2, 1, 1));
@@ -148,8 +114,8 @@ START_TEST(test_take_along_axis_values) {
         expect_shape(y, SG_SHAPE(2, 1, 2));
         expect_vals(y, (const double[]){20, 21, 100, 101}, 0);
         /* x broadcast too: x (1, 4), idx (3, 2) along axis 1 -> (3, 2) */
-        sg_tensor *x = tens(dt, SG_SHAPE(1, 4), (const double[]){5, 6, 7, 8});
-        idx = itens(SG_I32, SG_SHAPE(3, 2), (const int64_t[]){0, 3, 1, 1, 2, 0});
+        sg_tensor *x = mk(ctx, dt, SG_SHAPE(1, 4), (const double[]){5, 6, 7, 8});
+        idx = mk_int(ctx, SG_I32, SG_SHAPE(3, 2), (const int64_t[]){0, 3, 1, 1, 2, 0});
         y = sg_take_along_axis(ctx, x, -1, idx);
         expect_shape(y, SG_SHAPE(3, 2));
         expect_vals(y, (const double[]){5, 8, 6, 6, 7, 5}, 0);
@@ -161,30 +127,31 @@ END_TEST
 START_TEST(test_where_values) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
-        sg_tensor *a = tens(dt, SG_SHAPE(2, 3), (const double[]){1, 2, 3, 4, 5, 6});
-        sg_tensor *b = tens(dt, SG_SHAPE(3), (const double[]){-1, -2, -3});
+        sg_tensor *a = mk(ctx, dt, SG_SHAPE(2, 3), (const double[]){1, 2, 3, 4, 5, 6});
+        sg_tensor *b = mk(ctx, dt, SG_SHAPE(3), (const double[]){-1, -2, -3});
         /* int cond (2, 1): rows */
-        sg_tensor *c = itens(SG_I32, SG_SHAPE(2, 1), (const int64_t[]){0, 7});
+        sg_tensor *c = mk_int(ctx, SG_I32, SG_SHAPE(2, 1), (const int64_t[]){0, 7});
         sg_tensor *y = sg_where(ctx, c, a, b);
         expect_shape(y, SG_SHAPE(2, 3));
         expect_vals(y, (const double[]){-1, -2, -3, 4, 5, 6}, 0);
         /* float cond (3,): NaN and -0.5 count as true, 0 and -0 as false */
-        sg_tensor *cf = tens(SG_F64, SG_SHAPE(3), (const double[]){NAN, -0.0, -0.5});
+        sg_tensor *cf = mk(ctx, SG_F64, SG_SHAPE(3), (const double[]){NAN, -0.0, -0.5});
         y = sg_where(ctx, cf, a, b);
         expect_vals(y, (const double[]){1, -2, 3, 4, -2, 6}, 0);
         /* all three broadcast: cond (2, 1, 1), a (3,), b 0-d -> (2, 1, 3) */
-        sg_tensor *c3 = itens(SG_I64, SG_SHAPE(2, 1, 1), (const int64_t[]){1, 0});
+        sg_tensor *c3 = mk_int(ctx, SG_I64, SG_SHAPE(2, 1, 1), (const int64_t[]){1, 0});
         y = sg_where(ctx, c3, b, sg_scalar(ctx, dt, 9));
         expect_shape(y, SG_SHAPE(2, 1, 3));
         expect_vals(y, (const double[]){-1, -2, -3, 9, 9, 9}, 0);
         /* masked_fill: a where the mask is 0, 0.5 elsewhere; the mask (3,) broadcast */
-        sg_tensor *m = itens(SG_I64, SG_SHAPE(3), (const int64_t[]){0, 1, 0});
+        sg_tensor *m = mk_int(ctx, SG_I64, SG_SHAPE(3), (const int64_t[]){0, 1, 0});
         y = sg_masked_fill(ctx, a, m, 0.5);
         expect_shape(y, SG_SHAPE(2, 3));
         expect_vals(y, (const double[]){1, 0.5, 3, 4, 0.5, 6}, 0);
         /* -inf, the usual fill before a softmax */
         y = sg_masked_fill(ctx, sg_transpose(ctx, a, 0, 1),
-                           itens(SG_I32, SG_SHAPE(3, 1), (const int64_t[]){1, 0, 0}), -INFINITY);
+                           mk_int(ctx, SG_I32, SG_SHAPE(3, 1), (const int64_t[]){1, 0, 0}),
+                           -INFINITY);
         expect_vals(y, (const double[]){-INFINITY, -INFINITY, 2, 5, 3, 6}, 0);
         ck_no_error();
     }
@@ -195,7 +162,7 @@ START_TEST(test_max_min_values) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
         /* ties: the first occurrence */
-        sg_tensor *x = tens(dt, SG_SHAPE(2, 4), (const double[]){1, 5, 5, -2, 3, -2, 3, -2});
+        sg_tensor *x = mk(ctx, dt, SG_SHAPE(2, 4), (const double[]){1, 5, 5, -2, 3, -2, 3, -2});
         sg_tensor *at = NULL;
         sg_tensor *v = sg_max_axis(ctx, x, 1, false, &at);
         expect_shape(v, SG_SHAPE(2));
@@ -215,7 +182,7 @@ START_TEST(test_max_min_values) {
         expect_shape(k, SG_SHAPE(4, 1));
         expect_ints(k, (const int64_t[]){1, 0, 0, 0});
         /* NaN wins, first NaN; infinities are ordinary */
-        x = tens(dt, SG_SHAPE(5), (const double[]){-INFINITY, 1, NAN, INFINITY, NAN});
+        x = mk(ctx, dt, SG_SHAPE(5), (const double[]){-INFINITY, 1, NAN, INFINITY, NAN});
         v = sg_max_axis(ctx, x, 0, false, &at);
         expect_shape(v, SG_SHAPE());
         ck_assert(isnan(sg_get_flat(v, 0)));
@@ -231,7 +198,7 @@ START_TEST(test_backward_values) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
         sg_tensor *x = sg_set_requires_grad(grid(dt, 3, 2), true);
-        sg_tensor *idx = itens(SG_I32, SG_SHAPE(4), (const int64_t[]){2, 2, 0, 2});
+        sg_tensor *idx = mk_int(ctx, SG_I32, SG_SHAPE(4), (const int64_t[]){2, 2, 0, 2});
         sg_tensor *y = sg_index_select(ctx, x, 0, idx);
         ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, y), NULL), 0);
         expect_vals(x->grad, (const double[]){1, 1, 0, 0, 3, 3}, 0);
@@ -243,7 +210,7 @@ START_TEST(test_backward_values) {
         /* where into a broadcast b: summed */
         sg_tensor *a = sg_set_requires_grad(sg_zeros(ctx, dt, SG_SHAPE(2, 3)), true);
         sg_tensor *b = sg_set_requires_grad(sg_zeros(ctx, dt, SG_SHAPE(3)), true);
-        sg_tensor *c = itens(SG_I64, SG_SHAPE(2, 3), (const int64_t[]){1, 0, 0, 1, 1, 0});
+        sg_tensor *c = mk_int(ctx, SG_I64, SG_SHAPE(2, 3), (const int64_t[]){1, 0, 0, 1, 1, 0});
         y = sg_where(ctx, c, a, b);
         ck_assert_str_eq(sg_op_name(y->op), "where");
         ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, y), NULL), 0);
@@ -258,11 +225,11 @@ END_TEST
 
 /* x (from v, float dt, requires grad) -> out; backward with upstream w; compare. */
 static sg_tensor *leaf(sg_dtype dt, int nd, const int64_t *shape, const double *v) {
-    return sg_set_requires_grad(tens(dt, nd, shape, v), true);
+    return sg_set_requires_grad(mk(ctx, dt, nd, shape, v), true);
 }
 static void backward_with(sg_tensor *y, const double *w) {
     ck_assert_ptr_nonnull(y);
-    ck_assert_int_eq(sg_backward(ctx, y, tens(y->dtype, y->ndim, y->shape, w)), 0);
+    ck_assert_int_eq(sg_backward(ctx, y, mk(ctx, y->dtype, y->ndim, y->shape, w)), 0);
 }
 
 START_TEST(test_fixture_gather_index_select) {
@@ -271,18 +238,18 @@ START_TEST(test_fixture_gather_index_select) {
             sg_dtype dt = dts[di];
             double tol = tol_of(dt);
             sg_tensor *x = leaf(dt, SG_SHAPE(3, 4), gather_x);
-            sg_tensor *y = sg_gather(ctx, x, 0, itens(its[ii], SG_SHAPE(5, 2), gather_idx));
+            sg_tensor *y = sg_gather(ctx, x, 0, mk_int(ctx, its[ii], SG_SHAPE(5, 2), gather_idx));
             expect_vals(y, gather_out, tol);
             backward_with(y, gather_w);
             expect_vals(x->grad, gather_dx, tol);
 
             x = leaf(dt, SG_SHAPE(4, 3), isel_x);
-            y = sg_index_select(ctx, x, 0, itens(its[ii], SG_SHAPE(5), isel0_idx));
+            y = sg_index_select(ctx, x, 0, mk_int(ctx, its[ii], SG_SHAPE(5), isel0_idx));
             expect_vals(y, isel0_out, tol);
             backward_with(y, isel0_w);
             expect_vals(x->grad, isel0_dx, tol);
             sg_zero_grad(x);
-            y = sg_index_select(ctx, x, 1, itens(its[ii], SG_SHAPE(3), isel1_idx));
+            y = sg_index_select(ctx, x, 1, mk_int(ctx, its[ii], SG_SHAPE(3), isel1_idx));
             expect_vals(y, isel1_out, tol);
             backward_with(y, isel1_w);
             expect_vals(x->grad, isel1_dx, tol);
@@ -326,7 +293,7 @@ START_TEST(test_fixture_where) {
         sg_dtype dt = dts[di];
         double tol = tol_of(dt);
         sg_tensor *a = leaf(dt, SG_SHAPE(3, 4), where_a), *b = leaf(dt, SG_SHAPE(4), where_b);
-        sg_tensor *y = sg_where(ctx, itens(SG_I64, SG_SHAPE(3, 1), where_cond), a, b);
+        sg_tensor *y = sg_where(ctx, mk_int(ctx, SG_I64, SG_SHAPE(3, 1), where_cond), a, b);
         expect_vals(y, where_out, tol);
         backward_with(y, where_w);
         expect_vals(a->grad, where_da, tol);
@@ -374,39 +341,40 @@ START_TEST(test_gradcheck) {
         sg_tensor *x3 = sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 3, 4), 0, 1);
         /* index_select: repeated indices, both axes, negative axis, x transposed, and a
          * strided index (every other element of a longer one) */
-        sg_tensor *rep = itens(it, SG_SHAPE(5), (const int64_t[]){2, 0, 2, 2, 1});
+        sg_tensor *rep = mk_int(ctx, it, SG_SHAPE(5), (const int64_t[]){2, 0, 2, 2, 1});
         gcheck((gspec){G_ISEL, 0, .idx = rep}, 1, x, NULL, "index_select axis 0");
         gcheck((gspec){G_ISEL, -1, .idx = rep}, 1, x, NULL, "index_select axis -1");
         gcheck((gspec){G_ISEL, 0, true, .idx = rep}, 1, x, NULL, "index_select x^T");
-        sg_tensor *wide = itens(it, SG_SHAPE(3, 2), (const int64_t[]){1, 0, 1, 2, 1, 1});
+        sg_tensor *wide = mk_int(ctx, it, SG_SHAPE(3, 2), (const int64_t[]){1, 0, 1, 2, 1, 1});
         gcheck((gspec){G_ISEL, 1, .idx = sg_select(ctx, wide, 1, 1)}, 1, x3, NULL,
                "index_select strided idx"); /* {0, 2, 1} */
         /* gather: repeated, smaller than x, transposed index and x, negative axis */
-        sg_tensor *gi = itens(it, SG_SHAPE(4, 2), (const int64_t[]){0, 2, 2, 2, 1, 0, 2, 2});
+        sg_tensor *gi = mk_int(ctx, it, SG_SHAPE(4, 2), (const int64_t[]){0, 2, 2, 2, 1, 0, 2, 2});
         gcheck((gspec){G_GATHER, 0, .idx = gi}, 1, x, NULL, "gather axis 0");
         gcheck((gspec){G_GATHER, -2, true, .idx = gi}, 1, x, NULL, "gather x^T axis -2");
         gcheck((gspec){G_GATHER, 1, .idx = sg_transpose(ctx, gi, 0, 1)}, 1, x, NULL,
                "gather idx^T");
         /* take_along_axis: idx (2, 1, 1) picks one step per sequence; x (1, 4) broadcast */
-        sg_tensor *ti = itens(it, SG_SHAPE(2, 1, 1), (const int64_t[]){2, 0});
+        sg_tensor *ti = mk_int(ctx, it, SG_SHAPE(2, 1, 1), (const int64_t[]){2, 0});
         gcheck((gspec){G_TAKE, 1, .idx = ti}, 1, x3, NULL, "take_along_axis");
         gcheck((gspec){G_TAKE, -1,
-                       .idx = itens(it, SG_SHAPE(3, 2), (const int64_t[]){0, 3, 3, 3, 1, 0})},
+                       .idx = mk_int(ctx, it, SG_SHAPE(3, 2), (const int64_t[]){0, 3, 3, 3, 1, 0})},
                1, sg_rand_normal(ctx, SG_F64, SG_SHAPE(1, 4), 0, 1), NULL,
                "take_along_axis x broadcast");
         /* where: a transposed (4, 3), b broadcast (3,), cond (4, 1) */
-        sg_tensor *c = itens(it, SG_SHAPE(4, 1), (const int64_t[]){1, 0, 0, 1});
+        sg_tensor *c = mk_int(ctx, it, SG_SHAPE(4, 1), (const int64_t[]){1, 0, 0, 1});
         gcheck((gspec){G_WHERE, .transpose = true, .idx = c}, 2, x,
                sg_rand_normal(ctx, SG_F64, SG_SHAPE(3), 0, 1), "where");
-        gcheck((gspec){G_WHERE, .idx = itens(it, SG_SHAPE(4), (const int64_t[]){0, 1, 1, 0})}, 2,
-               sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 1, 4), 0, 1),
+        gcheck((gspec){G_WHERE, .idx = mk_int(ctx, it, SG_SHAPE(4), (const int64_t[]){0, 1, 1, 0})},
+               2, sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 1, 4), 0, 1),
                sg_rand_normal(ctx, SG_F64, SG_SHAPE(3, 1), 0, 1), "where broadcast a and b");
         sg_tensor *m43 =
-            itens(it, SG_SHAPE(4, 3), (const int64_t[]){1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0});
+            mk_int(ctx, it, SG_SHAPE(4, 3), (const int64_t[]){1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0});
         gcheck((gspec){G_MASKED, .idx = sg_transpose(ctx, m43, 0, 1)}, 1, x3, NULL,
                "masked_fill strided mask"); /* (3, 4), broadcast over (2, 3, 4) */
-        gcheck((gspec){G_MASKED, .idx = itens(it, SG_SHAPE(4), (const int64_t[]){0, 1, 0, 0})}, 1,
-               x3, NULL, "masked_fill");
+        gcheck(
+            (gspec){G_MASKED, .idx = mk_int(ctx, it, SG_SHAPE(4), (const int64_t[]){0, 1, 0, 0})},
+            1, x3, NULL, "masked_fill");
         /* max / min (random values: no ties) */
         for (int axis = -3; axis < 3; axis++)
             for (int keep = 0; keep < 2; keep++) {
@@ -423,8 +391,8 @@ END_TEST
 
 START_TEST(test_errors) {
     sg_tensor *x = grid(SG_F32, 5, 3);
-    sg_tensor *i7 = itens(SG_I64, SG_SHAPE(2), (const int64_t[]){1, 7});
-    sg_tensor *neg = itens(SG_I32, SG_SHAPE(2), (const int64_t[]){0, -1});
+    sg_tensor *i7 = mk_int(ctx, SG_I64, SG_SHAPE(2), (const int64_t[]){1, 7});
+    sg_tensor *neg = mk_int(ctx, SG_I32, SG_SHAPE(2), (const int64_t[]){0, -1});
     ck_assert_ptr_null(sg_index_select(ctx, x, 0, i7));
     ck_error("sg_index_select: index 7 out of range for axis 0 of size 5");
     ck_assert_ptr_null(sg_index_select(ctx, x, 0, neg));
@@ -438,11 +406,11 @@ START_TEST(test_errors) {
     ck_assert_ptr_null(sg_index_select(ctx, sg_cast(ctx, x, SG_I64), 0, i7));
     ck_error("sg_index_select: input 0 is an int64 tensor; this op takes float32 or float64");
 
-    sg_tensor *g = itens(SG_I64, SG_SHAPE(2, 2), (const int64_t[]){0, 1, 2, 3});
+    sg_tensor *g = mk_int(ctx, SG_I64, SG_SHAPE(2, 2), (const int64_t[]){0, 1, 2, 3});
     ck_assert_ptr_null(sg_gather(ctx, x, 1, g));
     ck_error("sg_gather: index 3 out of range for axis 1 of size 3");
     ck_assert_ptr_null(
-        sg_gather(ctx, x, -2, itens(SG_I64, SG_SHAPE(1, 2), (const int64_t[]){-3, 0})));
+        sg_gather(ctx, x, -2, mk_int(ctx, SG_I64, SG_SHAPE(1, 2), (const int64_t[]){-3, 0})));
     ck_error("sg_gather: index -3 out of range for axis 0 of size 5");
     ck_assert_ptr_null(sg_gather(ctx, x, 0, i7));
     ck_error("sg_gather: index of shape (2,) has 1 dimensions, x of shape (5, 3) has 2");
@@ -458,10 +426,10 @@ START_TEST(test_errors) {
     ck_error("sg_take_along_axis: index of shape (2,) does not broadcast against x of shape "
              "(5, 3) outside axis 0");
     ck_assert_ptr_null(
-        sg_take_along_axis(ctx, x, 1, itens(SG_I64, SG_SHAPE(1, 1), (const int64_t[]){3})));
+        sg_take_along_axis(ctx, x, 1, mk_int(ctx, SG_I64, SG_SHAPE(1, 1), (const int64_t[]){3})));
     ck_error("sg_take_along_axis: index 3 out of range for axis 1 of size 3");
 
-    sg_tensor *c = itens(SG_I32, SG_SHAPE(2), (const int64_t[]){1, 0});
+    sg_tensor *c = mk_int(ctx, SG_I32, SG_SHAPE(2), (const int64_t[]){1, 0});
     ck_assert_ptr_null(sg_where(ctx, c, x, x));
     ck_error("sg_where: shapes (2,) (cond), (5, 3) (a) and (5, 3) (b) do not broadcast");
     ck_assert_ptr_null(sg_where(ctx, c, c, c));
@@ -506,35 +474,23 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("ops_index");
-    struct {
-        const char *name;
-        const TTest *tests[12];
-    } groups[] = {
-        {"values",
-         {test_index_select_values, test_gather_values, test_take_along_axis_values,
-          test_where_values, test_max_min_values, test_backward_values, NULL}},
-        {"torch",
-         {test_fixture_gather_index_select, test_fixture_max_min, test_fixture_where, NULL}},
-        {"grad", {test_gradcheck, NULL}},
-        {"errors", {test_errors, NULL}},
-    };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 120);
-        for (int i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ck_tcase tcases[] = {
+        {"values",
+         120,
+         {{test_index_select_values, 1},
+          {test_gather_values, 1},
+          {test_take_along_axis_values, 1},
+          {test_where_values, 1},
+          {test_max_min_values, 1},
+          {test_backward_values, 1}}},
+        {"torch",
+         120,
+         {{test_fixture_gather_index_select, 1},
+          {test_fixture_max_min, 1},
+          {test_fixture_where, 1}}},
+        {"grad", 120, {{test_gradcheck, 1}}},
+        {"errors", 120, {{test_errors, 1}}},
+    };
+    return CK_RUN("ops_index", tcases, setup, teardown);
 }

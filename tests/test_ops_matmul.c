@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "cksuite.h"
 #include "optest.h"
 
 /* To check that sg_set_num_threads reaches BLIS (blis.h comes in with -isystem). */
@@ -630,41 +631,32 @@ START_TEST(test_grad_param_transpose_copy) {
 }
 END_TEST
 
-static Suite *matmul_suite(void) {
-    Suite *s = suite_create("ops_matmul");
-    TCase *tc = tcase_create("forward");
-    tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_hand_values, 0, 2);
-    tcase_add_loop_test(tc, test_many_shapes, 0, 2);
-    tcase_add_loop_test(tc, test_empty, 0, 2);
-    tcase_add_loop_test(tc, test_transposed_operands, 0, 2);
-    tcase_add_loop_test(tc, test_sliced_operands, 0, 2);
-    tcase_add_loop_test(tc, test_expanded_operand, 0, 2);
-    tcase_add_loop_test(tc, test_batched, 0, 2);
-    tcase_add_loop_test(tc, test_broadcast_batch, 0, 2);
-    tcase_add_test(tc, test_errors);
-    tcase_add_test(tc, test_threads);
-    tcase_add_test(tc, test_threads_default);
-    suite_add_tcase(s, tc);
-    TCase *tg = tcase_create("backward");
-    tcase_set_timeout(tg, 600);
-    tcase_add_loop_test(tg, test_grad_plain, 0, 2);
-    tcase_add_loop_test(tg, test_grad_views, 0, 2);
-    tcase_add_loop_test(tg, test_grad_batched, 0, 2);
-    tcase_add_loop_test(tg, test_grad_broadcast_batch, 0, 2);
-    tcase_add_loop_test(tg, test_grad_reused, 0, 2);
-    tcase_add_loop_test(tg, test_grad_lstm_step, 0, 2);
-    tcase_add_loop_test(tg, test_backward_hand, 0, 2);
-    tcase_add_loop_test(tg, test_addmm, 0, 2);
-    tcase_add_loop_test(tg, test_grad_param_transpose_copy, 0, 2);
-    suite_add_tcase(s, tg);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(matmul_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"forward",
+         600,
+         {{test_hand_values, 2},
+          {test_many_shapes, 2},
+          {test_empty, 2},
+          {test_transposed_operands, 2},
+          {test_sliced_operands, 2},
+          {test_expanded_operand, 2},
+          {test_batched, 2},
+          {test_broadcast_batch, 2},
+          {test_errors, 1},
+          {test_threads, 1},
+          {test_threads_default, 1}}},
+        {"backward",
+         600,
+         {{test_grad_plain, 2},
+          {test_grad_views, 2},
+          {test_grad_batched, 2},
+          {test_grad_broadcast_batch, 2},
+          {test_grad_reused, 2},
+          {test_grad_lstm_step, 2},
+          {test_backward_hand, 2},
+          {test_addmm, 2},
+          {test_grad_param_transpose_copy, 2}}},
+    };
+    return CK_RUN("ops_matmul", tcases, NULL, NULL);
 }

@@ -11,19 +11,12 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "cksuite.h"
 #include "fixtures/norm.h"
 #include "optest.h"
+#include "tensortest.h"
 
 #define DT(i) ((i) ? SG_F64 : SG_F32)
-
-/* A contiguous tensor of dtype dt holding v[0..numel). */
-static sg_tensor *mk(sg_ctx *ctx, sg_dtype dt, int nd, const int64_t *shape, const double *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        sg_set_flat(t, i, v[i]);
-    return t;
-}
 
 /* Every element of t within rtol (relative to max(1, |want|)) of want[]. */
 static void expect_near(const sg_tensor *t, const double *want, int64_t n, double rtol,
@@ -321,23 +314,16 @@ START_TEST(errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("ops_norm");
-    TCase *tc = tcase_create("layer_norm");
-    tcase_add_loop_test(tc, torch_fixture, 0, 2);
-    tcase_add_test(tc, gradcheck_cases);
-    tcase_add_test(tc, float32_matches_float64);
-    tcase_add_loop_test(tc, constant_rows, 0, 2);
-    tcase_add_loop_test(tc, nan_and_empty, 0, 2);
-    tcase_add_test(tc, errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"layer_norm",
+         0,
+         {{torch_fixture, 2},
+          {gradcheck_cases, 1},
+          {float32_matches_float64, 1},
+          {constant_rows, 2},
+          {nan_and_empty, 2},
+          {errors, 1}}},
+    };
+    return CK_RUN("ops_norm", tcases, NULL, NULL);
 }

@@ -13,18 +13,11 @@
 
 #include "autograd.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
+#include "tensortest.h"
 
 static const sg_dtype dts[2] = {SG_F32, SG_F64};
-
-/* A tensor of dtype dt holding v[] (row-major). */
-static sg_tensor *tens(sg_dtype dt, int nd, const int64_t *shape, const double *v) {
-    sg_tensor *t = sg_tensor_new(ctx, dt, nd, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++)
-        ck_assert_int_eq(sg_set_flat(t, i, v[i]), 0);
-    return t;
-}
 
 /* x[i, j, k] = 12 i + 4 j + k, shape (2, 3, 4). */
 static sg_tensor *iota234(sg_dtype dt) {
@@ -32,26 +25,7 @@ static sg_tensor *iota234(sg_dtype dt) {
     return sg_reshape(ctx, a, SG_SHAPE(2, 3, 4));
 }
 
-static void expect_shape(const sg_tensor *t, int nd, const int64_t *shape) {
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(t->ndim, nd);
-    for (int d = 0; d < nd; d++)
-        ck_assert_int_eq(t->shape[d], shape[d]);
-}
-
 /* |t[i] - v[i]| <= tol * max(1, |v[i]|) for every element (NaN matches NaN). */
-static void expect_vals(const sg_tensor *t, const double *v, double tol) {
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < sg_numel(t); i++) {
-        double a = sg_get_flat(t, i);
-        if (isnan(v[i])) {
-            ck_assert_msg(isnan(a), "element %lld: got %.17g, want NaN", (long long)i, a);
-            continue;
-        }
-        ck_assert_msg(fabs(a - v[i]) <= tol * fmax(1.0, fabs(v[i])),
-                      "element %lld: got %.17g, want %.17g", (long long)i, a, v[i]);
-    }
-}
 
 /* Labels lab[0..n) as an int32 tensor (n,) of context c. */
 static sg_tensor *lt(sg_ctx *c, const int32_t *lab, int64_t n) {
@@ -79,7 +53,7 @@ START_TEST(test_sum_all) {
         ck_assert_double_eq(scalar(sg_sum(ctx, sg_transpose(ctx, x, 0, 2))), 276.0);
         /* sum over i, j of (12i + 4j + 1) + (12i + 4j + 2) = 2 * 60 + 6 * 3 */
         ck_assert_double_eq(scalar(sg_sum(ctx, sg_slice(ctx, x, 2, 1, 2))), 138.0);
-        sg_tensor *r = tens(dt, SG_SHAPE(3), (const double[]){1, 2, 3});
+        sg_tensor *r = mk(ctx, dt, SG_SHAPE(3), (const double[]){1, 2, 3});
         ck_assert_double_eq(scalar(sg_sum(ctx, sg_expand(ctx, r, SG_SHAPE(4, 3)))), 24.0);
         /* 0-d and empty inputs. */
         ck_assert_double_eq(scalar(sg_sum(ctx, sg_scalar(ctx, dt, -2.5))), -2.5);
@@ -150,9 +124,9 @@ START_TEST(test_sum_axis_values) {
         expect_shape(s, SG_SHAPE(4, 3));
         expect_vals(s, (const double[]){12, 20, 28, 14, 22, 30, 16, 24, 32, 18, 26, 34}, 0);
         /* 1-D to 0-d, a stride-0 expand, and an empty axis (sums are 0). */
-        s = sg_sum_axis(ctx, tens(dt, SG_SHAPE(3), (const double[]){1, 2, 4}), 0, false);
+        s = sg_sum_axis(ctx, mk(ctx, dt, SG_SHAPE(3), (const double[]){1, 2, 4}), 0, false);
         ck_assert_double_eq(scalar(s), 7);
-        sg_tensor *r = tens(dt, SG_SHAPE(3), (const double[]){1, 2, 3});
+        sg_tensor *r = mk(ctx, dt, SG_SHAPE(3), (const double[]){1, 2, 3});
         s = sg_sum_axis(ctx, sg_expand(ctx, r, SG_SHAPE(4, 3)), 0, false);
         expect_vals(s, (const double[]){4, 8, 12}, 0);
         s = sg_sum_axis(ctx, sg_zeros(ctx, dt, SG_SHAPE(2, 0)), 1, false);
@@ -172,10 +146,11 @@ START_TEST(test_sum_backward_values) {
         sg_tensor *x = sg_set_requires_grad(sg_zeros(ctx, dt, SG_SHAPE(2, 3)), true);
         sg_tensor *s = sg_sum_axis(ctx, x, 0, false);
         ck_assert_int_eq(s->op, SG_OP_SUM);
-        ck_assert_int_eq(sg_backward(ctx, s, tens(dt, SG_SHAPE(3), (const double[]){1, 2, 3})), 0);
+        ck_assert_int_eq(sg_backward(ctx, s, mk(ctx, dt, SG_SHAPE(3), (const double[]){1, 2, 3})),
+                         0);
         expect_vals(x->grad, (const double[]){1, 2, 3, 1, 2, 3}, 0);
         s = sg_sum_axis(ctx, x, 1, true);
-        ck_assert_int_eq(sg_backward(ctx, s, tens(dt, SG_SHAPE(2, 1), (const double[]){10, 20})),
+        ck_assert_int_eq(sg_backward(ctx, s, mk(ctx, dt, SG_SHAPE(2, 1), (const double[]){10, 20})),
                          0);
         expect_vals(x->grad, (const double[]){11, 12, 13, 21, 22, 23}, 0);
         ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, x), NULL), 0);
@@ -208,7 +183,7 @@ START_TEST(test_softmax_values) {
     const int64_t sh[3] = {2, 3, 4};
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
-        sg_tensor *x = tens(dt, 3, sh, v);
+        sg_tensor *x = mk(ctx, dt, 3, sh, v);
         for (int axis = 0; axis < 3; axis++) {
             ref_softmax3(sh, v, axis, ref);
             for (int i = 0; i < 24; i++)
@@ -264,9 +239,9 @@ START_TEST(test_softmax_backward_values) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
         double tol = tol_of(dt);
-        sg_tensor *x = tens(dt, SG_SHAPE(1, 3), (const double[]){0, log(2.0), log(3.0)});
+        sg_tensor *x = mk(ctx, dt, SG_SHAPE(1, 3), (const double[]){0, log(2.0), log(3.0)});
         sg_set_requires_grad(x, true);
-        sg_tensor *g = tens(dt, SG_SHAPE(1, 3), (const double[]){1, 0, 0});
+        sg_tensor *g = mk(ctx, dt, SG_SHAPE(1, 3), (const double[]){1, 0, 0});
         ck_assert_int_eq(sg_backward(ctx, sg_softmax(ctx, x, 1), g), 0);
         expect_vals(x->grad, (const double[]){5.0 / 36, -2.0 / 36, -3.0 / 36}, tol);
         sg_zero_grad(x);
@@ -284,7 +259,7 @@ START_TEST(test_stability_extreme_logits) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
         sg_tensor *x =
-            tens(dt, SG_SHAPE(2, 3), (const double[]){1000, -1000, 0, -1000, -1000, -1000});
+            mk(ctx, dt, SG_SHAPE(2, 3), (const double[]){1000, -1000, 0, -1000, -1000, -1000});
         sg_set_requires_grad(x, true);
         expect_vals(sg_softmax(ctx, x, 1), (const double[]){1, 0, 0, 1 / 3., 1 / 3., 1 / 3.},
                     tol_of(dt));
@@ -317,8 +292,8 @@ START_TEST(test_stability_bce) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
         for (int i = 0; i < 4; i++) {
-            sg_tensor *x = sg_set_requires_grad(tens(dt, SG_SHAPE(1), &xs[i]), true);
-            sg_tensor *z = tens(dt, SG_SHAPE(1), &zs[i]);
+            sg_tensor *x = sg_set_requires_grad(mk(ctx, dt, SG_SHAPE(1), &xs[i]), true);
+            sg_tensor *z = mk(ctx, dt, SG_SHAPE(1), &zs[i]);
             double v = scalar(sg_bce_with_logits(ctx, x, z));
             ck_assert(isfinite(v));
             if (dt == SG_F64)
@@ -333,8 +308,8 @@ START_TEST(test_stability_bce) {
         double x4[4], z4[4];
         memcpy(x4, xs, sizeof x4);
         memcpy(z4, zs, sizeof z4);
-        double m = scalar(
-            sg_bce_with_logits(ctx, tens(dt, SG_SHAPE(2, 2), x4), tens(dt, SG_SHAPE(2, 2), z4)));
+        double m = scalar(sg_bce_with_logits(ctx, mk(ctx, dt, SG_SHAPE(2, 2), x4),
+                                             mk(ctx, dt, SG_SHAPE(2, 2), z4)));
         ck_assert_double_eq_tol(m, 50.0, 1e-13);
         ck_no_error();
     }
@@ -349,7 +324,7 @@ START_TEST(test_cross_entropy_value) {
         sg_dtype dt = dts[di];
         double tol = tol_of(dt);
         const double v[6] = {1, 2, 3, 1, 1, 1};
-        sg_tensor *x = sg_set_requires_grad(tens(dt, SG_SHAPE(2, 3), v), true);
+        sg_tensor *x = sg_set_requires_grad(mk(ctx, dt, SG_SHAPE(2, 3), v), true);
         const int32_t lab[2] = {2, 0};
         sg_tensor *labt = lt(ctx, lab, 2);
         sg_tensor *ce = sg_cross_entropy(ctx, x, labt);
@@ -363,7 +338,7 @@ START_TEST(test_cross_entropy_value) {
                                      1 / 6., 1 / 6.},
                     tol);
         /* The same logits as a transposed view of a (3, 2) tensor. */
-        sg_tensor *b = tens(dt, SG_SHAPE(3, 2), (const double[]){1, 1, 2, 1, 3, 1});
+        sg_tensor *b = mk(ctx, dt, SG_SHAPE(3, 2), (const double[]){1, 1, 2, 1, 3, 1});
         ck_assert_double_eq_tol(
             scalar(sg_cross_entropy(ctx, sg_transpose(ctx, b, 0, 1), lt(ctx, lab, 2))),
             ((lse0 - 3) + log(3.0)) / 2, tol);
@@ -382,9 +357,9 @@ START_TEST(test_bce_value) {
         sg_dtype dt = dts[di];
         double tol = tol_of(dt);
         sg_tensor *x =
-            sg_set_requires_grad(tens(dt, SG_SHAPE(3), (const double[]){0, 1, -2}), true);
+            sg_set_requires_grad(mk(ctx, dt, SG_SHAPE(3), (const double[]){0, 1, -2}), true);
         sg_tensor *z =
-            sg_set_requires_grad(tens(dt, SG_SHAPE(3), (const double[]){.5, 1, 0}), true);
+            sg_set_requires_grad(mk(ctx, dt, SG_SHAPE(3), (const double[]){.5, 1, 0}), true);
         sg_tensor *l = sg_bce_with_logits(ctx, x, z);
         ck_assert_int_eq(l->op, SG_OP_BCE_LOGITS);
         double want = (log(2.0) + log1p(exp(-1.0)) + log1p(exp(-2.0))) / 3;
@@ -394,8 +369,8 @@ START_TEST(test_bce_value) {
         expect_vals(x->grad, (const double[]){0, (s1 - 1) / 3, s2 / 3}, tol);
         expect_vals(z->grad, (const double[]){0, -1 / 3., 2 / 3.}, tol);
         /* Strided: x transposed (3, 2) -> (2, 3), z an expanded row. */
-        sg_tensor *xb = tens(dt, SG_SHAPE(3, 2), (const double[]){0, 0, 1, 1, -2, -2});
-        sg_tensor *zr = tens(dt, SG_SHAPE(3), (const double[]){.5, 1, 0});
+        sg_tensor *xb = mk(ctx, dt, SG_SHAPE(3, 2), (const double[]){0, 0, 1, 1, -2, -2});
+        sg_tensor *zr = mk(ctx, dt, SG_SHAPE(3), (const double[]){.5, 1, 0});
         l = sg_bce_with_logits(ctx, sg_transpose(ctx, xb, 0, 1),
                                sg_expand(ctx, zr, SG_SHAPE(2, 3)));
         ck_assert_double_eq_tol(scalar(l), want, tol);
@@ -638,8 +613,8 @@ START_TEST(test_mse_values) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
         sg_tensor *p =
-            sg_set_requires_grad(tens(dt, SG_SHAPE(4, 1), (const double[]){1, 2, 3, 4}), true);
-        sg_tensor *t = tens(dt, SG_SHAPE(4, 1), (const double[]){0, 2, 5, 1});
+            sg_set_requires_grad(mk(ctx, dt, SG_SHAPE(4, 1), (const double[]){1, 2, 3, 4}), true);
+        sg_tensor *t = mk(ctx, dt, SG_SHAPE(4, 1), (const double[]){0, 2, 5, 1});
         sg_tensor *l = sg_mse_loss(ctx, p, t);
         ck_assert_double_eq_tol(scalar(l), (1 + 0 + 4 + 9) / 4.0, tol_of(dt));
         ck_assert_int_eq(sg_backward(ctx, l, NULL), 0);
@@ -656,7 +631,7 @@ START_TEST(test_accumulate) {
     for (int di = 0; di < 2; di++) {
         sg_dtype dt = dts[di];
         sg_tensor *x = sg_set_requires_grad(
-            tens(dt, SG_SHAPE(2, 3), (const double[]){1, 2, 3, 1, 1, 1}), true);
+            mk(ctx, dt, SG_SHAPE(2, 3), (const double[]){1, 2, 3, 1, 1, 1}), true);
         ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, x), NULL), 0);
         const int32_t lab[2] = {2, 0};
         sg_tensor *ce = sg_cross_entropy(ctx, x, lt(ctx, lab, 2));
@@ -765,37 +740,29 @@ START_TEST(test_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("ops_reduce");
-    struct {
-        const char *name;
-        const TTest *tests[12];
-    } groups[] = {
-        {"values",
-         {test_sum_all, test_sum_f32_accumulates_in_double, test_sum_axis_values,
-          test_sum_backward_values, test_softmax_values, test_softmax_backward_values,
-          test_cross_entropy_value, test_bce_value, NULL}},
-        {"stability", {test_stability_extreme_logits, test_stability_bce, NULL}},
-        {"grad",
-         {test_strided_leaf_grads, test_gradcheck_core, test_accumulate, test_no_grad, NULL}},
-        {"errors", {test_errors, NULL}},
-        {"composite", {test_mean_values, test_mse_values, test_gradcheck_composite, NULL}},
-    };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 120);
-        for (int i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    const ck_tcase tcases[] = {
+        {"values",
+         120,
+         {{test_sum_all, 1},
+          {test_sum_f32_accumulates_in_double, 1},
+          {test_sum_axis_values, 1},
+          {test_sum_backward_values, 1},
+          {test_softmax_values, 1},
+          {test_softmax_backward_values, 1},
+          {test_cross_entropy_value, 1},
+          {test_bce_value, 1}}},
+        {"stability", 120, {{test_stability_extreme_logits, 1}, {test_stability_bce, 1}}},
+        {"grad",
+         120,
+         {{test_strided_leaf_grads, 1},
+          {test_gradcheck_core, 1},
+          {test_accumulate, 1},
+          {test_no_grad, 1}}},
+        {"errors", 120, {{test_errors, 1}}},
+        {"composite",
+         120,
+         {{test_mean_values, 1}, {test_mse_values, 1}, {test_gradcheck_composite, 1}}},
+    };
+    return CK_RUN("ops_reduce", tcases, setup, teardown);
 }

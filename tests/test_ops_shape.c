@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "autograd/autograd.h"
+#include "cksuite.h"
 #include "optest.h"
 
 #define DT(i) ((i) ? SG_F64 : SG_F32)
@@ -688,35 +689,24 @@ START_TEST(test_big_slice_retained) {
 }
 END_TEST
 
-static Suite *shape_suite(void) {
-    Suite *s = suite_create("ops_shape");
-    TCase *tv = tcase_create("views");
-    tcase_add_loop_test(tv, test_view_layouts, 0, 2);
-    tcase_add_loop_test(tv, test_views_write_through, 0, 2);
-    tcase_add_test(tv, test_view_errors);
-    tcase_add_loop_test(tv, test_contiguous, 0, 2);
-    suite_add_tcase(s, tv);
-    TCase *tc = tcase_create("concat");
-    tcase_add_loop_test(tc, test_concat_axes, 0, 2);
-    tcase_add_loop_test(tc, test_concat_n, 0, 2);
-    tcase_add_loop_test(tc, test_concat_strided, 0, 2);
-    tcase_add_loop_test(tc, test_stack, 0, 2);
-    tcase_add_test(tc, test_concat_stack_errors);
-    tcase_add_test(tc, test_gradcheck_big_slices);
-    tcase_add_loop_test(tc, test_big_slice_retained, 0, 2);
-    suite_add_tcase(s, tc);
-    TCase *tg = tcase_create("backward");
-    tcase_set_timeout(tg, 600);
-    tcase_add_loop_test(tg, test_backward_hand, 0, 2);
-    tcase_add_loop_test(tg, test_gradcheck_views, 0, 2);
-    suite_add_tcase(s, tg);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(shape_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"views",
+         0,
+         {{test_view_layouts, 2},
+          {test_views_write_through, 2},
+          {test_view_errors, 1},
+          {test_contiguous, 2}}},
+        {"concat",
+         0,
+         {{test_concat_axes, 2},
+          {test_concat_n, 2},
+          {test_concat_strided, 2},
+          {test_stack, 2},
+          {test_concat_stack_errors, 1},
+          {test_gradcheck_big_slices, 1},
+          {test_big_slice_retained, 2}}},
+        {"backward", 600, {{test_backward_hand, 2}, {test_gradcheck_views, 2}}},
+    };
+    return CK_RUN("ops_shape", tcases, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include "optim/optim.h"
 #include "tensor/tensor.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 
 static const sg_dtype DTYPES[2] = {SG_F64, SG_F32};
@@ -831,33 +832,25 @@ START_TEST(test_misc_errors) {
 }
 END_TEST
 
-static Suite *optim_suite(void) {
-    Suite *s = suite_create("optim");
-    TCase *tc = tcase_create("optim");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_trajectory, 0, 2 * NCASES);
-    tcase_add_loop_test(tc, test_mixed_dtypes, 0, NCASES);
-    tcase_add_loop_test(tc, test_clip_grad_norm, 0, 2);
-    tcase_add_loop_test(tc, test_clip_grad_value, 0, 2);
-    tcase_add_test(tc, test_state_names);
-    tcase_add_loop_test(tc, test_restore, 0, 2 * NCASES);
-    tcase_add_loop_test(tc, test_skip_no_grad, 0, 2);
-    tcase_add_loop_test(tc, test_nonfinite_grad, 0, 4);
-    tcase_add_test(tc, test_zero_grad);
-    tcase_add_test(tc, test_lr);
-    tcase_add_test(tc, test_adam_defaults);
-    tcase_add_test(tc, test_schedules);
-    tcase_add_test(tc, test_option_errors);
-    tcase_add_test(tc, test_list_errors);
-    tcase_add_test(tc, test_misc_errors);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(optim_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"optim",
+         0,
+         {{test_trajectory, 2 * NCASES},
+          {test_mixed_dtypes, NCASES},
+          {test_clip_grad_norm, 2},
+          {test_clip_grad_value, 2},
+          {test_state_names, 1},
+          {test_restore, 2 * NCASES},
+          {test_skip_no_grad, 2},
+          {test_nonfinite_grad, 4},
+          {test_zero_grad, 1},
+          {test_lr, 1},
+          {test_adam_defaults, 1},
+          {test_schedules, 1},
+          {test_option_errors, 1},
+          {test_list_errors, 1},
+          {test_misc_errors, 1}}},
+    };
+    return CK_RUN("optim", tcases, setup, teardown);
 }

@@ -28,6 +28,7 @@
 #endif
 #define FIXTURE(name) SG_SOURCE_DIR "/tests/fixtures/st/" name ".safetensors"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 
 /* ---- shared with gen_safetensors.py -------------------------------------------------- */
@@ -1180,40 +1181,44 @@ START_TEST(test_oom) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("safetensors");
-    struct {
-        const char *name;
-        const TTest *tests[12];
-    } groups[] = {
-        {"roundtrip",
-         {test_roundtrip_f32, test_roundtrip_f64, test_roundtrip_ints, test_exact_bytes}},
-        {"python",
-         {test_python_shapes, test_python_specials_meta, test_python_unordered,
-          test_python_refused}},
-        {"corrupt",
-         {test_corrupt_lengths, test_corrupt_json, test_corrupt_entries, test_corrupt_shapes,
-          test_corrupt_offsets, test_corrupt_names_meta, test_corrupt_every_truncation}},
-        {"files", {test_load_errors, test_accessors, test_save_errors, test_atomic_save}},
-        {"oom", {test_oom}},
-        {"hostile",
-         {test_shape_overflow, test_header_utf8, test_number_syntax, test_names_in_messages,
-          test_special_files, test_tmp_leftovers}},
-    };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        for (int i = 0; i < 12 && groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"roundtrip",
+         0,
+         {{test_roundtrip_f32, 1},
+          {test_roundtrip_f64, 1},
+          {test_roundtrip_ints, 1},
+          {test_exact_bytes, 1}}},
+        {"python",
+         0,
+         {{test_python_shapes, 1},
+          {test_python_specials_meta, 1},
+          {test_python_unordered, 1},
+          {test_python_refused, 1}}},
+        {"corrupt",
+         0,
+         {{test_corrupt_lengths, 1},
+          {test_corrupt_json, 1},
+          {test_corrupt_entries, 1},
+          {test_corrupt_shapes, 1},
+          {test_corrupt_offsets, 1},
+          {test_corrupt_names_meta, 1},
+          {test_corrupt_every_truncation, 1}}},
+        {"files",
+         0,
+         {{test_load_errors, 1},
+          {test_accessors, 1},
+          {test_save_errors, 1},
+          {test_atomic_save, 1}}},
+        {"oom", 0, {{test_oom, 1}}},
+        {"hostile",
+         0,
+         {{test_shape_overflow, 1},
+          {test_header_utf8, 1},
+          {test_number_syntax, 1},
+          {test_names_in_messages, 1},
+          {test_special_files, 1},
+          {test_tmp_leftovers, 1}}},
+    };
+    return CK_RUN("safetensors", tcases, setup, teardown);
 }

@@ -9,6 +9,7 @@
 
 #include "autograd.h"
 
+#include "cksuite.h"
 #include "ctxtest.h"
 
 #define V 6
@@ -302,15 +303,16 @@ START_TEST(test_errors) {
 END_TEST
 
 int main(void) {
-    const TTest *const tests[] = {test_temperature_freqs,
-                                         test_top_k,
-                                         test_top_p,
-                                         test_infinities,
-                                         test_greedy,
-                                         test_draw_rule,
-                                         test_seed_determinism,
-                                         test_batch_rows,
-                                         test_errors,
-                                         NULL};
-    return ck_run_tests("sample", tests);
+    const ck_tcase tcases[] = {{"sample",
+                                120,
+                                {{test_temperature_freqs, 1},
+                                 {test_top_k, 1},
+                                 {test_top_p, 1},
+                                 {test_infinities, 1},
+                                 {test_greedy, 1},
+                                 {test_draw_rule, 1},
+                                 {test_seed_determinism, 1},
+                                 {test_batch_rows, 1},
+                                 {test_errors, 1}}}};
+    return CK_RUN("sample", tcases, setup, teardown);
 }

@@ -23,6 +23,7 @@
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
+#include "cksuite.h"
 #include "errtest.h"
 
 /* The context's error must contain `part`. */
@@ -1978,81 +1979,68 @@ START_TEST(test_int_refused_by_float_ops) {
 }
 END_TEST
 
-static Suite *tensor_suite(void) {
-    Suite *s = suite_create("tensor");
-    TCase *tc = tcase_create("views");
-    tcase_add_loop_test(tc, test_reshape_view, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_permute_transpose, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_slice, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_select, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_split, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_expand, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_write_through_views, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_contiguous, SG_F32, SG_F64 + 1);
-    tcase_add_test(tc, test_views_record);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("creation");
-    tcase_add_loop_test(tc, test_create_fill, SG_F32, SG_F64 + 1);
-    tcase_add_loop_test(tc, test_arange, SG_F32, SG_F64 + 1);
-    tcase_add_test(tc, test_from_data_wrap);
-    tcase_add_test(tc, test_inspection);
-    tcase_add_loop_test(tc, test_copy_axpy, SG_F32, SG_F64 + 1);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("arena");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_arena_5000_small);
-    tcase_add_test(tc, test_arena_peak_stable);
-    tcase_add_test(tc, test_arena_growth_coalesce);
-    tcase_add_test(tc, test_persistent_survive_reset);
-    tcase_add_test(tc, test_tensor_free);
-    tcase_add_test(tc, test_stale_after_reset);
-    tcase_add_loop_test(tc, test_stale_after_reset_reused, 0, 4);
-    tcase_add_test(tc, test_stale_generation_64bit);
-    tcase_add_test(tc, test_stale_same_work_later);
-    tcase_add_loop_test(tc, test_stale_two_resets_same_address, 0, 6);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("oom");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_oom_ctx_new);
-    tcase_add_test(tc, test_oom_ctx_new_size_overflow);
-    tcase_add_test(tc, test_oom_param);
-    tcase_add_test(tc, test_oom_arena);
-    tcase_add_test(tc, test_oom_arena_huge_request);
-    tcase_add_test(tc, test_oom_reset_coalesce);
-    tcase_add_test(tc, test_allocator_shim);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("errors");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_err_reshape);
-    tcase_add_test(tc, test_err_reshape_overflow);
-    tcase_add_test(tc, test_err_permute_transpose);
-    tcase_add_test(tc, test_err_slice_select);
-    tcase_add_test(tc, test_err_split);
-    tcase_add_test(tc, test_err_expand);
-    tcase_add_test(tc, test_err_expand_negative);
-    tcase_add_test(tc, test_err_index_overflow);
-    tcase_add_test(tc, test_err_creation);
-    tcase_add_test(tc, test_overflow_creation);
-    tcase_add_test(tc, test_overflow_views_ops);
-    tcase_add_test(tc, test_err_access);
-    tcase_add_test(tc, test_err_copy_axpy);
-    tcase_add_test(tc, test_null_propagation);
-    tcase_add_test(tc, test_null_arguments);
-    tcase_add_test(tc, test_int_create_views_print);
-    tcase_add_test(tc, test_int_cast);
-    tcase_add_test(tc, test_int_refused_by_float_ops);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(tensor_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    /* SG_F64 + 1 runs: _i is the dtype, SG_F32 (0) then SG_F64 */
+    const ck_tcase tcases[] = {
+        {"views",
+         0,
+         {{test_reshape_view, SG_F64 + 1},
+          {test_permute_transpose, SG_F64 + 1},
+          {test_slice, SG_F64 + 1},
+          {test_select, SG_F64 + 1},
+          {test_split, SG_F64 + 1},
+          {test_expand, SG_F64 + 1},
+          {test_write_through_views, SG_F64 + 1},
+          {test_contiguous, SG_F64 + 1},
+          {test_views_record, 1}}},
+        {"creation",
+         0,
+         {{test_create_fill, SG_F64 + 1},
+          {test_arange, SG_F64 + 1},
+          {test_from_data_wrap, 1},
+          {test_inspection, 1},
+          {test_copy_axpy, SG_F64 + 1}}},
+        {"arena",
+         60,
+         {{test_arena_5000_small, 1},
+          {test_arena_peak_stable, 1},
+          {test_arena_growth_coalesce, 1},
+          {test_persistent_survive_reset, 1},
+          {test_tensor_free, 1},
+          {test_stale_after_reset, 1},
+          {test_stale_after_reset_reused, 4},
+          {test_stale_generation_64bit, 1},
+          {test_stale_same_work_later, 1},
+          {test_stale_two_resets_same_address, 6}}},
+        {"oom",
+         60,
+         {{test_oom_ctx_new, 1},
+          {test_oom_ctx_new_size_overflow, 1},
+          {test_oom_param, 1},
+          {test_oom_arena, 1},
+          {test_oom_arena_huge_request, 1},
+          {test_oom_reset_coalesce, 1},
+          {test_allocator_shim, 1}}},
+        {"errors",
+         60,
+         {{test_err_reshape, 1},
+          {test_err_reshape_overflow, 1},
+          {test_err_permute_transpose, 1},
+          {test_err_slice_select, 1},
+          {test_err_split, 1},
+          {test_err_expand, 1},
+          {test_err_expand_negative, 1},
+          {test_err_index_overflow, 1},
+          {test_err_creation, 1},
+          {test_overflow_creation, 1},
+          {test_overflow_views_ops, 1},
+          {test_err_access, 1},
+          {test_err_copy_axpy, 1},
+          {test_null_propagation, 1},
+          {test_null_arguments, 1},
+          {test_int_create_views_print, 1},
+          {test_int_cast, 1},
+          {test_int_refused_by_float_ops, 1}}},
+    };
+    return CK_RUN("tensor", tcases, NULL, NULL);
 }

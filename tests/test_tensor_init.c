@@ -9,6 +9,7 @@
 
 #include "autograd.h" /* the views (sg_slice, sg_transpose, ...) record on the tape */
 
+#include "cksuite.h"
 #include "ctxtest.h"
 
 /* All values of t in row-major order (sg_free the result). */
@@ -948,49 +949,41 @@ START_TEST(test_compare_nonfinite) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("tensor_init");
-    struct {
-        const char *name;
-        const TTest *tests[12];
-    } groups[] = {
-        {"rng",
-         {test_rng_known_values, test_rng_reproducible, test_rng_uniform_range,
-          test_rng_normal_moments, test_rng_below}},
-        {"init",
-         {test_init_names, test_init_defaults, test_init_fans, test_truncation_constant,
-          test_init_constant_kinds, test_init_uniform_stats, test_init_normal_stats,
-          test_init_reproducible_and_strided, test_init_orthogonal, test_init_errors,
-          test_rand_creators}},
-        {"print",
-         {test_print_small, test_print_digits, test_print_nonfinite, test_print_summary,
-          test_print_file_and_bad_input}},
-        {"compare", {test_compare, test_compare_nonfinite}},
-    };
-    /* Its own tcase with a short timeout: a generator that loops fails here, not after
-     * CK_DEFAULT_TIMEOUT. */
-    TCase *zero = tcase_create("rng_zero_state");
-    tcase_add_checked_fixture(zero, setup, teardown);
-    tcase_set_timeout(zero, 30);
-    tcase_add_test(zero, test_rng_zero_state);
-    tcase_add_test(zero, test_rng_state_valid_and_null);
-    suite_add_tcase(s, zero);
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        if (!getenv("CK_DEFAULT_TIMEOUT")) /* Check's 4 s is tight under sanitizers */
-            tcase_set_timeout(tc, 120);
-        for (int i = 0; i < 12 && groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    /* Check's 4 s is tight under sanitizers */
+    const double timeout = getenv("CK_DEFAULT_TIMEOUT") ? 0 : 120;
+    /* rng_zero_state has a short timeout of its own: a generator that loops fails there,
+     * not after CK_DEFAULT_TIMEOUT. */
+    const ck_tcase tcases[] = {
+        {"rng_zero_state", 30, {{test_rng_zero_state, 1}, {test_rng_state_valid_and_null, 1}}},
+        {"rng",
+         timeout,
+         {{test_rng_known_values, 1},
+          {test_rng_reproducible, 1},
+          {test_rng_uniform_range, 1},
+          {test_rng_normal_moments, 1},
+          {test_rng_below, 1}}},
+        {"init",
+         timeout,
+         {{test_init_names, 1},
+          {test_init_defaults, 1},
+          {test_init_fans, 1},
+          {test_truncation_constant, 1},
+          {test_init_constant_kinds, 1},
+          {test_init_uniform_stats, 1},
+          {test_init_normal_stats, 1},
+          {test_init_reproducible_and_strided, 1},
+          {test_init_orthogonal, 1},
+          {test_init_errors, 1},
+          {test_rand_creators, 1}}},
+        {"print",
+         timeout,
+         {{test_print_small, 1},
+          {test_print_digits, 1},
+          {test_print_nonfinite, 1},
+          {test_print_summary, 1},
+          {test_print_file_and_bad_input, 1}}},
+        {"compare", timeout, {{test_compare, 1}, {test_compare_nonfinite, 1}}},
+    };
+    return CK_RUN("tensor_init", tcases, setup, teardown);
 }

@@ -10,6 +10,8 @@
 
 #include "seqgrad.h"
 
+#include "cksuite.h"
+
 enum { B = 6, T = 5, I = 3, H = 4 };
 
 typedef struct {
@@ -118,18 +120,9 @@ START_TEST(test_two_workspaces_one_store) {
 }
 END_TEST
 
-static Suite *threads_suite(void) {
-    Suite *s = suite_create("threads");
-    TCase *tc = tcase_create("store");
-    tcase_add_loop_test(tc, test_two_workspaces_one_store, 0, 2); /* fused, gates */
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(threads_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    const ck_tcase tcases[] = {
+        {"store", 0, {{test_two_workspaces_one_store, 2} /* fused, gates */}},
+    };
+    return CK_RUN("threads", tcases, NULL, NULL);
 }

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cksuite.h"
 #include "progtest.h"
 #include "seqgrad.h"
 
@@ -761,33 +762,6 @@ START_TEST(test_output_write_errors) {
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("train");
-    TCase *learn = tcase_create("learn");
-    tcase_add_checked_fixture(learn, setup, teardown);
-    tcase_set_timeout(learn, 300);
-    tcase_add_loop_test(learn, test_learn, 0, 6);
-    tcase_add_test(learn, test_baselines);
-    suite_add_tcase(s, learn);
-    TCase *resume = tcase_create("resume");
-    tcase_add_checked_fixture(resume, setup, teardown);
-    tcase_set_timeout(resume, 300);
-    tcase_add_loop_test(resume, test_resume, 0, 4);
-    suite_add_tcase(s, resume);
-    TCase *cli = tcase_create("cli");
-    tcase_add_checked_fixture(cli, setup, teardown);
-    tcase_set_timeout(cli, 300);
-    tcase_add_test(cli, test_help);
-    tcase_add_test(cli, test_bad_options);
-    tcase_add_test(cli, test_run_errors);
-    tcase_add_test(cli, test_resume_bad_counters);
-    tcase_add_test(cli, test_start_path_errors);
-    tcase_add_test(cli, test_outputs);
-    tcase_add_test(cli, test_output_write_errors);
-    suite_add_tcase(s, cli);
-    return s;
-}
-
 int main(void) {
     find_program("SG_TRAIN", "train");
     if (access(exe, X_OK) != 0) {
@@ -802,10 +776,20 @@ int main(void) {
         perror("test_train: mkdtemp");
         return EXIT_FAILURE;
     }
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    const ck_tcase tcases[] = {
+        {"learn", 300, {{test_learn, 6}, {test_baselines, 1}}},
+        {"resume", 300, {{test_resume, 4}}},
+        {"cli",
+         300,
+         {{test_help, 1},
+          {test_bad_options, 1},
+          {test_run_errors, 1},
+          {test_resume_bad_counters, 1},
+          {test_start_path_errors, 1},
+          {test_outputs, 1},
+          {test_output_write_errors, 1}}},
+    };
+    int status = CK_RUN("train", tcases, setup, teardown);
     rm_tree(root);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }

@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cksuite.h"
+
 /* ---- ISAs ------------------------------------------------------------------------------ */
 
 static const char *const k_isas[] = {"avx512f", "avx2", "sse4", "scalar"};
@@ -483,42 +485,25 @@ END_TEST
 
 /* ---- suite ----------------------------------------------------------------------------- */
 
-static Suite *vmath_suite(void) {
-    Suite *s = suite_create("vmath");
-
-    TCase *tc = tcase_create("dispatch");
-    tcase_add_test(tc, test_default_isa_is_best);
-    tcase_add_test(tc, test_force_unknown);
-    tcase_add_loop_test(tc, test_force_each, 0, N_ISAS);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("accuracy");
-    tcase_set_timeout(tc, 60); /* generous for sanitizer builds */
-    tcase_add_loop_test(tc, test_exp_f32, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_log_f32, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_tanh_f32, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_tanh_f32_rounding, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_sigmoid_f32, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_exp_f64, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_log_f64, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_tanh_f64, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_sigmoid_f64, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_special_values, 0, N_ISAS);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("layout");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_inplace_and_position, 0, N_ISAS);
-    tcase_add_loop_test(tc, test_zero_length, 0, N_ISAS);
-    suite_add_tcase(s, tc);
-
-    return s;
-}
-
 int main(void) {
-    SRunner *sr = srunner_create(vmath_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    /* 60 s timeouts: generous for sanitizer builds */
+    const ck_tcase tcases[] = {
+        {"dispatch",
+         0,
+         {{test_default_isa_is_best, 1}, {test_force_unknown, 1}, {test_force_each, N_ISAS}}},
+        {"accuracy",
+         60,
+         {{test_exp_f32, N_ISAS},
+          {test_log_f32, N_ISAS},
+          {test_tanh_f32, N_ISAS},
+          {test_tanh_f32_rounding, N_ISAS},
+          {test_sigmoid_f32, N_ISAS},
+          {test_exp_f64, N_ISAS},
+          {test_log_f64, N_ISAS},
+          {test_tanh_f64, N_ISAS},
+          {test_sigmoid_f64, N_ISAS},
+          {test_special_values, N_ISAS}}},
+        {"layout", 60, {{test_inplace_and_position, N_ISAS}, {test_zero_length, N_ISAS}}},
+    };
+    return CK_RUN("vmath", tcases, NULL, NULL);
 }
