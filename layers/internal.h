@@ -16,4 +16,35 @@ int sg__layer_name(sg_ctx *ctx, const sg_store *store, const char *fn, const cha
 int sg__layer_sizes(sg_ctx *ctx, const char *fn, const char *layer, const char *na, int64_t a,
                     const char *nb, int64_t b, const char *table);
 
+/* ---- the recurrent driver's view of a cell (layers/rnn.c drives, layers/cell_*.c step) ----
+ * A cell is one layer and direction's parameters in Keras layout and two functions. */
+typedef struct sg__cell sg__cell;
+typedef struct sg__cell_fns {
+    const char *name; /* Keras' layer name: "lstm", "gru", "simple_rnn" */
+    int gates;        /* G: gate blocks in kernel's columns (4, 3, 1) */
+    int nstate;       /* states carried: 2 (h, c) or 1 (h) */
+    /* Before the time loop: what every step needs from x (B, T, I), computed for all steps
+     * at once (the fused LSTM's x @ kernel + bias, (B, T, G*H), or time-major (T, B, G*H) when
+     * time_major), or x itself for a cell that reads x_t directly (the gates LSTM). NULL with
+     * an error in ctx. */
+    sg_tensor *(*project)(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, bool time_major);
+    /* One step: xp_t is the step's (B, ...) slice of project's result (a cell stepping in
+     * place may write into it); state[0 .. nstate) are the incoming states, NULL for zeros
+     * (whose products the cell skips), replaced by the new ones. 0, or -1 with an error. */
+    int (*step)(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp_t, sg_tensor **state, bool ip);
+} sg__cell_fns;
+
+struct sg__cell {
+    const sg__cell_fns *fns;
+    const sg_rnn_options *opt; /* the layer's options (cell, activations, reset_after, ...) */
+    int64_t in, units;         /* I of this layer (the layer below's output size), H */
+    /* Keras layout; NULL where the layer has none: kernel (in, G*H), recurrent_kernel
+     * (H, G*H), bias (G*H) or for a GRU with reset_after (2, 3H) */
+    sg_tensor *kernel, *recurrent_kernel, *bias;
+    sg_tensor *W[4], *b[4]; /* the gates LSTM: (H + in, H) and (1, H) per gate */
+    sg_tensor *ln_gain[2], *ln_bias[2]; /* layer_norm LSTM: gate pre-activations and cell */
+};
+
+extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__gru_fns, sg__rnn_fns;
+
 #endif

@@ -104,6 +104,95 @@ int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *lstm, const sg_tensor *weight_ih,
 /* Copy the function of `src` into `dst` (any implementations, same sizes). */
 int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src);
 
+/* ---- the recurrent family: one driver, three cells -------------------------------------
+ * sg_rnn is the general recurrent layer (PyTorch's nn.LSTM / nn.GRU / nn.RNN and Keras'
+ * LSTM / GRU / SimpleRNN, Bidirectional and stacking in one object): one driver
+ * (layers/rnn.c) owns the time loop, the direction, per-sequence lengths, initial and final
+ * states, output stacking, dropout masks and zoneout; a cell (layers/cell_*.c) is a step
+ * function and its parameter layout. sg_lstm above is the one-layer, one-direction LSTM, run
+ * by the same driver.
+ *
+ * Shapes: x (B, T, I); lengths (B,) int64/int32 in 1..T (right-padded batches) or NULL (all
+ * T); h0, c0 (L*D, B, H) or NULL (zeros, or the learned initial state); D = 2 when
+ * bidirectional. Outputs as PyTorch's with batch_first: y (B, T, D*H) (merge concat) or
+ * (B, T, H) (sum, mul, ave), zero at padded steps; h_n, c_n (L*D, B, H), each sequence's
+ * state at its own last step, index 2*l + d for layer l, direction d (1: reverse). The reverse
+ * direction of a sequence starts at its own last valid step.
+ *
+ * Parameters in the store, Keras layout per layer and direction: "<name>.kernel" (I_l, G*H),
+ * "<name>.recurrent_kernel" (H, G*H), "<name>.bias" (G*H), or (2, 3H) for a GRU with
+ * reset_after (input and recurrent biases), G = 4 (LSTM, blocks i, f, c, o), 3 (GRU, blocks
+ * z, r, h), 1 (SimpleRNN); with several layers or directions the prefix is
+ * "<name>.l<k>" and "<name>.l<k>_reverse" (as PyTorch's suffixes). */
+typedef enum { SG_CELL_LSTM = 0, SG_CELL_GRU = 1, SG_CELL_RNN = 2 } sg_cell_kind;
+typedef enum { SG_MERGE_CONCAT = 0, SG_MERGE_SUM, SG_MERGE_MUL, SG_MERGE_AVE } sg_merge_mode;
+typedef enum { SG_STATE_ZEROS = 0, SG_STATE_LEARNED = 1 } sg_initial_state;
+
+typedef struct sg_rnn_options {
+    sg_cell_kind cell;
+    sg_lstm_impl impl;  /* LSTM only: fused (default) or gates */
+    int64_t input_size; /* I */
+    int64_t units;      /* H */
+    int num_layers;     /* L, default 1 (PyTorch's num_layers) */
+    bool bidirectional; /* default false */
+    sg_merge_mode merge; /* how y joins the two directions; default concat */
+    sg_dtype dtype;
+    sg_activation activation;           /* default tanh (SimpleRNN: tanh or relu) */
+    sg_activation recurrent_activation; /* LSTM and GRU gates; default sigmoid */
+    bool use_bias;                      /* default true */
+    bool reset_after;                   /* GRU: default true (Keras' default, PyTorch's form) */
+    sg_init kernel_initializer;         /* default glorot_uniform */
+    sg_init recurrent_initializer;      /* default orthogonal */
+    sg_init bias_initializer;           /* default zeros */
+    bool unit_forget_bias;              /* LSTM: default true */
+    bool return_sequences;              /* default true: y is (B, T, ...); false: the last
+                                           valid step's output (B, ...) */
+    double dropout;           /* Keras' dropout: a mask on each layer's input, fixed over time */
+    double recurrent_dropout; /* Keras' recurrent_dropout: a mask on h, fixed over time */
+    double layer_dropout;     /* PyTorch's dropout: between stacked layers, fresh per step */
+    double zoneout_h, zoneout_c; /* zoneout probabilities on h and on c (LSTM) */
+    bool layer_norm;          /* LSTM: layer-normalise the gate pre-activations and the cell */
+    sg_initial_state initial_state; /* zeros (default) or learned parameters "<name>.h0" */
+    sg_in_place in_place;     /* LSTM: as sg_lstm_options */
+} sg_rnn_options;
+
+/* Defaults (Keras' for the cell, float32, one layer, one direction) for these sizes. */
+sg_rnn_options sg_rnn_defaults(sg_cell_kind cell, int64_t input_size, int64_t units);
+
+typedef struct sg_rnn sg_rnn;
+
+/* Create the layer, its parameters registered in `store` and drawn from `rng` (NULL: the
+ * context's generator) as for sg_lstm_new; `name` NULL: Keras' "lstm", "gru", "simple_rnn"
+ * (then "_1", ...). NULL with an error on bad options, the store left as it was. Free with
+ * sg_rnn_free (NULL is fine). */
+sg_rnn *sg_rnn_new(sg_ctx *ctx, sg_store *store, const sg_rnn_options *opt, const char *name,
+                   sg_rng *rng);
+void sg_rnn_free(sg_rnn *rnn);
+const sg_rnn_options *sg_rnn_opts(const sg_rnn *rnn);
+
+typedef struct sg_rnn_output {
+    sg_tensor *y;   /* see above */
+    sg_tensor *h_n; /* (L*D, B, H) */
+    sg_tensor *c_n; /* (L*D, B, H), LSTM only (else NULL) */
+} sg_rnn_output;
+
+/* Run the layer. Records everything on the tape. 0, or -1 with an error naming the layer and
+ * the problem (shapes, dtypes, lengths outside 1..T). */
+int sg_rnn_forward(sg_ctx *ctx, sg_rnn *rnn, sg_tensor *x, sg_tensor *lengths, sg_tensor *h0,
+                   sg_tensor *c0, sg_rnn_output *out);
+
+/* Append the layer's parameters ("<name>...") to a list. */
+int sg_rnn_params(const sg_rnn *rnn, sg_param_list *list);
+
+/* PyTorch's state_dict: weight_ih_l<k>[_reverse] (G*H, I_k), weight_hh_l<k>[_reverse]
+ * (G*H, H), bias_ih_l<k>[_reverse], bias_hh_l<k>[_reverse] (G*H), gate blocks in PyTorch's
+ * order (LSTM i, f, g, o; GRU r, z, n). sg_rnn_set_torch copies them in from a list holding
+ * those names (every one the layer needs; a missing or misshapen one is an error naming it);
+ * sg_rnn_get_torch appends, under the same names, new arena tensors holding the values (or,
+ * with grads, the gradients) in PyTorch's layout. A GRU needs reset_after (PyTorch's form). */
+int sg_rnn_set_torch(sg_ctx *ctx, sg_rnn *rnn, const sg_param_list *state_dict);
+int sg_rnn_get_torch(sg_ctx *ctx, const sg_rnn *rnn, bool grads, sg_param_list *state_dict);
+
 /* ---- Dense --------------------------------------------------------------------------- */
 typedef struct sg_dense {
     int64_t in, out;
