@@ -32,6 +32,16 @@ typedef struct sg__cell_fns {
      * place may write into it); state[0 .. nstate) are the incoming states, NULL for zeros
      * (whose products the cell skips), replaced by the new ones. 0, or -1 with an error. */
     int (*step)(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp_t, sg_tensor **state, bool ip);
+    /* Register the cell's parameters in the store as "<prefix>.kernel", ... (c->opt, c->in,
+     * c->units set by the caller) and draw them with the options' initializers from rng, in
+     * Keras' order (kernel, recurrent_kernel, bias). 0, or -1 with an error. */
+    int (*create)(sg_ctx *ctx, sg_store *store, sg__cell *c, const char *prefix, sg_rng *rng);
+    /* Move values (or, with grads, gradients) between the cell and PyTorch's layout of one
+     * layer and direction: w_ih (G*H, in), w_hh (G*H, H), b_ih and b_hh (G*H) (NULL when the
+     * layer has no bias), PyTorch's gate order. to_cell: PyTorch -> cell (values only). 0, or
+     * -1 with an error naming the tensor and both shapes. */
+    int (*torch)(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool grads, sg_tensor *w_ih,
+                 sg_tensor *w_hh, sg_tensor *b_ih, sg_tensor *b_hh);
 } sg__cell_fns;
 
 struct sg__cell {
