@@ -316,7 +316,7 @@ static int make_seqs(sg_ctx *ctx, const sg_rnn *r, sg_tensor *lengths, int64_t B
             return -1;
         }
         if (lengths->ndim != 1 || lengths->shape[0] != B) {
-            sg_error(ctx, "sg_rnn_forward (%s): lengths has shape %s, expected (%lld)", nm,
+            sg_error(ctx, "sg_rnn_forward (%s): lengths has shape %s, expected (%lld,)", nm,
                      sg_shape_str(lengths->ndim, lengths->shape, a, sizeof a), (long long)B);
             return -1;
         }
