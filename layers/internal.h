@@ -52,9 +52,12 @@ struct sg__cell {
      * (H, G*H), bias (G*H) or for a GRU with reset_after (2, 3H) */
     sg_tensor *kernel, *recurrent_kernel, *bias;
     sg_tensor *W[4], *b[4]; /* the gates LSTM: (H + in, H) and (1, H) per gate */
-    sg_tensor *ln_gain[2], *ln_bias[2]; /* layer_norm LSTM: gate pre-activations and cell */
+    /* the layer_norm LSTM (cell_lstm_ln.c): normalisations of x @ kernel, h @ recurrent_kernel
+     * (4H each) and of the cell (H) */
+    sg_tensor *ln_gain[3], *ln_bias[3];
 };
 
-extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__gru_fns, sg__rnn_fns;
+extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__lstm_ln_fns, sg__gru_fns,
+    sg__rnn_fns;
 
 #endif
