@@ -137,7 +137,7 @@ static int lstm_create(sg_ctx *ctx, sg_store *store, sg__cell *c, const char *pr
     sg_dtype dt = opt->dtype;
     char pname[96];
     bool made = true;
-    if (c->fns == &sg__lstm_fused_fns) {
+    if (c->fns != &sg__lstm_gates_fns) { /* the Keras layout: fused, and the layer_norm cell */
         snprintf(pname, sizeof pname, "%s.kernel", prefix);
         made = (c->kernel = sg_store_param(ctx, store, pname, dt, SG_SHAPE(I, 4 * H)));
         snprintf(pname, sizeof pname, "%s.recurrent_kernel", prefix);

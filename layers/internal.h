@@ -54,15 +54,18 @@ struct sg__cell {
     /* Keras layout; NULL where the layer has none: kernel (in, G*H), recurrent_kernel
      * (H, G*H), bias (G*H) or for a GRU with reset_after (2, 3H) */
     sg_tensor *kernel, *recurrent_kernel, *bias;
-    sg_tensor *W[4], *b[4];             /* the gates LSTM: (H + in, H) and (1, H) per gate */
-    sg_tensor *ln_gain[2], *ln_bias[2]; /* layer_norm LSTM: gate pre-activations and cell */
+    sg_tensor *W[4], *b[4]; /* the gates LSTM: (H + in, H) and (1, H) per gate */
+    /* the layer_norm LSTM (cell_lstm_ln.c): normalisations of x @ kernel, h @ recurrent_kernel
+     * (4H each) and of the cell (H) */
+    sg_tensor *ln_gain[3], *ln_bias[3];
     /* Set by the driver on its own copy of the cell for one run: recurrent dropout's (B, H)
      * mask, multiplied into h where h enters the recurrent product (not where the cell reuses
      * h itself, as a GRU's z * h does), the same at every step; NULL for none. */
     sg_tensor *rec_mask;
 };
 
-extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__gru_fns, sg__rnn_fns;
+extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__lstm_ln_fns, sg__gru_fns,
+    sg__rnn_fns;
 
 /* ---- the driver (layers/rnn.c) --------------------------------------------------------- */
 /* The batch's sequences: B, T and, with lengths, each one's length, the per-step validity

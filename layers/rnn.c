@@ -115,7 +115,9 @@ int sg__rnn_direction(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, const sg__se
 
 static const sg__cell_fns *cell_fns(const sg_rnn_options *o) {
     if (o->cell == SG_CELL_LSTM)
-        return o->impl == SG_LSTM_GATES ? &sg__lstm_gates_fns : &sg__lstm_fused_fns;
+        return o->layer_norm              ? &sg__lstm_ln_fns
+               : o->impl == SG_LSTM_GATES ? &sg__lstm_gates_fns
+                                          : &sg__lstm_fused_fns;
     return o->cell == SG_CELL_GRU ? &sg__gru_fns : &sg__rnn_fns;
 }
 
@@ -148,8 +150,8 @@ static const char *bad_options(const sg_rnn_options *o, char *buf, size_t n) {
         snprintf(buf, n, "zoneout_h %g, zoneout_c %g: each in [0, 1]", o->zoneout_h, o->zoneout_c);
     else if (o->zoneout_c > 0 && o->cell != SG_CELL_LSTM)
         snprintf(buf, n, "zoneout_c needs an LSTM (the cell has no c)");
-    else if (o->layer_norm)
-        snprintf(buf, n, "layer_norm is not available yet");
+    else if (o->layer_norm && (o->cell != SG_CELL_LSTM || o->impl != SG_LSTM_FUSED))
+        snprintf(buf, n, "layer_norm needs an LSTM in the fused (Keras) layout");
     else if (o->initial_state != SG_STATE_ZEROS && o->initial_state != SG_STATE_LEARNED)
         snprintf(buf, n, "unknown initial_state %d", (int)o->initial_state);
     else if (o->in_place < SG_IN_PLACE_AUTO || o->in_place > SG_IN_PLACE_NEVER)
@@ -239,16 +241,25 @@ sg_rnn *sg_rnn_new(sg_ctx *ctx, sg_store *store, const sg_rnn_options *opt, cons
 
 /* A cell's parameters under "<prefix>.<field>", in the store's order. */
 int sg__cell_params(const sg__cell *c, sg_param_list *list) {
-    sg_tensor *const all[] = {c->kernel, c->recurrent_kernel,
-                              c->bias,   c->W[0],
-                              c->b[0],   c->W[1],
-                              c->b[1],   c->W[2],
-                              c->b[2],   c->W[3],
-                              c->b[3]};
+    sg_tensor *const all[] = {c->kernel,     c->recurrent_kernel,
+                              c->bias,       c->W[0],
+                              c->b[0],       c->W[1],
+                              c->b[1],       c->W[2],
+                              c->b[2],       c->W[3],
+                              c->b[3],       c->ln_gain[0],
+                              c->ln_bias[0], c->ln_gain[1],
+                              c->ln_bias[1], c->ln_gain[2],
+                              c->ln_bias[2]};
     /* Names come from the prefix, not the tensors' (shorter) name fields. */
-    static const char *const suffix[] = {
-        "kernel", "recurrent_kernel", "bias", "W_i", "b_i", "W_f", "b_f", "W_c", "b_c", "W_o",
-        "b_o"};
+    static const char *const suffix[] = {"kernel",    "recurrent_kernel",
+                                         "bias",      "W_i",
+                                         "b_i",       "W_f",
+                                         "b_f",       "W_c",
+                                         "b_c",       "W_o",
+                                         "b_o",       "ln_x.gain",
+                                         "ln_x.bias", "ln_h.gain",
+                                         "ln_h.bias", "ln_c.gain",
+                                         "ln_c.bias"};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         char n[sizeof list->items[0].name];
         snprintf(n, sizeof n, "%s.%s", c->name, suffix[i]);

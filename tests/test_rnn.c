@@ -438,6 +438,80 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* ---- the layer-normalised LSTM ----------------------------------------------------------------
+ */
+
+/* Gradcheck through the driver (one direction with lengths and a given state; two layers both
+ * ways), the normalisations' parameters listed and drawn as documented, the refusals. */
+START_TEST(test_layer_norm_lstm) {
+    int64_t B = 3, T = 4, I = 2, H = 3;
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
+    sg_rng_seed(sg_ctx_rng(ctx), 91 + (uint64_t)_i);
+    sg_rnn_options o = sg_rnn_defaults(SG_CELL_LSTM, I, H);
+    o.dtype = SG_F64;
+    o.layer_norm = true;
+    o.num_layers = _i == 0 ? 1 : 2;
+    o.bidirectional = _i == 1;
+    o.in_place = _i == 1 ? SG_IN_PLACE_ALWAYS : SG_IN_PLACE_AUTO; /* asks for time-major */
+    sg_rnn *r = new_rnn(ctx, store, o, 17 + (uint64_t)_i);
+    int D = o.bidirectional ? 2 : 1;
+    sg_tensor *in[64] = {randn(ctx, SG_SHAPE(B, T, I), 1.0)};
+    int n = 1;
+    gc_user u = {r, sg_from_data(ctx, SG_I64, SG_SHAPE(B), (int64_t[]){4, 2, 3}), -1, -1};
+    if (_i == 0) {
+        u.h0 = n;
+        in[n++] = randn(ctx, SG_SHAPE(o.num_layers * D, B, H), 0.5);
+        u.c0 = n;
+        in[n++] = randn(ctx, SG_SHAPE(o.num_layers * D, B, H), 0.5);
+    }
+    sg_param_list pl = {0};
+    ck_assert_int_eq(sg_rnn_params(r, &pl), 0);
+    /* kernel, recurrent_kernel, bias and three gains and biases per layer and direction */
+    ck_assert_int_eq(pl.n, 9 * o.num_layers * D);
+    const char *want = _i == 0 ? "lstm.ln_c.bias" : "lstm.l0_reverse.ln_x.gain";
+    bool found = false;
+    for (int i = 0; i < pl.n; i++) {
+        found |= !strcmp(pl.items[i].name, want);
+        if (strstr(pl.items[i].name, ".ln_")) { /* gains start at 1, biases at 0 */
+            ck_assert_double_eq(sg_get_flat(pl.items[i].tensor, 0),
+                                strstr(pl.items[i].name, "gain") ? 1.0 : 0.0);
+            /* perturb them so that the check sees every path */
+            ck_assert_int_eq(
+                sg_copy_values(pl.items[i].tensor, randn(ctx, 1, pl.items[i].tensor->shape, 0.5)),
+                0);
+            ck_assert_int_eq(sg_axpy(pl.items[i].tensor, 1.0,
+                                     sg_ones(ctx, SG_F64, 1, pl.items[i].tensor->shape)),
+                             0);
+        }
+        in[n++] = pl.items[i].tensor;
+    }
+    ck_assert_msg(found, "no parameter %s", want);
+    for (int i = 0; i < n; i++)
+        sg_set_requires_grad(in[i], true);
+    sg_gradcheck_opts opts = {.eps = 1e-6, .atol = 1e-8, .rtol = 1e-6, .seed = 5};
+    sg_gradcheck_report rep[64];
+    int rc = sg_gradcheck(ctx, gc_fn, &u, n, in, &opts, rep);
+    ck_assert_msg(rc >= 0, "sg_gradcheck: %s", sg_ctx_error(ctx));
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(rep[i].ok, "case %d input %d: element %lld analytic %.10g numeric %.10g", _i,
+                      i, (long long)rep[i].worst_flat, rep[i].analytic, rep[i].numeric);
+    sg_params_clear(&pl);
+    /* no PyTorch layout; only the fused LSTM */
+    sg_param_list sd = {0};
+    ck_assert_int_eq(sg_rnn_get_torch(ctx, r, false, &sd), -1);
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "PyTorch has no such layer"));
+    sg_ctx_clear_error(ctx);
+    sg_params_clear(&sd);
+    o.impl = SG_LSTM_GATES;
+    ck_assert_ptr_null(sg_rnn_new(ctx, store, &o, "g", NULL));
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "layer_norm needs an LSTM in the fused"));
+    sg_rnn_free(r);
+    sg_store_free(store);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
     const ck_tcase tcases[] = {
         {"rnn",
@@ -447,7 +521,8 @@ int main(void) {
           {test_dropout_masks_fixed, 4},
           {test_zoneout_eval, 2},
           {test_names_and_shapes, 1},
-          {test_errors, 1}}},
+          {test_errors, 1},
+          {test_layer_norm_lstm, 2}}},
     };
     return CK_RUN("rnn", tcases, NULL, NULL);
 }
