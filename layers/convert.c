@@ -2,7 +2,7 @@
  * layout (W_g = [rows acting on h; rows acting on x], b_g), and PyTorch's nn.LSTM
  * (weight_ih = kernel^T, weight_hh = recurrent_kernel^T, bias_ih + bias_hh = bias). The
  * mapping is the table in docs/lstm.md: block g of the Keras matrices is gate g's matrix. */
-#include "layers.h"
+#include "internal.h"
 
 /* dst = src element by element in row-major order (same element count; any dtypes and
  * strides; checked by the callers). Views made here are taken with grad mode off, so
@@ -128,14 +128,7 @@ int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *l, const sg_tensor *weight_ih,
     /* Transposes are views; the summed bias is a small temporary in the layer's dtype. */
     sg_tensor *k = sg_transpose(ctx, (sg_tensor *)weight_ih, 0, 1);
     sg_tensor *rk = sg_transpose(ctx, (sg_tensor *)weight_hh, 0, 1);
-    sg_tensor *b = NULL;
-    if (bias_ih || bias_hh) {
-        b = sg_zeros(ctx, SG_F64, SG_SHAPE(4 * H));
-        for (int64_t j = 0; b && j < 4 * H; j++)
-            sg_set_flat(b, j,
-                        (bias_ih ? sg_get_flat(bias_ih, j) : 0.0) +
-                            (bias_hh ? sg_get_flat(bias_hh, j) : 0.0));
-    }
+    sg_tensor *b = sg__torch_bias_sum(ctx, bias_ih, bias_hh, 4 * H);
     sg_ctx_set_grad_enabled(ctx, was);
     if (!k || !rk || ((bias_ih || bias_hh) && !b))
         return -1;
@@ -173,4 +166,36 @@ int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src) {
     if (sg_lstm_get_keras(ctx, src, false, k, rk, b))
         return -1;
     return sg_lstm_set_keras(ctx, dst, k, rk, b);
+}
+
+/* ---- PyTorch's recurrent layouts, for the cells (layers/internal.h) ------------------- */
+
+int sg__torch_blocks(sg_ctx *ctx, bool to_torch, sg_tensor *k, sg_tensor *t, int G, int64_t H,
+                     const int *perm) {
+    const bool had_err = sg_ctx_error(ctx) != NULL;
+    bool was = sg_ctx_set_grad_enabled(ctx, false);
+    int rc = 0;
+    for (int p = 0; p < G && !rc; p++) {
+        int kb = perm ? perm[p] : p;
+        /* Keras' block is columns kb*H .. of its last axis; a matrix's is transposed to
+         * PyTorch's (H, n) rows */
+        sg_tensor *kv = sg_slice(ctx, k, k->ndim - 1, kb * H, H);
+        if (kv && k->ndim == 2)
+            kv = sg_transpose(ctx, kv, 0, 1);
+        sg_tensor *tv = sg_slice(ctx, t, 0, p * H, H);
+        rc = !kv || !tv ? -1 : to_torch ? sg_copy_values(tv, kv) : sg_copy_values(kv, tv);
+    }
+    sg_ctx_set_grad_enabled(ctx, was);
+    return rc || (!had_err && sg_ctx_error(ctx)) ? -1 : 0;
+}
+
+sg_tensor *sg__torch_bias_sum(sg_ctx *ctx, const sg_tensor *b_ih, const sg_tensor *b_hh,
+                              int64_t n) {
+    if (!b_ih && !b_hh)
+        return NULL;
+    sg_tensor *b = sg_zeros(ctx, SG_F64, SG_SHAPE(n));
+    for (int64_t j = 0; b && j < n; j++)
+        sg_set_flat(b, j,
+                    (b_ih ? sg_get_flat(b_ih, j) : 0.0) + (b_hh ? sg_get_flat(b_hh, j) : 0.0));
+    return b;
 }
