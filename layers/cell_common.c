@@ -21,6 +21,8 @@ int sg__cell_create_keras(sg_ctx *ctx, sg_store *store, sg__cell *c, const char 
                  sg_dtype_name(o->dtype));
         return -1;
     }
+    if (!rng)
+        rng = sg_ctx_rng(ctx);
     int n0 = sg_store_size(store);
     char pname[SG_NAME_MAX + 32];
     snprintf(pname, sizeof pname, "%s.kernel", prefix);

@@ -28,36 +28,48 @@ static int gru_create(sg_ctx *ctx, sg_store *store, sg__cell *c, const char *pre
     return sg__cell_create_keras(ctx, store, c, prefix, rng, o->reset_after ? 2 : 1);
 }
 
+/* May a step work in place? Only with tanh and sigmoid, whose backward reads their output:
+ * the others read their input, and reading a plain view of xp would mark all of it. */
+static bool act_in_place(sg_activation a) { return a == SG_ACT_TANH || a == SG_ACT_SIGMOID; }
+
 static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **state, bool ip) {
     const sg_rnn_options *o = c->opt;
     const int64_t H = c->units;
     sg_tensor *h = state[0], *U = c->recurrent_kernel;
-    /* In place (ip): sums and activations overwrite xp's slices or this step's own fresh
-     * results, which no recorded backward reads at that point (see docs/engine.md) */
+    /* In place: sums and activations overwrite xp's slices or this step's own fresh results,
+     * which no recorded backward reads at that point (docs/engine.md) */
+    ip = ip && act_in_place(o->activation) && act_in_place(o->recurrent_activation);
     sg_tensor *(*add)(sg_ctx *, sg_tensor *, sg_tensor *) = ip ? sg_add_ : sg_add;
     sg_tensor *(*act)(sg_ctx *, sg_tensor *, sg_activation) = ip ? sg_activate_ : sg_activate;
     sg_tensor *(*addmm)(sg_ctx *, sg_tensor *, sg_tensor *, sg_tensor *) =
         ip ? sg_addmm_ : sg_addmm;
     sg_tensor *xzr = sg_slice(ctx, xp, 1, 0, 2 * H), *xh = sg_slice(ctx, xp, 1, 2 * H, H);
-    sg_tensor *zr, *hh;
-    if (o->reset_after) {
-        /* the recurrent terms of all three blocks, (B, 3H); b_h (3H) alone when h = 0 */
-        sg_tensor *bh = c->bias ? sg_select(ctx, c->bias, 0, 1) : NULL;
-        sg_tensor *hu = !h ? bh : bh ? sg_addmm(ctx, bh, h, U) : sg_matmul(ctx, h, U);
-        int ax = hu ? hu->ndim - 1 : 0;
-        zr = act(ctx, hu ? add(ctx, xzr, sg_slice(ctx, hu, ax, 0, 2 * H)) : xzr,
-                 o->recurrent_activation);
-        sg_tensor *r = sg_slice(ctx, zr, 1, H, H);
-        hh = act(ctx, hu ? add(ctx, xh, sg_mul(ctx, r, sg_slice(ctx, hu, ax, 2 * H, H))) : xh,
-                 o->activation);
+    /* the recurrent terms of all three blocks (reset_after), (B, 3H); b_h (3H) alone when
+     * h = 0; NULL when there are none */
+    sg_tensor *bh = o->reset_after && c->bias ? sg_select(ctx, c->bias, 0, 1) : NULL;
+    sg_tensor *hu = !o->reset_after || !h ? bh
+                    : bh                  ? sg_addmm(ctx, bh, h, U)
+                                          : sg_matmul(ctx, h, U);
+    int ax = hu ? hu->ndim - 1 : 0;
+    sg_tensor *zr = hu  ? add(ctx, xzr, sg_slice(ctx, hu, ax, 0, 2 * H))
+                    : h ? addmm(ctx, xzr, h, sg_slice(ctx, U, 1, 0, 2 * H))
+                        : xzr;
+    /* z, r: in place each over its own slice (a backward reading an in-place result marks
+     * only its region; a slice of one would mark the whole buffer); else one activation over
+     * both, then its slices */
+    sg_tensor *z, *r;
+    if (ip) {
+        z = act(ctx, sg_slice(ctx, zr, 1, 0, H), o->recurrent_activation);
+        r = act(ctx, sg_slice(ctx, zr, 1, H, H), o->recurrent_activation);
     } else {
-        zr = act(ctx, h ? addmm(ctx, xzr, h, sg_slice(ctx, U, 1, 0, 2 * H)) : xzr,
-                 o->recurrent_activation);
-        sg_tensor *r = sg_slice(ctx, zr, 1, H, H);
-        hh = act(ctx, h ? addmm(ctx, xh, sg_mul(ctx, r, h), sg_slice(ctx, U, 1, 2 * H, H)) : xh,
-                 o->activation);
+        zr = act(ctx, zr, o->recurrent_activation);
+        z = sg_slice(ctx, zr, 1, 0, H);
+        r = sg_slice(ctx, zr, 1, H, H);
     }
-    sg_tensor *z = sg_slice(ctx, zr, 1, 0, H);
+    sg_tensor *hpre = hu  ? add(ctx, xh, sg_mul(ctx, r, sg_slice(ctx, hu, ax, 2 * H, H)))
+                      : h ? addmm(ctx, xh, sg_mul(ctx, r, h), sg_slice(ctx, U, 1, 2 * H, H))
+                          : xh;
+    sg_tensor *hh = act(ctx, hpre, o->activation);
     /* z * (h - h~) is a fresh product nobody reads: h~ may be added into it in place */
     state[0] =
         h ? add(ctx, sg_mul(ctx, z, sg_sub(ctx, h, hh)), hh) : sg_sub(ctx, hh, sg_mul(ctx, z, hh));

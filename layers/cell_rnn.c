@@ -19,7 +19,9 @@ static int rnn_create(sg_ctx *ctx, sg_store *store, sg__cell *c, const char *pre
 
 static int rnn_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **state, bool ip) {
     sg_tensor *h = state[0];
-    /* in place (ip): h @ U is added into xp's slice and activated there */
+    /* in place (ip): h @ U is added into xp's slice and activated there; not with relu,
+     * whose backward reads its input (a plain view of xp when h = 0 would mark all of xp) */
+    ip = ip && c->opt->activation == SG_ACT_TANH;
     sg_tensor *pre = !h   ? xp
                      : ip ? sg_addmm_(ctx, xp, h, c->recurrent_kernel)
                           : sg_addmm(ctx, xp, h, c->recurrent_kernel);
