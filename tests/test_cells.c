@@ -77,20 +77,21 @@ static sg_tensor *run(sg_ctx *cx, const sg__cell *c, sg_tensor *x, sg_tensor *h0
 
 typedef struct {
     sg__cell c;
-    bool strided, time_major, ip, has_h0;
+    bool strided, time_major, ip, has_h0, has_bias;
 } gc_case;
 
 /* inputs: x ((T, B, I) when strided, read through its transpose; else (B, T, I)), kernel,
- * recurrent_kernel, bias, then h0 when has_h0. Output y, and h_n added to its last step so
- * that h_n's path is checked as well. */
+ * recurrent_kernel, then bias when has_bias, then h0 when has_h0. Output y, and h_n added to its
+ * last step so that h_n's path is checked as well. */
 static sg_tensor *gc_fn(sg_ctx *cx, sg_tensor *const *in, void *user) {
     gc_case *g = user;
     sg__cell c = g->c;
     c.kernel = in[1];
     c.recurrent_kernel = in[2];
-    c.bias = in[3];
+    c.bias = g->has_bias ? in[3] : NULL;
     sg_tensor *x = g->strided ? sg_transpose(cx, in[0], 0, 1) : in[0], *h_n;
-    sg_tensor *y = run(cx, &c, x, g->has_h0 ? in[4] : NULL, g->time_major, g->ip, &h_n);
+    sg_tensor *y =
+        run(cx, &c, x, g->has_h0 ? in[3 + g->has_bias] : NULL, g->time_major, g->ip, &h_n);
     int64_t B = h_n ? h_n->shape[0] : 0, H = h_n ? h_n->shape[1] : 0; /* y + h_n^2 / 2 */
     return sg_add(cx, y, sg_scale(cx, sg_square(cx, sg_reshape(cx, h_n, SG_SHAPE(B, 1, H))), 0.5));
 }
@@ -103,7 +104,8 @@ static sg_rnn_options gc_opts(int cell, int64_t I, int64_t H) {
     return o;
 }
 
-/* _i: bits 0-1 the cell, bit 2 h0 given, bit 3 strided x, bit 4 time-major, bit 5 in place */
+/* _i: bits 0-1 the cell, bit 2 h0 given, bit 3 strided x, bit 4 time-major, bit 5 in place,
+ * bit 6 no bias */
 START_TEST(test_gradcheck) {
     const int64_t B = 2, T = 3, I = 3, H = 2;
     int cell = _i & 3;
@@ -113,7 +115,8 @@ START_TEST(test_gradcheck) {
         .has_h0 = _i >> 2 & 1,
         .strided = _i >> 3 & 1,
         .time_major = _i >> 4 & 1,
-        .ip = _i >> 5 & 1};
+        .ip = _i >> 5 & 1,
+        .has_bias = !(_i >> 6 & 1)};
     int G = g.c.fns->gates;
     sg_rng rng;
     sg_rng_seed(&rng, 7 + (uint64_t)_i);
@@ -130,10 +133,12 @@ START_TEST(test_gradcheck) {
         for (int64_t j = 0; j < sg_numel(in[k]); j++)
             sg_set_flat(in[k], j, 0.8 * sg_rng_normal(&rng));
     char what[96];
-    snprintf(what, sizeof what, "%s reset_after=%d act=%s h0=%d strided=%d tm=%d ip=%d",
+    snprintf(what, sizeof what, "%s reset_after=%d act=%s h0=%d strided=%d tm=%d ip=%d bias=%d",
              g.c.fns->name, o.reset_after, sg_activation_name(o.activation), g.has_h0, g.strided,
-             g.time_major, g.ip);
-    expect_gradcheck(ctx, gc_fn, &g, g.has_h0 ? 5 : 4, in, what);
+             g.time_major, g.ip, g.has_bias);
+    if (!g.has_bias)
+        in[3] = in[4];
+    expect_gradcheck(ctx, gc_fn, &g, 3 + g.has_bias + g.has_h0, in, what);
 }
 END_TEST
 
@@ -455,7 +460,7 @@ END_TEST
 
 int main(void) {
     const ck_tcase tcases[] = {
-        {"gradcheck", 120, {{test_gradcheck, 64}}},
+        {"gradcheck", 120, {{test_gradcheck, 128}}},
         {"keras", 60, {{test_keras_gru, 8}, {test_gru_block_order, 1}, {test_create, 3}}},
         {"torch", 60, {{test_torch, 16}, {test_torch_round_trip, 4}}},
         {"errors", 0, {{test_errors, 1}}},
