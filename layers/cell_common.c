@@ -59,6 +59,9 @@ sg_tensor *sg__cell_project_keras(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, 
     return b ? sg_addmm(ctx, b, xt, c->kernel) : sg_matmul(ctx, xt, c->kernel);
 }
 
+/* How messages name a cell: its parameters' prefix, else its kind ("gru"). */
+const char *sg__cell_label(const sg__cell *c) { return c->name ? c->name : c->fns->name; }
+
 /* Has t (not NULL) the shape (d0) (ndim 1) or (d0, d1)? Else an error naming fn, the cell,
  * the tensor and both shapes. */
 static bool torch_shape(sg_ctx *ctx, const char *fn, const sg__cell *c, const char *what,
@@ -69,7 +72,7 @@ static bool torch_shape(sg_ctx *ctx, const char *fn, const sg__cell *c, const ch
     bool ok = t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
     if (!ok) {
         char a[96], b[96];
-        sg_error(ctx, "%s (%s): %s has shape %s, expected %s", fn, c->fns->name, what,
+        sg_error(ctx, "%s (%s): %s has shape %s, expected %s", fn, sg__cell_label(c), what,
                  sg_shape_str(t->ndim, t->shape, a, sizeof a),
                  sg_shape_str(ndim, want, b, sizeof b));
     }
@@ -83,7 +86,7 @@ int sg__cell_torch_weights(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool gr
     int G = c->fns->gates;
     int64_t H = c->units, GH = G * H;
     if (!w_ih || !w_hh) {
-        sg_error(ctx, "%s (%s): weight_ih or weight_hh is NULL", fn, c->fns->name);
+        sg_error(ctx, "%s (%s): weight_ih or weight_hh is NULL", fn, sg__cell_label(c));
         return -1;
     }
     if (!torch_shape(ctx, fn, c, "weight_ih", w_ih, 2, GH, c->in) ||
@@ -93,7 +96,7 @@ int sg__cell_torch_weights(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool gr
         return -1;
     if (to_cell && !c->bias && (b_ih || b_hh)) {
         sg_error(ctx, "%s (%s): biases were given but the layer has use_bias = false", fn,
-                 c->fns->name);
+                 sg__cell_label(c));
         return -1;
     }
     bool g = grads && !to_cell;

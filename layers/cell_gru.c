@@ -36,6 +36,9 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
     const sg_rnn_options *o = c->opt;
     const int64_t H = c->units;
     sg_tensor *h = state[0], *U = c->recurrent_kernel;
+    /* h where it enters a recurrent product: with recurrent dropout, times the driver's mask
+     * (z * h below keeps h itself, as Keras does) */
+    sg_tensor *hr = h && c->rec_mask ? sg_mul(ctx, h, c->rec_mask) : h;
     /* In place: sums and activations overwrite xp's slices or this step's own fresh results,
      * which no recorded backward reads at that point (docs/engine.md) */
     ip = ip && act_in_place(o->activation) && act_in_place(o->recurrent_activation);
@@ -48,11 +51,11 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
      * h = 0; NULL when there are none */
     sg_tensor *bh = o->reset_after && c->bias ? sg_select(ctx, c->bias, 0, 1) : NULL;
     sg_tensor *hu = !o->reset_after || !h ? bh
-                    : bh                  ? sg_addmm(ctx, bh, h, U)
-                                          : sg_matmul(ctx, h, U);
+                    : bh                  ? sg_addmm(ctx, bh, hr, U)
+                                          : sg_matmul(ctx, hr, U);
     int ax = hu ? hu->ndim - 1 : 0;
     sg_tensor *zr = hu  ? add(ctx, xzr, sg_slice(ctx, hu, ax, 0, 2 * H))
-                    : h ? addmm(ctx, xzr, h, sg_slice(ctx, U, 1, 0, 2 * H))
+                    : h ? addmm(ctx, xzr, hr, sg_slice(ctx, U, 1, 0, 2 * H))
                         : xzr;
     /* z, r: in place each over its own slice (a backward reading an in-place result marks
      * only its region; a slice of one would mark the whole buffer); else one activation over
@@ -67,7 +70,7 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
         r = sg_slice(ctx, zr, 1, H, H);
     }
     sg_tensor *hpre = hu  ? add(ctx, xh, sg_mul(ctx, r, sg_slice(ctx, hu, ax, 2 * H, H)))
-                      : h ? addmm(ctx, xh, sg_mul(ctx, r, h), sg_slice(ctx, U, 1, 2 * H, H))
+                      : h ? addmm(ctx, xh, sg_mul(ctx, r, hr), sg_slice(ctx, U, 1, 2 * H, H))
                           : xh;
     sg_tensor *hh = act(ctx, hpre, o->activation);
     /* z * (h - h~) is a fresh product nobody reads: h~ may be added into it in place */
@@ -84,9 +87,9 @@ static int gru_torch(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool grads, s
     const char *fn = to_cell ? "sg_rnn_set_torch" : "sg_rnn_get_torch";
     if (!c->opt->reset_after) {
         sg_error(ctx,
-                 "%s (gru): PyTorch's GRU is Keras' reset_after = true; this layer has "
+                 "%s (%s): PyTorch's GRU is Keras' reset_after = true; this layer has "
                  "reset_after = false",
-                 fn);
+                 fn, sg__cell_label(c));
         return -1;
     }
     if (sg__cell_torch_weights(ctx, c, to_cell, grads, w_ih, w_hh, b_ih, b_hh, torch_perm))

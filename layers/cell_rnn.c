@@ -22,9 +22,11 @@ static int rnn_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
     /* in place (ip): h @ U is added into xp's slice and activated there; not with relu,
      * whose backward reads its input (a plain view of xp when h = 0 would mark all of xp) */
     ip = ip && c->opt->activation == SG_ACT_TANH;
+    /* with recurrent dropout, h enters the product times the driver's mask */
+    sg_tensor *hr = h && c->rec_mask ? sg_mul(ctx, h, c->rec_mask) : h;
     sg_tensor *pre = !h   ? xp
-                     : ip ? sg_addmm_(ctx, xp, h, c->recurrent_kernel)
-                          : sg_addmm(ctx, xp, h, c->recurrent_kernel);
+                     : ip ? sg_addmm_(ctx, xp, hr, c->recurrent_kernel)
+                          : sg_addmm(ctx, xp, hr, c->recurrent_kernel);
     state[0] =
         ip ? sg_activate_(ctx, pre, c->opt->activation) : sg_activate(ctx, pre, c->opt->activation);
     return state[0] ? 0 : -1;
