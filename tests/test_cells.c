@@ -24,23 +24,11 @@
 #include "optest.h"
 #include "tensortest.h"
 
-/* The options of a cell (Keras' defaults: tanh, sigmoid, bias, reset_after, glorot_uniform,
- * orthogonal, zeros), float64. */
+/* The options of a cell: Keras' defaults (sg_rnn_defaults), float64. */
 static sg_rnn_options opts(sg_cell_kind k, int64_t I, int64_t H) {
-    return (sg_rnn_options){
-        .cell = k,
-        .input_size = I,
-        .units = H,
-        .num_layers = 1,
-        .dtype = SG_F64,
-        .activation = SG_ACT_TANH,
-        .recurrent_activation = SG_ACT_SIGMOID,
-        .use_bias = true,
-        .reset_after = true,
-        .kernel_initializer = sg_init_default(SG_INIT_GLOROT_UNIFORM),
-        .recurrent_initializer = sg_init_default(SG_INIT_ORTHOGONAL),
-        .bias_initializer = sg_init_default(SG_INIT_ZEROS),
-    };
+    sg_rnn_options o = sg_rnn_defaults(k, I, H);
+    o.dtype = SG_F64;
+    return o;
 }
 
 /* A cell of fns with options o (kept in *o, which must outlive it), its parameters created
