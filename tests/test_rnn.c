@@ -190,21 +190,47 @@ static void run_loss(sg_ctx *ctx, sg_rnn *r, sg_tensor *x, sg_tensor *len, sg_te
                      sg_tensor *c0, sg_tensor *wy, sg_tensor *wh, sg_tensor *wc,
                      sg_rnn_output *out) {
     ck_assert_msg(sg_rnn_forward(ctx, r, x, len, h0, c0, out) == 0, "%s", sg_ctx_error(ctx));
-    sg_tensor *l = sg_add(ctx, sg_sum(ctx, sg_mul(ctx, out->y, wy)),
-                          sg_add(ctx, sg_sum(ctx, sg_mul(ctx, out->h_n, wh)),
-                                 sg_sum(ctx, sg_mul(ctx, out->c_n, wc))));
+    sg_tensor *l =
+        sg_add(ctx, sg_sum(ctx, sg_mul(ctx, out->y, wy)), sg_sum(ctx, sg_mul(ctx, out->h_n, wh)));
+    if (out->c_n) /* the cells without c: GRU, SimpleRNN */
+        l = sg_add(ctx, l, sg_sum(ctx, sg_mul(ctx, out->c_n, wc)));
     ck_assert_int_eq(sg_backward(ctx, l, NULL), 0);
 }
+
+/* The other cells of the property: each with both directions, stacked, in place. */
+static const struct {
+    sg_cell_kind cell;
+    sg_activation act;
+    bool reset_after, layer_norm;
+} k_prop_cells[] = {
+    {SG_CELL_GRU, SG_ACT_TANH, true, false},  {SG_CELL_GRU, SG_ACT_TANH, false, false},
+    {SG_CELL_RNN, SG_ACT_TANH, false, false}, {SG_CELL_RNN, SG_ACT_RELU, false, false},
+    {SG_CELL_LSTM, SG_ACT_TANH, false, true},
+};
+#define N_PROP_LSTM 16 /* runs 0..15: the LSTM's two implementations, then k_prop_cells */
+#define N_PROP (N_PROP_LSTM + 4 * (int)(sizeof k_prop_cells / sizeof k_prop_cells[0]))
 
 START_TEST(test_padding_property) {
     sg_lstm_impl impl = k_impls[_i % 2];
     bool bidir = (_i / 2) % 2, stacked = (_i / 4) % 2, ip = _i >= 8;
     const int64_t B = 3, T = 5, I = 2, H = 3, len[3] = {5, 2, 4};
+    sg_rnn_options o = sg_rnn_defaults(SG_CELL_LSTM, I, H);
+    if (_i >= N_PROP_LSTM) {
+        int k = (_i - N_PROP_LSTM) / 4;
+        bidir = (_i - N_PROP_LSTM) % 2;
+        stacked = ((_i - N_PROP_LSTM) / 2) % 2;
+        ip = true;
+        impl = SG_LSTM_FUSED;
+        o = sg_rnn_defaults(k_prop_cells[k].cell, I, H);
+        o.activation = k_prop_cells[k].act;
+        o.reset_after = k_prop_cells[k].reset_after;
+        o.layer_norm = k_prop_cells[k].layer_norm;
+    }
+    const bool has_c = o.cell == SG_CELL_LSTM;
     int L = stacked ? 2 : 1, D = bidir ? 2 : 1;
     sg_ctx *ctx = sg_ctx_new(0);
     sg_store *store = sg_store_new();
     sg_rng_seed(sg_ctx_rng(ctx), 300 + (uint64_t)_i);
-    sg_rnn_options o = sg_rnn_defaults(SG_CELL_LSTM, I, H);
     o.impl = impl;
     o.dtype = SG_F64;
     o.num_layers = L;
@@ -215,7 +241,8 @@ START_TEST(test_padding_property) {
     sg_tensor *x = sg_set_requires_grad(randn(ctx, SG_SHAPE(B, T, I), 1.0), true);
     /* garbage in the padding: it must not matter */
     sg_tensor *h0 = sg_set_requires_grad(randn(ctx, SG_SHAPE(L * D, B, H), 0.5), true);
-    sg_tensor *c0 = sg_set_requires_grad(randn(ctx, SG_SHAPE(L * D, B, H), 0.5), true);
+    sg_tensor *c0 =
+        has_c ? sg_set_requires_grad(randn(ctx, SG_SHAPE(L * D, B, H), 0.5), true) : NULL;
     sg_tensor *wy = randn(ctx, SG_SHAPE(B, T, Y), 1.0);
     sg_tensor *wh = randn(ctx, SG_SHAPE(L * D, B, H), 1.0);
     sg_tensor *wc = randn(ctx, SG_SHAPE(L * D, B, H), 1.0);
@@ -239,10 +266,12 @@ START_TEST(test_padding_property) {
         sg_tensor *xb = sg_set_requires_grad(
             sg_contiguous(ctx, sg_slice(ctx, sg_slice(ctx, x, 0, b, 1), 1, 0, n)), true);
         sg_tensor *h0b = sg_set_requires_grad(sg_contiguous(ctx, sg_slice(ctx, h0, 1, b, 1)), true);
-        sg_tensor *c0b = sg_set_requires_grad(sg_contiguous(ctx, sg_slice(ctx, c0, 1, b, 1)), true);
+        sg_tensor *c0b =
+            has_c ? sg_set_requires_grad(sg_contiguous(ctx, sg_slice(ctx, c0, 1, b, 1)), true)
+                  : NULL;
         sg_tensor *wyb = sg_contiguous(ctx, sg_slice(ctx, sg_slice(ctx, wy, 0, b, 1), 1, 0, n));
         sg_tensor *whb = sg_contiguous(ctx, sg_slice(ctx, wh, 1, b, 1));
-        sg_tensor *wcb = sg_contiguous(ctx, sg_slice(ctx, wc, 1, b, 1));
+        sg_tensor *wcb = has_c ? sg_contiguous(ctx, sg_slice(ctx, wc, 1, b, 1)) : NULL;
         sg_ctx_set_grad_enabled(ctx, true);
         sg_rnn_output ob;
         run_loss(ctx, r, xb, NULL, h0b, c0b, wyb, whb, wcb, &ob);
@@ -252,13 +281,17 @@ START_TEST(test_padding_property) {
         if (n < T)
             expect_zero(sg_slice(ctx, yb, 1, n, T - n), "y padding");
         expect_close(sg_slice(ctx, out.h_n, 1, b, 1), ob.h_n, "h_n");
-        expect_close(sg_slice(ctx, out.c_n, 1, b, 1), ob.c_n, "c_n");
+        if (has_c)
+            expect_close(sg_slice(ctx, out.c_n, 1, b, 1), ob.c_n, "c_n");
+        else
+            ck_assert(!out.c_n && !ob.c_n);
         sg_tensor *gx = sg_slice(ctx, x->grad, 0, b, 1);
         expect_close(sg_slice(ctx, gx, 1, 0, n), xb->grad, "dx");
         if (n < T)
             expect_zero(sg_slice(ctx, gx, 1, n, T - n), "dx padding");
         expect_close(sg_slice(ctx, h0->grad, 1, b, 1), h0b->grad, "dh0");
-        expect_close(sg_slice(ctx, c0->grad, 1, b, 1), c0b->grad, "dc0");
+        if (has_c)
+            expect_close(sg_slice(ctx, c0->grad, 1, b, 1), c0b->grad, "dc0");
         for (int i = 0; i < pl.n; i++)
             gsum[i] = sg_add(ctx, gsum[i], pl.items[i].tensor->grad);
     }
@@ -549,18 +582,115 @@ START_TEST(test_layer_norm_lstm) {
 }
 END_TEST
 
+/* Every dropout kind at once (input, recurrent, between layers, zoneout on h and c), two
+ * layers both ways: the same seed gives the same outputs and gradients, another seed others;
+ * in evaluation nothing is drawn (any seed, the same outputs). Zoneout keeps the previous
+ * state for a fraction p of the units, within 4 sigma over 1e5 units. */
+START_TEST(test_dropout_kinds_seeded) {
+    sg_cell_kind cell = _i ? SG_CELL_GRU : SG_CELL_LSTM;
+    const int64_t B = 2, T = 5, I = 3, H = 4;
+    double first[3] = {0};
+    for (int run = 0; run < 4; run++) { /* seeds 1, 1, 2; then evaluation with seed 3 */
+        sg_ctx *ctx = sg_ctx_new(0);
+        sg_store *store = sg_store_new();
+        sg_rnn_options o = sg_rnn_defaults(cell, I, H);
+        o.dtype = SG_F64;
+        o.num_layers = 2;
+        o.bidirectional = true;
+        o.dropout = o.recurrent_dropout = o.layer_dropout = 0.3;
+        o.zoneout_h = 0.2;
+        o.zoneout_c = cell == SG_CELL_LSTM ? 0.2 : 0;
+        sg_rnn *r = new_rnn(ctx, store, o, 21);
+        sg_rng_seed(sg_ctx_rng(ctx), 99);
+        sg_tensor *x = sg_set_requires_grad(randn(ctx, SG_SHAPE(B, T, I), 1.0), true);
+        if (run == 3)
+            sg_ctx_set_training(ctx, false);
+        sg_rng_seed(sg_ctx_rng(ctx), run == 2 ? 2 : run == 3 ? 3 : 1);
+        sg_rnn_output out;
+        ck_assert_int_eq(sg_rnn_forward(ctx, r, x, NULL, NULL, NULL, &out), 0);
+        ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, sg_mul(ctx, out.y, out.y)), NULL), 0);
+        double v[3] = {sg_get_flat(sg_sum(ctx, out.y), 0), sg_get_flat(sg_sum(ctx, out.h_n), 0),
+                       sg_get_flat(sg_sum(ctx, x->grad), 0)};
+        if (run == 0)
+            memcpy(first, v, sizeof v);
+        for (int k = 0; k < 3; k++) {
+            if (run == 1)
+                ck_assert_msg(v[k] == first[k], "same seed: %.17g vs %.17g", v[k], first[k]);
+            if (run == 2)
+                ck_assert_msg(v[k] != first[k], "another seed, same value %.17g", v[k]);
+        }
+        if (run == 3) { /* evaluation: the result does not depend on the generator */
+            sg_rng_seed(sg_ctx_rng(ctx), 12345);
+            sg_rnn_output o2;
+            ck_assert_int_eq(sg_rnn_forward(ctx, r, x, NULL, NULL, NULL, &o2), 0);
+            ck_assert_int_eq(sg_compare(ctx, out.y, o2.y, 0, 0, NULL), 0);
+        }
+        sg_rnn_free(r);
+        sg_store_free(store);
+        sg_ctx_free(ctx);
+    }
+    /* zoneout's statistics: h_prev 0, h_new 1, p = 0.3 */
+    sg_ctx *ctx = sg_ctx_new(0);
+    const int64_t N = 100000;
+    sg_tensor *z =
+        sg_zoneout(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(N)),
+                   sg_set_requires_grad(sg_ones(ctx, SG_F64, SG_SHAPE(N)), true), 0.3, NULL);
+    double kept = N - sg_get_flat(sg_sum(ctx, z), 0), sd = sqrt(N * 0.3 * 0.7);
+    ck_assert_msg(fabs(kept - 0.3 * N) < 4 * sd, "zoneout kept %g of %lld, want 0.3", kept,
+                  (long long)N);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* An Embedding with mask_zero hands its lengths to the recurrent layer: the same outputs as
+ * the lengths given by hand. */
+START_TEST(test_embedding_lengths_hand_off) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
+    sg_embedding_options eo = sg_embedding_defaults();
+    eo.mask_zero = true;
+    sg_embedding *emb = sg_embedding_new(ctx, store, SG_F64, 6, 3, &eo, NULL, NULL);
+    sg_rnn_options o = sg_rnn_defaults(SG_CELL_GRU, 3, 4);
+    o.dtype = SG_F64;
+    o.bidirectional = true;
+    sg_rnn *r = new_rnn(ctx, store, o, 4);
+    sg_tensor *ids = sg_from_data(ctx, SG_I64, SG_SHAPE(2, 4), (int64_t[]){3, 1, 0, 0, 5, 2, 4, 1});
+    sg_tensor *len = NULL;
+    ck_assert_int_eq(sg_embedding_lengths(ctx, emb, ids, &len), 0);
+    ck_assert_int_eq(sg_get_flat_i64(len, 0), 2);
+    ck_assert_int_eq(sg_get_flat_i64(len, 1), 4);
+    sg_tensor *e = sg_embedding_forward(ctx, emb, ids);
+    sg_rnn_output a, b;
+    ck_assert_int_eq(sg_rnn_forward(ctx, r, e, len, NULL, NULL, &a), 0);
+    ck_assert_int_eq(sg_rnn_forward(ctx, r, e,
+                                    sg_from_data(ctx, SG_I64, SG_SHAPE(2), (int64_t[]){2, 4}), NULL,
+                                    NULL, &b),
+                     0);
+    ck_assert_int_eq(sg_compare(ctx, a.y, b.y, 0, 0, NULL), 0);
+    ck_assert_int_eq(sg_compare(ctx, a.h_n, b.h_n, 0, 0, NULL), 0);
+    /* the padded steps of the first sequence are zero in y */
+    ck_assert_double_eq(sg_get_flat(a.y, 2 * 8), 0.0);
+    sg_embedding_free(emb);
+    sg_rnn_free(r);
+    sg_store_free(store);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
     const ck_tcase tcases[] = {
         {"rnn",
          600,
          {{test_gradcheck, 4 * N_CASES},
           {test_gradcheck_gru_rnn, 8},
-          {test_padding_property, 16},
+          {test_padding_property, N_PROP},
           {test_dropout_masks_fixed, 4},
           {test_zoneout_eval, 2},
           {test_names_and_shapes, 1},
           {test_errors, 1},
-          {test_layer_norm_lstm, 2}}},
+          {test_layer_norm_lstm, 2},
+          {test_dropout_kinds_seeded, 2},
+          {test_embedding_lengths_hand_off, 1}}},
     };
     return CK_RUN("rnn", tcases, NULL, NULL);
 }
