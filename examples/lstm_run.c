@@ -16,14 +16,7 @@
  * Exit status: 0 on success, 1 for missing/ill-shaped tensors, NaN or Inf in a weight or
  * an input, unreadable files or paths that are not regular files (message on stderr), 2 for
  * bad options (with the usage). */
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
-#include "seqgrad.h"
+#define BRIDGE_PROG "lstm_run"
 
 static const char usage_text[] =
     "usage: lstm_run --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
@@ -45,12 +38,7 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 success, 1 missing or bad data, 2 bad options.\n";
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "lstm_run: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage_text);
-    return 2;
-}
+#include "bridge_common.h"
 
 typedef struct {
     const char *weights, *input, *output;
@@ -64,41 +52,21 @@ static int parse_args(int argc, char **argv, options *o) {
     o->impl = SG_LSTM_FUSED;
     o->act = SG_ACT_TANH;
     o->rec_act = SG_ACT_SIGMOID;
+    static const char *const names[] = {"--weights", "--input",      "--output",
+                                        "--impl",    "--activation", "--recurrent-activation"};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        static const char *const names[] = {"--weights", "--input",      "--output",
-                                            "--impl",    "--activation", "--recurrent-activation"};
-        int which = -1;
-        const char *val = NULL;
-        for (int k = 0; k < 6 && which < 0; k++) {
-            size_t n = strlen(names[k]);
-            if (!strncmp(a, names[k], n) && (a[n] == 0 || a[n] == '=')) {
-                which = k;
-                val = a[n] == '=' ? a + n + 1 : NULL;
-            }
-        }
-        if (which < 0)
-            return usage_error("unknown option '%s'", a);
-        if (!val) {
-            if (i + 1 >= argc)
-                return usage_error("option %s needs a value", a);
-            val = argv[++i];
-        }
+        int which;
+        const char *val;
+        int rc = next_option(argc, argv, &i, names, 6, &which, &val);
+        if (rc >= 0)
+            return rc;
         switch (which) {
         case 0: o->weights = val; break;
         case 1: o->input = val; break;
         case 2: o->output = val; break;
         case 3:
-            if (!strcmp(val, "fused"))
-                o->impl = SG_LSTM_FUSED;
-            else if (!strcmp(val, "gates"))
-                o->impl = SG_LSTM_GATES;
-            else
-                return usage_error("--impl must be fused or gates, not '%s'", val);
+            if (parse_impl(val, &o->impl) >= 0)
+                return 2;
             break;
         default: {
             int act = sg_activation_from_name(val);
@@ -111,106 +79,7 @@ static int parse_args(int argc, char **argv, options *o) {
         }
         }
     }
-    if (!o->weights)
-        return usage_error("%s", "missing --weights");
-    if (!o->input)
-        return usage_error("%s", "missing --input");
-    if (!o->output)
-        return usage_error("%s", "missing --output");
-    return -1;
-}
-
-/* ---- data checks: each failure prints one line and makes the exit status 1 ---------- */
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "lstm_run: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return 1;
-}
-
-/* Every tensor in f must be one of the NULL-terminated `allowed` names (a misspelt
- * optional tensor would otherwise be silently ignored). */
-static int only_names(const char *path, const sg_st_file *f, const char *const *allowed) {
-    for (int i = 0; i < sg_st_count(f); i++) {
-        const char *n = sg_st_name(f, i);
-        bool ok = false;
-        for (int k = 0; allowed[k] && !ok; k++)
-            ok = !strcmp(n, allowed[k]);
-        if (!ok)
-            return fail("%s: unexpected tensor %s", path, n);
-    }
-    return 0;
-}
-
-/* t (if present) must have ndim dims of the given sizes. */
-static int want_shape(const char *path, const char *name, const sg_tensor *t, int ndim,
-                      const int64_t *shape) {
-    bool same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = t->shape[d] == shape[d];
-    if (same)
-        return 0;
-    char a[128], b[128];
-    return fail("%s: %s has shape %s, expected %s", path, name,
-                sg_shape_str(t->ndim, t->shape, a, sizeof a),
-                sg_shape_str(ndim, shape, b, sizeof b));
-}
-
-/* An input path (--weights, --input) must be a regular file: a device such as /dev/zero
- * would be read without end, a FIFO without a writer waits forever. A missing file is left
- * to the loader, whose message says so. The output path must be a regular file or nothing
- * yet: it is replaced by renaming a temporary file over it. */
-static int check_path(const char *opt, const char *path) {
-    struct stat st;
-    if (!*path)
-        return fail("%s: empty path", opt);
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return fail("%s %s: %s", opt, path,
-                    S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-    return 0;
-}
-
-/* Every value of t must be finite: NaN or Inf in a weight or an input would only give
- * NaN outputs. Names the first bad element by its flat (row-major) index. */
-static int all_finite(const char *path, const char *name, const sg_tensor *t) {
-    if (!t)
-        return 0;
-    int64_t n = sg_numel(t);
-    for (int64_t i = 0; i < n; i++) {
-        double v = sg_get_flat(t, i);
-        if (isfinite(v))
-            continue;
-        const char *what = isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf";
-        return fail("%s: %s has %s at index %lld", path, name, what, (long long)i);
-    }
-    return 0;
-}
-
-/* A contiguous arena copy of t in dtype dt (NULL for NULL). */
-static sg_tensor *as_dtype(sg_ctx *ctx, const sg_tensor *t, sg_dtype dt) {
-    if (!t)
-        return NULL;
-    sg_tensor *o = sg_zeros(ctx, dt, t->ndim, t->shape);
-    if (!o)
-        return NULL;
-    if (t->dtype == dt) {
-        sg_copy(o, t);
-        return o;
-    }
-    int64_t n = sg_numel(t);
-    double *v = sg_malloc((size_t)(n ? n : 1) * sizeof *v);
-    if (!v)
-        return sg_error(ctx, "lstm_run: out of memory");
-    sg_copy_to_f64(t, v);
-    for (int64_t i = 0; i < n; i++)
-        ((float *)sg_data(o))[i] = (float)v[i]; /* dt is F32 here: t was F64 */
-    sg_free(v);
-    return o;
+    return need_paths(o->weights, o->input, o->output);
 }
 
 typedef struct {
@@ -235,29 +104,16 @@ int main(int argc, char **argv) {
         sg_ctx_free(ctx);
         return 1;
     }
-    if (check_path("--weights", o.weights) || check_path("--input", o.input) ||
-        check_path("--output", o.output))
+    if (open_files(ctx, o.weights, o.input, o.output, &W, &IN))
         goto out;
-    W = sg_safetensors_load(ctx, o.weights);
-    IN = W ? sg_safetensors_load(ctx, o.input) : NULL;
-    if (!W || !IN)
-        goto report;
 
     /* ---- the input: its x fixes B, T, I and the dtype ---- */
     static const char *const in_names[] = {"x", "h0", "c0", "dy", NULL};
     if (only_names(o.input, IN, in_names))
         goto out;
-    if (!sg_st_has(IN, "x")) {
-        fail("%s: missing tensor x", o.input);
+    const sg_tensor *x = get_x(o.input, IN);
+    if (!x)
         goto out;
-    }
-    const sg_tensor *x = sg_st_get(IN, "x");
-    if (x->ndim != 3) {
-        char a[128];
-        fail("%s: x has shape %s, expected (B, T, I)", o.input,
-             sg_shape_str(x->ndim, x->shape, a, sizeof a));
-        goto out;
-    }
     const sg_dtype dt = x->dtype;
     const int64_t B = x->shape[0], T = x->shape[1], I = x->shape[2];
 
@@ -344,8 +200,8 @@ int main(int argc, char **argv) {
         goto report;
 
     /* ---- forward, and backward with dy ---- */
-    sg_tensor *xc = as_dtype(ctx, x, dt), *h0c = as_dtype(ctx, h0, dt),
-              *c0c = as_dtype(ctx, c0, dt), *dyc = as_dtype(ctx, dy, dt);
+    sg_tensor *xc = sg_cast(ctx, x, dt), *h0c = sg_cast(ctx, h0, dt), *c0c = sg_cast(ctx, c0, dt),
+              *dyc = sg_cast(ctx, dy, dt);
     if (sg_ctx_error(ctx))
         goto report;
     if (dy) {
@@ -412,7 +268,7 @@ int main(int argc, char **argv) {
     goto out;
 
 report:
-    fail("%s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "unknown error");
+    report(ctx);
 out:
     sg_lstm_free(lstm);
     sg_store_free(store);
