@@ -24,32 +24,52 @@ static int usage_error(const char *fmt, const char *arg) {
     return 2;
 }
 
-/* Match argv[*i] against the n option names ("--name value" or "--name=value"; a prefix of
- * a name is no match). Returns -1 with *which (index into names) and *val set, advancing *i
- * past a separate value; 0 after printing the usage to stdout for --help or -h; or 2 after
- * usage_error (unknown option, missing value). */
-static int next_option(int argc, char **argv, int *i, const char *const *names, int n, int *which,
-                       const char **val) {
-    const char *a = argv[*i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
-    *which = -1;
-    *val = NULL;
-    for (int k = 0; k < n && *which < 0; k++) {
-        size_t len = strlen(names[k]);
-        if (!strncmp(a, names[k], len) && (a[len] == 0 || a[len] == '=')) {
-            *which = k;
-            *val = a[len] == '=' ? a + len + 1 : NULL;
+/* Does argv word a name option `name` ("--name value" or "--name=value"; a prefix of a
+ * name is no match)? Then *val is the value after '=', or NULL. */
+static bool is_option(const char *a, const char *name, const char **val) {
+    size_t len = strlen(name);
+    if (strncmp(a, name, len) || (a[len] != 0 && a[len] != '='))
+        return false;
+    *val = a[len] == '=' ? a + len + 1 : NULL;
+    return true;
+}
+
+/* The three file options. */
+typedef struct {
+    const char *weights, *input, *output;
+} bridge_files;
+
+/* Parse argv: --weights, --input and --output into *files (left as they are when absent: see
+ * need_paths), and the program's own options own_names[0 .. n_own - 1] handed
+ * to own(k, value, data), which returns -1 or 2 (after usage_error). Returns -1 to go on, 0
+ * after printing the usage to stdout for --help or -h, or 2 after usage_error (unknown
+ * option, missing value, or own's 2). */
+static int parse_options(int argc, char **argv, const char *const *own_names, int n_own,
+                         bridge_files *files, int (*own)(int k, const char *val, void *data),
+                         void *data) {
+    static const char *const file_opts[3] = {"--weights", "--input", "--output"};
+    const char **paths[3] = {&files->weights, &files->input, &files->output};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
         }
-    }
-    if (*which < 0)
-        return usage_error("unknown option '%s'", a);
-    if (!*val) {
-        if (*i + 1 >= argc)
-            return usage_error("option %s needs a value", a);
-        *val = argv[++*i];
+        int which = -1;
+        for (int k = 0; k < 3 + n_own && which < 0; k++)
+            if (is_option(a, k < 3 ? file_opts[k] : own_names[k - 3], &val))
+                which = k;
+        if (which < 0)
+            return usage_error("unknown option '%s'", a);
+        if (!val) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", a);
+            val = argv[++i];
+        }
+        if (which < 3)
+            *paths[which] = val;
+        else if (own(which - 3, val, data) >= 0)
+            return 2;
     }
     return -1;
 }
@@ -67,12 +87,12 @@ static int parse_impl(const char *val, sg_lstm_impl *impl) {
 
 /* The three file options are required: -1, or 2 after usage_error naming the first one
  * missing. */
-static int need_paths(const char *weights, const char *input, const char *output) {
-    if (!weights)
+static int need_paths(const bridge_files *f) {
+    if (!f->weights)
         return usage_error("%s", "missing --weights");
-    if (!input)
+    if (!f->input)
         return usage_error("%s", "missing --input");
-    if (!output)
+    if (!f->output)
         return usage_error("%s", "missing --output");
     return -1;
 }
@@ -137,16 +157,28 @@ static int check_path(const char *opt, const char *path) {
     return 0;
 }
 
+/* A context and a parameter store: 0, or 1 after printing "out of memory" (nothing left
+ * allocated). */
+static int new_ctx_store(sg_ctx **ctx, sg_store **store) {
+    *ctx = sg_ctx_new(0);
+    *store = sg_store_new();
+    if (*ctx && *store)
+        return 0;
+    fail("out of memory");
+    sg_store_free(*store);
+    sg_ctx_free(*ctx);
+    return 1;
+}
+
 /* Check the three paths, then load the weights and the input into *W and *IN. 0, or 1
  * after printing the reason (*W / *IN NULL where not loaded). */
-static int open_files(sg_ctx *ctx, const char *weights, const char *input, const char *output,
-                      sg_st_file **W, sg_st_file **IN) {
+static int open_files(sg_ctx *ctx, const bridge_files *f, sg_st_file **W, sg_st_file **IN) {
     *W = *IN = NULL;
-    if (check_path("--weights", weights) || check_path("--input", input) ||
-        check_path("--output", output))
+    if (check_path("--weights", f->weights) || check_path("--input", f->input) ||
+        check_path("--output", f->output))
         return 1;
-    *W = sg_safetensors_load(ctx, weights);
-    *IN = *W ? sg_safetensors_load(ctx, input) : NULL;
+    *W = sg_safetensors_load(ctx, f->weights);
+    *IN = *W ? sg_safetensors_load(ctx, f->input) : NULL;
     return *W && *IN ? 0 : report(ctx);
 }
 

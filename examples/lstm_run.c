@@ -41,45 +41,35 @@ static const char usage_text[] =
 #include "bridge_common.h"
 
 typedef struct {
-    const char *weights, *input, *output;
+    bridge_files f;
     sg_lstm_impl impl;
     sg_activation act, rec_act;
 } options;
 
+/* One of lstm_run's own options (--impl, --activation, --recurrent-activation): -1, or 2
+ * after usage_error. */
+static int lstm_option(int k, const char *val, void *data) {
+    options *o = data;
+    if (k == 0)
+        return parse_impl(val, &o->impl);
+    int act = sg_activation_from_name(val);
+    if (act < 0)
+        return usage_error("unknown activation '%s'", val);
+    if (k == 1)
+        o->act = (sg_activation)act;
+    else
+        o->rec_act = (sg_activation)act;
+    return -1;
+}
+
 /* Parse argv; returns -1 to go on, or the exit status (0 for --help, 2 for an error). */
 static int parse_args(int argc, char **argv, options *o) {
-    o->weights = o->input = o->output = NULL;
-    o->impl = SG_LSTM_FUSED;
-    o->act = SG_ACT_TANH;
-    o->rec_act = SG_ACT_SIGMOID;
-    static const char *const names[] = {"--weights", "--input",      "--output",
-                                        "--impl",    "--activation", "--recurrent-activation"};
-    for (int i = 1; i < argc; i++) {
-        int which;
-        const char *val;
-        int rc = next_option(argc, argv, &i, names, 6, &which, &val);
-        if (rc >= 0)
-            return rc;
-        switch (which) {
-        case 0: o->weights = val; break;
-        case 1: o->input = val; break;
-        case 2: o->output = val; break;
-        case 3:
-            if (parse_impl(val, &o->impl) >= 0)
-                return 2;
-            break;
-        default: {
-            int act = sg_activation_from_name(val);
-            if (act < 0)
-                return usage_error("unknown activation '%s'", val);
-            if (which == 4)
-                o->act = (sg_activation)act;
-            else
-                o->rec_act = (sg_activation)act;
-        }
-        }
-    }
-    return need_paths(o->weights, o->input, o->output);
+    *o = (options){.impl = SG_LSTM_FUSED, .act = SG_ACT_TANH, .rec_act = SG_ACT_SIGMOID};
+    static const char *const names[] = {"--impl", "--activation", "--recurrent-activation"};
+    int rc = parse_options(argc, argv, names, 3, &o->f, lstm_option, o);
+    if (rc >= 0)
+        return rc;
+    return need_paths(&o->f);
 }
 
 typedef struct {
@@ -93,25 +83,21 @@ int main(int argc, char **argv) {
     if (rc >= 0)
         return rc;
 
+    sg_ctx *ctx;
+    sg_store *store; /* the layer's parameters */
+    if (new_ctx_store(&ctx, &store))
+        return 1;
     rc = 1;
-    sg_ctx *ctx = sg_ctx_new(0);
-    sg_store *store = sg_store_new(); /* the layer's parameters */
     sg_st_file *W = NULL, *IN = NULL;
     sg_lstm *lstm = NULL;
-    if (!ctx || !store) {
-        fail("out of memory");
-        sg_store_free(store);
-        sg_ctx_free(ctx);
-        return 1;
-    }
-    if (open_files(ctx, o.weights, o.input, o.output, &W, &IN))
+    if (open_files(ctx, &o.f, &W, &IN))
         goto out;
 
     /* ---- the input: its x fixes B, T, I and the dtype ---- */
     static const char *const in_names[] = {"x", "h0", "c0", "dy", NULL};
-    if (only_names(o.input, IN, in_names))
+    if (only_names(o.f.input, IN, in_names))
         goto out;
-    const sg_tensor *x = get_x(o.input, IN);
+    const sg_tensor *x = get_x(o.f.input, IN);
     if (!x)
         goto out;
     const sg_dtype dt = x->dtype;
@@ -121,21 +107,22 @@ int main(int argc, char **argv) {
     static const char *const w_names[] = {
         "kernel",       "recurrent_kernel", "bias",       "weight_ih_l0",
         "weight_hh_l0", "bias_ih_l0",       "bias_hh_l0", NULL};
-    if (only_names(o.weights, W, w_names))
+    if (only_names(o.f.weights, W, w_names))
         goto out;
     const bool keras =
         sg_st_has(W, "kernel") || sg_st_has(W, "recurrent_kernel") || sg_st_has(W, "bias");
     const bool torch = sg_st_has(W, "weight_ih_l0") || sg_st_has(W, "weight_hh_l0") ||
                        sg_st_has(W, "bias_ih_l0") || sg_st_has(W, "bias_hh_l0");
     if (keras && torch) {
-        fail("%s: holds both Keras (kernel, ...) and PyTorch (weight_ih_l0, ...) names", o.weights);
+        fail("%s: holds both Keras (kernel, ...) and PyTorch (weight_ih_l0, ...) names",
+             o.f.weights);
         goto out;
     }
     const char *wi_name = torch ? "weight_ih_l0" : "kernel";
     const char *wh_name = torch ? "weight_hh_l0" : "recurrent_kernel";
     for (int k = 0; k < 2; k++)
         if (!sg_st_has(W, k ? wh_name : wi_name)) {
-            fail("%s: missing tensor %s", o.weights, k ? wh_name : wi_name);
+            fail("%s: missing tensor %s", o.f.weights, k ? wh_name : wi_name);
             goto out;
         }
     const sg_tensor *wi = sg_st_get(W, wi_name), *wh = sg_st_get(W, wh_name);
@@ -143,11 +130,11 @@ int main(int argc, char **argv) {
     const int64_t H = wh->ndim == 2 ? wh->shape[torch ? 1 : 0] : 0;
     if (wh->ndim != 2 || H < 1 || wh->shape[torch ? 0 : 1] != 4 * H) {
         char a[128];
-        fail("%s: %s has shape %s, expected %s", o.weights, wh_name,
+        fail("%s: %s has shape %s, expected %s", o.f.weights, wh_name,
              sg_shape_str(wh->ndim, wh->shape, a, sizeof a), torch ? "(4H, H)" : "(H, 4H)");
         goto out;
     }
-    if (want_shape(o.weights, wi_name, wi, 2,
+    if (want_shape(o.f.weights, wi_name, wi, 2,
                    torch ? (int64_t[]){4 * H, I} : (int64_t[]){I, 4 * H}))
         goto out;
     const sg_tensor *bias = NULL, *bias_ih = NULL, *bias_hh = NULL;
@@ -156,7 +143,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 3; k++)
         if (sg_st_has(W, bnames[k])) {
             *bslot[k] = sg_st_get(W, bnames[k]);
-            if (want_shape(o.weights, bnames[k], *bslot[k], 1, (int64_t[]){4 * H}))
+            if (want_shape(o.f.weights, bnames[k], *bslot[k], 1, (int64_t[]){4 * H}))
                 goto out;
         }
     const bool use_bias = bias || bias_ih || bias_hh;
@@ -169,7 +156,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 3; k++)
         if (sg_st_has(IN, inames[k])) {
             *islot[k] = sg_st_get(IN, inames[k]);
-            if (want_shape(o.input, inames[k], *islot[k], k == 2 ? 3 : 2, k == 2 ? bth : bh))
+            if (want_shape(o.f.input, inames[k], *islot[k], k == 2 ? 3 : 2, k == 2 ? bth : bh))
                 goto out;
         }
 
@@ -178,10 +165,10 @@ int main(int argc, char **argv) {
     const char *const wtn[5] = {wi_name, wh_name, bnames[0], bnames[1], bnames[2]};
     const char *const itn[4] = {"x", "h0", "c0", "dy"};
     for (int k = 0; k < 5; k++)
-        if (all_finite(o.weights, wtn[k], wt[k]))
+        if (all_finite(o.f.weights, wtn[k], wt[k]))
             goto out;
     for (int k = 0; k < 4; k++)
-        if (all_finite(o.input, itn[k], it[k]))
+        if (all_finite(o.f.input, itn[k], it[k]))
             goto out;
 
     /* ---- the layer ---- */
@@ -262,7 +249,7 @@ int main(int argc, char **argv) {
                           "recurrent_activation",
                           sg_activation_name(o.rec_act),
                           NULL};
-    if (sg_safetensors_save(ctx, o.output, &list, meta) != 0)
+    if (sg_safetensors_save(ctx, o.f.output, &list, meta) != 0)
         goto report;
     rc = 0;
     goto out;

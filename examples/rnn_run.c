@@ -50,17 +50,16 @@ static const char usage_text[] =
 #define MAX_LAYERS 64
 
 typedef struct {
-    const char *weights, *input, *output;
+    bridge_files f;
     const char *cell_name; /* as given to --cell */
     sg_cell_kind cell;
     sg_activation act; /* tanh, or relu for rnn_relu */
     sg_lstm_impl impl;
 } options;
 
-/* Parse argv; returns -1 to go on, or the exit status (0 for --help, 2 for an error). */
-static int parse_args(int argc, char **argv, options *o) {
-    *o = (options){.impl = SG_LSTM_FUSED, .act = SG_ACT_TANH};
-    static const char *const names[] = {"--weights", "--input", "--output", "--cell", "--impl"};
+/* One of rnn_run's own options (--cell, --impl): -1, or 2 after usage_error. */
+static int rnn_option(int k, const char *val, void *data) {
+    options *o = data;
     static const struct {
         const char *name;
         sg_cell_kind cell;
@@ -69,35 +68,28 @@ static int parse_args(int argc, char **argv, options *o) {
                  {"gru", SG_CELL_GRU, SG_ACT_TANH},
                  {"rnn_tanh", SG_CELL_RNN, SG_ACT_TANH},
                  {"rnn_relu", SG_CELL_RNN, SG_ACT_RELU}};
-    for (int i = 1; i < argc; i++) {
-        int which;
-        const char *val;
-        int rc = next_option(argc, argv, &i, names, 5, &which, &val);
-        if (rc >= 0)
-            return rc;
-        switch (which) {
-        case 0: o->weights = val; break;
-        case 1: o->input = val; break;
-        case 2: o->output = val; break;
-        case 3:
-            o->cell_name = NULL;
-            for (int k = 0; k < 4; k++)
-                if (!strcmp(val, cells[k].name)) {
-                    o->cell_name = cells[k].name;
-                    o->cell = cells[k].cell;
-                    o->act = cells[k].act;
-                }
-            if (!o->cell_name)
-                return usage_error("--cell must be lstm, gru, rnn_tanh or rnn_relu, not '%s'", val);
-            break;
-        default:
-            if (parse_impl(val, &o->impl) >= 0)
-                return 2;
+    if (k == 1)
+        return parse_impl(val, &o->impl);
+    for (int c = 0; c < 4; c++)
+        if (!strcmp(val, cells[c].name)) {
+            o->cell_name = cells[c].name;
+            o->cell = cells[c].cell;
+            o->act = cells[c].act;
+            return -1;
         }
-    }
+    return usage_error("--cell must be lstm, gru, rnn_tanh or rnn_relu, not '%s'", val);
+}
+
+/* Parse argv; returns -1 to go on, or the exit status (0 for --help, 2 for an error). */
+static int parse_args(int argc, char **argv, options *o) {
+    *o = (options){.impl = SG_LSTM_FUSED, .act = SG_ACT_TANH};
+    static const char *const names[] = {"--cell", "--impl"};
+    int rc = parse_options(argc, argv, names, 2, &o->f, rnn_option, o);
+    if (rc >= 0)
+        return rc;
     if (!o->cell_name)
         return usage_error("%s", "missing --cell");
-    return need_paths(o->weights, o->input, o->output);
+    return need_paths(&o->f);
 }
 
 /* ---- the state_dict's names ---------------------------------------------------------- */
@@ -142,19 +134,15 @@ int main(int argc, char **argv) {
     if (rc >= 0)
         return rc;
 
+    sg_ctx *ctx;
+    sg_store *store; /* the layer's parameters */
+    if (new_ctx_store(&ctx, &store))
+        return 1;
     rc = 1;
-    sg_ctx *ctx = sg_ctx_new(0);
-    sg_store *store = sg_store_new(); /* the layer's parameters */
     sg_st_file *W = NULL, *IN = NULL;
     sg_rnn *rnn = NULL;
     sg_param_list sd = {.ctx = ctx}, grads = {.ctx = ctx}, out = {.ctx = ctx};
-    if (!ctx || !store) {
-        fail("out of memory");
-        sg_store_free(store);
-        sg_ctx_free(ctx);
-        return 1;
-    }
-    if (open_files(ctx, o.weights, o.input, o.output, &W, &IN))
+    if (open_files(ctx, &o.f, &W, &IN))
         goto out;
     const bool lstm = o.cell == SG_CELL_LSTM;
     const int G = gates_of(o.cell);
@@ -162,14 +150,14 @@ int main(int argc, char **argv) {
     /* ---- the input: its x fixes B, T, I and the dtype ---- */
     for (int k = 0; k < 2 && !lstm; k++)
         if (sg_st_has(IN, k ? "dc_n" : "c0")) {
-            fail("%s: %s is an LSTM's cell state, not for --cell %s", o.input, k ? "dc_n" : "c0",
+            fail("%s: %s is an LSTM's cell state, not for --cell %s", o.f.input, k ? "dc_n" : "c0",
                  o.cell_name);
             goto out;
         }
     static const char *const in_names[] = {"x", "lengths", "h0", "c0", "dy", "dh_n", "dc_n", NULL};
-    if (only_names(o.input, IN, in_names))
+    if (only_names(o.f.input, IN, in_names))
         goto out;
-    const sg_tensor *x = get_x(o.input, IN);
+    const sg_tensor *x = get_x(o.f.input, IN);
     if (!x)
         goto out;
     const sg_dtype dt = x->dtype;
@@ -184,11 +172,11 @@ int main(int argc, char **argv) {
         if (!parse_name(n, &kind, &layer, &dir)) {
             fail("%s: unexpected tensor %s (expected PyTorch's weight_ih_l<k>, weight_hh_l<k>, "
                  "bias_ih_l<k>, bias_hh_l<k>[_reverse])",
-                 o.weights, n);
+                 o.f.weights, n);
             goto out;
         }
         if (!is_float(sg_st_tensor(W, i))) {
-            fail("%s: %s has dtype %s, expected float32 or float64", o.weights, n,
+            fail("%s: %s has dtype %s, expected float32 or float64", o.f.weights, n,
                  sg_dtype_name(sg_st_tensor(W, i)->dtype));
             goto out;
         }
@@ -197,7 +185,7 @@ int main(int argc, char **argv) {
         bias = bias || kind >= 2;
     }
     if (L == 0) {
-        fail("%s: no weights (weight_ih_l0, weight_hh_l0, ...)", o.weights);
+        fail("%s: no weights (weight_ih_l0, weight_hh_l0, ...)", o.f.weights);
         goto out;
     }
     char name[64];
@@ -207,7 +195,7 @@ int main(int argc, char **argv) {
                 tensor_name(name, sizeof name, k, l, d);
                 if (!sg_st_has(W, name)) {
                     fail("%s: missing tensor %s (the names give %d layer%s, %s, %s bias)",
-                         o.weights, name, L, L > 1 ? "s" : "",
+                         o.f.weights, name, L, L > 1 ? "s" : "",
                          D == 2 ? "bidirectional" : "one direction", bias ? "with" : "no");
                     goto out;
                 }
@@ -223,7 +211,7 @@ int main(int argc, char **argv) {
                      r == 4   ? "lstm"
                      : r == 3 ? "gru"
                               : "rnn_tanh or rnn_relu");
-        fail("%s: weight_hh_l0 has shape %s, expected (%dH, H) for --cell %s%s", o.weights,
+        fail("%s: weight_hh_l0 has shape %s, expected (%dH, H) for --cell %s%s", o.f.weights,
              sg_shape_str(whh->ndim, whh->shape, a, sizeof a), G, o.cell_name, hint);
         goto out;
     }
@@ -235,12 +223,12 @@ int main(int argc, char **argv) {
                 tensor_name(name, sizeof name, k, l, d);
                 const int64_t in_l = l ? D * H : I_w;
                 const int64_t shape[2] = {G * H, k == 0 ? in_l : H};
-                if (want_shape(o.weights, name, sg_st_get(W, name), k < 2 ? 2 : 1, shape))
+                if (want_shape(o.f.weights, name, sg_st_get(W, name), k < 2 ? 2 : 1, shape))
                     goto out;
             }
     if (I != I_w) {
         char a[128], b[128];
-        fail("%s: x has shape %s, feature size %lld, but weight_ih_l0 %s takes %lld", o.input,
+        fail("%s: x has shape %s, feature size %lld, but weight_ih_l0 %s takes %lld", o.f.input,
              sg_shape_str(x->ndim, x->shape, a, sizeof a), (long long)I,
              sg_shape_str(wih->ndim, wih->shape, b, sizeof b), (long long)I_w);
         goto out;
@@ -250,16 +238,16 @@ int main(int argc, char **argv) {
     sg_tensor *lengths = sg_st_has(IN, "lengths") ? sg_st_get(IN, "lengths") : NULL;
     if (lengths) {
         if (lengths->dtype != SG_I64 && lengths->dtype != SG_I32) {
-            fail("%s: lengths has dtype %s, expected int64", o.input,
+            fail("%s: lengths has dtype %s, expected int64", o.f.input,
                  sg_dtype_name(lengths->dtype));
             goto out;
         }
-        if (want_shape(o.input, "lengths", lengths, 1, (int64_t[]){B}))
+        if (want_shape(o.f.input, "lengths", lengths, 1, (int64_t[]){B}))
             goto out;
         for (int64_t b = 0; b < B; b++) {
             int64_t v = sg_get_flat_i64(lengths, b);
             if (v < 1 || v > T) {
-                fail("%s: lengths[%lld] = %lld outside 1..%lld (T)", o.input, (long long)b,
+                fail("%s: lengths[%lld] = %lld outside 1..%lld (T)", o.f.input, (long long)b,
                      (long long)v, (long long)T);
                 goto out;
             }
@@ -272,22 +260,22 @@ int main(int argc, char **argv) {
         if (sg_st_has(IN, inames[k])) {
             in[k] = sg_st_get(IN, inames[k]);
             if (!is_float(in[k])) {
-                fail("%s: %s has dtype %s, expected float32 or float64", o.input, inames[k],
+                fail("%s: %s has dtype %s, expected float32 or float64", o.f.input, inames[k],
                      sg_dtype_name(in[k]->dtype));
                 goto out;
             }
-            if (want_shape(o.input, inames[k], in[k], 3, k == 2 ? ydims : state))
+            if (want_shape(o.f.input, inames[k], in[k], 3, k == 2 ? ydims : state))
                 goto out;
         }
 
     /* ---- values: finite everywhere (the weights first, then the input) ---- */
     for (int i = 0; i < sg_st_count(W); i++)
-        if (all_finite(o.weights, sg_st_name(W, i), sg_st_tensor(W, i)))
+        if (all_finite(o.f.weights, sg_st_name(W, i), sg_st_tensor(W, i)))
             goto out;
-    if (all_finite(o.input, "x", x))
+    if (all_finite(o.f.input, "x", x))
         goto out;
     for (int k = 0; k < 5; k++)
-        if (all_finite(o.input, inames[k], in[k]))
+        if (all_finite(o.f.input, inames[k], in[k]))
             goto out;
 
     /* ---- the layer, its weights from the state_dict ---- */
@@ -372,7 +360,7 @@ int main(int argc, char **argv) {
                           "bias",
                           bias ? "true" : "false",
                           NULL};
-    if (sg_safetensors_save(ctx, o.output, &out, meta) != 0)
+    if (sg_safetensors_save(ctx, o.f.output, &out, meta) != 0)
         goto report;
     rc = 0;
     goto out;

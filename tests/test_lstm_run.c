@@ -27,7 +27,6 @@
 #include "progtest.h"
 
 static sg_ctx *ctx;
-static char tmpdir[64];
 
 static void setup(void) {
     ctx = sg_ctx_new(0);
@@ -40,18 +39,6 @@ static void teardown(void) {
     sg_ctx_free(ctx);
     ctx = NULL;
 }
-
-/* tmpdir/name (sixteen rotating buffers: several paths are alive at once). */
-static const char *tp(const char *name) {
-    static char p[16][512];
-    static int k;
-    k = (k + 1) % 16;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
-
-/* Run lstm_run in this test's directory (see progtest.h). */
-static int run(const char *const *args) { return run_in(tmpdir, args); }
 
 /* ---- writing inputs ------------------------------------------------------------------ */
 
