@@ -79,7 +79,7 @@ int main(void) {
         loss_v = sg_get_flat(loss, 0);
         if (step == 1)
             first = loss_v;
-        if (step % 100 == 0)
+        if (step == 1 || step % 100 == 0)
             printf("step %d  loss %.4f\n", step, loss_v);
         sg_ctx_reset(ctx);
     }

@@ -2,14 +2,14 @@
  * layout (W_g = [rows acting on h; rows acting on x], b_g), and PyTorch's nn.LSTM
  * (weight_ih = kernel^T, weight_hh = recurrent_kernel^T, bias_ih + bias_hh = bias). The
  * mapping is the table in docs/lstm.md: block g of the Keras matrices is gate g's matrix. */
-#include "layers.h"
+#include "internal.h"
 
 /* dst = src element by element in row-major order (same element count; any dtypes and
  * strides; checked by the callers). Views made here are taken with grad mode off, so
  * nothing lands on the tape. */
 static int copy_flat(sg_tensor *dst, const sg_tensor *src) { return sg_copy_values(dst, src); }
 
-static bool check_shape(sg_ctx *ctx, const char *fn, const sg_lstm *l, const char *what,
+static bool check_shape(sg_ctx *ctx, const char *fn, const char *layer, const char *what,
                         const sg_tensor *t, int ndim, int64_t d0, int64_t d1) {
     if (!t || !sg_check(ctx, t, fn))
         return false;
@@ -19,30 +19,24 @@ static bool check_shape(sg_ctx *ctx, const char *fn, const sg_lstm *l, const cha
         ok = t->shape[i] == want[i];
     if (!ok) {
         char a[96], b[96];
-        sg_error(ctx, "%s (%s): %s has shape %s, expected %s", fn, l->name, what,
+        sg_error(ctx, "%s (%s): %s has shape %s, expected %s", fn, layer, what,
                  sg_shape_str(t->ndim, t->shape, a, sizeof a),
                  sg_shape_str(ndim, want, b, sizeof b));
     }
     return ok;
 }
 
-/* Move values between the layer's parameters (or their grads) and Keras-layout tensors.
- * to_layer: Keras -> layer; else layer -> Keras. */
-static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to_layer,
-                    sg_tensor *k, sg_tensor *rk, sg_tensor *b) {
-    if (!ctx)
+/* Move values between an LSTM cell's parameters (or their grads) and Keras-layout tensors.
+ * to_layer: Keras -> cell; else cell -> Keras. */
+int sg__lstm_transfer(sg_ctx *ctx, const char *fn, const sg__cell *c, bool grads, bool to_layer,
+                      sg_tensor *k, sg_tensor *rk, sg_tensor *b) {
+    int64_t I = c->in, H = c->units;
+    if (!check_shape(ctx, fn, c->name, "kernel", k, 2, I, 4 * H) ||
+        !check_shape(ctx, fn, c->name, "recurrent_kernel", rk, 2, H, 4 * H) ||
+        (b && !check_shape(ctx, fn, c->name, "bias", b, 1, 4 * H, 0)))
         return -1;
-    if (!l) {
-        sg_error(ctx, "%s: layer is NULL", fn);
-        return -1;
-    }
-    int64_t I = l->opt.input_size, H = l->opt.units;
-    if (!check_shape(ctx, fn, l, "kernel", k, 2, I, 4 * H) ||
-        !check_shape(ctx, fn, l, "recurrent_kernel", rk, 2, H, 4 * H) ||
-        (b && !check_shape(ctx, fn, l, "bias", b, 1, 4 * H, 0)))
-        return -1;
-    if (b && !l->opt.use_bias && to_layer) {
-        sg_error(ctx, "%s (%s): a bias was given but the layer has use_bias = false", fn, l->name);
+    if (b && !c->opt->use_bias && to_layer) {
+        sg_error(ctx, "%s (%s): a bias was given but the layer has use_bias = false", fn, c->name);
         return -1;
     }
     /* A failure of the copies below (some report to a parameter's store rather than ctx)
@@ -51,8 +45,8 @@ static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to
     int rc = 0;
     bool was = sg_ctx_set_grad_enabled(ctx, false);
 #define SRC(p) (grads ? (p)->grad : (p))
-    if (l->impl == SG_LSTM_FUSED) {
-        sg_tensor *pairs[3][2] = {{l->kernel, k}, {l->recurrent_kernel, rk}, {l->bias, b}};
+    if (c->kernel) {
+        sg_tensor *pairs[3][2] = {{c->kernel, k}, {c->recurrent_kernel, rk}, {c->bias, b}};
         for (int i = 0; i < 3; i++) {
             sg_tensor *p = pairs[i][0], *ext = pairs[i][1];
             if (!p && ext && !to_layer)
@@ -64,11 +58,11 @@ static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to
             else
                 rc |= copy_flat(ext, SRC(p));
         }
-        if (to_layer && l->bias && !b)
-            rc |= sg_fill(l->bias, 0.0);
+        if (to_layer && c->bias && !b)
+            rc |= sg_fill(c->bias, 0.0);
     } else {
         for (int g = 0; g < 4 && !rc; g++) {
-            sg_tensor *W = to_layer ? l->W[g] : SRC(l->W[g]);
+            sg_tensor *W = to_layer ? c->W[g] : SRC(c->W[g]);
             sg_tensor *Wh = sg_slice(ctx, W, 0, 0, H), *Wx = sg_slice(ctx, W, 0, H, I);
             sg_tensor *kg = sg_slice(ctx, k, 1, g * H, H), *rkg = sg_slice(ctx, rk, 1, g * H, H);
             if (!Wh || !Wx || !kg || !rkg) {
@@ -85,15 +79,30 @@ static int transfer(sg_ctx *ctx, const char *fn, sg_lstm *l, bool grads, bool to
             sg_tensor *bg = b ? sg_slice(ctx, b, 0, g * H, H) : NULL;
             if (b && !bg)
                 rc = -1;
-            else if (to_layer && l->b[g])
-                rc |= bg ? copy_flat(l->b[g], bg) : sg_fill(l->b[g], 0.0);
+            else if (to_layer && c->b[g])
+                rc |= bg ? copy_flat(c->b[g], bg) : sg_fill(c->b[g], 0.0);
             else if (!to_layer && bg)
-                rc |= l->b[g] ? copy_flat(bg, SRC(l->b[g])) : sg_fill(bg, 0.0);
+                rc |= c->b[g] ? copy_flat(bg, SRC(c->b[g])) : sg_fill(bg, 0.0);
         }
     }
 #undef SRC
     sg_ctx_set_grad_enabled(ctx, was);
     return rc || (!had_err && sg_ctx_error(ctx)) ? -1 : 0;
+}
+
+/* The cell view of an sg_lstm for the transfers (no ctx: NULL; no layer: an error). */
+static int transfer(sg_ctx *ctx, const char *fn, const sg_lstm *l, bool grads, bool to_layer,
+                    sg_tensor *k, sg_tensor *rk, sg_tensor *b) {
+    if (!ctx)
+        return -1;
+    if (!l) {
+        sg_error(ctx, "%s: layer is NULL", fn);
+        return -1;
+    }
+    sg_rnn_options ro;
+    sg__cell c;
+    sg__lstm_cell(l, &ro, &c);
+    return sg__lstm_transfer(ctx, fn, &c, grads, to_layer, k, rk, b);
 }
 
 int sg_lstm_set_keras(sg_ctx *ctx, sg_lstm *l, const sg_tensor *kernel,
@@ -108,6 +117,9 @@ int sg_lstm_get_keras(sg_ctx *ctx, const sg_lstm *l, bool grads, sg_tensor *kern
                     bias);
 }
 
+static int lstm_torch(sg_ctx *ctx, const char *fn, const sg__cell *c, bool to_cell, bool grads,
+                      sg_tensor *w_ih, sg_tensor *w_hh, sg_tensor *b_ih, sg_tensor *b_hh);
+
 int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *l, const sg_tensor *weight_ih,
                       const sg_tensor *weight_hh, const sg_tensor *bias_ih,
                       const sg_tensor *bias_hh) {
@@ -117,29 +129,53 @@ int sg_lstm_set_torch(sg_ctx *ctx, sg_lstm *l, const sg_tensor *weight_ih,
         sg_error(ctx, "sg_lstm_set_torch: layer is NULL");
         return -1;
     }
-    const char *fn = "sg_lstm_set_torch";
-    int64_t I = l->opt.input_size, H = l->opt.units;
-    if (!check_shape(ctx, fn, l, "weight_ih", weight_ih, 2, 4 * H, I) ||
-        !check_shape(ctx, fn, l, "weight_hh", weight_hh, 2, 4 * H, H) ||
-        (bias_ih && !check_shape(ctx, fn, l, "bias_ih", bias_ih, 1, 4 * H, 0)) ||
-        (bias_hh && !check_shape(ctx, fn, l, "bias_hh", bias_hh, 1, 4 * H, 0)))
+    sg_rnn_options ro;
+    sg__cell c;
+    sg__lstm_cell(l, &ro, &c);
+    return lstm_torch(ctx, "sg_lstm_set_torch", &c, true, false, (sg_tensor *)weight_ih,
+                      (sg_tensor *)weight_hh, (sg_tensor *)bias_ih, (sg_tensor *)bias_hh);
+}
+
+/* An LSTM cell and PyTorch's layout (sg__cell_fns.torch): weight_ih = kernel^T,
+ * weight_hh = recurrent_kernel^T, bias_ih + bias_hh = bias (same gate order i, f, g, o).
+ * Out of the cell, bias_ih gets the bias and bias_hh zeros (with grads: both get the bias'
+ * gradient, the derivative of a sum). */
+static int lstm_torch(sg_ctx *ctx, const char *fn, const sg__cell *c, bool to_cell, bool grads,
+                      sg_tensor *w_ih, sg_tensor *w_hh, sg_tensor *b_ih, sg_tensor *b_hh) {
+    int64_t I = c->in, H = c->units;
+    if (!check_shape(ctx, fn, c->name, "weight_ih", w_ih, 2, 4 * H, I) ||
+        !check_shape(ctx, fn, c->name, "weight_hh", w_hh, 2, 4 * H, H) ||
+        (b_ih && !check_shape(ctx, fn, c->name, "bias_ih", b_ih, 1, 4 * H, 0)) ||
+        (b_hh && !check_shape(ctx, fn, c->name, "bias_hh", b_hh, 1, 4 * H, 0)))
         return -1;
     bool was = sg_ctx_set_grad_enabled(ctx, false);
-    /* Transposes are views; the summed bias is a small temporary in the layer's dtype. */
-    sg_tensor *k = sg_transpose(ctx, (sg_tensor *)weight_ih, 0, 1);
-    sg_tensor *rk = sg_transpose(ctx, (sg_tensor *)weight_hh, 0, 1);
+    /* Transposes are views; the summed bias is a small temporary. */
+    sg_tensor *k = sg_transpose(ctx, w_ih, 0, 1);
+    sg_tensor *rk = sg_transpose(ctx, w_hh, 0, 1);
     sg_tensor *b = NULL;
-    if (bias_ih || bias_hh) {
+    if (b_ih || b_hh) {
         b = sg_zeros(ctx, SG_F64, SG_SHAPE(4 * H));
-        for (int64_t j = 0; b && j < 4 * H; j++)
+        for (int64_t j = 0; to_cell && b && j < 4 * H; j++)
             sg_set_flat(b, j,
-                        (bias_ih ? sg_get_flat(bias_ih, j) : 0.0) +
-                            (bias_hh ? sg_get_flat(bias_hh, j) : 0.0));
+                        (b_ih ? sg_get_flat(b_ih, j) : 0.0) + (b_hh ? sg_get_flat(b_hh, j) : 0.0));
     }
     sg_ctx_set_grad_enabled(ctx, was);
-    if (!k || !rk || ((bias_ih || bias_hh) && !b))
+    if (!k || !rk || ((b_ih || b_hh) && !b))
         return -1;
-    return transfer(ctx, fn, l, false, true, k, rk, b);
+    int rc = sg__lstm_transfer(ctx, fn, c, grads, to_cell, k, rk, b);
+    if (!rc && !to_cell) {
+        if (b_ih)
+            rc = copy_flat(b_ih, b);
+        if (!rc && b_hh)
+            rc = grads ? copy_flat(b_hh, b) : sg_fill(b_hh, 0.0);
+    }
+    return rc;
+}
+
+int sg__lstm_torch(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool grads, sg_tensor *w_ih,
+                   sg_tensor *w_hh, sg_tensor *b_ih, sg_tensor *b_hh) {
+    return lstm_torch(ctx, to_cell ? "sg_rnn_set_torch" : "sg_rnn_get_torch", c, to_cell, grads,
+                      w_ih, w_hh, b_ih, b_hh);
 }
 
 int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src) {

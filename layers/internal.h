@@ -23,6 +23,8 @@ typedef struct sg__cell_fns {
     const char *name; /* Keras' layer name: "lstm", "gru", "simple_rnn" */
     int gates;        /* G: gate blocks in kernel's columns (4, 3, 1) */
     int nstate;       /* states carried: 2 (h, c) or 1 (h) */
+    bool x_direct;    /* project returns x itself, batch-major whatever time_major says (the
+                         gates LSTM): the driver then selects x_t along axis 1 */
     /* Before the time loop: what every step needs from x (B, T, I), computed for all steps
      * at once (the fused LSTM's x @ kernel + bias, (B, T, G*H), or time-major (T, B, G*H) when
      * time_major), or x itself for a cell that reads x_t directly (the gates LSTM). NULL with
@@ -46,15 +48,63 @@ typedef struct sg__cell_fns {
 
 struct sg__cell {
     const sg__cell_fns *fns;
+    const char *name; /* the parameters' prefix ("lstm", "lstm.l1_reverse"), for messages */
     const sg_rnn_options *opt; /* the layer's options (cell, activations, reset_after, ...) */
     int64_t in, units;         /* I of this layer (the layer below's output size), H */
     /* Keras layout; NULL where the layer has none: kernel (in, G*H), recurrent_kernel
      * (H, G*H), bias (G*H) or for a GRU with reset_after (2, 3H) */
     sg_tensor *kernel, *recurrent_kernel, *bias;
     sg_tensor *W[4], *b[4]; /* the gates LSTM: (H + in, H) and (1, H) per gate */
-    sg_tensor *ln_gain[2], *ln_bias[2]; /* layer_norm LSTM: gate pre-activations and cell */
+    /* the layer_norm LSTM (cell_lstm_ln.c): normalisations of x @ kernel, h @ recurrent_kernel
+     * (4H each) and of the cell (H) */
+    sg_tensor *ln_gain[3], *ln_bias[3];
+    /* Set by the driver on its own copy of the cell for one run: recurrent dropout's (B, H)
+     * mask, multiplied into h where h enters the recurrent product (not where the cell reuses
+     * h itself, as a GRU's z * h does), the same at every step; NULL for none. */
+    sg_tensor *rec_mask;
 };
 
-extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__gru_fns, sg__rnn_fns;
+extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__lstm_ln_fns, sg__gru_fns,
+    sg__rnn_fns;
+
+/* ---- the driver (layers/rnn.c) --------------------------------------------------------- */
+/* The batch's sequences: B, T and, with lengths, each one's length, the per-step validity
+ * mask and the per-sequence time reversal (built by the driver from the lengths). */
+typedef struct sg__seqs {
+    int64_t B, T;
+    int64_t minlen;   /* steps [0, minlen) are valid for every sequence (T without lengths) */
+    sg_tensor *valid; /* (T, B, 1) 1 or 0 in the layer's dtype, NULL without lengths */
+    sg_tensor *rev;   /* (B, T, 1) int64: t -> len_b - 1 - t inside each sequence, t after */
+} sg__seqs;
+
+/* The dropout kinds of one layer and direction (probabilities; 0: none). */
+typedef struct sg__drops {
+    double input, recurrent, zoneout_h, zoneout_c;
+    sg_rng *rng;
+} sg__drops;
+
+/* Does a step of B sequences run in place (sg_in_place in layers.h)? */
+bool sg__rnn_in_place(const sg_rnn_options *o, int64_t B);
+
+/* Run one layer and direction of cell c over x (B, T, I): state[0 .. nstate) in (NULL:
+ * zeros), the final states out (each sequence's at its own last step); *y (B, T, H) the
+ * outputs, zero at padded steps, when y is not NULL. 0, or -1 with an error in ctx. */
+int sg__rnn_direction(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, const sg__seqs *s, bool reverse,
+                      const sg__drops *d, sg_tensor **state, sg_tensor **y);
+
+/* Append a cell's parameters to a list as "<c->name>.<field>" (kernel, recurrent_kernel,
+ * bias, W_i, b_i, ..., b_o: those it has). 0 or -1. */
+int sg__cell_params(const sg__cell *c, sg_param_list *list);
+
+/* ---- the LSTM cell (layers/cell_lstm.c, layers/convert.c) ------------------------------- */
+/* The cell view of an sg_lstm (its options as sg_rnn_options in *ro, which c points to). */
+void sg__lstm_cell(const sg_lstm *l, sg_rnn_options *ro, sg__cell *c);
+/* Move values (or grads) between an LSTM cell and Keras-layout kernel (I, 4H),
+ * recurrent_kernel (H, 4H), bias (4H) or NULL; to_layer: into the cell. Errors name fn. */
+int sg__lstm_transfer(sg_ctx *ctx, const char *fn, const sg__cell *c, bool grads, bool to_layer,
+                      sg_tensor *k, sg_tensor *rk, sg_tensor *b);
+/* The LSTM cells' torch function (sg__cell_fns.torch). */
+int sg__lstm_torch(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool grads, sg_tensor *w_ih,
+                   sg_tensor *w_hh, sg_tensor *b_ih, sg_tensor *b_hh);
 
 #endif
