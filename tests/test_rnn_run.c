@@ -533,6 +533,38 @@ START_TEST(test_bad_input) {
 }
 END_TEST
 
+/* The loss is a sum of three terms, so its gradients are the sums of those of each part:
+ * dy alone plus dh_n and dc_n alone give the reference's. lstm_l2_bi: lengths, h0, c0. */
+START_TEST(test_loss_terms) {
+    static const char *const parts[2][2] = {{"dh_n", "dc_n"}, {"dy", NULL}};
+    sg_st_file *got[2];
+    for (int k = 0; k < 2; k++) {
+        sg_param_list in;
+        stage("lstm_l2_bi", "lstm_l2_bi", NULL, &in);
+        for (int j = 0; j < 2 && parts[k][j]; j++)
+            drop(&in, parts[k][j]);
+        save_list(tp("in.safetensors"), &in);
+        ck_assert_msg(run_files("lstm", "gates", tp("w.safetensors"), tp("in.safetensors")) == 0,
+                      "%s", err_text);
+        got[k] = sg_safetensors_load(ctx, tp("out.safetensors"));
+        ck_assert_ptr_nonnull(got[k]);
+    }
+    sg_st_file *ref = sg_safetensors_load(ctx, fx("lstm_l2_bi", "ref"));
+    ck_assert_int_eq(sg_st_count(got[0]), sg_st_count(ref));
+    for (int i = 0; i < sg_st_count(ref); i++) {
+        const char *n = sg_st_name(ref, i);
+        sg_tensor *a = sg_st_get(got[0], n), *b = sg_st_get(got[1], n);
+        /* y, h_n, c_n are the same in both runs; the gradients add up */
+        bool grad = n[0] == 'd' || !strncmp(n, "grad.", 5);
+        ck_tensor("lstm_l2_bi dy + (dh_n, dc_n)", n, grad ? sg_add(ctx, a, b) : a,
+                  sg_st_tensor(ref, i), 1e-9);
+    }
+    for (int k = 0; k < 2; k++)
+        sg_st_free(got[k]);
+    sg_st_free(ref);
+}
+END_TEST
+
 /* Without dy, dh_n, dc_n: only the outputs; with float32 x and float64 weights the
  * computation is float32. */
 START_TEST(test_forward_only) {
@@ -637,6 +669,7 @@ int main(void) {
          {{test_manifest, 1},
           {test_fixtures, nconfigs},
           {test_forward_only, 1},
+          {test_loss_terms, 1},
           {test_bad_lengths, 1},
           {test_bad_weights, 1},
           {test_bad_input, 1},
