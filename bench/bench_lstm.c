@@ -1,13 +1,17 @@
-/* bench_lstm: time one training step of an LSTM regressor.
+/* bench_lstm: time one training step of a recurrent regressor (an LSTM by default).
  *
- * A step: zero the gradients, run the LSTM over the whole sequence, last h -> Dense(1) ->
- * MSE against a target, backward, SGD update, reset the arena. Prints one JSON line:
- * config, impl, dtype, threads, median and minimum ms per step, GFLOP/s (the matmul FLOPs
- * of forward and backward, nominal: 3 x the forward products), arena bytes per step and
- * peak RSS.
+ * A step: zero the gradients, run the recurrent layer over the whole sequence, last h ->
+ * Dense(1) -> MSE against a target, backward, SGD update, reset the arena. Prints one JSON
+ * line: config, cell, impl, dtype, threads, median and minimum ms per step, GFLOP/s (the
+ * matmul FLOPs of forward and backward, nominal: 3 x the forward products), arena bytes per
+ * step and peak RSS.
  *
  *   bench_lstm --config tiny|small|medium|large --impl gates|fused --dtype f32|f64
- *              --threads N --steps N
+ *              --threads N --steps N [--cell lstm|gru|rnn] [--bidirectional] [--lengths]
+ *
+ * --cell lstm without --bidirectional or --lengths is sg_lstm (the one-layer LSTM); anything
+ * else is sg_rnn: GRU or SimpleRNN cells, both directions (y concatenated, the head reads
+ * the last step's 2H), or per-sequence lengths spread evenly over T/2 .. T (right-padded).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -22,7 +26,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_lstm [--config tiny|small|medium|large] [--impl gates|fused]\n"
-               "                  [--dtype f32|f64] [--threads N] [--steps N]\n");
+               "                  [--dtype f32|f64] [--threads N] [--steps N]\n"
+               "                  [--cell lstm|gru|rnn] [--bidirectional] [--lengths]\n");
 }
 
 int main(int argc, char **argv) {
@@ -31,11 +36,17 @@ int main(int argc, char **argv) {
     sg_dtype dt = SG_F32;
     int threads = 1;
     int64_t steps = -1;
+    sg_cell_kind cell = SG_CELL_LSTM;
+    bool bidir = false, varlen = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--bidirectional") || !strcmp(a, "--lengths")) {
+            *(!strcmp(a, "--lengths") ? &varlen : &bidir) = true;
+            continue;
         }
         if (!v) {
             usage(stderr);
@@ -52,6 +63,9 @@ int main(int argc, char **argv) {
             threads = atoi(v);
         } else if (!strcmp(a, "--steps") && atoll(v) > 0) {
             steps = atoll(v);
+        } else if (!strcmp(a, "--cell") &&
+                   (!strcmp(v, "lstm") || !strcmp(v, "gru") || !strcmp(v, "rnn"))) {
+            cell = !strcmp(v, "gru") ? SG_CELL_GRU : !strcmp(v, "rnn") ? SG_CELL_RNN : SG_CELL_LSTM;
         } else {
             cfg = NULL;
         }
@@ -69,18 +83,35 @@ int main(int argc, char **argv) {
     sg_ctx *ctx = sg_ctx_new((size_t)64 << 20);
     sg_rng rng;
     sg_rng_seed(&rng, 42);
-    sg_lstm_options o = sg_lstm_defaults(I, H);
-    o.dtype = dt;
-    sg_store *store = sg_store_new(); /* the model's parameters */
-    sg_lstm *lstm = sg_lstm_new(ctx, store, impl, &o, "lstm", &rng);
-    sg_dense *head = sg_dense_new(ctx, store, dt, H, 1, true, SG_ACT_LINEAR, "dense", &rng);
+    sg_store *store = sg_store_new();                             /* the model's parameters */
+    const bool general = cell != SG_CELL_LSTM || bidir || varlen; /* sg_rnn, else sg_lstm */
+    const int64_t D = bidir ? 2 : 1, G = cell == SG_CELL_LSTM ? 4 : cell == SG_CELL_GRU ? 3 : 1;
+    sg_lstm *lstm = NULL;
+    sg_rnn *rnn = NULL;
+    if (general) {
+        sg_rnn_options ro = sg_rnn_defaults(cell, I, H);
+        ro.dtype = dt;
+        ro.impl = impl;
+        ro.bidirectional = bidir;
+        ro.return_sequences = false; /* each sequence's last valid output */
+        rnn = sg_rnn_new(ctx, store, &ro, "rnn", &rng);
+    } else {
+        sg_lstm_options o = sg_lstm_defaults(I, H);
+        o.dtype = dt;
+        lstm = sg_lstm_new(ctx, store, impl, &o, "lstm", &rng);
+    }
+    sg_dense *head = sg_dense_new(ctx, store, dt, D * H, 1, true, SG_ACT_LINEAR, "dense", &rng);
     sg_param_list params = {0};
     sg_params_from_store(&params, store);
     sg_optim *opt = sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = 1e-3});
     /* Fixed inputs and targets, persistent so that the step measures only the model. */
     sg_tensor *x = sg_persistent_new(ctx, dt, SG_SHAPE(B, T, I));
     sg_tensor *y = sg_persistent_new(ctx, dt, SG_SHAPE(B, 1));
-    if (!opt || !x || !y) {
+    /* lengths spread evenly over T/2 .. T: on average 3/4 of the steps are real */
+    sg_tensor *len = varlen ? sg_persistent_new(ctx, SG_I64, SG_SHAPE(B)) : NULL;
+    for (int64_t b = 0; len && b < B; b++)
+        sg_set_flat(len, b, (double)(T - (B > 1 ? b * (T / 2) / (B - 1) : 0)));
+    if (!opt || !x || !y || (varlen && !len)) {
         fprintf(stderr, "bench_lstm: %s\n", sg_ctx_error(ctx));
         return 1;
     }
@@ -93,10 +124,19 @@ int main(int argc, char **argv) {
     for (int64_t s = -warm; s < steps; s++) {
         double t0 = bench_now();
         sg_store_zero_grad(store);
-        sg_lstm_output out;
-        if (sg_lstm_forward(ctx, lstm, x, NULL, NULL, &out))
-            break;
-        sg_tensor *loss = sg_mse_loss(ctx, sg_dense_forward(ctx, head, out.y), y);
+        sg_tensor *last;
+        if (general) {
+            sg_rnn_output out;
+            if (sg_rnn_forward(ctx, rnn, x, len, NULL, NULL, &out))
+                break;
+            last = out.y;
+        } else {
+            sg_lstm_output out;
+            if (sg_lstm_forward(ctx, lstm, x, NULL, NULL, &out))
+                break;
+            last = out.y;
+        }
+        sg_tensor *loss = sg_mse_loss(ctx, sg_dense_forward(ctx, head, last), y);
         if (!loss || sg_backward(ctx, loss, NULL) || sg_optim_step(opt))
             break;
         if (s == 0)
@@ -111,15 +151,21 @@ int main(int argc, char **argv) {
     }
     qsort(ms, (size_t)steps, sizeof *ms, bench_cmp_double);
     double med = ms[steps / 2], mn = ms[0];
-    /* Nominal matmul FLOPs: forward 2*B*T*(I+H)*4H (+ dense), backward twice that. */
-    double flops = 3.0 * (2.0 * (double)(B * T * (I + H) * 4 * H) + 2.0 * (double)(B * H));
+    /* Nominal matmul FLOPs: forward 2*B*T*(I+H)*G*H per direction (+ dense), backward twice
+     * that; with lengths, counted over all T steps as if none were padding. */
+    double flops = 3.0 * (2.0 * (double)(D * B * T * (I + H) * G * H) + 2.0 * (double)(B * D * H));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"impl\":\"%s\","
+    printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"cell\":\"%s\","
+           "\"bidirectional\":%s,\"lengths\":%s,\"impl\":\"%s\","
            "\"dtype\":\"%s\",\"threads\":%d,\"steps\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
            "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\","
            "\"blas\":\"%s\"}\n",
            cfg->name, (long long)B, (long long)T, (long long)I, (long long)H,
+           cell == SG_CELL_GRU   ? "gru"
+           : cell == SG_CELL_RNN ? "rnn"
+                                 : "lstm",
+           bidir ? "true" : "false", varlen ? "true" : "false",
            impl == SG_LSTM_FUSED ? "fused" : "gates", dt == SG_F32 ? "f32" : "f64", threads,
            (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,
            sg_vmath_isa(), sg_blas_config());
@@ -127,6 +173,7 @@ int main(int argc, char **argv) {
     sg_optim_free(opt);
     sg_params_clear(&params);
     sg_lstm_free(lstm);
+    sg_rnn_free(rnn);
     sg_dense_free(head);
     sg_store_free(store);
     sg_ctx_free(ctx);

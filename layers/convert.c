@@ -149,16 +149,13 @@ static int lstm_torch(sg_ctx *ctx, const char *fn, const sg__cell *c, bool to_ce
         (b_hh && !check_shape(ctx, fn, c->name, "bias_hh", b_hh, 1, 4 * H, 0)))
         return -1;
     bool was = sg_ctx_set_grad_enabled(ctx, false);
-    /* Transposes are views; the summed bias is a small temporary. */
+    /* Transposes are views; the summed bias (or, out of the cell, the bias' buffer) is a
+     * small temporary. */
     sg_tensor *k = sg_transpose(ctx, w_ih, 0, 1);
     sg_tensor *rk = sg_transpose(ctx, w_hh, 0, 1);
-    sg_tensor *b = NULL;
-    if (b_ih || b_hh) {
-        b = sg_zeros(ctx, SG_F64, SG_SHAPE(4 * H));
-        for (int64_t j = 0; to_cell && b && j < 4 * H; j++)
-            sg_set_flat(b, j,
-                        (b_ih ? sg_get_flat(b_ih, j) : 0.0) + (b_hh ? sg_get_flat(b_hh, j) : 0.0));
-    }
+    sg_tensor *b = !b_ih && !b_hh ? NULL
+                   : to_cell      ? sg__torch_bias_sum(ctx, b_ih, b_hh, 4 * H)
+                                  : sg_zeros(ctx, SG_F64, SG_SHAPE(4 * H));
     sg_ctx_set_grad_enabled(ctx, was);
     if (!k || !rk || ((b_ih || b_hh) && !b))
         return -1;
@@ -209,4 +206,36 @@ int sg_lstm_copy(sg_ctx *ctx, sg_lstm *dst, const sg_lstm *src) {
     if (sg_lstm_get_keras(ctx, src, false, k, rk, b))
         return -1;
     return sg_lstm_set_keras(ctx, dst, k, rk, b);
+}
+
+/* ---- PyTorch's recurrent layouts, for the cells (layers/internal.h) ------------------- */
+
+int sg__torch_blocks(sg_ctx *ctx, bool to_torch, sg_tensor *k, sg_tensor *t, int G, int64_t H,
+                     const int *perm) {
+    const bool had_err = sg_ctx_error(ctx) != NULL;
+    bool was = sg_ctx_set_grad_enabled(ctx, false);
+    int rc = 0;
+    for (int p = 0; p < G && !rc; p++) {
+        int kb = perm ? perm[p] : p;
+        /* Keras' block is columns kb*H .. of its last axis; a matrix's is transposed to
+         * PyTorch's (H, n) rows */
+        sg_tensor *kv = sg_slice(ctx, k, k->ndim - 1, kb * H, H);
+        if (kv && k->ndim == 2)
+            kv = sg_transpose(ctx, kv, 0, 1);
+        sg_tensor *tv = sg_slice(ctx, t, 0, p * H, H);
+        rc = !kv || !tv ? -1 : to_torch ? sg_copy_values(tv, kv) : sg_copy_values(kv, tv);
+    }
+    sg_ctx_set_grad_enabled(ctx, was);
+    return rc || (!had_err && sg_ctx_error(ctx)) ? -1 : 0;
+}
+
+sg_tensor *sg__torch_bias_sum(sg_ctx *ctx, const sg_tensor *b_ih, const sg_tensor *b_hh,
+                              int64_t n) {
+    if (!b_ih && !b_hh)
+        return NULL;
+    sg_tensor *b = sg_zeros(ctx, SG_F64, SG_SHAPE(n));
+    for (int64_t j = 0; b && j < n; j++)
+        sg_set_flat(b, j,
+                    (b_ih ? sg_get_flat(b_ih, j) : 0.0) + (b_hh ? sg_get_flat(b_hh, j) : 0.0));
+    return b;
 }

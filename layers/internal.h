@@ -16,6 +16,18 @@ int sg__layer_name(sg_ctx *ctx, const sg_store *store, const char *fn, const cha
 int sg__layer_sizes(sg_ctx *ctx, const char *fn, const char *layer, const char *na, int64_t a,
                     const char *nb, int64_t b, const char *table);
 
+/* ---- PyTorch's recurrent layouts (layers/convert.c) ------------------------------------
+ * Copy between a Keras-layout tensor k, (n, G*H) or (G*H), and PyTorch's t, (G*H, n) or
+ * (G*H), block by block: PyTorch's block p (rows p*H ..) is Keras' block perm[p] (columns
+ * perm[p]*H ..), transposed for the matrices; perm NULL: the same order. to_torch: k -> t,
+ * else t -> k. Any dtypes and strides; shapes are the callers' to check. Records nothing.
+ * 0, or -1 with an error. */
+int sg__torch_blocks(sg_ctx *ctx, bool to_torch, sg_tensor *k, sg_tensor *t, int G, int64_t H,
+                     const int *perm);
+/* PyTorch's two biases as one, b_ih + b_hh (either NULL: zeros), a float64 (n) arena tensor;
+ * NULL when both are NULL (no bias) or with an error. Records nothing. */
+sg_tensor *sg__torch_bias_sum(sg_ctx *ctx, const sg_tensor *b_ih, const sg_tensor *b_hh, int64_t n);
+
 /* ---- the recurrent driver's view of a cell (layers/rnn.c drives, layers/cell_*.c step) ----
  * A cell is one layer and direction's parameters in Keras layout and two functions. */
 typedef struct sg__cell sg__cell;
@@ -106,5 +118,28 @@ int sg__lstm_transfer(sg_ctx *ctx, const char *fn, const sg__cell *c, bool grads
 /* The LSTM cells' torch function (sg__cell_fns.torch). */
 int sg__lstm_torch(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool grads, sg_tensor *w_ih,
                    sg_tensor *w_hh, sg_tensor *b_ih, sg_tensor *b_hh);
+
+/* ---- what the Keras-layout cells share (layers/cell_common.c) --------------------------
+ * Register "<prefix>.kernel" (in, G*H), "<prefix>.recurrent_kernel" (H, G*H) and, with
+ * use_bias, "<prefix>.bias" ((bias_rows, G*H), or (G*H) when bias_rows is 1), then draw them
+ * in that order with the options' initializers from rng (Keras' order). The store is left as
+ * it was on failure. 0, or -1 with an error naming "sg_rnn_new (<prefix>)". */
+int sg__cell_create_keras(sg_ctx *ctx, sg_store *store, sg__cell *c, const char *prefix,
+                          sg_rng *rng, int bias_rows);
+/* project for a cell whose input terms are x @ kernel + the input bias (the bias, or row 0
+ * of a (2, G*H) one): x (B, T, in) -> (B, T, G*H), or (T, B, G*H) (contiguous) when
+ * time_major. */
+sg_tensor *sg__cell_project_keras(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, bool time_major);
+/* The start of every torch(): check the four tensors' shapes (w_ih (G*H, in), w_hh (G*H, H),
+ * b_ih and b_hh (G*H), each bias may be NULL; biases given to a cell without one are refused
+ * when to_cell), then copy kernel <-> w_ih and recurrent_kernel <-> w_hh with the block
+ * order perm (sg__torch_blocks), from the gradients when grads and not to_cell. 0, or -1
+ * with an error "sg_rnn_set_torch (<cell>): weight_ih has shape (..), expected (..)"
+ * (sg_rnn_get_torch when not to_cell). */
+/* How messages name a cell: c->name, else its kind (c->fns->name). */
+const char *sg__cell_label(const sg__cell *c);
+int sg__cell_torch_weights(sg_ctx *ctx, const sg__cell *c, bool to_cell, bool grads,
+                           sg_tensor *w_ih, sg_tensor *w_hh, sg_tensor *b_ih, sg_tensor *b_hh,
+                           const int *perm);
 
 #endif

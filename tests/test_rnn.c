@@ -72,6 +72,26 @@ static sg_tensor *gc_fn(sg_ctx *ctx, sg_tensor *const *in, void *user) {
     return flat_all(ctx, &out);
 }
 
+/* Gradcheck gc_fn over the n inputs (made to require grad; every one must pass), then free
+ * the layer, its parameter list, store and context. */
+static void gradcheck_free(sg_ctx *ctx, sg_store *store, sg_rnn *r, sg_param_list *pl, gc_user *u,
+                           int n, sg_tensor **in, int case_i) {
+    for (int i = 0; i < n; i++)
+        sg_set_requires_grad(in[i], true);
+    sg_gradcheck_opts opts = {.eps = 1e-6, .atol = 1e-8, .rtol = 1e-6, .seed = 3};
+    sg_gradcheck_report rep[48];
+    ck_assert_int_le(n, 48);
+    int rc = sg_gradcheck(ctx, gc_fn, u, n, in, &opts, rep);
+    ck_assert_msg(rc >= 0, "sg_gradcheck: %s", sg_ctx_error(ctx));
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(rep[i].ok, "case %d input %d: element %lld analytic %.10g numeric %.10g",
+                      case_i, i, (long long)rep[i].worst_flat, rep[i].analytic, rep[i].numeric);
+    sg_params_clear(pl);
+    sg_rnn_free(r);
+    sg_store_free(store);
+    sg_ctx_free(ctx);
+}
+
 START_TEST(test_gradcheck) {
     const gc_case *k = &k_cases[_i % N_CASES];
     sg_lstm_impl impl = k_impls[(_i / N_CASES) % 2];
@@ -112,19 +132,36 @@ START_TEST(test_gradcheck) {
         in[n++] = pl.items[i].tensor;
     }
     ck_assert_int_eq(pl.n, (impl == SG_LSTM_FUSED ? 3 : 8) * k->layers * D + (k->learned ? 2 : 0));
-    for (int i = 0; i < n; i++)
-        sg_set_requires_grad(in[i], true);
-    sg_gradcheck_opts opts = {.eps = 1e-6, .atol = 1e-8, .rtol = 1e-6, .seed = 3};
-    sg_gradcheck_report rep[48];
-    int rc = sg_gradcheck(ctx, gc_fn, &u, n, in, &opts, rep);
-    ck_assert_msg(rc >= 0, "sg_gradcheck: %s", sg_ctx_error(ctx));
-    for (int i = 0; i < n; i++)
-        ck_assert_msg(rep[i].ok, "case %d input %d: element %lld analytic %.10g numeric %.10g", _i,
-                      i, (long long)rep[i].worst_flat, rep[i].analytic, rep[i].numeric);
-    sg_params_clear(&pl);
-    sg_rnn_free(r);
-    sg_store_free(store);
-    sg_ctx_free(ctx);
+    gradcheck_free(ctx, store, r, &pl, &u, n, in, _i);
+}
+END_TEST
+
+/* The GRU (reset_after true and false) and SimpleRNN (tanh, relu) cells through the driver:
+ * stacked, bidirectional, with lengths and a given h0, in place or not. _i: bits 0-1 the
+ * cell, bit 2 in place. */
+START_TEST(test_gradcheck_gru_rnn) {
+    int cell = _i & 3;
+    int64_t B = 3, T = 4, I = 2, H = 3;
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *store = sg_store_new();
+    sg_rng_seed(sg_ctx_rng(ctx), 91 + (uint64_t)_i);
+    sg_rnn_options o = sg_rnn_defaults(cell < 2 ? SG_CELL_GRU : SG_CELL_RNN, I, H);
+    o.dtype = SG_F64;
+    o.reset_after = cell == 0;
+    o.activation = cell == 3 ? SG_ACT_RELU : SG_ACT_TANH;
+    o.num_layers = 2;
+    o.bidirectional = true;
+    o.in_place = _i & 4 ? SG_IN_PLACE_ALWAYS : SG_IN_PLACE_NEVER;
+    sg_rnn *r = new_rnn(ctx, store, o, 13 + (uint64_t)_i);
+    sg_tensor *in[16] = {randn(ctx, SG_SHAPE(B, T, I), 1.0), randn(ctx, SG_SHAPE(4, B, H), 0.5)};
+    int n = 2;
+    gc_user u = {r, sg_from_data(ctx, SG_I64, SG_SHAPE(B), (int64_t[]){4, 2, 3}), 1, -1};
+    sg_param_list pl = {0};
+    ck_assert_int_eq(sg_rnn_params(r, &pl), 0);
+    ck_assert_int_eq(pl.n, 3 * 2 * 2);
+    for (int i = 0; i < pl.n; i++)
+        in[n++] = pl.items[i].tensor;
+    gradcheck_free(ctx, store, r, &pl, &u, n, in, _i);
 }
 END_TEST
 
@@ -517,6 +554,7 @@ int main(void) {
         {"rnn",
          600,
          {{test_gradcheck, 4 * N_CASES},
+          {test_gradcheck_gru_rnn, 8},
           {test_padding_property, 16},
           {test_dropout_masks_fixed, 4},
           {test_zoneout_eval, 2},
