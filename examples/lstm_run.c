@@ -16,14 +16,7 @@
  * Exit status: 0 on success, 1 for missing/ill-shaped tensors, NaN or Inf in a weight or
  * an input, unreadable files or paths that are not regular files (message on stderr), 2 for
  * bad options (with the usage). */
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
-#include "seqgrad.h"
+#define BRIDGE_PROG "lstm_run"
 
 static const char usage_text[] =
     "usage: lstm_run --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
@@ -45,172 +38,38 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 success, 1 missing or bad data, 2 bad options.\n";
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "lstm_run: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage_text);
-    return 2;
-}
+#include "bridge_common.h"
 
 typedef struct {
-    const char *weights, *input, *output;
+    bridge_files f;
     sg_lstm_impl impl;
     sg_activation act, rec_act;
 } options;
 
-/* Parse argv; returns -1 to go on, or the exit status (0 for --help, 2 for an error). */
-static int parse_args(int argc, char **argv, options *o) {
-    o->weights = o->input = o->output = NULL;
-    o->impl = SG_LSTM_FUSED;
-    o->act = SG_ACT_TANH;
-    o->rec_act = SG_ACT_SIGMOID;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        static const char *const names[] = {"--weights", "--input",      "--output",
-                                            "--impl",    "--activation", "--recurrent-activation"};
-        int which = -1;
-        const char *val = NULL;
-        for (int k = 0; k < 6 && which < 0; k++) {
-            size_t n = strlen(names[k]);
-            if (!strncmp(a, names[k], n) && (a[n] == 0 || a[n] == '=')) {
-                which = k;
-                val = a[n] == '=' ? a + n + 1 : NULL;
-            }
-        }
-        if (which < 0)
-            return usage_error("unknown option '%s'", a);
-        if (!val) {
-            if (i + 1 >= argc)
-                return usage_error("option %s needs a value", a);
-            val = argv[++i];
-        }
-        switch (which) {
-        case 0: o->weights = val; break;
-        case 1: o->input = val; break;
-        case 2: o->output = val; break;
-        case 3:
-            if (!strcmp(val, "fused"))
-                o->impl = SG_LSTM_FUSED;
-            else if (!strcmp(val, "gates"))
-                o->impl = SG_LSTM_GATES;
-            else
-                return usage_error("--impl must be fused or gates, not '%s'", val);
-            break;
-        default: {
-            int act = sg_activation_from_name(val);
-            if (act < 0)
-                return usage_error("unknown activation '%s'", val);
-            if (which == 4)
-                o->act = (sg_activation)act;
-            else
-                o->rec_act = (sg_activation)act;
-        }
-        }
-    }
-    if (!o->weights)
-        return usage_error("%s", "missing --weights");
-    if (!o->input)
-        return usage_error("%s", "missing --input");
-    if (!o->output)
-        return usage_error("%s", "missing --output");
+/* One of lstm_run's own options (--impl, --activation, --recurrent-activation): -1, or 2
+ * after usage_error. */
+static int lstm_option(int k, const char *val, void *data) {
+    options *o = data;
+    if (k == 0)
+        return parse_impl(val, &o->impl);
+    int act = sg_activation_from_name(val);
+    if (act < 0)
+        return usage_error("unknown activation '%s'", val);
+    if (k == 1)
+        o->act = (sg_activation)act;
+    else
+        o->rec_act = (sg_activation)act;
     return -1;
 }
 
-/* ---- data checks: each failure prints one line and makes the exit status 1 ---------- */
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "lstm_run: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return 1;
-}
-
-/* Every tensor in f must be one of the NULL-terminated `allowed` names (a misspelt
- * optional tensor would otherwise be silently ignored). */
-static int only_names(const char *path, const sg_st_file *f, const char *const *allowed) {
-    for (int i = 0; i < sg_st_count(f); i++) {
-        const char *n = sg_st_name(f, i);
-        bool ok = false;
-        for (int k = 0; allowed[k] && !ok; k++)
-            ok = !strcmp(n, allowed[k]);
-        if (!ok)
-            return fail("%s: unexpected tensor %s", path, n);
-    }
-    return 0;
-}
-
-/* t (if present) must have ndim dims of the given sizes. */
-static int want_shape(const char *path, const char *name, const sg_tensor *t, int ndim,
-                      const int64_t *shape) {
-    bool same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = t->shape[d] == shape[d];
-    if (same)
-        return 0;
-    char a[128], b[128];
-    return fail("%s: %s has shape %s, expected %s", path, name,
-                sg_shape_str(t->ndim, t->shape, a, sizeof a),
-                sg_shape_str(ndim, shape, b, sizeof b));
-}
-
-/* An input path (--weights, --input) must be a regular file: a device such as /dev/zero
- * would be read without end, a FIFO without a writer waits forever. A missing file is left
- * to the loader, whose message says so. The output path must be a regular file or nothing
- * yet: it is replaced by renaming a temporary file over it. */
-static int check_path(const char *opt, const char *path) {
-    struct stat st;
-    if (!*path)
-        return fail("%s: empty path", opt);
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return fail("%s %s: %s", opt, path,
-                    S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-    return 0;
-}
-
-/* Every value of t must be finite: NaN or Inf in a weight or an input would only give
- * NaN outputs. Names the first bad element by its flat (row-major) index. */
-static int all_finite(const char *path, const char *name, const sg_tensor *t) {
-    if (!t)
-        return 0;
-    int64_t n = sg_numel(t);
-    for (int64_t i = 0; i < n; i++) {
-        double v = sg_get_flat(t, i);
-        if (isfinite(v))
-            continue;
-        const char *what = isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf";
-        return fail("%s: %s has %s at index %lld", path, name, what, (long long)i);
-    }
-    return 0;
-}
-
-/* A contiguous arena copy of t in dtype dt (NULL for NULL). */
-static sg_tensor *as_dtype(sg_ctx *ctx, const sg_tensor *t, sg_dtype dt) {
-    if (!t)
-        return NULL;
-    sg_tensor *o = sg_zeros(ctx, dt, t->ndim, t->shape);
-    if (!o)
-        return NULL;
-    if (t->dtype == dt) {
-        sg_copy(o, t);
-        return o;
-    }
-    int64_t n = sg_numel(t);
-    double *v = sg_malloc((size_t)(n ? n : 1) * sizeof *v);
-    if (!v)
-        return sg_error(ctx, "lstm_run: out of memory");
-    sg_copy_to_f64(t, v);
-    for (int64_t i = 0; i < n; i++)
-        ((float *)sg_data(o))[i] = (float)v[i]; /* dt is F32 here: t was F64 */
-    sg_free(v);
-    return o;
+/* Parse argv; returns -1 to go on, or the exit status (0 for --help, 2 for an error). */
+static int parse_args(int argc, char **argv, options *o) {
+    *o = (options){.impl = SG_LSTM_FUSED, .act = SG_ACT_TANH, .rec_act = SG_ACT_SIGMOID};
+    static const char *const names[] = {"--impl", "--activation", "--recurrent-activation"};
+    int rc = parse_options(argc, argv, names, 3, &o->f, lstm_option, o);
+    if (rc >= 0)
+        return rc;
+    return need_paths(&o->f);
 }
 
 typedef struct {
@@ -224,40 +83,23 @@ int main(int argc, char **argv) {
     if (rc >= 0)
         return rc;
 
+    sg_ctx *ctx;
+    sg_store *store; /* the layer's parameters */
+    if (new_ctx_store(&ctx, &store))
+        return 1;
     rc = 1;
-    sg_ctx *ctx = sg_ctx_new(0);
-    sg_store *store = sg_store_new(); /* the layer's parameters */
     sg_st_file *W = NULL, *IN = NULL;
     sg_lstm *lstm = NULL;
-    if (!ctx || !store) {
-        fail("out of memory");
-        sg_store_free(store);
-        sg_ctx_free(ctx);
-        return 1;
-    }
-    if (check_path("--weights", o.weights) || check_path("--input", o.input) ||
-        check_path("--output", o.output))
+    if (open_files(ctx, &o.f, &W, &IN))
         goto out;
-    W = sg_safetensors_load(ctx, o.weights);
-    IN = W ? sg_safetensors_load(ctx, o.input) : NULL;
-    if (!W || !IN)
-        goto report;
 
     /* ---- the input: its x fixes B, T, I and the dtype ---- */
     static const char *const in_names[] = {"x", "h0", "c0", "dy", NULL};
-    if (only_names(o.input, IN, in_names))
+    if (only_names(o.f.input, IN, in_names))
         goto out;
-    if (!sg_st_has(IN, "x")) {
-        fail("%s: missing tensor x", o.input);
+    const sg_tensor *x = get_x(o.f.input, IN);
+    if (!x)
         goto out;
-    }
-    const sg_tensor *x = sg_st_get(IN, "x");
-    if (x->ndim != 3) {
-        char a[128];
-        fail("%s: x has shape %s, expected (B, T, I)", o.input,
-             sg_shape_str(x->ndim, x->shape, a, sizeof a));
-        goto out;
-    }
     const sg_dtype dt = x->dtype;
     const int64_t B = x->shape[0], T = x->shape[1], I = x->shape[2];
 
@@ -265,21 +107,22 @@ int main(int argc, char **argv) {
     static const char *const w_names[] = {
         "kernel",       "recurrent_kernel", "bias",       "weight_ih_l0",
         "weight_hh_l0", "bias_ih_l0",       "bias_hh_l0", NULL};
-    if (only_names(o.weights, W, w_names))
+    if (only_names(o.f.weights, W, w_names))
         goto out;
     const bool keras =
         sg_st_has(W, "kernel") || sg_st_has(W, "recurrent_kernel") || sg_st_has(W, "bias");
     const bool torch = sg_st_has(W, "weight_ih_l0") || sg_st_has(W, "weight_hh_l0") ||
                        sg_st_has(W, "bias_ih_l0") || sg_st_has(W, "bias_hh_l0");
     if (keras && torch) {
-        fail("%s: holds both Keras (kernel, ...) and PyTorch (weight_ih_l0, ...) names", o.weights);
+        fail("%s: holds both Keras (kernel, ...) and PyTorch (weight_ih_l0, ...) names",
+             o.f.weights);
         goto out;
     }
     const char *wi_name = torch ? "weight_ih_l0" : "kernel";
     const char *wh_name = torch ? "weight_hh_l0" : "recurrent_kernel";
     for (int k = 0; k < 2; k++)
         if (!sg_st_has(W, k ? wh_name : wi_name)) {
-            fail("%s: missing tensor %s", o.weights, k ? wh_name : wi_name);
+            fail("%s: missing tensor %s", o.f.weights, k ? wh_name : wi_name);
             goto out;
         }
     const sg_tensor *wi = sg_st_get(W, wi_name), *wh = sg_st_get(W, wh_name);
@@ -287,11 +130,11 @@ int main(int argc, char **argv) {
     const int64_t H = wh->ndim == 2 ? wh->shape[torch ? 1 : 0] : 0;
     if (wh->ndim != 2 || H < 1 || wh->shape[torch ? 0 : 1] != 4 * H) {
         char a[128];
-        fail("%s: %s has shape %s, expected %s", o.weights, wh_name,
+        fail("%s: %s has shape %s, expected %s", o.f.weights, wh_name,
              sg_shape_str(wh->ndim, wh->shape, a, sizeof a), torch ? "(4H, H)" : "(H, 4H)");
         goto out;
     }
-    if (want_shape(o.weights, wi_name, wi, 2,
+    if (want_shape(o.f.weights, wi_name, wi, 2,
                    torch ? (int64_t[]){4 * H, I} : (int64_t[]){I, 4 * H}))
         goto out;
     const sg_tensor *bias = NULL, *bias_ih = NULL, *bias_hh = NULL;
@@ -300,7 +143,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 3; k++)
         if (sg_st_has(W, bnames[k])) {
             *bslot[k] = sg_st_get(W, bnames[k]);
-            if (want_shape(o.weights, bnames[k], *bslot[k], 1, (int64_t[]){4 * H}))
+            if (want_shape(o.f.weights, bnames[k], *bslot[k], 1, (int64_t[]){4 * H}))
                 goto out;
         }
     const bool use_bias = bias || bias_ih || bias_hh;
@@ -313,7 +156,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 3; k++)
         if (sg_st_has(IN, inames[k])) {
             *islot[k] = sg_st_get(IN, inames[k]);
-            if (want_shape(o.input, inames[k], *islot[k], k == 2 ? 3 : 2, k == 2 ? bth : bh))
+            if (want_shape(o.f.input, inames[k], *islot[k], k == 2 ? 3 : 2, k == 2 ? bth : bh))
                 goto out;
         }
 
@@ -322,10 +165,10 @@ int main(int argc, char **argv) {
     const char *const wtn[5] = {wi_name, wh_name, bnames[0], bnames[1], bnames[2]};
     const char *const itn[4] = {"x", "h0", "c0", "dy"};
     for (int k = 0; k < 5; k++)
-        if (all_finite(o.weights, wtn[k], wt[k]))
+        if (all_finite(o.f.weights, wtn[k], wt[k]))
             goto out;
     for (int k = 0; k < 4; k++)
-        if (all_finite(o.input, itn[k], it[k]))
+        if (all_finite(o.f.input, itn[k], it[k]))
             goto out;
 
     /* ---- the layer ---- */
@@ -344,8 +187,8 @@ int main(int argc, char **argv) {
         goto report;
 
     /* ---- forward, and backward with dy ---- */
-    sg_tensor *xc = as_dtype(ctx, x, dt), *h0c = as_dtype(ctx, h0, dt),
-              *c0c = as_dtype(ctx, c0, dt), *dyc = as_dtype(ctx, dy, dt);
+    sg_tensor *xc = sg_cast(ctx, x, dt), *h0c = sg_cast(ctx, h0, dt), *c0c = sg_cast(ctx, c0, dt),
+              *dyc = sg_cast(ctx, dy, dt);
     if (sg_ctx_error(ctx))
         goto report;
     if (dy) {
@@ -406,13 +249,13 @@ int main(int argc, char **argv) {
                           "recurrent_activation",
                           sg_activation_name(o.rec_act),
                           NULL};
-    if (sg_safetensors_save(ctx, o.output, &list, meta) != 0)
+    if (sg_safetensors_save(ctx, o.f.output, &list, meta) != 0)
         goto report;
     rc = 0;
     goto out;
 
 report:
-    fail("%s", sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "unknown error");
+    report(ctx);
 out:
     sg_lstm_free(lstm);
     sg_store_free(store);

@@ -1,7 +1,8 @@
 /* Shared by the tests that run a built program as a subprocess (test_train.c,
- * test_lstm_run.c): finding the binary, running it with stdout and stderr captured, reading
- * files, removing a scratch directory. Header-only: each test is one translation unit.
- * Needs _GNU_SOURCE (or POSIX 2008) and <check.h> before it. */
+ * test_lstm_run.c, test_rnn_run.c): finding the binary, a scratch directory and paths in it,
+ * running it with stdout and stderr captured, reading files, removing the directory.
+ * Header-only: each test is one translation unit. Needs _GNU_SOURCE (or POSIX 2008) and
+ * <check.h> before it. */
 #ifndef SG_TESTS_PROGTEST_H
 #define SG_TESTS_PROGTEST_H
 
@@ -73,6 +74,19 @@ static void rm_tree(const char *dir) {
     rmdir(dir);
 }
 
+/* The test's scratch directory (each program makes it in its setup and removes it with
+ * rm_tree), and tmpdir/name in one of sixteen rotating buffers (several paths are alive at
+ * once). */
+static char tmpdir[64];
+
+static const char *tp(const char *name) {
+    static char p[16][512];
+    static int k;
+    k = (k + 1) % 16;
+    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
+    return p[k];
+}
+
 /* Run the program with the NULL-terminated args, its stdout and stderr going through
  * files in `dir`; returns its exit status, with stdout and stderr in out_text / err_text.
  * A run that dies of a signal (a sanitizer abort, or SIGALRM after run_time_limit) fails
@@ -114,5 +128,8 @@ static int run_in(const char *dir, const char *const *args) {
                   err_text);
     return WEXITSTATUS(status);
 }
+
+/* run_in the scratch directory. */
+static int run(const char *const *args) { return run_in(tmpdir, args); }
 
 #endif

@@ -27,7 +27,6 @@
 #include "progtest.h"
 
 static sg_ctx *ctx;
-static char tmpdir[64];
 
 static void setup(void) {
     ctx = sg_ctx_new(0);
@@ -40,18 +39,6 @@ static void teardown(void) {
     sg_ctx_free(ctx);
     ctx = NULL;
 }
-
-/* tmpdir/name (sixteen rotating buffers: several paths are alive at once). */
-static const char *tp(const char *name) {
-    static char p[16][512];
-    static int k;
-    k = (k + 1) % 16;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
-
-/* Run lstm_run in this test's directory (see progtest.h). */
-static int run(const char *const *args) { return run_in(tmpdir, args); }
 
 /* ---- writing inputs ------------------------------------------------------------------ */
 
@@ -234,6 +221,42 @@ START_TEST(test_forward_only) {
     sg_tensor *ref = sg_from_data(ctx, SG_F64, SG_SHAPE(c->B, c->T, c->H), c->y);
     ck_assert_int_eq(sg_compare(ctx, y, ref, 1e-5, 1e-6, NULL), 0);
     ck_assert_int_ne(sg_compare(ctx, y, ref, 1e-12, 0, NULL), 0); /* really rounded */
+    sg_st_free(f);
+}
+END_TEST
+
+/* float32 h0, c0 and dy with a float64 x are converted up to float64 (they were copied as
+ * floats into float64 storage, giving wrong states and gradients). */
+START_TEST(test_mixed_input_dtypes) {
+    const config *c = &CONFIGS[0]; /* h0, c0 */
+    const int64_t B = c->B, T = c->T, I = c->I, H = c->H;
+    write_config(c, SG_F64, SG_F64, false, true);
+    file_list in = {0};
+    add(&in, "x", from(SG_F64, 3, (int64_t[]){B, T, I}, c->x));
+    add(&in, "h0", from(SG_F32, 2, (int64_t[]){B, H}, c->h0));
+    add(&in, "c0", from(SG_F32, 2, (int64_t[]){B, H}, c->c0));
+    add(&in, "dy", from(SG_F32, 3, (int64_t[]){B, T, H}, c->dy));
+    save(tp("in.safetensors"), &in);
+    ck_assert_msg(run(std_args("gates")) == 0, "%s", err_text);
+    sg_st_file *f = sg_safetensors_load(ctx, tp("out.safetensors"));
+    ck_assert_ptr_nonnull(f);
+    /* the float32-rounded h0, c0, dy: compare at float32's precision, in float64 */
+    const struct {
+        const char *name;
+        int ndim;
+        int64_t shape[3];
+        const double *want;
+    } outs[] = {{"h", 2, {B, H}, c->h_T},
+                {"c", 2, {B, H}, c->c_T},
+                {"dx", 3, {B, T, I}, c->dx},
+                {"dh0", 2, {B, H}, c->dh0},
+                {"dc0", 2, {B, H}, c->dc0}};
+    for (size_t k = 0; k < sizeof outs / sizeof *outs; k++) {
+        sg_tensor *t = sg_st_get(f, outs[k].name);
+        ck_assert_int_eq(t->dtype, SG_F64);
+        sg_tensor *ref = sg_from_data(ctx, SG_F64, outs[k].ndim, outs[k].shape, outs[k].want);
+        ck_assert_msg(sg_compare(ctx, t, ref, 1e-5, 1e-6, NULL) == 0, "%s", outs[k].name);
+    }
     sg_st_free(f);
 }
 END_TEST
@@ -560,6 +583,7 @@ int main(void) {
          {{test_fixtures_f64, NCONFIGS},
           {test_fixtures_f32, NCONFIGS},
           {test_forward_only, 1},
+          {test_mixed_input_dtypes, 1},
           {test_keras_golden, 1},
           {test_options, 1},
           {test_data_errors, 1},

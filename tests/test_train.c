@@ -31,7 +31,6 @@
 #include "seqgrad.h"
 
 static sg_ctx *ctx;
-static char tmpdir[64];
 
 /* ---- running the program ------------------------------------------------------------- */
 
@@ -52,15 +51,6 @@ static void teardown(void) {
     ctx = NULL;
 }
 
-/* tmpdir/name (sixteen rotating buffers: several paths are alive at once). */
-static const char *tp(const char *name) {
-    static char p[16][256];
-    static int k;
-    k = (k + 1) % 16;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
-
 /* Whole binary file; returns its length (0 when missing), at most n. */
 static size_t slurp_bin(const char *path, char *buf, size_t n) {
     FILE *f = fopen(path, "rb");
@@ -69,9 +59,6 @@ static size_t slurp_bin(const char *path, char *buf, size_t n) {
         fclose(f);
     return k;
 }
-
-/* Run train in this test's directory (see progtest.h). */
-static int run(const char *const *args) { return run_in(tmpdir, args); }
 
 /* stderr must be exactly `want` (the message shows at most 1000 characters of it: Check
  * refuses longer ones, and a sanitizer report can be long). */
