@@ -123,7 +123,6 @@ static void tensor_name(char *buf, size_t n, int kind, int layer, int dir) {
     snprintf(buf, n, "%s_l%d%s", kinds[kind], layer, dir ? "_reverse" : "");
 }
 
-static bool is_float(const sg_tensor *t) { return t->dtype == SG_F32 || t->dtype == SG_F64; }
 
 /* The gate blocks of each cell: G in (G*H, ...). */
 static int gates_of(sg_cell_kind c) { return c == SG_CELL_LSTM ? 4 : c == SG_CELL_GRU ? 3 : 1; }
@@ -175,7 +174,7 @@ int main(int argc, char **argv) {
                  o.f.weights, n);
             goto out;
         }
-        if (!is_float(sg_st_tensor(W, i))) {
+        if (!sg_dtype_is_float(sg_st_tensor(W, i)->dtype)) {
             fail("%s: %s has dtype %s, expected float32 or float64", o.f.weights, n,
                  sg_dtype_name(sg_st_tensor(W, i)->dtype));
             goto out;
@@ -259,7 +258,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 5; k++)
         if (sg_st_has(IN, inames[k])) {
             in[k] = sg_st_get(IN, inames[k]);
-            if (!is_float(in[k])) {
+            if (!sg_dtype_is_float(in[k]->dtype)) {
                 fail("%s: %s has dtype %s, expected float32 or float64", o.f.input, inames[k],
                      sg_dtype_name(in[k]->dtype));
                 goto out;
