@@ -123,7 +123,6 @@ static void tensor_name(char *buf, size_t n, int kind, int layer, int dir) {
     snprintf(buf, n, "%s_l%d%s", kinds[kind], layer, dir ? "_reverse" : "");
 }
 
-
 /* The gate blocks of each cell: G in (G*H, ...). */
 static int gates_of(sg_cell_kind c) { return c == SG_CELL_LSTM ? 4 : c == SG_CELL_GRU ? 3 : 1; }
 
