@@ -130,11 +130,11 @@ typedef enum { SG_STATE_ZEROS = 0, SG_STATE_LEARNED = 1 } sg_initial_state;
 
 typedef struct sg_rnn_options {
     sg_cell_kind cell;
-    sg_lstm_impl impl;  /* LSTM only: fused (default) or gates */
-    int64_t input_size; /* I */
-    int64_t units;      /* H */
-    int num_layers;     /* L, default 1 (PyTorch's num_layers) */
-    bool bidirectional; /* default false */
+    sg_lstm_impl impl;   /* LSTM only: fused (default) or gates */
+    int64_t input_size;  /* I */
+    int64_t units;       /* H */
+    int num_layers;      /* L, default 1 (PyTorch's num_layers) */
+    bool bidirectional;  /* default false */
     sg_merge_mode merge; /* how y joins the two directions; default concat */
     sg_dtype dtype;
     sg_activation activation;           /* default tanh (SimpleRNN: tanh or relu) */
@@ -147,13 +147,13 @@ typedef struct sg_rnn_options {
     bool unit_forget_bias;              /* LSTM: default true */
     bool return_sequences;              /* default true: y is (B, T, ...); false: the last
                                            valid step's output (B, ...) */
-    double dropout;           /* Keras' dropout: a mask on each layer's input, fixed over time */
-    double recurrent_dropout; /* Keras' recurrent_dropout: a mask on h, fixed over time */
-    double layer_dropout;     /* PyTorch's dropout: between stacked layers, fresh per step */
+    double dropout;              /* Keras' dropout: a mask on each layer's input, fixed over time */
+    double recurrent_dropout;    /* Keras' recurrent_dropout: a mask on h, fixed over time */
+    double layer_dropout;        /* PyTorch's dropout: between stacked layers, fresh per step */
     double zoneout_h, zoneout_c; /* zoneout probabilities on h and on c (LSTM) */
-    bool layer_norm;          /* LSTM: layer-normalise the gate pre-activations and the cell */
+    bool layer_norm;             /* LSTM: layer-normalise the gate pre-activations and the cell */
     sg_initial_state initial_state; /* zeros (default) or learned parameters "<name>.h0" */
-    sg_in_place in_place;     /* LSTM: as sg_lstm_options */
+    sg_in_place in_place;           /* LSTM: as sg_lstm_options */
 } sg_rnn_options;
 
 /* Defaults (Keras' for the cell, float32, one layer, one direction) for these sizes. */
