@@ -11,7 +11,7 @@
  *     xp  = x @ kernel + bias
  *     z, r = ract(xp[z, r] + h @ U[:, z, r])
  *     h~  = act(xp[h] + (r * h) @ U[:, h])
- *   then h' = z * h + (1 - z) * h~, computed as h~ + z * (h - h~).
+ *   then h' = z * h + (1 - z) * h~, computed as lerp(h~, h, z) = h~ + z * (h - h~).
  *
  * With h = 0 (no initial state) the products with h are skipped: hu is b_h alone, and
  * h' = h~ - z * h~. */
@@ -73,9 +73,8 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
                       : h ? addmm(ctx, xh, sg_mul(ctx, r, hr), sg_slice(ctx, U, 1, 2 * H, H))
                           : xh;
     sg_tensor *hh = act(ctx, hpre, o->activation);
-    /* z * (h - h~) is a fresh product nobody reads: h~ may be added into it in place */
-    state[0] =
-        h ? add(ctx, sg_mul(ctx, z, sg_sub(ctx, h, hh)), hh) : sg_sub(ctx, hh, sg_mul(ctx, z, hh));
+    /* h' = h~ + z * (h - h~) as one op (sg_lerp) */
+    state[0] = h ? sg_lerp(ctx, hh, h, z) : sg_sub(ctx, hh, sg_mul(ctx, z, hh));
     return state[0] ? 0 : -1;
 }
 
