@@ -349,22 +349,38 @@ void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_
 /* ---- lerp: a + w * (b - a), three inputs ------------------------------------------------ */
 
 /* Walk the four tensors ts[0..4) of one shape (ts[0]'s; NULL: an operand the body does not
- * touch) with BODY (offsets i0..i3): one flat loop when every one is contiguous (the GRU's
- * h, h~ and a slice of its gates are not: rows of a wider block), else the strided
- * iterator. */
+ * touch) with BODY (offsets i0..i3): one flat loop when every one is contiguous; row by row
+ * when the shape is 2-D and every one has unit-stride rows (the GRU's h, h~ and its gates,
+ * a slice of a wider block: the iterator's set-up costs more than such a step's work);
+ * else the strided iterator. */
 #define LERP_WALK(ts, BODY)                                                                        \
     do {                                                                                           \
-        bool flat_ = true;                                                                         \
+        const sg_tensor *t0_ = ts[0];                                                              \
+        bool flat_ = true, rows_ = t0_->ndim == 2;                                                 \
         const int64_t *st_[SG_ITER_MAXOP] = {0};                                                   \
+        int64_t rs_[SG_ITER_MAXOP] = {0};                                                          \
         for (int k_ = 0; k_ < SG_ITER_MAXOP; k_++)                                                 \
             if (ts[k_]) {                                                                          \
                 st_[k_] = ts[k_]->stride;                                                          \
                 flat_ = flat_ && sg_is_contiguous(ts[k_]);                                         \
+                rows_ = rows_ && (ts[k_]->stride[1] == 1 || t0_->shape[1] == 1);                   \
+                rs_[k_] = rows_ ? ts[k_]->stride[0] : 0;                                           \
             }                                                                                      \
-        sg_iter walk_, *wp_ = flat_ ? NULL : &walk_;                                               \
-        if (wp_)                                                                                   \
-            sg__iter_init(wp_, ts[0]->ndim, ts[0]->shape, SG_ITER_MAXOP, st_);                     \
-        SG_ITER_RUN(wp_, sg_numel(ts[0]), BODY);                                                   \
+        if (flat_) {                                                                               \
+            SG_FLAT_LOOP(sg_numel(t0_), BODY);                                                     \
+        } else if (rows_) {                                                                        \
+            for (int64_t r_ = 0; r_ < t0_->shape[0]; r_++)                                         \
+                for (int64_t j_ = 0; j_ < t0_->shape[1]; j_++) {                                   \
+                    const int64_t i0 = r_ * rs_[0] + j_, i1 = r_ * rs_[1] + j_,                    \
+                                  i2 = r_ * rs_[2] + j_, i3 = r_ * rs_[3] + j_;                    \
+                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
+                    BODY;                                                                          \
+                }                                                                                  \
+        } else {                                                                                   \
+            sg_iter walk_;                                                                         \
+            sg__iter_init(&walk_, t0_->ndim, t0_->shape, SG_ITER_MAXOP, st_);                      \
+            SG_ITER_LOOP(&walk_, BODY);                                                            \
+        }                                                                                          \
     } while (0)
 
 /* o, a, b, w all of one shape (sg_lerp expanded the inputs), any strides, o contiguous:
