@@ -387,17 +387,18 @@ void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_
  * o = a + w * (b - a), torch.lerp's formula for |w| < 0.5 at every w (PyTorch switches to
  * b - (b - a) * (1 - w) above that, which differs in the last bit only). Backward, g of o's
  * shape and the gradients contiguous (either of ga, gb, gw NULL when not wanted):
- * ga += (1 - w) g, gb += w g, gw += (b - a) g. */
+ * ga += (1 - w) g, gb += w g, gw += (b - a) g. SIMD clones as for the binary ops (above). */
 #define DEF_LERP(T, S)                                                                             \
-    static void lerp_fw_##S(const sg_tensor *a, const sg_tensor *b, const sg_tensor *w,            \
-                            sg_tensor *o) {                                                        \
+    SG__SIMD_CLONES static void lerp_fw_##S(const sg_tensor *a, const sg_tensor *b,                \
+                                            const sg_tensor *w, sg_tensor *o) {                    \
         const T *ap = sg_data(a), *bp = sg_data(b), *wp = sg_data(w);                              \
         T *op = sg_data(o);                                                                        \
         const sg_tensor *ts[4] = {o, a, b, w};                                                     \
         LERP_WALK(ts, op[i0] = ap[i1] + wp[i3] * (bp[i2] - ap[i1]));                               \
     }                                                                                              \
-    static void lerp_bw_##S(const sg_tensor *a, const sg_tensor *b, const sg_tensor *w,            \
-                            const sg_tensor *g, sg_tensor *ga, sg_tensor *gb, sg_tensor *gw) {     \
+    SG__SIMD_CLONES static void lerp_bw_##S(const sg_tensor *a, const sg_tensor *b,                \
+                                            const sg_tensor *w, const sg_tensor *g, sg_tensor *ga, \
+                                            sg_tensor *gb, sg_tensor *gw) {                        \
         const T *ap = sg_data(a), *bp = sg_data(b), *wp = sg_data(w), *gp = sg_data(g);            \
         if (ga || gb) {                                                                            \
             T *pa = ga ? sg_data(ga) : NULL, *pb = gb ? sg_data(gb) : NULL;                        \
