@@ -45,6 +45,7 @@ typedef enum {
     SG_OP_SUB,
     SG_OP_MUL,
     SG_OP_DIV,
+    SG_OP_LERP,
     /* elementwise unary */
     SG_OP_NEG,
     SG_OP_SCALE,
@@ -143,6 +144,14 @@ sg_tensor *sg_add(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
 sg_tensor *sg_sub(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
 sg_tensor *sg_mul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
 sg_tensor *sg_div(sg_ctx *ctx, sg_tensor *a, sg_tensor *b);
+/* torch.lerp with a tensor weight: out = a + w * (b - a) elementwise, one op (a GRU's
+ * h' = z * h + (1 - z) * h~ is sg_lerp(h~, h, z)). a, b and w are float tensors of one dtype,
+ * any strides, broadcast against each other (NumPy rules) to out's shape, a new tensor.
+ * Gradients: a gets (1 - w) g, b gets w g, w gets (b - a) g, each summed over the dimensions
+ * it was broadcast in. NULL for any NULL input; errors (NULL returned): a stale or non-float
+ * input, dtypes that differ ("sg_lerp: dtype mismatch: float32 and float64"), shapes that do
+ * not broadcast ("sg_lerp: shapes (2, 3) (a), (4,) (b) and (2, 3) (w) do not broadcast"). */
+sg_tensor *sg_lerp(sg_ctx *ctx, sg_tensor *a, sg_tensor *b, sg_tensor *w);
 sg_tensor *sg_neg(sg_ctx *ctx, sg_tensor *x);
 sg_tensor *sg_scale(sg_ctx *ctx, sg_tensor *x, double s);      /* s * x */
 sg_tensor *sg_add_scalar(sg_ctx *ctx, sg_tensor *x, double s); /* x + s */

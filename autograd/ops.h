@@ -16,6 +16,7 @@
 enum {
     SG_READS_IN0 = 1u << 0, /* backward reads input k's values: bit k (k < SG_MAX_SRC) */
     SG_READS_IN1 = 1u << 1,
+    SG_READS_IN2 = 1u << 2,
     SG_READS_OUT = 1u << 4, /* backward reads the op's own output */
 };
 enum {
@@ -236,5 +237,16 @@ void sg__bw_dropout(sg_ctx *ctx, sg_tensor *out);
 /* ops_index.c */
 void sg__bw_gather(sg_ctx *ctx, sg_tensor *out); /* gather and index_select */
 void sg__bw_where(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_lerp(sg_ctx *ctx, sg_tensor *out);
+
+/* ---- broadcasting several inputs (ops_index.c; where and lerp) -------------------------- */
+/* The broadcast shape of n shapes (NumPy: aligned at the trailing dimension) into shape[],
+ * skipping dimension `skip` of the result (-1: none; there shape[skip] is left 1). Its
+ * ndim, or -1 when they do not broadcast. */
+int sg__bcast_n(int n, sg_tensor *const *ts, int skip, int64_t *shape);
+/* t as a view of the (bigger) broadcast shape when it differs from t's own, else t. The
+ * view is recorded (sg_expand) when t requires grad, so that its backward sums the gradient
+ * over the broadcast dimensions. */
+sg_tensor *sg__expand_to(sg_ctx *ctx, sg_tensor *t, int nd, const int64_t *shape);
 
 #endif

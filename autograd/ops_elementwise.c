@@ -1,7 +1,7 @@
 /* Elementwise ops, each forward next to its backward: the broadcasting binary ops (add, sub,
  * mul, div), the unary maths (neg, scale, add_scalar, square, exp, log, abs, sqrt, rsqrt,
- * pow, clamp) and the activations (sigmoid, tanh, hard_sigmoid, relu, softplus,
- * log_sigmoid), plus the activation-by-name helpers layers use.
+ * pow, clamp), lerp (three inputs) and the activations (sigmoid, tanh, hard_sigmoid, relu,
+ * softplus, log_sigmoid), plus the activation-by-name helpers layers use.
  *
  * Inputs may be any strided views (transposed, sliced, expanded with stride 0). Everything
  * that is not a plain contiguous loop goes through one small iterator (sg_iter): the output
@@ -345,6 +345,122 @@ void sg__bw_add(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_PLUS, GB_P
 void sg__bw_sub(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_PLUS, GB_MINUS); }
 void sg__bw_mul(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_MUL_A, GB_MUL_B); }
 void sg__bw_div(sg_ctx *ctx, sg_tensor *out) { bw_binary(ctx, out, GB_DIV_A, GB_DIV_B); }
+
+/* ---- lerp: a + w * (b - a), three inputs ------------------------------------------------ */
+
+/* Walk the four tensors ts[0..4) of one shape (ts[0]'s; NULL: an operand the body does not
+ * touch) with BODY (offsets i0..i3): one flat loop when every one is contiguous; row by row
+ * when the shape is 2-D and every one has unit-stride rows (the GRU's h, h~ and its gates,
+ * a slice of a wider block: the iterator's set-up costs more than such a step's work);
+ * else the strided iterator. */
+#define LERP_WALK(ts, BODY)                                                                        \
+    do {                                                                                           \
+        const sg_tensor *t0_ = ts[0];                                                              \
+        bool flat_ = true, rows_ = t0_->ndim == 2;                                                 \
+        const int64_t *st_[SG_ITER_MAXOP] = {0};                                                   \
+        int64_t rs_[SG_ITER_MAXOP] = {0};                                                          \
+        for (int k_ = 0; k_ < SG_ITER_MAXOP; k_++)                                                 \
+            if (ts[k_]) {                                                                          \
+                st_[k_] = ts[k_]->stride;                                                          \
+                flat_ = flat_ && sg_is_contiguous(ts[k_]);                                         \
+                rows_ = rows_ && (ts[k_]->stride[1] == 1 || t0_->shape[1] == 1);                   \
+                rs_[k_] = rows_ ? ts[k_]->stride[0] : 0;                                           \
+            }                                                                                      \
+        if (flat_) {                                                                               \
+            SG_FLAT_LOOP(sg_numel(t0_), BODY);                                                     \
+        } else if (rows_) {                                                                        \
+            for (int64_t r_ = 0; r_ < t0_->shape[0]; r_++)                                         \
+                for (int64_t j_ = 0; j_ < t0_->shape[1]; j_++) {                                   \
+                    const int64_t i0 = r_ * rs_[0] + j_, i1 = r_ * rs_[1] + j_,                    \
+                                  i2 = r_ * rs_[2] + j_, i3 = r_ * rs_[3] + j_;                    \
+                    (void)i0, (void)i1, (void)i2, (void)i3;                                        \
+                    BODY;                                                                          \
+                }                                                                                  \
+        } else {                                                                                   \
+            sg_iter walk_;                                                                         \
+            sg__iter_init(&walk_, t0_->ndim, t0_->shape, SG_ITER_MAXOP, st_);                      \
+            SG_ITER_LOOP(&walk_, BODY);                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* o, a, b, w all of one shape (sg_lerp expanded the inputs), any strides, o contiguous:
+ * o = a + w * (b - a), torch.lerp's formula for |w| < 0.5 at every w (PyTorch switches to
+ * b - (b - a) * (1 - w) above that, which differs in the last bit only). Backward, g of o's
+ * shape and the gradients contiguous (either of ga, gb, gw NULL when not wanted):
+ * ga += (1 - w) g, gb += w g, gw += (b - a) g. SIMD clones as for the binary ops (above). */
+#define DEF_LERP(T, S)                                                                             \
+    SG__SIMD_CLONES static void lerp_fw_##S(const sg_tensor *a, const sg_tensor *b,                \
+                                            const sg_tensor *w, sg_tensor *o) {                    \
+        const T *ap = sg_data(a), *bp = sg_data(b), *wp = sg_data(w);                              \
+        T *op = sg_data(o);                                                                        \
+        const sg_tensor *ts[4] = {o, a, b, w};                                                     \
+        LERP_WALK(ts, op[i0] = ap[i1] + wp[i3] * (bp[i2] - ap[i1]));                               \
+    }                                                                                              \
+    SG__SIMD_CLONES static void lerp_bw_##S(const sg_tensor *a, const sg_tensor *b,                \
+                                            const sg_tensor *w, const sg_tensor *g, sg_tensor *ga, \
+                                            sg_tensor *gb, sg_tensor *gw) {                        \
+        const T *ap = sg_data(a), *bp = sg_data(b), *wp = sg_data(w), *gp = sg_data(g);            \
+        if (ga || gb) {                                                                            \
+            T *pa = ga ? sg_data(ga) : NULL, *pb = gb ? sg_data(gb) : NULL;                        \
+            const sg_tensor *ts[4] = {g, w, ga, gb};                                               \
+            if (pa && pb)                                                                          \
+                LERP_WALK(ts, pa[i2] += (1 - wp[i1]) * gp[i0]; pb[i3] += wp[i1] * gp[i0]);         \
+            else if (pa)                                                                           \
+                LERP_WALK(ts, pa[i2] += (1 - wp[i1]) * gp[i0]);                                    \
+            else                                                                                   \
+                LERP_WALK(ts, pb[i3] += wp[i1] * gp[i0]);                                          \
+        }                                                                                          \
+        if (gw) {                                                                                  \
+            T *pw = sg_data(gw);                                                                   \
+            const sg_tensor *ts[4] = {g, a, b, gw};                                                \
+            LERP_WALK(ts, pw[i3] += (bp[i2] - ap[i1]) * gp[i0]);                                   \
+        }                                                                                          \
+    }
+DEF_LERP(float, f32)
+DEF_LERP(double, f64)
+
+sg_tensor *sg_lerp(sg_ctx *ctx, sg_tensor *a, sg_tensor *b, sg_tensor *w) {
+    const char *fn = "sg_lerp";
+    sg_tensor *in[3] = {a, b, w};
+    if (!sg__check_inputs(ctx, fn, 3, in))
+        return NULL;
+    int64_t shape[SG_MAX_DIMS];
+    int nd = sg__bcast_n(3, in, -1, shape);
+    if (nd < 0) {
+        char s0[96], s1[96], s2[96];
+        return sg_error(ctx, "%s: shapes %s (a), %s (b) and %s (w) do not broadcast", fn,
+                        sg_shape_str(a->ndim, a->shape, s0, sizeof s0),
+                        sg_shape_str(b->ndim, b->shape, s1, sizeof s1),
+                        sg_shape_str(w->ndim, w->shape, s2, sizeof s2));
+    }
+    /* The inputs as views of the output's shape (recorded expands sum the gradients back
+     * over the broadcast dimensions), so the kernels never reduce. */
+    for (int k = 0; k < 3; k++)
+        if (!(in[k] = sg__expand_to(ctx, in[k], nd, shape)))
+            return NULL;
+    sg_tensor *out = sg__new(ctx, fn, a->dtype, nd, shape, false);
+    if (!out)
+        return NULL;
+    if (a->dtype == SG_F32)
+        lerp_fw_f32(in[0], in[1], in[2], out);
+    else
+        lerp_fw_f64(in[0], in[1], in[2], out);
+    return sg__finish(ctx, out, SG_OP_LERP, 3, in);
+}
+
+/* Inputs (a, b, w), all of out's shape: reads all three. */
+void sg__bw_lerp(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *gr[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++)
+        if (sg__needs(out, k) && !(gr[k] = sg__grad(ctx, out->src[k])))
+            return;
+    if (!gr[0] && !gr[1] && !gr[2])
+        return;
+    if (out->dtype == SG_F32)
+        lerp_bw_f32(out->src[0], out->src[1], out->src[2], out->grad, gr[0], gr[1], gr[2]);
+    else
+        lerp_bw_f64(out->src[0], out->src[1], out->src[2], out->grad, gr[0], gr[1], gr[2]);
+}
 
 /* ---- unary ops and activations -------------------------------------------------------- */
 

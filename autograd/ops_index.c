@@ -51,10 +51,7 @@ static bool index_in_range(sg_ctx *ctx, const char *fn, const sg_tensor *idx, in
     return ok;
 }
 
-/* The broadcast shape of n shapes (NumPy: aligned at the trailing dimension) into shape[],
- * skipping dimension `skip` of the result (-1: none; there shape[skip] is left 1). Its
- * ndim, or -1 when they do not broadcast. */
-static int bcast_n(int n, sg_tensor *const *ts, int skip, int64_t *shape) {
+int sg__bcast_n(int n, sg_tensor *const *ts, int skip, int64_t *shape) {
     int nd = 0;
     for (int k = 0; k < n; k++)
         nd = ts[k]->ndim > nd ? ts[k]->ndim : nd;
@@ -72,10 +69,7 @@ static int bcast_n(int n, sg_tensor *const *ts, int skip, int64_t *shape) {
     return nd;
 }
 
-/* t as a view of the (bigger) broadcast shape when it differs from t's own, else t. The
- * view is recorded (sg_expand) when t requires grad, so that its backward sums the gradient
- * over the broadcast dimensions. */
-static sg_tensor *expand_to(sg_ctx *ctx, sg_tensor *t, int nd, const int64_t *shape) {
+sg_tensor *sg__expand_to(sg_ctx *ctx, sg_tensor *t, int nd, const int64_t *shape) {
     if (t->ndim == nd && !memcmp(t->shape, shape, (size_t)nd * sizeof *shape))
         return t;
     return sg_expand(ctx, t, nd, shape);
@@ -185,7 +179,7 @@ sg_tensor *sg_take_along_axis(sg_ctx *ctx, sg_tensor *x, int axis, sg_tensor *id
         return NULL;
     char sx[96], si[96];
     int64_t shape[SG_MAX_DIMS];
-    if (idx->ndim != x->ndim || bcast_n(2, (sg_tensor *const[]){x, idx}, a, shape) < 0)
+    if (idx->ndim != x->ndim || sg__bcast_n(2, (sg_tensor *const[]){x, idx}, a, shape) < 0)
         return sg_error(ctx,
                         "%s: index of shape %s does not broadcast against x of shape %s "
                         "outside axis %d",
@@ -195,9 +189,9 @@ sg_tensor *sg_take_along_axis(sg_ctx *ctx, sg_tensor *x, int axis, sg_tensor *id
         return NULL;
     /* Both broadcast off the axis, each keeping its own size along it. */
     shape[a] = x->shape[a];
-    sg_tensor *xe = expand_to(ctx, x, x->ndim, shape);
+    sg_tensor *xe = sg__expand_to(ctx, x, x->ndim, shape);
     shape[a] = idx->shape[a];
-    sg_tensor *ie = expand_to(ctx, idx, x->ndim, shape);
+    sg_tensor *ie = sg__expand_to(ctx, idx, x->ndim, shape);
     if (!xe || !ie)
         return NULL;
     return gather_run(ctx, fn, SG_OP_GATHER, xe, a, ie);
@@ -241,7 +235,7 @@ sg_tensor *sg_where(sg_ctx *ctx, sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
                         sg_dtype_name(a->dtype));
     sg_tensor *in[3] = {cond, a, b};
     int64_t shape[SG_MAX_DIMS];
-    int nd = bcast_n(3, in, -1, shape);
+    int nd = sg__bcast_n(3, in, -1, shape);
     if (nd < 0) {
         char s0[96], s1[96], s2[96];
         return sg_error(ctx, "%s: shapes %s (cond), %s (a) and %s (b) do not broadcast", fn,
@@ -252,7 +246,7 @@ sg_tensor *sg_where(sg_ctx *ctx, sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
     /* The inputs as views of the output's shape (recorded expands sum the gradients of a
      * and b back over the broadcast dimensions), so the node itself never reduces. */
     for (int k = 0; k < 3; k++)
-        if (!(in[k] = expand_to(ctx, in[k], nd, shape)))
+        if (!(in[k] = sg__expand_to(ctx, in[k], nd, shape)))
             return NULL;
     sg_tensor *out = sg__new(ctx, fn, a->dtype, nd, shape, false);
     if (!out)
@@ -282,7 +276,7 @@ sg_tensor *sg_masked_fill(sg_ctx *ctx, sg_tensor *x, sg_tensor *mask, double val
     if (!sg__check_inputs(ctx, fn, 1, &x) || !sg__check_any(ctx, fn, 1, &mask))
         return NULL;
     int64_t shape[SG_MAX_DIMS];
-    int nd = bcast_n(2, (sg_tensor *const[]){x, mask}, -1, shape);
+    int nd = sg__bcast_n(2, (sg_tensor *const[]){x, mask}, -1, shape);
     if (nd != x->ndim || memcmp(shape, x->shape, (size_t)nd * sizeof *shape)) {
         char sx[96], sm[96];
         return sg_error(ctx, "%s: mask of shape %s does not broadcast to x's shape %s", fn,

@@ -36,6 +36,7 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_SUB] = {"sub", 0, 0, sg__bw_sub},
     [SG_OP_MUL] = {"mul", R0 | R1, 0, sg__bw_mul},
     [SG_OP_DIV] = {"div", R0 | R1, 0, sg__bw_div},
+    [SG_OP_LERP] = {"lerp", R0 | R1 | SG_READS_IN2, 0, sg__bw_lerp},
     [SG_OP_NEG] = {"neg", 0, 0, sg__bw_neg},
     [SG_OP_SCALE] = {"scale", 0, 0, sg__bw_scale},
     [SG_OP_ADD_SCALAR] = {"add_scalar", 0, 0, sg__bw_add_scalar},

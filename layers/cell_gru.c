@@ -11,7 +11,11 @@
  *     xp  = x @ kernel + bias
  *     z, r = ract(xp[z, r] + h @ U[:, z, r])
  *     h~  = act(xp[h] + (r * h) @ U[:, h])
- *   then h' = z * h + (1 - z) * h~, computed as h~ + z * (h - h~).
+ *   then h' = z * h + (1 - z) * h~, computed as lerp(h~, h, z) = h~ + z * (h - h~).
+ *
+ * Small steps (not in place) are dominated by the cost per recorded op, not by arithmetic:
+ * there xp + hu is one add over all three blocks, and xp[h] + r * hu[h] one lerp of its h
+ * block (see gru_step).
  *
  * With h = 0 (no initial state) the products with h are skipped: hu is b_h alone, and
  * h' = h~ - z * h~. */
@@ -46,7 +50,6 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
     sg_tensor *(*act)(sg_ctx *, sg_tensor *, sg_activation) = ip ? sg_activate_ : sg_activate;
     sg_tensor *(*addmm)(sg_ctx *, sg_tensor *, sg_tensor *, sg_tensor *) =
         ip ? sg_addmm_ : sg_addmm;
-    sg_tensor *xzr = sg_slice(ctx, xp, 1, 0, 2 * H), *xh = sg_slice(ctx, xp, 1, 2 * H, H);
     /* the recurrent terms of all three blocks (reset_after), (B, 3H); b_h (3H) alone when
      * h = 0; NULL when there are none */
     sg_tensor *bh = o->reset_after && c->bias ? sg_select(ctx, c->bias, 0, 1) : NULL;
@@ -54,13 +57,18 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
                     : bh                  ? sg_addmm(ctx, bh, hr, U)
                                           : sg_matmul(ctx, hr, U);
     int ax = hu ? hu->ndim - 1 : 0;
-    sg_tensor *zr = hu  ? add(ctx, xzr, sg_slice(ctx, hu, ax, 0, 2 * H))
-                    : h ? addmm(ctx, xzr, hr, sg_slice(ctx, U, 1, 0, 2 * H))
-                        : xzr;
+    /* the z, r pre-activations (the first 2H columns of zr). Not in place, with hu: xp + hu
+     * over all three blocks in one op, whose h block is not used: on steps this small (in
+     * place is for the larger ones) two slices to leave it out cost more than adding it */
+    sg_tensor *zr =
+        hu && !ip ? sg_add(ctx, xp, hu)
+        : hu      ? sg_add_(ctx, sg_slice(ctx, xp, 1, 0, 2 * H), sg_slice(ctx, hu, ax, 0, 2 * H))
+        : h       ? addmm(ctx, sg_slice(ctx, xp, 1, 0, 2 * H), hr, sg_slice(ctx, U, 1, 0, 2 * H))
+                  : sg_slice(ctx, xp, 1, 0, 2 * H);
     /* z, r: in place each over its own slice (a backward reading an in-place result marks
      * only its region; a slice of one would mark the whole buffer); else one activation over
-     * both, then its slices */
-    sg_tensor *z, *r;
+     * zr, then its slices */
+    sg_tensor *z, *r, *pre = zr;
     if (ip) {
         z = act(ctx, sg_slice(ctx, zr, 1, 0, H), o->recurrent_activation);
         r = act(ctx, sg_slice(ctx, zr, 1, H, H), o->recurrent_activation);
@@ -69,13 +77,17 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
         z = sg_slice(ctx, zr, 1, 0, H);
         r = sg_slice(ctx, zr, 1, H, H);
     }
-    sg_tensor *hpre = hu  ? add(ctx, xh, sg_mul(ctx, r, sg_slice(ctx, hu, ax, 2 * H, H)))
-                      : h ? addmm(ctx, xh, sg_mul(ctx, r, hr), sg_slice(ctx, U, 1, 2 * H, H))
-                          : xh;
+    sg_tensor *xh = sg_slice(ctx, xp, 1, 2 * H, H);
+    /* xp[h] + r * hu[h]; not in place, as lerp(xp[h], xp[h] + hu[h], r) from the unused h
+     * block of the sum above: one op for two (its rounding, of (xp[h] + hu[h]) - xp[h]
+     * instead of hu[h], is that of the sum: absolute, at most that of its larger term) */
+    sg_tensor *hpre = hu && !ip ? sg_lerp(ctx, xh, sg_slice(ctx, pre, 1, 2 * H, H), r)
+                      : hu      ? add(ctx, xh, sg_mul(ctx, r, sg_slice(ctx, hu, ax, 2 * H, H)))
+                      : h       ? addmm(ctx, xh, sg_mul(ctx, r, hr), sg_slice(ctx, U, 1, 2 * H, H))
+                                : xh;
     sg_tensor *hh = act(ctx, hpre, o->activation);
-    /* z * (h - h~) is a fresh product nobody reads: h~ may be added into it in place */
-    state[0] =
-        h ? add(ctx, sg_mul(ctx, z, sg_sub(ctx, h, hh)), hh) : sg_sub(ctx, hh, sg_mul(ctx, z, hh));
+    /* h' = h~ + z * (h - h~) as one op (sg_lerp) */
+    state[0] = h ? sg_lerp(ctx, hh, h, z) : sg_sub(ctx, hh, sg_mul(ctx, z, hh));
     return state[0] ? 0 : -1;
 }
 

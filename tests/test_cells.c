@@ -320,6 +320,39 @@ START_TEST(test_gru_block_order) {
 }
 END_TEST
 
+/* A GRU step's recorded ops (reset_after, with a bias, given h, float64): not in place 11
+ * (b_h's select, h @ U + b_h, xp + hu over all three blocks, the sigmoid over it, four
+ * slices, lerp for xp[h] + r * hu[h], tanh, lerp for h'), where the step is the cost per op;
+ * in place 15, the same values (within rounding: the lerp's (xp[h] + hu[h]) - xp[h]). */
+START_TEST(test_gru_step_ops) {
+    const int64_t B = 2, I = 3, H = 4;
+    sg_rnn_options o = opts(SG_CELL_GRU, I, H);
+    o.dtype = SG_F64;
+    sg_store *store = sg_store_new();
+    sg__cell c = make_cell(&sg__gru_fns, &o, store);
+    sg_init_tensor(ctx, c.bias, (sg_init){SG_INIT_RANDOM_NORMAL, 0, 1}, NULL);
+    sg_tensor *hs[2];
+    for (int ip = 0; ip < 2; ip++) {
+        sg_rng_seed(sg_ctx_rng(ctx), 5); /* both passes draw the same xp and h */
+        sg_tensor *xp = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, 3 * H), 0, 1);
+        sg_tensor *h = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, H), 0, 1);
+        ck_assert_ptr_nonnull(xp);
+        ck_assert_ptr_nonnull(h);
+        sg_set_requires_grad(xp, true);
+        sg_set_requires_grad(h, true);
+        xp = sg_scale(ctx, xp, 1.0); /* not a leaf, as the projection is */
+        int64_t n0 = sg_tape_size(ctx);
+        sg_tensor *state[1] = {h};
+        ck_assert_int_eq(c.fns->step(ctx, &c, xp, state, ip), 0);
+        ck_assert_int_eq(sg_tape_size(ctx) - n0, ip ? 15 : 11);
+        hs[ip] = state[0];
+    }
+    for (int64_t j = 0; j < B * H; j++)
+        ck_assert_double_eq_tol(sg_get_flat(hs[0], j), sg_get_flat(hs[1], j), 1e-14);
+    sg_store_free(store);
+}
+END_TEST
+
 /* create: the parameters' names, shapes and initial values (glorot_uniform kernel within
  * its limit, orthogonal recurrent_kernel (H, G*H) has orthonormal rows, zero bias), drawn in
  * Keras' order from the generator given. _i: 0 GRU reset_after, 1 GRU reset_before, 2 RNN. */
@@ -449,7 +482,12 @@ END_TEST
 int main(void) {
     const ck_tcase tcases[] = {
         {"gradcheck", 120, {{test_gradcheck, 128}}},
-        {"keras", 60, {{test_keras_gru, 8}, {test_gru_block_order, 1}, {test_create, 3}}},
+        {"keras",
+         60,
+         {{test_keras_gru, 8},
+          {test_gru_block_order, 1},
+          {test_gru_step_ops, 1},
+          {test_create, 3}}},
         {"torch", 60, {{test_torch, 16}, {test_torch_round_trip, 4}}},
         {"errors", 0, {{test_errors, 1}}},
     };

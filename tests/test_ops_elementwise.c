@@ -1202,6 +1202,108 @@ START_TEST(anomaly) {
 }
 END_TEST
 
+/* ---- lerp: a + w * (b - a) -------------------------------------------------------------- */
+
+/* Values and gradients, with broadcasting: a (2, 3), b (3,), w (2, 1); torch.lerp gives the
+ * same (float64: o, a.grad, b.grad, w.grad as below). */
+START_TEST(lerp_values) {
+    sg_dtype dt = DT(_i);
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *a = mk(ctx, dt, SG_SHAPE(2, 3), A6);
+    sg_tensor *b = mk(ctx, dt, SG_SHAPE(3), (const double[]){3, -1, 0.5});
+    sg_tensor *w = mk(ctx, dt, SG_SHAPE(2, 1), (const double[]){0.5, -2});
+    sg_tensor *in[3] = {a, b, w};
+    for (int k = 0; k < 3; k++)
+        sg_set_requires_grad(in[k], true);
+    sg_tensor *o = sg_lerp(ctx, a, b, w);
+    expect_shape(o, SG_SHAPE(2, 3));
+    EXPECT(o, 2, 0.5, 1.75, 6, 17, 17);
+    ck_assert_int_eq(o->op, SG_OP_LERP);
+    sg_tensor *g = mk(ctx, dt, SG_SHAPE(2, 3), (const double[]){1, 2, 3, -1, 0.5, 2});
+    ck_assert_int_eq(sg_backward(ctx, o, g), 0);
+    EXPECT(a->grad, 0.5, 1, 1.5, -3, 1.5, 6); /* (1 - w) g */
+    EXPECT(b->grad, 2.5, 0, -2.5);            /* w g, summed over rows */
+    EXPECT(w->grad, -11.5, -13);              /* (b - a) g, summed over columns */
+    /* w = 0 gives a, w = 1 gives b; strided operands (a transposed, w a column slice) */
+    sg_tensor *at = sg_transpose(ctx, mk(ctx, dt, SG_SHAPE(2, 2), (const double[]){1, 2, 3, 4}), 0,
+                                 1); /* [[1, 3], [2, 4]] */
+    sg_tensor *bb = mk(ctx, dt, SG_SHAPE(2, 2), (const double[]){10, 30, 20, 40});
+    sg_tensor *wc = sg_slice(ctx, mk(ctx, dt, SG_SHAPE(2, 3), (const double[]){0, 1, 9, 1, 0, 9}),
+                             1, 0, 2); /* [[0, 1], [1, 0]] */
+    EXPECT(sg_lerp(ctx, at, bb, wc), 1, 30, 20, 4);
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+static sg_tensor *f_lerp(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    (void)user;
+    return sg_lerp(ctx, in[0], in[1], in[2]);
+}
+
+/* Gradient check of lerp over inputs of the given shapes, broadcast every way, 0-d and
+ * empty included (float32 with opts_for's loose tolerances, float64 tight). */
+START_TEST(lerp_gradcheck) {
+    sg_dtype dt = DT(_i);
+    sg_ctx *ctx = sg_ctx_new(0);
+    static const struct {
+        int n[3];
+        int64_t s[3][3];
+    } pats[] = {
+        {{2, 2, 2}, {{2, 3}, {2, 3}, {2, 3}}}, {{2, 1, 2}, {{2, 3}, {3}, {2, 1}}},
+        {{1, 2, 3}, {{3}, {2, 1}, {4, 1, 3}}}, {{0, 2, 1}, {{0}, {2, 3}, {1}}},
+        {{0, 0, 0}, {{0}, {0}, {0}}},          {{2, 2, 1}, {{2, 0}, {1, 0}, {1}}},
+    };
+    for (size_t p = 0; p < sizeof pats / sizeof pats[0]; p++) {
+        sg_tensor *in[3];
+        for (int k = 0; k < 3; k++) {
+            in[k] = safe_input(ctx, dt, F_ADD, pats[p].n[k], pats[p].s[k], k);
+            sg_set_requires_grad(in[k], true);
+        }
+        sg_gradcheck_opts o = opts_for(dt);
+        sg_gradcheck_report r[3];
+        ck_assert_int_eq(sg_gradcheck(ctx, f_lerp, NULL, 3, in, &o, r), 1);
+        for (int k = 0; k < 3; k++)
+            ck_assert_msg(r[k].ok, "lerp pattern %zu input %d: analytic %.10g numeric %.10g", p, k,
+                          r[k].analytic, r[k].numeric);
+    }
+    /* strided leaves: a transposed, b a column slice, w a row of a 3-D tensor */
+    sg_tensor *in[3] = {sg_transpose(ctx, safe_input(ctx, dt, F_ADD, SG_SHAPE(3, 2), 0), 0, 1),
+                        sg_slice(ctx, safe_input(ctx, dt, F_ADD, SG_SHAPE(2, 5), 1), 1, 1, 3),
+                        sg_select(ctx, safe_input(ctx, dt, F_ADD, SG_SHAPE(2, 2, 3), 2), 1, 1)};
+    for (int k = 0; k < 3; k++)
+        ck_assert(!sg_is_contiguous(in[k]));
+    view_gradcheck(ctx, f_lerp, NULL, 3, in, dt, "lerp, strided");
+    /* strided and broadcast: w a (2, 1) column of a transposed (3, 2) */
+    sg_tensor *wc = sg_slice(
+        ctx, sg_transpose(ctx, safe_input(ctx, dt, F_ADD, SG_SHAPE(3, 2), 2), 0, 1), 1, 1, 1);
+    sg_tensor *in2[3] = {sg_transpose(ctx, safe_input(ctx, dt, F_ADD, SG_SHAPE(3, 2), 0), 0, 1),
+                         safe_input(ctx, dt, F_ADD, SG_SHAPE(3), 1), wc};
+    view_gradcheck(ctx, f_lerp, NULL, 3, in2, dt, "lerp, strided and broadcast");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(lerp_errors) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *a = sg_ones(ctx, SG_F32, SG_SHAPE(2, 3)), *b = sg_ones(ctx, SG_F32, SG_SHAPE(4));
+    ck_assert_ptr_null(sg_lerp(ctx, a, NULL, a));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    ck_assert_ptr_null(sg_lerp(ctx, a, b, a));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_lerp: shapes (2, 3) (a), (4,) (b) and (2, 3) (w) do not broadcast");
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_lerp(ctx, a, a, sg_ones(ctx, SG_F64, SG_SHAPE(2, 3))));
+    ck_assert_str_eq(sg_ctx_error(ctx), "sg_lerp: dtype mismatch: float32 and float64");
+    sg_ctx_clear_error(ctx);
+    sg_tensor *i = sg_zeros(ctx, SG_I64, SG_SHAPE(2, 3));
+    ck_assert_ptr_null(sg_lerp(ctx, i, i, i));
+    ck_assert_str_eq(sg_ctx_error(ctx),
+                     "sg_lerp: input 0 is an int64 tensor; this op takes float32 or float64");
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
     const ck_tcase tcases[] = {
         {"forward",
@@ -1215,7 +1317,8 @@ int main(void) {
           {unary13_values, 2},
           {unary13_strided, 2},
           {unary13_large, 2},
-          {activations, 1}}},
+          {activations, 1},
+          {lerp_values, 2}}},
         {"backward",
          0,
          {{recording, 1},
@@ -1230,8 +1333,9 @@ int main(void) {
           {gradcheck_unary, 2},
           {gradcheck_strided_leaves, 2},
           {gradcheck_through_views, 2},
-          {gradcheck_reuse, 2}}},
-        {"errors", 0, {{errors, 1}, {anomaly, 1}, {unary13_errors, 1}}},
+          {gradcheck_reuse, 2},
+          {lerp_gradcheck, 2}}},
+        {"errors", 0, {{errors, 1}, {anomaly, 1}, {unary13_errors, 1}, {lerp_errors, 1}}},
     };
     return CK_RUN("ops_elementwise", tcases, NULL, NULL);
 }
