@@ -76,6 +76,8 @@ typedef enum {
     SG_OP_LAYER_NORM,
     /* random (issue 13) */
     SG_OP_DROPOUT,
+    /* recurrent cells' fused gate arithmetic */
+    SG_OP_GRU_GATES,
     /* losses (stable fused forms) */
     SG_OP_CROSS_ENTROPY,
     SG_OP_BCE_LOGITS,
@@ -315,6 +317,18 @@ sg_tensor *sg_log_softmax(sg_ctx *ctx, sg_tensor *x, int axis); /* x - max - log
  * ("sg_layer_norm: eps = -1 must be finite and >= 0"); gain or bias not (D,) ("sg_layer_norm:
  * gain has shape (4,), expected (5,) for x of shape (2, 3, 5)"); mixed dtypes. */
 sg_tensor *sg_layer_norm(sg_ctx *ctx, sg_tensor *x, sg_tensor *gain, sg_tensor *bias, double eps);
+
+/* ---- recurrent cells ----------------------------------------------------------------------
+ * The GRU's gate arithmetic in one node (the form of PyTorch's nn.GRU and Keras'
+ * reset_after = true), for the GRU cell's step, whose composed form records a dozen small ops:
+ *     z = sigmoid(xp_z + hu_z),  r = sigmoid(xp_r + hu_r),  n = tanh(xp_h + r * hu_h),
+ *     returns h' = n + z * (h - n)                                                  (B, H)
+ * xp (B, 3H) = x_t @ kernel + input bias (blocks z, r, h; any 2-D strides: a step's slice of
+ * the projection of all steps); hu (B, 3H) = h @ recurrent_kernel + recurrent bias, NULL for
+ * none (zeros); h (B, H) the incoming state, NULL for zeros (then hu may still carry the
+ * recurrent bias). Differentiable in all three; NULL with an error for shapes that do not fit
+ * or h without hu. */
+sg_tensor *sg_gru_gates(sg_ctx *ctx, sg_tensor *xp, sg_tensor *hu, sg_tensor *h);
 
 /* ---- losses ---------------------------------------------------------------------------
  * Each loss is one fused node: per-element terms, then a reduction with weights. The

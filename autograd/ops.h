@@ -248,5 +248,7 @@ int sg__bcast_n(int n, sg_tensor *const *ts, int skip, int64_t *shape);
  * view is recorded (sg_expand) when t requires grad, so that its backward sums the gradient
  * over the broadcast dimensions. */
 sg_tensor *sg__expand_to(sg_ctx *ctx, sg_tensor *t, int nd, const int64_t *shape);
+/* ops_gru.c */
+void sg__bw_gru_gates(sg_ctx *ctx, sg_tensor *out);
 
 #endif

@@ -56,6 +56,19 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
     sg_tensor *hu = !o->reset_after || !h ? bh
                     : bh                  ? sg_addmm(ctx, bh, hr, U)
                                           : sg_matmul(ctx, hr, U);
+    /* Small steps (those the driver does not run in place) with Keras' defaults (sigmoid
+     * gates, tanh candidate) and reset_after: the gate arithmetic as one op (sg_gru_gates),
+     * the step's dozen small composed ops down to the recurrent product and it, since at these
+     * sizes the time goes to recording ops; larger steps run the composed ops in place, whose
+     * vector kernels and memory pay there (bench/README.md). hu is b_h spread over the batch
+     * when h = 0. */
+    if (!ip && o->reset_after && o->recurrent_activation == SG_ACT_SIGMOID &&
+        o->activation == SG_ACT_TANH) {
+        if (hu && !h)
+            hu = sg_expand(ctx, hu, 2, (int64_t[]){xp->shape[0], 3 * H});
+        state[0] = sg_gru_gates(ctx, xp, hu, h);
+        return state[0] ? 0 : -1;
+    }
     int ax = hu ? hu->ndim - 1 : 0;
     /* the z, r pre-activations (the first 2H columns of zr). Not in place, with hu: xp + hu
      * over all three blocks in one op, whose h block is not used: on steps this small (in

@@ -324,31 +324,89 @@ END_TEST
  * (b_h's select, h @ U + b_h, xp + hu over all three blocks, the sigmoid over it, four
  * slices, lerp for xp[h] + r * hu[h], tanh, lerp for h'), where the step is the cost per op;
  * in place 15, the same values (within rounding: the lerp's (xp[h] + hu[h]) - xp[h]). */
+/* sg_gru_gates alone: float64 gradcheck with a strided xp (a transposed view's rows), a
+ * broadcast hu (b_h spread over the batch, h = 0) and no recurrent term at all; its errors. */
+static sg_tensor *gates_fn(sg_ctx *c, sg_tensor *const *in, void *user) {
+    int n = *(const int *)user;
+    sg_tensor *xp = sg_transpose(c, in[0], 0, 1); /* (3H, B) stored: rows 3H apart */
+    sg_tensor *hu = n >= 2 ? in[1] : NULL;
+    if (n == 2) /* (3H) spread over the batch */
+        hu = sg_expand(c, hu, 2, (int64_t[]){xp->shape[0], xp->shape[1]});
+    return sg_gru_gates(c, xp, hu, n == 3 ? in[2] : NULL);
+}
+
+START_TEST(test_gru_gates_op) {
+    const int64_t B = 3, H = 2;
+    for (int n = 1; n <= 3; n++) {
+        sg_rng_seed(sg_ctx_rng(ctx), 40 + (uint64_t)n);
+        sg_tensor *in[3] = {sg_rand_normal(ctx, SG_F64, SG_SHAPE(3 * H, B), 0, 1),
+                            n == 2 ? sg_rand_normal(ctx, SG_F64, SG_SHAPE(3 * H), 0, 1)
+                                   : sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, 3 * H), 0, 1),
+                            sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, H), 0, 1)};
+        char what[32];
+        snprintf(what, sizeof what, "gru_gates n=%d", n);
+        expect_gradcheck(ctx, gates_fn, &n, n, in, what);
+    }
+    sg_tensor *xp = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 6)),
+              *h = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 2));
+    ck_assert_ptr_null(sg_gru_gates(ctx, xp, NULL, h));
+    expect_err(ctx, "sg_gru_gates: h given without hu (its recurrent term)");
+    ck_assert_ptr_null(sg_gru_gates(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 5)), NULL, NULL));
+    expect_err(ctx, "sg_gru_gates: xp has shape (2, 5), expected (B, 3H)");
+    ck_assert_ptr_null(sg_gru_gates(ctx, xp, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3)), NULL));
+    expect_err(ctx, "sg_gru_gates: hu has shape (2, 3), expected (2, 6)");
+    ck_assert_ptr_null(sg_gru_gates(ctx, xp, xp, sg_zeros(ctx, SG_F64, SG_SHAPE(3, 2))));
+    expect_err(ctx, "sg_gru_gates: h has shape (3, 2), expected (2, 2)");
+    ck_assert_ptr_null(sg_gru_gates(ctx, xp, sg_zeros(ctx, SG_F32, SG_SHAPE(2, 6)), NULL));
+    expect_err(ctx, "sg_gru_gates: dtype mismatch: float64 and float32");
+    ck_assert_ptr_null(sg_gru_gates(ctx, NULL, NULL, NULL));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+}
+END_TEST
+
 START_TEST(test_gru_step_ops) {
     const int64_t B = 2, I = 3, H = 4;
     sg_rnn_options o = opts(SG_CELL_GRU, I, H);
     o.dtype = SG_F64;
+    o.reset_after = _i == 0; /* 0: Keras' defaults (the gate op when not in place) */
     sg_store *store = sg_store_new();
     sg__cell c = make_cell(&sg__gru_fns, &o, store);
     sg_init_tensor(ctx, c.bias, (sg_init){SG_INIT_RANDOM_NORMAL, 0, 1}, NULL);
-    sg_tensor *hs[2];
+    sg_tensor *hs[2], *xp0 = NULL, *h0 = NULL;
     for (int ip = 0; ip < 2; ip++) {
         sg_rng_seed(sg_ctx_rng(ctx), 5); /* both passes draw the same xp and h */
         sg_tensor *xp = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, 3 * H), 0, 1);
         sg_tensor *h = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, H), 0, 1);
         ck_assert_ptr_nonnull(xp);
         ck_assert_ptr_nonnull(h);
+        xp0 = xp;
+        h0 = h;
         sg_set_requires_grad(xp, true);
         sg_set_requires_grad(h, true);
         xp = sg_scale(ctx, xp, 1.0); /* not a leaf, as the projection is */
         int64_t n0 = sg_tape_size(ctx);
         sg_tensor *state[1] = {h};
         ck_assert_int_eq(c.fns->step(ctx, &c, xp, state, ip), 0);
-        ck_assert_int_eq(sg_tape_size(ctx) - n0, ip ? 15 : 11);
+        /* reset_after, not in place: b_h's row, h @ U + b_h, the gate op; in place, and
+         * reset_after = false: the composed small ops (so the two passes of _i = 0 also check
+         * the gate op against the composed step) */
+        ck_assert_int_eq(sg_tape_size(ctx) - n0, _i == 0 ? (ip ? 15 : 3) : ip ? 13 : 12);
         hs[ip] = state[0];
     }
     for (int64_t j = 0; j < B * H; j++)
         ck_assert_double_eq_tol(sg_get_flat(hs[0], j), sg_get_flat(hs[1], j), 1e-14);
+    if (_i == 0) { /* the gate op's value against the equations composed by hand */
+        sg_tensor *U = c.recurrent_kernel, *bh = sg_select(ctx, c.bias, 0, 1);
+        sg_tensor *hu = sg_addmm(ctx, bh, h0, U);
+        sg_tensor *zr = sg_sigmoid(
+            ctx, sg_add(ctx, sg_slice(ctx, xp0, 1, 0, 2 * H), sg_slice(ctx, hu, 1, 0, 2 * H)));
+        sg_tensor *z = sg_slice(ctx, zr, 1, 0, H), *r = sg_slice(ctx, zr, 1, H, H);
+        sg_tensor *n = sg_tanh(ctx, sg_add(ctx, sg_slice(ctx, xp0, 1, 2 * H, H),
+                                           sg_mul(ctx, r, sg_slice(ctx, hu, 1, 2 * H, H))));
+        sg_tensor *want = sg_add(ctx, n, sg_mul(ctx, z, sg_sub(ctx, h0, n)));
+        for (int64_t j = 0; j < B * H; j++)
+            ck_assert_double_eq_tol(sg_get_flat(hs[0], j), sg_get_flat(want, j), 1e-14);
+    }
     sg_store_free(store);
 }
 END_TEST
@@ -486,7 +544,8 @@ int main(void) {
          60,
          {{test_keras_gru, 8},
           {test_gru_block_order, 1},
-          {test_gru_step_ops, 1},
+          {test_gru_step_ops, 2},
+          {test_gru_gates_op, 1},
           {test_create, 3}}},
         {"torch", 60, {{test_torch, 16}, {test_torch_round_trip, 4}}},
         {"errors", 0, {{test_errors, 1}}},
