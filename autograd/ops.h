@@ -248,6 +248,13 @@ int sg__bcast_n(int n, sg_tensor *const *ts, int skip, int64_t *shape);
  * view is recorded (sg_expand) when t requires grad, so that its backward sums the gradient
  * over the broadcast dimensions. */
 sg_tensor *sg__expand_to(sg_ctx *ctx, sg_tensor *t, int nd, const int64_t *shape);
+/* The three inputs of a broadcasting ternary op (where, lerp) replaced by views of their
+ * broadcast shape (sg__expand_to: recorded expands sum the gradients back over the broadcast
+ * dimensions, so the op's kernels never reduce), and a new uninitialised output of that shape
+ * and dtype dt. NULL with an error naming fn and the three shapes (each followed by its name
+ * from names[]) when they do not broadcast. */
+sg_tensor *sg__bcast3(sg_ctx *ctx, const char *fn, const char *const names[3], sg_tensor *in[3],
+                      sg_dtype dt);
 /* ops_gru.c */
 void sg__bw_gru_gates(sg_ctx *ctx, sg_tensor *out);
 

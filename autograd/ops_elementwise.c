@@ -424,21 +424,7 @@ sg_tensor *sg_lerp(sg_ctx *ctx, sg_tensor *a, sg_tensor *b, sg_tensor *w) {
     sg_tensor *in[3] = {a, b, w};
     if (!sg__check_inputs(ctx, fn, 3, in))
         return NULL;
-    int64_t shape[SG_MAX_DIMS];
-    int nd = sg__bcast_n(3, in, -1, shape);
-    if (nd < 0) {
-        char s0[96], s1[96], s2[96];
-        return sg_error(ctx, "%s: shapes %s (a), %s (b) and %s (w) do not broadcast", fn,
-                        sg_shape_str(a->ndim, a->shape, s0, sizeof s0),
-                        sg_shape_str(b->ndim, b->shape, s1, sizeof s1),
-                        sg_shape_str(w->ndim, w->shape, s2, sizeof s2));
-    }
-    /* The inputs as views of the output's shape (recorded expands sum the gradients back
-     * over the broadcast dimensions), so the kernels never reduce. */
-    for (int k = 0; k < 3; k++)
-        if (!(in[k] = sg__expand_to(ctx, in[k], nd, shape)))
-            return NULL;
-    sg_tensor *out = sg__new(ctx, fn, a->dtype, nd, shape, false);
+    sg_tensor *out = sg__bcast3(ctx, fn, (const char *const[]){"a", "b", "w"}, in, a->dtype);
     if (!out)
         return NULL;
     if (a->dtype == SG_F32)

@@ -69,6 +69,23 @@ int sg__bcast_n(int n, sg_tensor *const *ts, int skip, int64_t *shape) {
     return nd;
 }
 
+sg_tensor *sg__bcast3(sg_ctx *ctx, const char *fn, const char *const names[3], sg_tensor *in[3],
+                      sg_dtype dt) {
+    int64_t shape[SG_MAX_DIMS];
+    int nd = sg__bcast_n(3, in, -1, shape);
+    if (nd < 0) {
+        char s[3][96];
+        for (int k = 0; k < 3; k++)
+            sg_shape_str(in[k]->ndim, in[k]->shape, s[k], sizeof s[k]);
+        return sg_error(ctx, "%s: shapes %s (%s), %s (%s) and %s (%s) do not broadcast", fn, s[0],
+                        names[0], s[1], names[1], s[2], names[2]);
+    }
+    for (int k = 0; k < 3; k++)
+        if (!(in[k] = sg__expand_to(ctx, in[k], nd, shape)))
+            return NULL;
+    return sg__new(ctx, fn, dt, nd, shape, false);
+}
+
 sg_tensor *sg__expand_to(sg_ctx *ctx, sg_tensor *t, int nd, const int64_t *shape) {
     if (t->ndim == nd && !memcmp(t->shape, shape, (size_t)nd * sizeof *shape))
         return t;
@@ -234,21 +251,7 @@ sg_tensor *sg_where(sg_ctx *ctx, sg_tensor *cond, sg_tensor *a, sg_tensor *b) {
         return sg_error(ctx, "%s: a and b are %s tensors; they must be float32 or float64", fn,
                         sg_dtype_name(a->dtype));
     sg_tensor *in[3] = {cond, a, b};
-    int64_t shape[SG_MAX_DIMS];
-    int nd = sg__bcast_n(3, in, -1, shape);
-    if (nd < 0) {
-        char s0[96], s1[96], s2[96];
-        return sg_error(ctx, "%s: shapes %s (cond), %s (a) and %s (b) do not broadcast", fn,
-                        sg_shape_str(cond->ndim, cond->shape, s0, sizeof s0),
-                        sg_shape_str(a->ndim, a->shape, s1, sizeof s1),
-                        sg_shape_str(b->ndim, b->shape, s2, sizeof s2));
-    }
-    /* The inputs as views of the output's shape (recorded expands sum the gradients of a
-     * and b back over the broadcast dimensions), so the node itself never reduces. */
-    for (int k = 0; k < 3; k++)
-        if (!(in[k] = sg__expand_to(ctx, in[k], nd, shape)))
-            return NULL;
-    sg_tensor *out = sg__new(ctx, fn, a->dtype, nd, shape, false);
+    sg_tensor *out = sg__bcast3(ctx, fn, (const char *const[]){"cond", "a", "b"}, in, a->dtype);
     if (!out)
         return NULL;
     if (a->dtype == SG_F32)
