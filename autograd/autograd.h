@@ -469,8 +469,34 @@ void sg_ctx_set_anomaly(sg_ctx *ctx, bool on);
  * themselves, extension code may call it). No-op when anomaly mode is off. */
 void sg_anomaly_check_forward(sg_ctx *ctx, sg_tensor *out);
 
-/* Write the graph behind `out` as Graphviz DOT (one node per tensor: op name, shape,
- * dtype; leaves labelled with their name). Returns 0 or -1 with an error. */
+/* ---- time steps and labels: what DOT graphs and sg_gradcheck_rnn show ------------------
+ * A recurrent layer's driver tags the nodes each step records with the step's index, and
+ * its cells name the tensors a lecture names (z_t, i_t, f_t, g_t, o_t, c_t, h_t, x_t). A
+ * step costs each node nothing (the index sits in a field the tensor has anyway). Names
+ * cost a copy per tensor, so they are written only while labels are on:
+ *
+ *     sg_ctx_set_labels(ctx, true);        // before the forward
+ *     sg_tensor *y = sg_rnn_forward(...);  // nodes in clusters t = 0, 1, ..., gates named
+ *     sg_dot_save(ctx, loss, "graph.dot");
+ */
+/* Tag the nodes recorded from now on with time step t (>= 0; up to INT32_MAX - 1), or with
+ * none (t < 0). Returns the previous step (-1: none). sg_ctx_reset keeps it. */
+int64_t sg_ctx_set_step(sg_ctx *ctx, int64_t t);
+/* The step node t was recorded at; -1 for a leaf, an untagged node or NULL. */
+int64_t sg_node_step(const sg_tensor *t);
+/* sg_label names tensors only while this is on (off in a new context; sg_ctx_reset keeps
+ * it). Returns the previous value (false for a NULL ctx). */
+bool sg_ctx_set_labels(sg_ctx *ctx, bool on);
+/* While labels are on, name t (copied, at most 43 characters) as sg_tensor_set_name does;
+ * otherwise nothing. Returns t (NULL for NULL t), so it can wrap an expression:
+ * f = sg_label(ctx, sg_sigmoid(ctx, z_f), "f_t"). */
+sg_tensor *sg_label(sg_ctx *ctx, sg_tensor *t, const char *name);
+
+/* Write the graph behind `out` as Graphviz DOT: one node per tensor, edges from inputs.
+ * Leaves are boxes labelled with their name (parameters blue, others grey and "input" when
+ * unnamed); an op node reads "<name> = <op>" when it has a name (sg_label), else "<op>", and
+ * its shape. Nodes recorded at a time step (sg_ctx_set_step) are drawn in one cluster per
+ * step ("t = 3"). Returns 0 or -1 with an error. */
 int sg_dot_write(sg_ctx *ctx, const sg_tensor *out, FILE *f);
 int sg_dot_save(sg_ctx *ctx, const sg_tensor *out, const char *path);
 
@@ -643,17 +669,80 @@ typedef struct sg_gradcheck_report {
     bool ok; /* every element within tolerance */
 } sg_gradcheck_report;
 
-/* Defaults for the options above (eps 1e-6, atol 1e-7, rtol 1e-5, seed 1). */
+/* Defaults for the options above (eps 1e-6, atol 1e-7, rtol 1e-5, seed 1): float64's. */
 sg_gradcheck_opts sg_gradcheck_defaults(void);
+/* Defaults for inputs of dtype dt: float64's above, and for float32 eps 1e-3, atol 1e-3,
+ * rtol 1e-2 (a float32 central difference cannot meet float64's tolerances: it catches
+ * a wrong formula, not a small error; use float64 inputs for a tight check). */
+sg_gradcheck_opts sg_gradcheck_defaults_for(sg_dtype dt);
 
 /* Compare backward's gradients with central differences of fn for every input that
  * requires grad (inputs not requiring grad are held fixed; their report is ok with zeros).
  * For a non-scalar output, checks L = sum(out * w) with a fixed random w. Differences
  * are computed and accumulated in float64 (inputs should be float64 for tight checks).
+ * opts NULL: the defaults for the first input's dtype (sg_gradcheck_defaults_for).
  * Writes n reports (may be NULL). Returns 1 if all inputs pass, 0 if one fails, -1 on
- * error. Inputs must be contiguous; the inputs' grads are overwritten. */
+ * error. Inputs must be contiguous; the inputs' grads are overwritten. Errors: fn returning
+ * NULL ("sg_gradcheck: the function returned NULL (the analytic pass)", unless fn recorded
+ * its own message first), eps not positive and finite ("sg_gradcheck: eps = 0 must be
+ * positive and finite"), a negative or NaN atol or rtol, a non-contiguous input. */
 int sg_gradcheck(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, int n, sg_tensor *const *inputs,
                  const sg_gradcheck_opts *opts, sg_gradcheck_report *reports);
+
+/* ---- gradient checking by time step and gate ------------------------------------------
+ * Which step's and which gate's gradient is wrong? For a recurrent layer, "the gradient of
+ * step t's gate g" is dL/dz_{t,g}: the derivative of the loss by the pre-activations of
+ * gate g at step t (z_t = x_t W + h_{t-1} U + b, split into gate blocks). Every other
+ * gradient is built from these: dL/dW is the sum over t of x_t^T dL/dz_t, dL/dh_{t-1} is
+ * dL/dz_t U^T, so a wrong term anywhere in backpropagation through time shows up first in
+ * the dL/dz of the steps and gates it feeds.
+ *
+ * The cells mark their pre-activations with sg_gate_probe. sg_gradcheck_rnn runs the
+ * function once to find the probes, then adds a zero leaf d_k to each (z + d_k, the same
+ * function) and checks dL/dd_k = dL/dz: analytic from one backward, numeric by central
+ * differences of d_k's elements. The result is a table, one row per time step, one column
+ * per gate letter, of max |analytic - numeric| over the batch and units of that block (the
+ * worst over layers and directions when several run at one step). The cells probe:
+ * LSTM "ifco" (both implementations; the layer-norm cell is not probed), GRU "zrh" (the
+ * input side, whose derivative equals the pre-activation's), SimpleRNN "h". Each element of
+ * every probe costs two forwards: keep T * B * units small (a lesson's T = 5, B = 2, H = 3
+ * is a few thousand forwards). */
+#define SG_GATES_MAX 8
+
+/* Mark z (B, G*H) as the pre-activations of the gates named by the letters of `gates` (G
+ * letters, one column block of H each, in order) at the context's current time step. Returns
+ * z itself, except while sg_gradcheck_rnn runs, when it returns z + d (d a zero leaf of z's
+ * shape). While labels are on, names z "z_t[<gates>]". NULL z gives NULL; during a check,
+ * gates that do not divide z's last dimension are an error. */
+sg_tensor *sg_gate_probe(sg_ctx *ctx, sg_tensor *z, const char *gates);
+
+typedef struct sg_gradcheck_rnn_report {
+    int rows;                          /* distinct time steps probed, in the order run */
+    int gates;                         /* columns: distinct gate letters */
+    char gate_names[SG_GATES_MAX + 1]; /* the columns' letters, e.g. "ifco" */
+    int64_t *step;                     /* rows: each row's step (-1: probed outside a loop) */
+    /* rows * gates cells, row-major; a cell no probe covered has visited false */
+    double *max_abs;  /* max |analytic - numeric| over the block's elements */
+    double *max_rel;  /* max |analytic - numeric| / max(|numeric|, 1e-12) */
+    double *analytic; /* the two derivatives at the element of max_abs */
+    double *numeric;
+    bool *visited;
+    int worst_row, worst_gate; /* the cell with the largest max_abs */
+    bool ok;                   /* every element within atol + rtol * |numeric| */
+} sg_gradcheck_rnn_report;
+
+/* Check dL/dz by step and gate for the recurrent layers fn runs (see above): fn and inputs
+ * as for sg_gradcheck (the inputs are held fixed and not checked; check them with
+ * sg_gradcheck). Fills *report (free with sg_gradcheck_rnn_report_free). Returns 1 if every
+ * element passes, 0 if one fails, -1 on error (report then empty): those of sg_gradcheck,
+ * report NULL, a function that passes no probe ("sg_gradcheck_rnn: the function passed no
+ * sg_gate_probe ..."), or other probes in a later forward than in the first. */
+int sg_gradcheck_rnn(sg_ctx *ctx, sg_gradcheck_fn fn, void *user, int n, sg_tensor *const *inputs,
+                     const sg_gradcheck_opts *opts, sg_gradcheck_rnn_report *report);
+void sg_gradcheck_rnn_report_free(sg_gradcheck_rnn_report *r);
+/* Print the table and the worst cell ("MISMATCH: worst at step 2, gate f: analytic ...,
+ * numeric ..."). 0, or -1 on a write error or NULL arguments. */
+int sg_gradcheck_rnn_print(FILE *f, const sg_gradcheck_rnn_report *r);
 
 #ifdef __cplusplus
 }

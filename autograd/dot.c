@@ -1,4 +1,6 @@
 /* Graphviz export of the graph behind a tensor: one node per tensor, edges from inputs. */
+#include <string.h>
+
 #include "ops.h"
 
 typedef struct {
@@ -11,6 +13,22 @@ static int tset_index(const tset *s, const sg_tensor *t) {
         if (s->v[i] == t)
             return i;
     return -1;
+}
+
+/* One node: a leaf as a box with its name, an op as an ellipse "<name> = <op>" (named ones
+ * filled, so that the gates stand out), each with its shape. */
+static void dot_node(FILE *f, const sg_tensor *t, int i, const char *indent) {
+    char s[96];
+    sg_shape_str(t->ndim, t->shape, s, sizeof s);
+    int nl = (int)strlen(t->name); /* always terminated (sg_tensor_set_name) */
+    if (t->op == SG_OP_NONE)
+        fprintf(f, "%sn%d [shape=box, style=filled, fillcolor=\"%s\", label=\"%.*s\\n%s %s\"];\n",
+                indent, i, (t->flags & SG_FLAG_PARAM) ? "lightblue" : "lightgrey", nl ? nl : 5,
+                nl ? t->name : "input", s, sg_dtype_name(t->dtype));
+    else
+        fprintf(f, "%sn%d [shape=ellipse%s, label=\"%.*s%s%s\\n%s\"];\n", indent, i,
+                nl ? ", style=filled, fillcolor=\"lightyellow\"" : "", nl, t->name, nl ? " = " : "",
+                sg_op_name(t->op), s);
 }
 
 int sg_dot_write(sg_ctx *ctx, const sg_tensor *out, FILE *f) {
@@ -50,17 +68,30 @@ int sg_dot_write(sg_ctx *ctx, const sg_tensor *out, FILE *f) {
                 PUSH(stack, in[i]);
     }
     fprintf(f, "digraph seqgrad {\n  rankdir=BT;\n  node [fontname=\"Helvetica\"];\n");
-    for (int i = 0; i < seen.n; i++) {
-        const sg_tensor *t = seen.v[i];
-        char s[96];
-        sg_shape_str(t->ndim, t->shape, s, sizeof s);
-        if (t->op == SG_OP_NONE)
-            fprintf(f, "  n%d [shape=box, style=filled, fillcolor=\"%s\", label=\"%s\\n%s %s\"];\n",
-                    i, (t->flags & SG_FLAG_PARAM) ? "lightblue" : "lightgrey",
-                    t->name[0] ? t->name : "input", s, sg_dtype_name(t->dtype));
-        else
-            fprintf(f, "  n%d [shape=ellipse, label=\"%s%s%s\\n%s\"];\n", i, sg_op_name(t->op),
-                    t->name[0] ? " " : "", t->name, s);
+    /* Nodes without a step first, then one cluster per step in increasing order. */
+    int64_t prev = -2;
+    for (;;) {
+        int64_t step = INT64_MAX;
+        for (int i = 0; i < seen.n; i++) {
+            int64_t st = sg_node_step(seen.v[i]);
+            if (st > prev && st < step)
+                step = st;
+        }
+        if (prev > -2 && step == INT64_MAX)
+            break;
+        if (prev == -2)
+            step = -1;
+        if (step >= 0)
+            fprintf(f,
+                    "  subgraph cluster_t%lld {\n    label=\"t = %lld\";\n    style=rounded;\n"
+                    "    color=grey50;\n",
+                    (long long)step, (long long)step);
+        for (int i = 0; i < seen.n; i++)
+            if (sg_node_step(seen.v[i]) == step)
+                dot_node(f, seen.v[i], i, step >= 0 ? "    " : "  ");
+        if (step >= 0)
+            fprintf(f, "  }\n");
+        prev = step;
     }
     for (int i = 0; i < seen.n; i++) {
         sg_tensor *const *in;

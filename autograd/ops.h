@@ -97,6 +97,7 @@ static inline bool sg__record(sg_ctx *ctx, sg_tensor *out, int op, int n, sg_ten
     sg__tape_fresh(ctx);
     out->flags |= SG_FLAG_REQUIRES_GRAD | SG_FLAG_ON_TAPE;
     out->op = op;
+    out->step = ctx->tape.step;
     out->nsrc = n < SG_MAX_SRC ? n : SG_MAX_SRC;
     for (int i = 0; i < out->nsrc; i++)
         out->src[i] = src[i];

@@ -250,3 +250,31 @@ void sg_ctx_zero_grad(sg_ctx *ctx) {
         if ((t->flags & SG_FLAG_PARAM) && t->grad)
             sg_fill(t->grad, 0.0);
 }
+
+/* ---- time steps and labels ------------------------------------------------------------- */
+
+int64_t sg_ctx_set_step(sg_ctx *ctx, int64_t t) {
+    if (!ctx)
+        return -1;
+    int64_t old = (int64_t)ctx->tape.step - 1;
+    ctx->tape.step = t < 0 ? 0 : t >= INT32_MAX - 1 ? INT32_MAX : (int32_t)(t + 1);
+    return old;
+}
+
+int64_t sg_node_step(const sg_tensor *t) {
+    return t && t->magic == SG_TENSOR_MAGIC && t->op != SG_OP_NONE ? (int64_t)t->step - 1 : -1;
+}
+
+bool sg_ctx_set_labels(sg_ctx *ctx, bool on) {
+    if (!ctx)
+        return false;
+    bool old = ctx->tape.labels;
+    ctx->tape.labels = on;
+    return old;
+}
+
+sg_tensor *sg_label(sg_ctx *ctx, sg_tensor *t, const char *name) {
+    if (t && ctx && ctx->tape.labels)
+        sg_tensor_set_name(t, name);
+    return t;
+}

@@ -40,6 +40,8 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
     const sg_rnn_options *o = c->opt;
     const int64_t H = c->units;
     sg_tensor *h = state[0], *U = c->recurrent_kernel;
+    /* the input side of the pre-activations: dL/dxp_t is dL/dz_t (sg_gradcheck_rnn) */
+    xp = sg_gate_probe(ctx, xp, "zrh");
     /* h where it enters a recurrent product: with recurrent dropout, times the driver's mask
      * (z * h below keeps h itself, as Keras does) */
     sg_tensor *hr = h && c->rec_mask ? sg_mul(ctx, h, c->rec_mask) : h;
@@ -66,7 +68,7 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
         o->activation == SG_ACT_TANH) {
         if (hu && !h)
             hu = sg_expand(ctx, hu, 2, (int64_t[]){xp->shape[0], 3 * H});
-        state[0] = sg_gru_gates(ctx, xp, hu, h);
+        state[0] = sg_label(ctx, sg_gru_gates(ctx, xp, hu, h), "h_t");
         return state[0] ? 0 : -1;
     }
     int ax = hu ? hu->ndim - 1 : 0;
@@ -90,6 +92,8 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
         z = sg_slice(ctx, zr, 1, 0, H);
         r = sg_slice(ctx, zr, 1, H, H);
     }
+    sg_label(ctx, z, "z_t");
+    sg_label(ctx, r, "r_t");
     sg_tensor *xh = sg_slice(ctx, xp, 1, 2 * H, H);
     /* xp[h] + r * hu[h]; not in place, as lerp(xp[h], xp[h] + hu[h], r) from the unused h
      * block of the sum above: one op for two (its rounding, of (xp[h] + hu[h]) - xp[h]
@@ -98,9 +102,10 @@ static int gru_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
                       : hu      ? add(ctx, xh, sg_mul(ctx, r, sg_slice(ctx, hu, ax, 2 * H, H)))
                       : h       ? addmm(ctx, xh, sg_mul(ctx, r, hr), sg_slice(ctx, U, 1, 2 * H, H))
                                 : xh;
-    sg_tensor *hh = act(ctx, hpre, o->activation);
+    sg_tensor *hh = sg_label(ctx, act(ctx, hpre, o->activation), "h~_t");
     /* h' = h~ + z * (h - h~) as one op (sg_lerp) */
-    state[0] = h ? sg_lerp(ctx, hh, h, z) : sg_sub(ctx, hh, sg_mul(ctx, z, hh));
+    state[0] =
+        sg_label(ctx, h ? sg_lerp(ctx, hh, h, z) : sg_sub(ctx, hh, sg_mul(ctx, z, hh)), "h_t");
     return state[0] ? 0 : -1;
 }
 

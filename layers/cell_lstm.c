@@ -14,6 +14,8 @@
 #include "internal.h"
 
 static const char *const gate_names = "ifco";
+/* The gates' names in DOT graphs (sg_label): c~ is the candidate cell state. */
+static const char *const gate_labels[4] = {"i_t", "f_t", "c~_t", "o_t"};
 
 /* One step's cell update from the four activated gates (each (B, H)):
  * c = f * c + i * g;  h = o * act(c).
@@ -24,11 +26,11 @@ static void cell(sg_ctx *ctx, const sg_rnn_options *o, bool ip, sg_tensor *const
     sg_tensor *ig = sg_mul(ctx, gate[SG_GATE_I], gate[SG_GATE_C]);
     if (*c) {
         sg_tensor *fc = sg_mul(ctx, gate[SG_GATE_F], *c);
-        *c = ip ? sg_add_(ctx, fc, ig) : sg_add(ctx, fc, ig);
-    } else {
-        *c = ig;
+        *c = sg_label(ctx, ip ? sg_add_(ctx, fc, ig) : sg_add(ctx, fc, ig), "c_t");
+    } else { /* said in the graph, so that the missing forget gate is no surprise */
+        *c = sg_label(ctx, ig, "c_t (f_t skipped: c_0 = 0)");
     }
-    *h = sg_mul(ctx, gate[SG_GATE_O], sg_activate(ctx, *c, o->activation));
+    *h = sg_label(ctx, sg_mul(ctx, gate[SG_GATE_O], sg_activate(ctx, *c, o->activation)), "h_t");
 }
 
 /* Is gate g left out of a step whose incoming cell state is c? With no c0 the first step's
@@ -43,9 +45,12 @@ static void gates_of(sg_ctx *ctx, const sg_rnn_options *o, bool ip, sg_tensor *c
                      const sg_tensor *c, sg_tensor *gate[4]) {
     sg_tensor *(*act)(sg_ctx *, sg_tensor *, sg_activation) = ip ? sg_activate_ : sg_activate;
     for (int g = 0; g < 4; g++)
-        gate[g] = skipped(g, c)
-                      ? NULL
-                      : act(ctx, z[g], g == SG_GATE_C ? o->activation : o->recurrent_activation);
+        gate[g] =
+            skipped(g, c)
+                ? NULL
+                : sg_label(ctx,
+                           act(ctx, z[g], g == SG_GATE_C ? o->activation : o->recurrent_activation),
+                           gate_labels[g]);
 }
 
 /* h as the recurrent product reads it: times recurrent dropout's mask when there is one. */
@@ -73,6 +78,7 @@ static int fused_step(sg_ctx *ctx, const sg__cell *cl, sg_tensor *z, sg_tensor *
     if (h)
         z = ip ? sg_addmm_(ctx, z, h_in(ctx, cl, h), cl->recurrent_kernel)
                : sg_addmm(ctx, z, h_in(ctx, cl, h), cl->recurrent_kernel);
+    z = sg_gate_probe(ctx, z, gate_names); /* sg_gradcheck_rnn's dL/dz_t by gate */
     /* split(z, 4) as its four (B, H) slices (not the forget gate's when c is zero, see
      * skipped) */
     sg_tensor *zs[4], *gate[4];
@@ -85,12 +91,14 @@ static int fused_step(sg_ctx *ctx, const sg__cell *cl, sg_tensor *z, sg_tensor *
          * function commutes with slicing, and on small steps one contiguous op costs less
          * than three on strided slices, though it also activates z_c, which only act() reads
          * (bench/README.md has the measurement) */
-        sg_tensor *a = sg_activate(ctx, z, o->recurrent_activation);
+        sg_tensor *a = sg_label(ctx, sg_activate(ctx, z, o->recurrent_activation), "i f . o_t");
         for (int g = 0; g < 4; g++)
-            gate[g] = g == SG_GATE_C
-                          ? sg_activate(ctx, sg_slice(ctx, z, 1, g * H, H), o->activation)
-                      : skipped(g, c) ? NULL
-                                      : sg_slice(ctx, a, 1, g * H, H);
+            gate[g] = sg_label(ctx,
+                               g == SG_GATE_C
+                                   ? sg_activate(ctx, sg_slice(ctx, z, 1, g * H, H), o->activation)
+                               : skipped(g, c) ? NULL
+                                               : sg_slice(ctx, a, 1, g * H, H),
+                               gate_labels[g]);
     }
     cell(ctx, o, ip, gate, &h, &c);
     state[0] = h;
@@ -114,8 +122,10 @@ static int gates_step(sg_ctx *ctx, const sg__cell *cl, sg_tensor *x_t, sg_tensor
     sg_tensor *zs[4], *gate[4];
     for (int g = 0; g < 4; g++) /* (B, H+I) @ (H+I, H) */
         zs[g] = skipped(g, c) ? NULL
-                : cl->b[g]    ? sg_addmm(ctx, cl->b[g], v, cl->W[g])
-                              : sg_matmul(ctx, v, cl->W[g]);
+                              : sg_gate_probe(ctx,
+                                              cl->b[g] ? sg_addmm(ctx, cl->b[g], v, cl->W[g])
+                                                       : sg_matmul(ctx, v, cl->W[g]),
+                                              (const char[]){gate_names[g], 0});
     gates_of(ctx, o, ip, zs, c, gate);
     cell(ctx, o, ip, gate, &h, &c);
     state[0] = h;

@@ -27,8 +27,11 @@ static int rnn_step(sg_ctx *ctx, const sg__cell *c, sg_tensor *xp, sg_tensor **s
     sg_tensor *pre = !h   ? xp
                      : ip ? sg_addmm_(ctx, xp, hr, c->recurrent_kernel)
                           : sg_addmm(ctx, xp, hr, c->recurrent_kernel);
-    state[0] =
-        ip ? sg_activate_(ctx, pre, c->opt->activation) : sg_activate(ctx, pre, c->opt->activation);
+    pre = sg_gate_probe(ctx, pre, "h"); /* sg_gradcheck_rnn's dL/dz_t */
+    state[0] = sg_label(ctx,
+                        ip ? sg_activate_(ctx, pre, c->opt->activation)
+                           : sg_activate(ctx, pre, c->opt->activation),
+                        "h_t");
     return state[0] ? 0 : -1;
 }
 

@@ -83,10 +83,17 @@ int sg__rnn_direction(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, const sg__se
         return -1;
     const int ns = c->fns->nstate;
     const double zo[2] = {d ? d->zoneout_h : 0, d ? d->zoneout_c : 0};
+    /* each step's nodes are tagged with t (DOT clusters, sg_gradcheck_rnn's rows) */
+    int64_t outer = sg_ctx_set_step(ctx, -1);
+    const char *xname = c->fns->x_direct ? "x_t" : "x_t W + b";
     for (int64_t t = 0; t < T; t++) {
         sg_tensor *old[2] = {state[0], ns > 1 ? state[1] : NULL};
-        if (c->fns->step(ctx, &cc, sg_select(ctx, xp, tm ? 0 : 1, t), state, ip))
+        sg_ctx_set_step(ctx, t);
+        if (c->fns->step(ctx, &cc, sg_label(ctx, sg_select(ctx, xp, tm ? 0 : 1, t), xname), state,
+                         ip)) {
+            sg_ctx_set_step(ctx, outer);
             return -1;
+        }
         /* every sequence is valid at steps before minlen (>= 1), so old is not NULL where a
          * padded step keeps it */
         sg_tensor *v = t >= s->minlen ? sg_select(ctx, s->valid, 0, t) : NULL; /* (B, 1) */
@@ -101,6 +108,7 @@ int sg__rnn_direction(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, const sg__se
         if (hs)
             hs[t] = v ? sg_mul(ctx, state[0], v) : state[0];
     }
+    sg_ctx_set_step(ctx, outer);
     if (y) {
         *y = sg_stack(ctx, (int)T, hs, 1);
         if (reverse)

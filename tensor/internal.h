@@ -55,6 +55,12 @@ struct sg_ctx {
          * compute the same function as in the recorded pass. */
         bool quiet;
         bool anomaly;
+        /* sg_label names tensors (sg_ctx_set_labels); survives sg_ctx_reset. */
+        bool labels;
+        /* The time step recorded nodes are tagged with, plus one (sg_ctx_set_step); 0: none. */
+        int32_t step;
+        /* sg_gradcheck_rnn's state while it runs (autograd/gradcheck.c); NULL otherwise. */
+        void *probe;
         sg_tensor *tail;               /* last node recorded; nodes link back through tape_prev */
         sg_tensor *pool[SG_GRAD_POOL]; /* consumed gradient buffers for reuse, newest last */
         int npool;

@@ -119,6 +119,7 @@ static void header_init(header_pair *h, sg_ctx *ctx, sg_dtype dt) {
     t->offset = 0;
     t->storage = &h->s;
     t->name[0] = 0;
+    t->step = 0;
     t->op = 0;
     t->nsrc = 0;
     memset(t->src, 0, sizeof t->src);

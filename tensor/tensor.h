@@ -93,11 +93,13 @@ struct sg_tensor {
     int64_t stride[SG_MAX_DIMS]; /* in elements */
     int64_t offset;              /* in elements from storage->data */
     sg_storage *storage;
-    char name[48];
+    char name[44];
     /* The fields below belong to the module above (autograd/: the tape). tensor/ zeroes
      * them when it makes a tensor and never reads them. */
-    int op;   /* the op that made it (sg_op in autograd.h); 0: a leaf */
-    int nsrc; /* inputs recorded in src[] */
+    int32_t step; /* the time step a node was recorded at, plus one (sg_ctx_set_step); 0: none.
+                     Beside the name so that the struct keeps its size. */
+    int op;       /* the op that made it (sg_op in autograd.h); 0: a leaf */
+    int nsrc;     /* inputs recorded in src[] */
     sg_tensor *src[SG_MAX_SRC];
     int64_t iparam[SG_MAX_DIMS]; /* op parameters: axes, offsets, permutations */
     double fparam[2];            /* op parameters: scalars */
@@ -240,6 +242,8 @@ sg_tensor *sg_persistent_new(sg_ctx *ctx, sg_dtype dt, int ndim, const int64_t *
  * free(), using t afterwards (freeing it again included) is undefined. */
 void sg_tensor_free(sg_tensor *t);
 
+/* Name a tensor (copied, at most 43 characters; NULL clears it): printing and DOT graphs show it.
+ */
 void sg_tensor_set_name(sg_tensor *t, const char *name);
 
 /* ---------------------------------------------------------------------------------------
