@@ -325,7 +325,18 @@ void sg_gradcheck_rnn_report_free(sg_gradcheck_rnn_report *r) {
 static int layout(sg_ctx *ctx, rnn_check *rc) {
     const probe_state *ps = rc->ps;
     sg_gradcheck_rnn_report *r = rc->r;
-    for (int p = 0; p < ps->n; p++)
+    /* Columns in the order of the step with the most probes (a cell that probes each gate
+     * alone skips one at step 0), then any other letters as first seen. */
+    int best = 0, bestn = 0;
+    for (int p = 0; p < ps->n; p++) {
+        int k = 0;
+        for (int q = p; q < ps->n && ps->p[q].step == ps->p[p].step; q++)
+            k += (int)strlen(ps->p[q].gates);
+        if (k > bestn)
+            bestn = k, best = p;
+    }
+    for (int i = 0; i < ps->n; i++) {
+        int p = (best + i) % ps->n;
         for (const char *g = ps->p[p].gates; *g; g++)
             if (!strchr(r->gate_names, *g)) {
                 if (r->gates == SG_GATES_MAX) {
@@ -334,6 +345,7 @@ static int layout(sg_ctx *ctx, rnn_check *rc) {
                 }
                 r->gate_names[r->gates++] = *g;
             }
+    }
     r->step = sg_calloc((size_t)ps->n, sizeof *r->step);
     rc->row = sg_calloc((size_t)ps->n, sizeof *rc->row);
     rc->col = sg_calloc((size_t)ps->n * SG_GATES_MAX, sizeof *rc->col);

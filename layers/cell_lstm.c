@@ -118,7 +118,8 @@ static int gates_step(sg_ctx *ctx, const sg__cell *cl, sg_tensor *x_t, sg_tensor
     sg_tensor *h = state[0], *c = state[1];
     if (!h) /* h enters through concat, so a zero h is a zeros tensor */
         h = sg_zeros(ctx, o->dtype, SG_SHAPE(x_t ? x_t->shape[0] : 1, cl->units));
-    sg_tensor *v = sg_concat(ctx, 2, (sg_tensor *[]){h_in(ctx, cl, h), x_t}, 1);
+    sg_tensor *v =
+        sg_label(ctx, sg_concat(ctx, 2, (sg_tensor *[]){h_in(ctx, cl, h), x_t}, 1), "[h_t-1, x_t]");
     sg_tensor *zs[4], *gate[4];
     for (int g = 0; g < 4; g++) /* (B, H+I) @ (H+I, H) */
         zs[g] = skipped(g, c) ? NULL
