@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plot.h"
 #include "seqgrad.h"
 
 typedef enum { TASK_SINE, TASK_ADDING, TASK_RECALL } task_kind;
@@ -322,53 +323,7 @@ static sg_tensor *forward(sg_ctx *ctx, const config *c, model *m, const double *
 
 /* ---- output files ------------------------------------------------------------------ */
 
-/* An output file whose every write, flush and close is checked: the first failure is kept
- * (its errno) and reported by out_close, which names the file. A full disk shows up at the
- * flush or the close, seldom at the write: stdio buffers. */
-typedef struct {
-    FILE *f;
-    const char *path;
-    int err; /* errno of the first failure, 0 while none */
-} output;
-
-static int out_open(output *o, const char *path) {
-    *o = (output){.f = fopen(path, "w"), .path = path};
-    if (!o->f) {
-        fprintf(stderr, "train: %s: cannot open for writing: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static void out_printf(output *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_printf(output *o, const char *fmt, ...) {
-    if (o->err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    errno = 0;
-    if (vfprintf(o->f, fmt, ap) < 0)
-        o->err = errno ? errno : EIO;
-    va_end(ap);
-}
-
-/* Flush and close; 0, or -1 with "train: <path>: write failed: <reason>" on stderr. */
-static int out_close(output *o) {
-    errno = 0;
-    if (!o->err && fflush(o->f) != 0)
-        o->err = errno ? errno : EIO;
-    if (!o->err && ferror(o->f))
-        o->err = EIO;
-    errno = 0;
-    if (fclose(o->f) != 0 && !o->err)
-        o->err = errno ? errno : EIO;
-    o->f = NULL;
-    if (o->err) {
-        fprintf(stderr, "train: %s: write failed: %s\n", o->path, strerror(o->err));
-        return -1;
-    }
-    return 0;
-}
+/* output, out_open, out_printf, out_close: plot.h */
 
 /* The loss curve as CSV: the losses of steps first+1 .. first+n. */
 static int write_loss_csv(const char *path, const double *loss, int64_t first, int64_t n) {
@@ -383,82 +338,25 @@ static int write_loss_csv(const char *path, const double *loss, int64_t first, i
 
 /* ---- plots ------------------------------------------------------------------------- */
 
-static void svg_polyline(output *f, const double *v, int64_t n, double lo, double hi, double x0,
-                         double w, double y0, double h, const char *color, int logy) {
-    out_printf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
-    for (int64_t i = 0; i < n; i++) {
-        double val = logy ? log10(fmax(v[i], 1e-12)) : v[i];
-        double px = x0 + w * (n > 1 ? (double)i / (double)(n - 1) : 0.5);
-        double py = y0 + h * (1 - (val - lo) / (hi - lo > 0 ? hi - lo : 1));
-        out_printf(f, "%.1f,%.1f ", px, py);
-    }
-    out_printf(f, "\"/>\n");
-}
-
-/* loss[0 .. n) are the losses of steps first+1 .. first+n (a resumed run starts late). */
+/* loss[0 .. n) are the losses of steps first+1 .. first+n (a resumed run starts late), on a
+ * log axis titled ylabel, with the baseline as a dashed reference line. */
 static int write_loss_plot(const char *path, const double *loss, int64_t first, int64_t n,
-                           double baseline) {
-    output of, *f = &of;
-    if (out_open(f, path))
-        return -1;
-    double lo = log10(fmax(baseline, 1e-12)), hi = lo;
-    for (int64_t i = 0; i < n; i++) {
-        double l = log10(fmax(loss[i], 1e-12));
-        lo = fmin(lo, l);
-        hi = fmax(hi, l);
-    }
-    lo = floor(lo);
-    hi = ceil(hi + 1e-9);
-    out_printf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\">\n"
-                  "<rect width=\"640\" height=\"400\" fill=\"white\"/>\n"
-                  "<text x=\"320\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
-                  "training loss (log scale) and baseline</text>\n");
-    for (double d = lo; d <= hi; d += 1) {
-        double py = 40 + 320 * (1 - (d - lo) / (hi - lo > 0 ? hi - lo : 1));
-        out_printf(f,
-                   "<line x1=\"60\" x2=\"620\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                   "<text x=\"55\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" "
-                   "font-family=\"sans-serif\">1e%+.0f</text>\n",
-                   py, py, py + 4, d);
-    }
-    double base[2] = {baseline, baseline};
-    svg_polyline(f, base, 2, lo, hi, 60, 560, 40, 320, "#c33", 1);
-    svg_polyline(f, loss, n, lo, hi, 60, 560, 40, 320, "#236", 1);
-    out_printf(f,
-               "<text x=\"340\" y=\"390\" text-anchor=\"middle\" font-size=\"12\" "
-               "font-family=\"sans-serif\">step (%lld .. %lld); red: baseline</text>\n</svg>\n",
-               (long long)first, (long long)(first + n));
-    return out_close(f);
+                           double baseline, const char *ylabel) {
+    char xl[96];
+    snprintf(xl, sizeof xl, "step (%lld .. %lld)", (long long)first, (long long)(first + n));
+    plot_opts o = {.title = "training loss and baseline", .xlabel = xl, .ylabel = ylabel,
+                   .logy = true, .ref = true, .ref_y = baseline, .ref_name = "baseline"};
+    plot_series s = {.name = "training loss", .y = loss, .n = n, .x0 = (double)first + 1};
+    return plot_lines(path, &o, 1, &s);
 }
 
 /* Scatter of held-out predictions against targets; perfect answers lie on the diagonal. */
 static int write_pred_plot(const char *path, const double *pred, const double *target, int64_t n) {
-    output of, *f = &of;
-    if (out_open(f, path))
-        return -1;
-    double lo = -1.6, hi = 1.6, x0 = 60, y0 = 40, w = 320;
-#define PX(v) (x0 + w * ((v)-lo) / (hi - lo))
-#define PY(v) (y0 + w * (1 - ((v)-lo) / (hi - lo)))
-    out_printf(f,
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"440\" height=\"420\">\n"
-               "<rect width=\"440\" height=\"420\" fill=\"white\"/>\n"
-               "<text x=\"220\" y=\"20\" text-anchor=\"middle\" font-family=\"sans-serif\">"
-               "sine, held out: prediction (y) against target (x)</text>\n"
-               "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
-               "stroke=\"#999\"/>\n"
-               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c33\"/>\n",
-               x0, y0, w, w, PX(lo), PY(lo), PX(hi), PY(hi));
-    for (int64_t i = 0; i < n; i++)
-        out_printf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#236\"/>\n",
-                   PX(fmax(lo, fmin(hi, target[i]))), PY(fmax(lo, fmin(hi, pred[i]))));
-    out_printf(f,
-               "<text x=\"220\" y=\"400\" text-anchor=\"middle\" font-size=\"12\" "
-               "font-family=\"sans-serif\">target (range %.1f .. %.1f); red: perfect</text>\n"
-               "</svg>\n",
-               lo, hi);
-#undef PX
-#undef PY
-    return out_close(f);
+    plot_opts o = {.title = "sine, held out: prediction against target", .xlabel = "target",
+                   .ylabel = "prediction", .diagonal = true, .fixed = true, .xmin = -1.6,
+                   .xmax = 1.6, .ymin = -1.6, .ymax = 1.6, .width = 460, .height = 440};
+    plot_series s = {.name = "held-out windows", .x = target, .y = pred, .n = n, .points = true};
+    return plot_lines(path, &o, 1, &s);
 }
 
 /* ---- checks of the paths, at the start ------------------------------------------------ */
@@ -770,7 +668,7 @@ int main(int argc, char **argv) {
         failed = 1;
     snprintf(path, sizeof path, "%s/loss_%s.svg", c.out_dir, task_names[c.task]);
     if (c.steps > start) {
-        if (write_loss_plot(path, curve + start, start, c.steps - start, base) == 0)
+        if (write_loss_plot(path, curve + start, start, c.steps - start, base, "loss") == 0)
             printf("wrote %s\n", path);
         else
             failed = 1;

@@ -1,4 +1,5 @@
-/* lstm_walkthrough: the two LSTM layouts side by side, and backpropagation through time.
+/* Lesson 1 (docs/tutorial.md): the two LSTMs of the notebook this project started from, the
+ * two layouts side by side, backpropagation through time, and the notebook's defect.
  *
  * The configuration of docs/lstm.md: batch B = 2, T = 3 time steps, I = 5 input features,
  * H = 4 units, x drawn from a seeded standard normal. The steps:
@@ -10,23 +11,24 @@
  *      function (the difference is rounding, ~1e-16 in float64);
  *   3. one backward pass through both: the gradients, including those of the initial
  *      state h0 and c0, and the same gradients from both layouts;
- *   4. the graph the tape recorded, written as Graphviz DOT.
+ *   4. the graph the tape recorded, written as Graphviz DOT, nodes grouped by time step and
+ *      the gates named (rendered to SVG and PNG when Graphviz is installed);
+ *   5. the notebook's defect rebuilt: h_{t-1} never updated (every step reads h_0), which
+ *      agrees at the first step and differs from the second on (a plot of both).
  *
- * Run:     build/examples/lstm_walkthrough [graph.dot]      (default lstm_graph.dot)
- * Render:  dot -Tsvg lstm_graph.dot -o lstm_graph.svg
- * Outside the tree:  cc lstm_walkthrough.c $(pkg-config --cflags --libs seqgrad)
- * Exits nonzero if anything fails or the two layouts disagree.
+ * Run:     build/examples/lessons/lesson1_two_lstms [--out DIR]     (default lessons_out)
+ * Exits nonzero if anything fails, the two layouts disagree or the defect goes unseen.
  */
 #include <math.h>
-#include <seqgrad.h>
-#include <stdio.h>
+
+#include "lesson.h"
 
 enum { B = 2, T = 3, I = 5, H = 4 };
 
 static int failed(sg_ctx *ctx, const char *what) {
     if (!sg_ctx_error(ctx))
         return 0;
-    fprintf(stderr, "lstm_walkthrough: %s failed: %s\n", what, sg_ctx_error(ctx));
+    fprintf(stderr, "lesson1: %s failed: %s\n", what, sg_ctx_error(ctx));
     return 1;
 }
 
@@ -44,8 +46,42 @@ static double max_diff(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b) {
     return sg_compare(ctx, a, b, 0, 0, &r) < 0 ? INFINITY : r.max_abs;
 }
 
+/* ---- 5. the notebook's defect -------------------------------------------------------------
+ * The gates layer's equations written out with its own W_g, b_g, twice: correctly (h_prev
+ * becomes h_t after every step) and as the notebook had it (h_prev stays h_0: the line that
+ * updates it is missing). The cell state is updated in both. Writes each step's h_t into
+ * hs[T2] and unit 0 of sequence 0 into h_unit0[T2]. 0, or -1 with an error in ctx. */
+enum { T2 = 12 };
+static int notebook_lstm(sg_ctx *ctx, const sg_lstm *g, sg_tensor *x, bool defect,
+                         double *h_unit0, sg_tensor **hs) {
+    sg_tensor *h0 = sg_zeros(ctx, SG_F64, SG_SHAPE(B, H)), *h_prev = h0;
+    sg_tensor *c = sg_zeros(ctx, SG_F64, SG_SHAPE(B, H));
+    for (int t = 0; t < T2; t++) {
+        sg_tensor *v = sg_concat(ctx, 2, (sg_tensor *[]){h_prev, sg_select(ctx, x, 1, t)}, 1);
+        sg_tensor *a[4];
+        for (int k = 0; k < 4; k++) /* i, f, c~, o: v @ W_g + b_g */
+            a[k] = sg_add(ctx, sg_matmul(ctx, v, g->W[k]), g->b[k]);
+        sg_tensor *i = sg_sigmoid(ctx, a[0]), *f = sg_sigmoid(ctx, a[1]);
+        sg_tensor *cc = sg_tanh(ctx, a[2]), *o = sg_sigmoid(ctx, a[3]);
+        c = sg_add(ctx, sg_mul(ctx, f, c), sg_mul(ctx, i, cc));
+        sg_tensor *h = sg_mul(ctx, o, sg_tanh(ctx, c));
+        if (!h)
+            return -1;
+        hs[t] = h;
+        h_unit0[t] = sg_get_flat(h, 0);
+        if (!defect)
+            h_prev = h; /* the notebook lacks this line */
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *dot_path = argc > 1 ? argv[1] : "lstm_graph.dot";
+    double t_start = lesson_seconds();
+    const char *dir = lesson_out_dir(argc, argv, "lesson1");
+    if (!dir)
+        return 1;
+    char dot_path[4096];
+    lesson_path(dot_path, sizeof dot_path, dir, "lesson1_graph.dot");
     sg_ctx *ctx = sg_ctx_new(0);
     /* The store holds the layers' parameters ("fused.kernel", ..., "gates.W_i", ...). */
     sg_store *store = sg_store_new();
@@ -91,6 +127,9 @@ int main(int argc, char **argv) {
     sg_print(fused->bias, stdout);
 
     sg_lstm_output of;
+    /* Labels on: the cells name the tensors a lecture names (i_t, f_t, c_t, h_t, ...) and the
+     * driver tags each step's nodes, so that the graph in part 4 reads like the equations. */
+    sg_ctx_set_labels(ctx, true);
     if (sg_lstm_forward(ctx, fused, x, h0, c0, &of) || failed(ctx, "fused forward"))
         goto fail;
     printf("\nfused output:\n");
@@ -168,18 +207,56 @@ int main(int argc, char **argv) {
                   fmax(max_diff(ctx, h0g->grad, h0->grad), max_diff(ctx, c0g->grad, c0->grad))));
     printf("gates vs fused, largest gradient difference (weights, h0, c0): %.3g\n", dg);
     if (!(dy < 1e-12 && dc < 1e-12 && dg < 1e-12)) {
-        fprintf(stderr, "lstm_walkthrough: the two layouts disagree\n");
+        fprintf(stderr, "lesson1: the two layouts disagree\n");
         goto fail;
     }
 
     /* ---- 4. the graph ----------------------------------------------------------------------
-     * One node per tensor: grey boxes are inputs, blue boxes parameters, ellipses ops. The
-     * three copies of the cell, chained through h and c, are the unrolled recurrence. */
-    if (sg_dot_save(ctx, loss, dot_path))
+     * One node per tensor: grey boxes are inputs, blue boxes parameters (by their names),
+     * ellipses ops, named ones filled ("f_t = slice": the forget gate, a slice of the one
+     * sigmoid over all four blocks). One box per time step: the three copies of the cell,
+     * chained through h and c, are the unrolled recurrence. */
+    if (sg_dot_save(ctx, loss, dot_path) || lesson_render_dot(dot_path))
         goto fail_msg;
-    printf("\n== 4. graph of the fused computation written to %s\n"
-           "render it with:  dot -Tsvg %s -o lstm_graph.svg\n",
-           dot_path, dot_path);
+    printf("\n== 4. graph of the fused computation written to %s\n", dot_path);
+
+    /* ---- 5. the notebook's defect ----------------------------------------------------------- */
+    {
+        sg_tensor *x2 = sg_rand_normal(ctx, SG_F64, SG_SHAPE(B, T2, I), 0.0, 1.0);
+        double good[T2], bad[T2], diff[T2], steps[T2];
+        sg_tensor *hg[T2], *hb[T2];
+        if (notebook_lstm(ctx, gates, x2, false, good, hg) ||
+            notebook_lstm(ctx, gates, x2, true, bad, hb))
+            goto fail_msg;
+        /* the correct one is the layer itself */
+        sg_lstm_output o2;
+        if (sg_lstm_forward(ctx, gates, x2, NULL, NULL, &o2))
+            goto fail_msg;
+        double worst_layer = 0;
+        printf("\n== 5. the notebook's defect: h_prev never updated (T = %d)\n"
+               "step  max|h_t correct - h_t notebook|\n",
+               T2);
+        for (int t = 0; t < T2; t++) {
+            worst_layer = fmax(worst_layer, max_diff(ctx, hg[t], sg_select(ctx, o2.y, 1, t)));
+            diff[t] = max_diff(ctx, hg[t], hb[t]);
+            steps[t] = t + 1;
+            printf("%4d  %.3g\n", t + 1, diff[t]);
+        }
+        printf("the correct loop against the layer: %.3g\n", worst_layer);
+        if (!(worst_layer < 1e-12 && diff[0] == 0 && diff[1] > 1e-3)) {
+            fprintf(stderr, "lesson1: the defect is not what the lesson says\n");
+            goto fail;
+        }
+        char path[4096];
+        plot_opts po = {.title = "h_t, unit 0 of sequence 0: correct LSTM and the notebook's",
+                        .xlabel = "time step t", .ylabel = "h_t[0]"};
+        plot_series ps[2] = {{.name = "correct (h_prev = h_t)", .x = steps, .y = good, .n = T2},
+                             {.name = "notebook (h_prev = h_0)", .x = steps, .y = bad, .n = T2}};
+        if (plot_lines(lesson_path(path, sizeof path, dir, "lesson1_defect.svg"), &po, 2, ps))
+            goto fail;
+        printf("wrote %s\n", path);
+    }
+    printf("lesson1: %.2f s\n", lesson_seconds() - t_start);
 
     sg_lstm_free(fused);
     sg_lstm_free(gates);
