@@ -231,6 +231,19 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
                    fr.x0, fr.x0 + fr.w, fy(&fr, o->ref_y), fy(&fr, o->ref_y));
     /* the series, then the legend (top right, inside the frame) */
     int listed = 0;
+    size_t longest = o->ref && o->ref_name ? strlen(o->ref_name) : 9;
+    for (int k = 0; k < n; k++)
+        if (s[k].name && strlen(s[k].name) > longest)
+            longest = strlen(s[k].name);
+    double lx = o->legend_left ? fr.x0 + 10 : fr.x0 + fr.w - 36 - 6.2 * (double)longest;
+    int entries = o->ref ? 1 : 0;
+    for (int k = 0; k < n; k++)
+        entries += s[k].name != NULL;
+    if (entries) /* a backing, so that lines passing under the legend do not hide it */
+        out_printf(f,
+                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"white\" "
+                   "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+                   lx - 6, fr.y0 + 2, 40 + 6.2 * (double)longest, 16 * entries + 4);
     for (int k = 0; k < n; k++) {
         const char *c = s[k].color ? s[k].color : palette[k % 6];
         series(f, &fr, &s[k], c);
@@ -241,7 +254,7 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
         if (!name)
             continue;
         const char *c = k < n ? (s[k].color ? s[k].color : palette[k % 6]) : "#c0392b";
-        double ly = fr.y0 + 14 + 16 * listed++, lx = fr.x0 + fr.w - 170;
+        double ly = fr.y0 + 14 + 16 * listed++;
         out_printf(f,
                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                    "stroke-width=\"%s\"%s/>\n",

@@ -48,6 +48,7 @@ typedef struct {
     double ref_y;         /* e.g. a baseline loss */
     const char *ref_name; /* its legend entry (NULL: "reference") */
     bool diagonal;        /* draw y = x (a perfect prediction) */
+    bool legend_left;     /* the legend top left (default: top right) */
     bool fixed;           /* use the limits below instead of the data's range */
     double xmin, xmax, ymin, ymax;
     int width, height; /* 0: 640 x 400 */

@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
                     .xlabel = "time step t",
                     .ylabel = "|dL/dh_t| (log scale)",
                     .logy = true,
+                    .legend_left = true,
                     .width = 720,
                     .height = 440};
     if (plot_lines(lesson_path(path, sizeof path, dir, "lesson3_gradient_norms.svg"), &po, M, s))
