@@ -118,7 +118,8 @@ static void axes(output *f, const frame *fr, const plot_opts *o, double xst, dou
     out_printf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
                   "stroke=\"#888\"/>\n",
                fr->x0, fr->y0, fr->w, fr->h);
-    for (double x = fr->xlo; x <= fr->xhi + xst * 1e-6; x += xst) {
+    /* ticks at the multiples of the step inside the range (its ends, unless fixed limits) */
+    for (double x = ceil(fr->xlo / xst - 1e-9) * xst; x <= fr->xhi + xst * 1e-6; x += xst) {
         double px = fx(fr, x);
         out_printf(f,
                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
@@ -127,7 +128,7 @@ static void axes(output *f, const frame *fr, const plot_opts *o, double xst, dou
         tick_label(b, sizeof b, x, xst);
         text(f, px, fr->y0 + fr->h + 18, "middle", 11, NULL, b);
     }
-    for (double y = fr->ylo; y <= fr->yhi + yst * 1e-6; y += yst) {
+    for (double y = ceil(fr->ylo / yst - 1e-9) * yst; y <= fr->yhi + yst * 1e-6; y += yst) {
         double py = fr->y0 + fr->h * (1 - (y - fr->ylo) / (fr->yhi - fr->ylo));
         out_printf(f,
                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
@@ -194,7 +195,7 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
         xlo = o->xmin, xhi = o->xmax, ylo = o->ymin, yhi = o->ymax;
     if (!isfinite(xlo))
         xlo = 0, xhi = 1, ylo = 1, yhi = 10;
-    double xst = nice_range(&xlo, &xhi, 8), yst;
+    double xst = o->fixed ? nice_step(xhi - xlo, 6) : nice_range(&xlo, &xhi, 8), yst;
     if (o->logy) { /* whole decades, a tick every decade (or every few when many) */
         ylo = floor(log10(ylo));
         yhi = ceil(log10(yhi) - 1e-9);
@@ -207,8 +208,6 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
     } else {
         yst = nice_range(&ylo, &yhi, 6);
     }
-    if (o->fixed)
-        xst = nice_step(xhi - xlo, 6);
     fr.xlo = xlo, fr.xhi = xhi, fr.ylo = ylo, fr.yhi = yhi;
 
     output of, *f = &of;

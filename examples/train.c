@@ -353,7 +353,7 @@ static int write_loss_plot(const char *path, const double *loss, int64_t first, 
 /* Scatter of held-out predictions against targets; perfect answers lie on the diagonal. */
 static int write_pred_plot(const char *path, const double *pred, const double *target, int64_t n) {
     plot_opts o = {.title = "sine, held out: prediction against target", .xlabel = "target",
-                   .ylabel = "prediction", .diagonal = true, .fixed = true, .xmin = -1.6,
+                   .ylabel = "prediction", .diagonal = true, .legend_left = true, .fixed = true, .xmin = -1.6,
                    .xmax = 1.6, .ymin = -1.6, .ymax = 1.6, .width = 460, .height = 440};
     plot_series s = {.name = "held-out windows", .x = target, .y = pred, .n = n, .points = true};
     return plot_lines(path, &o, 1, &s);

@@ -607,8 +607,10 @@ START_TEST(test_outputs) {
         char wrote[600];
         snprintf(wrote, sizeof wrote, "wrote %s\n", path);
         ck_assert_ptr_nonnull(strstr(out_text, wrote));
-        if (i == 0)
-            ck_assert_ptr_nonnull(strstr(svg, ">step (0 .. 25); red: baseline<"));
+        /* axis titles (and tick labels) on both plots, the baseline in the legend */
+        ck_assert_ptr_nonnull(strstr(svg, i == 0 ? ">step (0 .. 25)<" : ">target<"));
+        ck_assert_ptr_nonnull(strstr(svg, i == 0 ? ">loss<" : ">prediction<"));
+        ck_assert_ptr_nonnull(strstr(svg, i == 0 ? ">baseline<" : ">-1.5<"));
     }
 
     /* Other tasks: their own CSV and loss plot, no predictions plot. */
