@@ -52,8 +52,8 @@ int out_close(output *o) {
 
 /* ---- axes ------------------------------------------------------------------------------- */
 
-static const char *const palette[] = {"#1f4e99", "#c0392b", "#2e8b3e", "#e67e22", "#8e44ad",
-                                      "#16a085"};
+static const char *const palette[] = {"#1f4e99", "#c0392b", "#2e8b3e",
+                                      "#e67e22", "#8e44ad", "#16a085"};
 
 /* A "nice" tick step (1, 2 or 5 times a power of ten) giving about `want` ticks over span. */
 static double nice_step(double span, int want) {
@@ -115,8 +115,9 @@ static void text(output *f, double x, double y, const char *anchor, int size, co
 
 static void axes(output *f, const frame *fr, const plot_opts *o, double xst, double yst) {
     char b[64];
-    out_printf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-                  "stroke=\"#888\"/>\n",
+    out_printf(f,
+               "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+               "stroke=\"#888\"/>\n",
                fr->x0, fr->y0, fr->w, fr->h);
     /* ticks at the multiples of the step inside the range (its ends, unless fixed limits) */
     for (double x = ceil(fr->xlo / xst - 1e-9) * xst; x <= fr->xhi + xst * 1e-6; x += xst) {
@@ -219,8 +220,10 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
                W, H, W, H);
     axes(f, &fr, o, xst, yst);
     if (o->diagonal) {
-        double a = fmax(xlo, o->logy ? pow(10, ylo) : ylo), b = fmin(xhi, o->logy ? pow(10, yhi) : yhi);
-        out_printf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c0392b\"/>\n",
+        double a = fmax(xlo, o->logy ? pow(10, ylo) : ylo),
+               b = fmin(xhi, o->logy ? pow(10, yhi) : yhi);
+        out_printf(f,
+                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c0392b\"/>\n",
                    fx(&fr, a), fy(&fr, a), fx(&fr, b), fy(&fr, b));
     }
     if (o->ref && drawable(&fr, o->ref_y))
@@ -248,8 +251,9 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
         series(f, &fr, &s[k], c);
     }
     for (int k = 0; k <= n; k++) {
-        const char *name = k < n ? s[k].name : o->ref ? (o->ref_name ? o->ref_name : "reference")
-                                                      : NULL;
+        const char *name = k < n    ? s[k].name
+                           : o->ref ? (o->ref_name ? o->ref_name : "reference")
+                                    : NULL;
         if (!name)
             continue;
         const char *c = k < n ? (s[k].color ? s[k].color : palette[k % 6]) : "#c0392b";
@@ -329,11 +333,12 @@ int plot_heatmap(const char *path, const plot_heatmap_opts *h) {
     double sx = x0 + h->cols * cw + 20, sh = y - y0;
     for (int i = 0; i < 20; i++) {
         shade(1 - i / 19.0, col, sizeof col);
-        out_printf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.2f\" fill=\"%s\"/>\n", sx,
-                   y0 + sh * i / 20, sh / 20 + 0.5, col);
+        out_printf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.2f\" fill=\"%s\"/>\n",
+                   sx, y0 + sh * i / 20, sh / 20 + 0.5, col);
     }
-    out_printf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.1f\" fill=\"none\" "
-                  "stroke=\"#888\"/>\n",
+    out_printf(f,
+               "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.1f\" fill=\"none\" "
+               "stroke=\"#888\"/>\n",
                sx, y0, sh);
     snprintf(b, sizeof b, "%.3g", hi);
     text(f, sx + 18, y0 + 10, "start", 10, NULL, b);

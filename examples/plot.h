@@ -62,13 +62,13 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
 typedef struct {
     const char *title, *xlabel;
     int rows, cols;
-    const double *v;                /* rows * cols values, row-major */
-    const char *const *row_labels;  /* rows labels (NULL: none) */
-    double lo, hi;                  /* the colour scale's range (lo == hi: the data's) */
-    const char *scale_label;        /* under the colour scale */
-    const bool *highlight;          /* cols flags: columns outlined (NULL: none) */
-    int cell_w, cell_h;             /* 0: 10 x 14 */
-    const int *row_gap_after;       /* rows after which a gap is left (-1 ends; NULL: none) */
+    const double *v;               /* rows * cols values, row-major */
+    const char *const *row_labels; /* rows labels (NULL: none) */
+    double lo, hi;                 /* the colour scale's range (lo == hi: the data's) */
+    const char *scale_label;       /* under the colour scale */
+    const bool *highlight;         /* cols flags: columns outlined (NULL: none) */
+    int cell_w, cell_h;            /* 0: 10 x 14 */
+    const int *row_gap_after;      /* rows after which a gap is left (-1 ends; NULL: none) */
 } plot_heatmap_opts;
 
 /* Write the heatmap as SVG: cell (r, c) coloured by v on a white-to-blue scale, column

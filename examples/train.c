@@ -344,17 +344,31 @@ static int write_loss_plot(const char *path, const double *loss, int64_t first, 
                            double baseline, const char *ylabel) {
     char xl[96];
     snprintf(xl, sizeof xl, "step (%lld .. %lld)", (long long)first, (long long)(first + n));
-    plot_opts o = {.title = "training loss and baseline", .xlabel = xl, .ylabel = ylabel,
-                   .logy = true, .ref = true, .ref_y = baseline, .ref_name = "baseline"};
+    plot_opts o = {.title = "training loss and baseline",
+                   .xlabel = xl,
+                   .ylabel = ylabel,
+                   .logy = true,
+                   .ref = true,
+                   .ref_y = baseline,
+                   .ref_name = "baseline"};
     plot_series s = {.name = "training loss", .y = loss, .n = n, .x0 = (double)first + 1};
     return plot_lines(path, &o, 1, &s);
 }
 
 /* Scatter of held-out predictions against targets; perfect answers lie on the diagonal. */
 static int write_pred_plot(const char *path, const double *pred, const double *target, int64_t n) {
-    plot_opts o = {.title = "sine, held out: prediction against target", .xlabel = "target",
-                   .ylabel = "prediction", .diagonal = true, .legend_left = true, .fixed = true, .xmin = -1.6,
-                   .xmax = 1.6, .ymin = -1.6, .ymax = 1.6, .width = 460, .height = 440};
+    plot_opts o = {.title = "sine, held out: prediction against target",
+                   .xlabel = "target",
+                   .ylabel = "prediction",
+                   .diagonal = true,
+                   .legend_left = true,
+                   .fixed = true,
+                   .xmin = -1.6,
+                   .xmax = 1.6,
+                   .ymin = -1.6,
+                   .ymax = 1.6,
+                   .width = 460,
+                   .height = 440};
     plot_series s = {.name = "held-out windows", .x = target, .y = pred, .n = n, .points = true};
     return plot_lines(path, &o, 1, &s);
 }

@@ -52,8 +52,8 @@ static double max_diff(sg_ctx *ctx, const sg_tensor *a, const sg_tensor *b) {
  * updates it is missing). The cell state is updated in both. Writes each step's h_t into
  * hs[T2] and unit 0 of sequence 0 into h_unit0[T2]. 0, or -1 with an error in ctx. */
 enum { T2 = 12 };
-static int notebook_lstm(sg_ctx *ctx, const sg_lstm *g, sg_tensor *x, bool defect,
-                         double *h_unit0, sg_tensor **hs) {
+static int notebook_lstm(sg_ctx *ctx, const sg_lstm *g, sg_tensor *x, bool defect, double *h_unit0,
+                         sg_tensor **hs) {
     sg_tensor *h0 = sg_zeros(ctx, SG_F64, SG_SHAPE(B, H)), *h_prev = h0;
     sg_tensor *c = sg_zeros(ctx, SG_F64, SG_SHAPE(B, H));
     for (int t = 0; t < T2; t++) {
@@ -249,7 +249,8 @@ int main(int argc, char **argv) {
         }
         char path[4096];
         plot_opts po = {.title = "h_t, unit 0 of sequence 0: correct LSTM and the notebook's",
-                        .xlabel = "time step t", .ylabel = "h_t[0]"};
+                        .xlabel = "time step t",
+                        .ylabel = "h_t[0]"};
         plot_series ps[2] = {{.name = "correct (h_prev = h_t)", .x = steps, .y = good, .n = T2},
                              {.name = "notebook (h_prev = h_0)", .x = steps, .y = bad, .n = T2}};
         if (plot_lines(lesson_path(path, sizeof path, dir, "lesson1_defect.svg"), &po, 2, ps))

@@ -22,8 +22,8 @@ typedef struct {
     const char *name;
     sg_cell_kind cell;
     bool forget_bias;
-    double scale_u;            /* recurrent kernel times this (1: as initialised) */
-    sg_activation activation;  /* SimpleRNN's */
+    double scale_u;           /* recurrent kernel times this (1: as initialised) */
+    sg_activation activation; /* SimpleRNN's */
 } model;
 
 /* norm[t] = |dL/dh_{t+1}| for the model; 0, or -1 with a message. */
@@ -50,7 +50,8 @@ static int measure(const model *m, const double *x_all, double *norm) {
                                 m->scale_u * sg_get_flat(pl.items[k].tensor, i));
         sg_params_clear(&pl);
     }
-    sg_tensor *x = sg_from_data(ctx, SG_F64, SG_SHAPE(1, T, I), x_all), *h = NULL, *c = NULL, *hs[T];
+    sg_tensor *x = sg_from_data(ctx, SG_F64, SG_SHAPE(1, T, I), x_all), *h = NULL, *c = NULL,
+              *hs[T];
     for (int t = 0; t < T; t++) {
         sg_rnn_output out;
         sg_tensor *xt = sg_slice(ctx, x, 1, t, 1); /* (1, 1, I) */
@@ -103,8 +104,8 @@ int main(int argc, char **argv) {
     for (int t = 0; t < T; t++)
         steps[t] = t + 1;
 
-    printf("|dL/dh_t| for L = sum(h_T), T = %d, H = %d\n%-30s %10s %10s %10s %10s\n", T, H,
-           "model", "t = 100", "t = 90", "t = 50", "t = 1");
+    printf("|dL/dh_t| for L = sum(h_T), T = %d, H = %d\n%-30s %10s %10s %10s %10s\n", T, H, "model",
+           "t = 100", "t = 90", "t = 50", "t = 1");
     for (int k = 0; k < M; k++)
         printf("%-30s %10.3g %10.3g %10.3g %10.3g\n", models[k].name, norm[k][T - 1],
                norm[k][T - 11], norm[k][T / 2 - 1], norm[k][0]);

@@ -90,8 +90,8 @@ int main(int argc, char **argv) {
     if (!eval)
         goto done;
     double mse = sg_get_flat(eval, 0);
-    printf("adding problem, T = %d: held-out MSE %.4f after %d steps (guessing 1: 0.167)\n", T,
-           mse, STEPS);
+    printf("adding problem, T = %d: held-out MSE %.4f after %d steps (guessing 1: 0.167)\n", T, mse,
+           STEPS);
     char path[4096];
     plot_opts po = {.title = "adding problem: training loss",
                     .xlabel = "step",

@@ -74,8 +74,8 @@ static int check_all(sg_ctx *ctx, sg_tensor *const *in, int *op_ok, int *rnn_ok,
     *op_ok = sg_gradcheck(ctx, f_op, NULL, 1, &v, NULL, &r);
     printf("sg_gradcheck of swish on x = [-2, -0.5, 0, 1, 3]: %s\n"
            "  worst element %lld: analytic %.6f, numeric %.6f, |difference| %.3g (relative %.3g)\n",
-           *op_ok == 1 ? "pass" : "FAIL", (long long)r.worst_flat, r.analytic, r.numeric,
-           r.max_abs, r.max_rel);
+           *op_ok == 1 ? "pass" : "FAIL", (long long)r.worst_flat, r.analytic, r.numeric, r.max_abs,
+           r.max_rel);
     sg_gradcheck_rnn_report rr;
     *rnn_ok = sg_gradcheck_rnn(ctx, f_lstm, NULL, 3, in, NULL, &rr);
     if (*rnn_ok < 0)
@@ -106,9 +106,10 @@ int main(int argc, char **argv) {
                                                    .user = &buggy,
                                                    .reads_inputs = true});
     sg_rng_seed(sg_ctx_rng(ctx), 5);
-    sg_tensor *in[3] = {sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 5, 3), 0, 1),
-                        sg_set_requires_grad(sg_rand_normal(ctx, SG_F64, SG_SHAPE(3, 8), 0, 1), true),
-                        sg_set_requires_grad(sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 8), 0, 1), true)};
+    sg_tensor *in[3] = {
+        sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 5, 3), 0, 1),
+        sg_set_requires_grad(sg_rand_normal(ctx, SG_F64, SG_SHAPE(3, 8), 0, 1), true),
+        sg_set_requires_grad(sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 8), 0, 1), true)};
     int op_ok, rnn_ok, rc = 1;
     char last_bad[SG_GATES_MAX + 1];
     printf("== the buggy backward (sigmoid(x) alone)\n");
