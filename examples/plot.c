@@ -113,6 +113,17 @@ static void text(output *f, double x, double y, const char *anchor, int size, co
     out_printf(f, "</text>\n");
 }
 
+/* Open path and start an SVG of W x H pixels on a white background. */
+static int svg_open(output *f, const char *path, double W, double H) {
+    if (out_open(f, path))
+        return -1;
+    out_printf(f,
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n"
+               "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n",
+               W, H, W, H);
+    return 0;
+}
+
 static void axes(output *f, const frame *fr, const plot_opts *o, double xst, double yst) {
     char b[64];
     out_printf(f,
@@ -212,12 +223,8 @@ int plot_lines(const char *path, const plot_opts *o, int n, const plot_series *s
     fr.xlo = xlo, fr.xhi = xhi, fr.ylo = ylo, fr.yhi = yhi;
 
     output of, *f = &of;
-    if (out_open(f, path))
+    if (svg_open(f, path, W, H))
         return -1;
-    out_printf(f,
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\">\n"
-               "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
-               W, H, W, H);
     axes(f, &fr, o, xst, yst);
     if (o->diagonal) {
         double a = fmax(xlo, o->logy ? pow(10, ylo) : ylo),
@@ -294,12 +301,8 @@ int plot_heatmap(const char *path, const plot_heatmap_opts *h) {
     double x0 = 80, y0 = 40, gap = 8;
     double W = x0 + (double)h->cols * cw + 90, H = y0 + (double)h->rows * ch + gaps * gap + 60;
     output of, *f = &of;
-    if (out_open(f, path))
+    if (svg_open(f, path, W, H))
         return -1;
-    out_printf(f,
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n"
-               "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n",
-               W, H, W, H);
     if (h->title)
         text(f, W / 2, 22, "middle", 14, NULL, h->title);
     char col[16], b[32];
