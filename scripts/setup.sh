@@ -37,8 +37,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # ---- Debian packages ----------------------------------------------------------------------
 # Build: compiler and C library headers, meson + ninja, pkg-config (pkgconf), BLIS (matmul),
-# SLEEF (vector exp/log/tanh), Check (unit tests), cJSON (safetensors headers, checkpoints).
-packages=(gcc libc6-dev meson ninja-build pkgconf libblis-dev libsleef-dev check libcjson-dev)
+# SLEEF (vector exp/log/tanh), Check (unit tests), cJSON (safetensors headers, checkpoints),
+# Open MPI (dist/: data-parallel training; mpirun for its tests).
+packages=(gcc libc6-dev meson ninja-build pkgconf libblis-dev libsleef-dev check libcjson-dev
+  libopenmpi-dev openmpi-bin)
 if [ "$fuzz" = 1 ]; then
   packages+=(clang libclang-rt-dev)
 fi
