@@ -30,7 +30,8 @@
  * Modules: tensor/ (storage, views, creation, random numbers, initializers, printing),
  * autograd/ (the op table, ops with backward, the tape, the parameter store, custom ops,
  * gradcheck, DOT export; docs/engine.md), layers/ (LSTM "gates" and
- * "fused", Dense), optim/ (SGD, Adam, schedules), io/ (safetensors checkpoints).
+ * "fused", Dense), optim/ (SGD, Adam, schedules), io/ (safetensors checkpoints), dist/
+ * (data-parallel training over MPI; docs/dist.md).
  */
 #ifndef SEQGRAD_H
 #define SEQGRAD_H
@@ -40,5 +41,6 @@
 #include "layers/layers.h"
 #include "optim/optim.h"
 #include "io/io.h"
+#include "dist/dist.h"
 
 #endif

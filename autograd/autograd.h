@@ -444,6 +444,21 @@ sg_tensor *sg_zoneout(sg_ctx *ctx, sg_tensor *h_prev, sg_tensor *h_new, double p
  * `grad` of leaves that require grad and of retained intermediates. Returns 0, or -1 with
  * an error (not a scalar without grad, out not requiring grad, stale tensors, OOM). */
 int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad);
+/* sg_backward with a notification: grad_ready(user, p) is called once for each parameter p
+ * (a tensor made by sg_param_new or a store) the moment its gradient is complete, i.e. when
+ * the last node on the tape that reads p has run its backward, while the walk goes on with
+ * the nodes before it. This is what lets data-parallel training start reducing the
+ * gradients of the layers nearest the loss while the backward pass is still working on the
+ * others (dist/). Parameters that no node between `out` and the start of the tape reads are
+ * not reported. grad_ready must not record ops or touch the tape; it may read p's gradient
+ * (p->grad, or sg_ctx_grad_of in a workspace with private gradients). o NULL or
+ * o->grad_ready NULL: exactly sg_backward. Costs one extra walk over the tape and a table
+ * of the parameters; -1 with an error as sg_backward, or when out of memory. */
+typedef struct sg_backward_options {
+    void (*grad_ready)(void *user, sg_tensor *param);
+    void *user;
+} sg_backward_options;
+int sg_backward_ex(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad, const sg_backward_options *o);
 /* Zero the gradient of one tensor / of every parameter made with this context. */
 void sg_zero_grad(sg_tensor *t);
 void sg_ctx_zero_grad(sg_ctx *ctx);

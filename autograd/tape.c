@@ -93,7 +93,87 @@ static bool dispatch(sg_ctx *ctx, sg_tensor *t) {
     return true;
 }
 
+/* ---- gradient-ready notification (sg_backward_ex) --------------------------------------
+ * A parameter's gradient is complete once every node that reads it has run its backward.
+ * The walk visits each node after all of its consumers, so counting the parameter's uses
+ * on the tape first and counting them down as the walk passes each user finds the moment
+ * exactly. The counts live in a small open-addressing table keyed by the tensor's address:
+ * parameters are shared between workspaces and must not be written. */
+typedef struct {
+    sg_tensor *param;
+    int64_t uses;
+} use_slot;
+typedef struct {
+    use_slot *v;
+    size_t mask; /* capacity - 1, capacity a power of two */
+} use_table;
+
+static bool is_param_input(const sg_tensor *t) {
+    return t && (t->flags & SG_FLAG_PARAM) && (t->flags & SG_FLAG_REQUIRES_GRAD);
+}
+
+static use_slot *use_find(use_table *u, const sg_tensor *p) {
+    size_t h = ((uintptr_t)p >> 4) * UINT64_C(0x9E3779B97F4A7C15);
+    for (size_t i = h & u->mask;; i = (i + 1) & u->mask)
+        if (u->v[i].param == p || !u->v[i].param)
+            return &u->v[i];
+}
+
+/* Count every parameter input of every node from `out` back; -1 when out of memory. */
+static int use_count(sg_ctx *ctx, use_table *u, sg_tensor *out) {
+    size_t pairs = 0;
+    for (sg_tensor *t = out; t; t = t->tape_prev) {
+        sg_tensor *const *in;
+        int n = sg__node_inputs(t, &in);
+        for (int i = 0; i < n; i++)
+            pairs += is_param_input(in[i]);
+    }
+    size_t cap = 16;
+    while (cap < 2 * pairs)
+        cap *= 2;
+    u->v = sg_calloc(cap, sizeof *u->v);
+    u->mask = cap - 1;
+    if (!u->v) {
+        sg_error(ctx, "sg_backward_ex: out of memory");
+        return -1;
+    }
+    for (sg_tensor *t = out; t; t = t->tape_prev) {
+        sg_tensor *const *in;
+        int n = sg__node_inputs(t, &in);
+        for (int i = 0; i < n; i++)
+            if (is_param_input(in[i])) {
+                use_slot *s = use_find(u, in[i]);
+                s->param = in[i];
+                s->uses++;
+            }
+    }
+    return 0;
+}
+
+/* Node t's backward has run (or had nothing to do): count its parameter inputs down. */
+static void use_done(use_table *u, sg_tensor *t, const sg_backward_options *o) {
+    sg_tensor *const *in;
+    int n = sg__node_inputs(t, &in);
+    for (int i = 0; i < n; i++)
+        if (is_param_input(in[i])) {
+            use_slot *s = use_find(u, in[i]);
+            if (--s->uses == 0)
+                o->grad_ready(o->user, in[i]);
+        }
+}
+
+static int backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad, const sg_backward_options *o);
+
 int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
+    return backward(ctx, out, grad, NULL);
+}
+
+int sg_backward_ex(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad, const sg_backward_options *o) {
+    return backward(ctx, out, grad, o && o->grad_ready ? o : NULL);
+}
+
+static int backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad, const sg_backward_options *o) {
+
     if (!ctx || !out)
         return -1;
     if (!sg_check(ctx, out, "sg_backward") || (grad && !sg_check(ctx, grad, "sg_backward")))
@@ -134,15 +214,24 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
     else
         *(double *)sg_data(G) += 1.0;
 
+    use_table uses = {0};
+    if (o && use_count(ctx, &uses, out))
+        return -1;
+    int rc = -1;
     for (sg_tensor *t = out; t; t = t->tape_prev) {
-        if (t->op == SG_OP_NONE || !t->grad)
+        if (t->op == SG_OP_NONE)
             continue;
+        if (!t->grad) { /* nothing flowed here: its inputs get nothing from it */
+            if (o)
+                use_done(&uses, t, o);
+            continue;
+        }
         if (t->magic != SG_TENSOR_MAGIC) { /* arena memory overwritten by someone */
             sg_error(ctx, "sg_backward: a node on the tape is not a live tensor");
             return -1;
         }
         if (!dispatch(ctx, t))
-            return -1;
+            goto done;
         if (ctx->tape.anomaly && !ctx->has_err) {
             sg_tensor *const *in;
             int n = sg__node_inputs(t, &in);
@@ -155,15 +244,20 @@ int sg_backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad) {
             }
         }
         if (ctx->has_err)
-            return -1;
+            goto done;
         /* An intermediate's gradient is consumed: recycle it, so that a second backward
          * through the same graph starts from zero and memory stays at a frontier. */
         if (!(t->flags & SG_FLAG_RETAIN_GRAD)) {
             sg__grad_release(ctx, t->grad);
             t->grad = NULL;
         }
+        if (o)
+            use_done(&uses, t, o);
     }
-    return 0;
+    rc = 0;
+done:
+    sg_free(uses.v);
+    return rc;
 }
 
 int64_t sg_tape_size(const sg_ctx *ctx) {

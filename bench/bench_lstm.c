@@ -12,6 +12,13 @@
  * --cell lstm without --bidirectional or --lengths is sg_lstm (the one-layer LSTM); anything
  * else is sg_rnn: GRU or SimpleRNN cells, both directions (y concatenated, the head reads
  * the last step's 2H), or per-sequence lengths spread evenly over T/2 .. T (right-padded).
+ *
+ * Under `mpirun -np N` (a build with MPI): data parallelism, B the global batch. Each rank
+ * runs its rows (B / N, the first B % N ranks one more) and sg_dist_backward sums the
+ * gradients while backward runs; rank 0 prints, adding the ranks, the mean ms per step in
+ * backward and in waiting for the sums after it, the buckets started before backward
+ * ended, and the ms one blocking allreduce of the gradient bytes takes with nothing to
+ * overlap (so hidden = allreduce_ms - wait_ms).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -31,6 +38,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    if (sg_dist_init(&argc, &argv))
+        return 1;
     const bench_config *cfg = &bench_configs[0];
     sg_lstm_impl impl = SG_LSTM_FUSED;
     sg_dtype dt = SG_F32;
@@ -77,7 +86,14 @@ int main(int argc, char **argv) {
     }
     if (steps < 0)
         steps = cfg->steps;
-    int64_t B = cfg->B, T = cfg->T, I = cfg->I, H = cfg->H;
+    /* This rank's rows of the global batch (all of them in one process). */
+    const int ranks = sg_dist_size(), rank = sg_dist_rank();
+    const int64_t Bg = cfg->B, r0 = rank * (Bg / ranks) + (rank < Bg % ranks ? rank : Bg % ranks);
+    const int64_t B = Bg / ranks + (rank < Bg % ranks), T = cfg->T, I = cfg->I, H = cfg->H;
+    if (B == 0) {
+        fprintf(stderr, "bench_lstm: %d ranks for a batch of %lld\n", ranks, (long long)Bg);
+        sg_dist_abort(2);
+    }
     sg_set_num_threads(threads);
 
     sg_ctx *ctx = sg_ctx_new((size_t)64 << 20);
@@ -110,8 +126,9 @@ int main(int argc, char **argv) {
     /* lengths spread evenly over T/2 .. T: on average 3/4 of the steps are real */
     sg_tensor *len = varlen ? sg_persistent_new(ctx, SG_I64, SG_SHAPE(B)) : NULL;
     for (int64_t b = 0; len && b < B; b++)
-        sg_set_flat(len, b, (double)(T - (B > 1 ? b * (T / 2) / (B - 1) : 0)));
-    if (!opt || !x || !y || (varlen && !len)) {
+        sg_set_flat(len, b, (double)(T - (Bg > 1 ? (r0 + b) * (T / 2) / (Bg - 1) : 0)));
+    sg_dist_reducer *red = sg_dist_reducer_new(ctx, store, 0);
+    if (!opt || !x || !y || (varlen && !len) || !red) {
         fprintf(stderr, "bench_lstm: %s\n", sg_ctx_error(ctx));
         return 1;
     }
@@ -137,8 +154,10 @@ int main(int argc, char **argv) {
             last = out.y;
         }
         sg_tensor *loss = sg_mse_loss(ctx, sg_dense_forward(ctx, head, last), y);
-        if (!loss || sg_backward(ctx, loss, NULL) || sg_optim_step(opt))
+        if (!loss || sg_dist_backward(ctx, red, loss, (double)B / (double)Bg) || sg_optim_step(opt))
             break;
+        if (s == -1)
+            sg_dist_reducer_reset_stats(red); /* count the timed steps only */
         if (s == 0)
             arena = sg_ctx_arena_used(ctx);
         sg_ctx_reset(ctx);
@@ -147,8 +166,22 @@ int main(int argc, char **argv) {
     }
     if (sg_ctx_error(ctx)) {
         fprintf(stderr, "bench_lstm: %s\n", sg_ctx_error(ctx));
-        return 1;
+        sg_dist_abort(1);
     }
+    /* One blocking allreduce of as many bytes as the gradients, nothing to hide it behind. */
+    sg_dist_stats ds = sg_dist_reducer_stats(red);
+    double *buf = calloc((size_t)ds.bytes / sizeof(double) + 1, sizeof(double)), *ar = NULL;
+    enum { AR_REPS = 9 };
+    double ar_ms[AR_REPS];
+    for (int k = 0; ranks > 1 && buf && k < AR_REPS; k++) {
+        double t0 = bench_now();
+        sg_dist_sum(ctx, buf, (int)(ds.bytes / (int64_t)sizeof(double)));
+        ar_ms[k] = (bench_now() - t0) * 1e3;
+        ar = ar_ms;
+    }
+    if (ar)
+        qsort(ar_ms, AR_REPS, sizeof *ar_ms, bench_cmp_double);
+    free(buf);
     qsort(ms, (size_t)steps, sizeof *ms, bench_cmp_double);
     double med = ms[steps / 2], mn = ms[0];
     /* Nominal matmul FLOPs: forward 2*B*T*(I+H)*G*H per direction (+ dense), backward twice
@@ -156,20 +189,29 @@ int main(int argc, char **argv) {
     double flops = 3.0 * (2.0 * (double)(D * B * T * (I + H) * G * H) + 2.0 * (double)(B * D * H));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"cell\":\"%s\","
-           "\"bidirectional\":%s,\"lengths\":%s,\"impl\":\"%s\","
-           "\"dtype\":\"%s\",\"threads\":%d,\"steps\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
-           "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\","
-           "\"blas\":\"%s\"}\n",
-           cfg->name, (long long)B, (long long)T, (long long)I, (long long)H,
-           cell == SG_CELL_GRU   ? "gru"
-           : cell == SG_CELL_RNN ? "rnn"
-                                 : "lstm",
-           bidir ? "true" : "false", varlen ? "true" : "false",
-           impl == SG_LSTM_FUSED ? "fused" : "gates", dt == SG_F32 ? "f32" : "f64", threads,
-           (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,
-           sg_vmath_isa(), sg_blas_config());
+    if (rank == 0 && ranks > 1) /* the extra fields first: the line still ends like before */
+        printf("{\"ranks\":%d,\"backward_ms\":%.6f,\"wait_ms\":%.6f,\"allreduce_ms\":%.6f,"
+               "\"grad_bytes\":%lld,\"buckets\":%lld,\"early_buckets_per_step\":%.2f,",
+               ranks, ds.backward_s * 1e3 / (double)ds.steps, ds.wait_s * 1e3 / (double)ds.steps,
+               ar ? ar_ms[AR_REPS / 2] : 0.0, (long long)ds.bytes, (long long)ds.buckets,
+               (double)ds.early_launches / (double)ds.steps);
+    if (rank == 0)
+        printf("%s\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"cell\":\"%s\","
+               "\"bidirectional\":%s,\"lengths\":%s,\"impl\":\"%s\","
+               "\"dtype\":\"%s\",\"threads\":%d,\"steps\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
+               "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\","
+               "\"blas\":\"%s\"}\n",
+               ranks > 1 ? "" : "{", cfg->name, (long long)Bg, (long long)T, (long long)I,
+               (long long)H,
+               cell == SG_CELL_GRU   ? "gru"
+               : cell == SG_CELL_RNN ? "rnn"
+                                     : "lstm",
+               bidir ? "true" : "false", varlen ? "true" : "false",
+               impl == SG_LSTM_FUSED ? "fused" : "gates", dt == SG_F32 ? "f32" : "f64", threads,
+               (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,
+               sg_vmath_isa(), sg_blas_config());
     free(ms);
+    sg_dist_reducer_free(red);
     sg_optim_free(opt);
     sg_params_clear(&params);
     sg_lstm_free(lstm);
@@ -177,5 +219,6 @@ int main(int argc, char **argv) {
     sg_dense_free(head);
     sg_store_free(store);
     sg_ctx_free(ctx);
+    sg_dist_finalize();
     return 0;
 }

@@ -2,11 +2,13 @@
 # Install what seqgrad needs on Debian 12 (only what is missing), then configure a release
 # build directory. Safe to run again: with everything installed it only reconfigures.
 #
-#   scripts/setup.sh [--fuzz] [BUILD_DIR]
+#   scripts/setup.sh [--fuzz] [--bench] [--deps-only] [BUILD_DIR]
 #
 #   BUILD_DIR     build directory, relative to the repository root (default: build, or the
 #                 BUILD_DIR environment variable)
 #   --fuzz        also install clang and its runtime libraries (libFuzzer) for the fuzzer
+#   --bench       also install what the comparison benchmarks build with: g++ and oneDNN
+#                 (libdnnl-dev) for bench/bench_onednn (PyTorch: see bench/README.md)
 #   --deps-only   install what is missing and stop (no build directory)
 #   MESON_OPTS    environment: extra options for `meson setup`, e.g.
 #                 MESON_OPTS="--werror -Dwarning_level=2" scripts/setup.sh
@@ -15,14 +17,16 @@
 # test fixtures and is deliberately not installed here.
 set -euo pipefail
 
-usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
 
 fuzz=0
+bench=0
 deps_only=0
 build_dir="${BUILD_DIR:-build}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --fuzz) fuzz=1 ;;
+    --bench) bench=1 ;;
     --deps-only) deps_only=1 ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "setup.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -37,10 +41,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # ---- Debian packages ----------------------------------------------------------------------
 # Build: compiler and C library headers, meson + ninja, pkg-config (pkgconf), BLIS (matmul),
-# SLEEF (vector exp/log/tanh), Check (unit tests), cJSON (safetensors headers, checkpoints).
-packages=(gcc libc6-dev meson ninja-build pkgconf libblis-dev libsleef-dev check libcjson-dev)
+# SLEEF (vector exp/log/tanh), Check (unit tests), cJSON (safetensors headers, checkpoints),
+# Open MPI (dist/: data-parallel training; mpirun for its tests).
+packages=(gcc libc6-dev meson ninja-build pkgconf libblis-dev libsleef-dev check libcjson-dev
+  libopenmpi-dev openmpi-bin)
 if [ "$fuzz" = 1 ]; then
   packages+=(clang libclang-rt-dev)
+fi
+if [ "$bench" = 1 ]; then
+  packages+=(g++ libdnnl-dev)
 fi
 
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -460,6 +460,90 @@ START_TEST(test_copy_values) {
 }
 END_TEST
 
+/* sg_backward_ex: each parameter is reported once, when its gradient is final (a snapshot
+ * taken in the notification equals the gradient after the walk, bit for bit), nearest the
+ * loss first: the head, then the second layer of a stack, then the first. */
+typedef struct {
+    int n;
+    sg_tensor *who[16];
+    double *snap[16];
+} ready_log;
+static void on_ready(void *user, sg_tensor *p) {
+    ready_log *r = user;
+    ck_assert_int_lt(r->n, 16);
+    sg_tensor *g = p->grad;
+    r->who[r->n] = p;
+    r->snap[r->n] = malloc((size_t)sg_numel(g) * sizeof(double));
+    for (int64_t i = 0; i < sg_numel(g); i++)
+        r->snap[r->n][i] = sg_get_flat(g, i);
+    r->n++;
+}
+START_TEST(test_backward_ready) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_store *st = sg_store_new();
+    sg_rng rng;
+    sg_rng_seed(&rng, 5);
+    sg_rnn_options o = sg_rnn_defaults(SG_CELL_LSTM, 3, 4);
+    o.dtype = SG_F64;
+    o.num_layers = 2;
+    o.return_sequences = false;
+    sg_rnn *rnn = sg_rnn_new(ctx, st, &o, "rnn", &rng);
+    sg_dense *head = sg_dense_new(ctx, st, SG_F64, 4, 1, true, SG_ACT_LINEAR, "head", &rng);
+    ck_assert_ptr_nonnull(rnn);
+    ck_assert_ptr_nonnull(head);
+    sg_tensor *unused = sg_store_param(ctx, st, "unused", SG_F64, SG_SHAPE(2));
+    sg_tensor *x = sg_rand_normal(ctx, SG_F64, SG_SHAPE(2, 5, 3), 0, 1);
+    sg_rnn_output out;
+    ck_assert_int_eq(sg_rnn_forward(ctx, rnn, x, NULL, NULL, NULL, &out), 0);
+    sg_tensor *loss = sg_sum(ctx, sg_square(ctx, sg_dense_forward(ctx, head, out.y)));
+    ready_log r = {0};
+    sg_backward_options bo = {.grad_ready = on_ready, .user = &r};
+    ck_assert_int_eq(sg_backward_ex(ctx, loss, NULL, &bo), 0);
+    /* every parameter but the unused one, each once */
+    ck_assert_int_eq(r.n, sg_store_size(st) - 1);
+    int pos[16];
+    for (int i = 0; i < sg_store_size(st); i++) {
+        sg_tensor *p = sg_store_at(st, i);
+        pos[i] = -1;
+        for (int k = 0; k < r.n; k++)
+            if (r.who[k] == p) {
+                ck_assert_int_eq(pos[i], -1);
+                pos[i] = k;
+                sg_tensor *g = p->grad;
+                for (int64_t j = 0; j < sg_numel(g); j++)
+                    ck_assert_double_eq(r.snap[k][j], sg_get_flat(g, j));
+            }
+        ck_assert_int_eq(pos[i] == -1, p == unused);
+    }
+    /* order: head before layer 1 (l1) before layer 0 */
+    int head_last = -1, l1_last = -1, l0_first = 99, l1_first = 99;
+    for (int i = 0; i < sg_store_size(st); i++) {
+        const char *nm = sg_store_name_at(st, i);
+        if (pos[i] < 0)
+            continue;
+        if (!strncmp(nm, "head", 4) && pos[i] > head_last)
+            head_last = pos[i];
+        else if (strstr(nm, "_l1") || strstr(nm, "l1.")) {
+            l1_last = pos[i] > l1_last ? pos[i] : l1_last;
+            l1_first = pos[i] < l1_first ? pos[i] : l1_first;
+        } else if (strncmp(nm, "head", 4))
+            l0_first = pos[i] < l0_first ? pos[i] : l0_first;
+    }
+    ck_assert_int_lt(head_last, l1_first);
+    ck_assert_int_lt(l1_last, l0_first);
+    for (int k = 0; k < r.n; k++)
+        free(r.snap[k]);
+    /* without a callback: sg_backward */
+    sg_ctx_reset(ctx);
+    sg_store_zero_grad(st);
+    ck_assert_int_eq(sg_backward_ex(ctx, NULL, NULL, &bo), -1);
+    sg_rnn_free(rnn);
+    sg_dense_free(head);
+    sg_store_free(st);
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
     const ck_tcase tcases[] = {
         {"tape",
@@ -474,7 +558,8 @@ int main(void) {
           {test_op_table, 1},
           {test_custom_op, 1},
           {test_store, 1},
-          {test_copy_values, 1}}},
+          {test_copy_values, 1},
+          {test_backward_ready, 1}}},
     };
     return CK_RUN("autograd", tcases, NULL, NULL);
 }
