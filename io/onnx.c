@@ -643,6 +643,8 @@ static const char *rnn_layer(builder *b, const stack *s, int l, const char *X, c
     const char *out[3] = {b_name(b, "Y"), b_name(b, "Y_h"), lstm ? b_name(b, "Y_c") : NULL};
     const char *op = lstm ? "LSTM" : o->cell == SG_CELL_GRU ? "GRU" : "RNN";
     Onnx__NodeProto *n = b_node(b, op, lstm ? 7 : 6, in, lstm ? 3 : 2, out);
+    if (n)
+        n->name = (char *)pre; /* the layer: what an import's messages name */
     attr_int(b, n, "hidden_size", H);
     attr_str(b, n, "direction", D == 2 ? "bidirectional" : "forward");
     const char *acts[6];
