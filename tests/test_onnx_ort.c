@@ -202,6 +202,89 @@ START_TEST(test_names) {
 }
 END_TEST
 
+/* ---- rnn_run --export-onnx on PyTorch's state_dicts ------------------------------------ */
+
+static char node_exe[sizeof exe], rnn_run_exe[sizeof exe];
+static char rnn_cfgs[32][2][64]; /* name, cell of tests/fixtures/rnn/configs.txt */
+static int n_rnn_cfgs;
+
+static const char *source_dir(void) {
+    const char *src = getenv("SG_SOURCE_DIR");
+    return src && *src ? src : SG_SOURCE_DIR;
+}
+
+static void read_rnn_configs(void) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/tests/fixtures/rnn/configs.txt", source_dir());
+    FILE *f = fopen(p, "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f) && n_rnn_cfgs < 32)
+        if (line[0] != '#' &&
+            sscanf(line, "%63s %63s", rnn_cfgs[n_rnn_cfgs][0], rnn_cfgs[n_rnn_cfgs][1]) == 2)
+            n_rnn_cfgs++;
+    if (f)
+        fclose(f);
+}
+
+/* For each state_dict of the rnn_run fixtures (nn.LSTM, nn.GRU, nn.RNN; layers, directions,
+ * bias, lengths, h0 / c0), in float32: rnn_run --export-onnx, then the model in onnxruntime
+ * must give rnn_run's own y, h_n (and c_n) within 1e-5, with the same input and output names. */
+START_TEST(test_rnn_run_export) {
+    const char *name = rnn_cfgs[_i][0], *cell = rnn_cfgs[_i][1];
+    char w[PATH_MAX + 128], in[PATH_MAX + 128];
+    snprintf(w, sizeof w, "%s/tests/fixtures/rnn/%s.W.safetensors", source_dir(), name);
+    snprintf(in, sizeof in, "%s/tests/fixtures/rnn/%s.in.safetensors", source_dir(), name);
+    sg_st_file *IN = sg_safetensors_load(ctx, in);
+    ck_assert_msg(IN != NULL, "%s", sg_ctx_error(ctx));
+    /* the forward inputs, float32 (lengths as they are: rnn_run reads int64) */
+    sg_param_list l = {.ctx = ctx};
+    tinputs ti = {0};
+    static const char *const names[4] = {"x", "lengths", "h0", "c0"};
+    sg_tensor **slot[4] = {&ti.x, &ti.lengths, &ti.h0, &ti.c0};
+    for (int k = 0; k < 4; k++)
+        if (sg_st_has(IN, names[k])) {
+            sg_tensor *t = sg_st_get(IN, names[k]);
+            sg_tensor *c = sg_cast(ctx, t, k == 1 ? t->dtype : SG_F32);
+            sg_params_add(&l, names[k], c);
+            *slot[k] = k == 1 ? sg_cast(ctx, t, SG_I32) : c;
+        }
+    ck_assert_int_eq(sg_safetensors_save(ctx, tp("in32.safetensors"), &l, NULL), 0);
+    sg_params_clear(&l);
+    sg_st_free(IN);
+    const char *args[] = {"--cell",
+                          cell,
+                          "--weights",
+                          w,
+                          "--input",
+                          tp("in32.safetensors"),
+                          "--output",
+                          tp("out.safetensors"),
+                          "--export-onnx",
+                          tp("m.onnx"),
+                          NULL};
+    memcpy(exe, rnn_run_exe, sizeof exe);
+    int rc = run(args);
+    memcpy(exe, node_exe, sizeof exe);
+    ck_assert_msg(rc == 0, "%s: rnn_run failed: %s", name, err_text);
+    sg_st_file *OUT = sg_safetensors_load(ctx, tp("out.safetensors"));
+    ck_assert_ptr_nonnull(OUT);
+    cJSON *res = run_ort(tp("m.onnx"), &ti, "x", false);
+    const char *outs[3] = {"y", "h_n", "c_n"};
+    const bool lstm = !strcmp(cell, "lstm");
+    for (int k = 0; k < (lstm ? 3 : 2); k++)
+        expect_output(res, outs[k], sg_st_get(OUT, outs[k]), 1e-5, name);
+    const char *ins[4] = {"x"};
+    int ni = 1;
+    for (int k = 1; k < 4; k++)
+        if (*slot[k])
+            ins[ni++] = names[k];
+    expect_names(res, "inputs", ins, ni, name);
+    expect_names(res, "outputs", outs, lstm ? 3 : 2, name);
+    cJSON_Delete(res);
+    sg_st_free(OUT);
+}
+END_TEST
+
 /* Node.js: $SG_NODE, else the first `node` on PATH; into exe. */
 static bool find_node(void) {
     const char *env = getenv("SG_NODE");
@@ -221,9 +304,7 @@ static bool find_node(void) {
 }
 
 int main(void) {
-    (void)find_program; /* progtest.h's; node is found on PATH instead */
-    const char *src = getenv("SG_SOURCE_DIR");
-    src = src && *src ? src : SG_SOURCE_DIR;
+    const char *src = source_dir();
     snprintf(runner, sizeof runner, "%s/tests/onnx/run_ort.js", src);
     char module[PATH_MAX + 64];
     snprintf(module, sizeof module, "%s/tests/onnx/node_modules/onnxruntime-node/package.json",
@@ -238,8 +319,24 @@ int main(void) {
                src);
         return 77;
     }
+    memcpy(node_exe, exe, sizeof exe);
+    find_program("SG_RNN_RUN", "rnn_run");
+    memcpy(rnn_run_exe, exe, sizeof exe);
+    memcpy(exe, node_exe, sizeof exe);
+    if (access(rnn_run_exe, X_OK) != 0) {
+        fprintf(stderr, "test_onnx_ort: %s is not an executable (build examples/rnn_run)\n",
+                rnn_run_exe);
+        return EXIT_FAILURE;
+    }
+    read_rnn_configs();
+    if (n_rnn_cfgs < 18) {
+        fprintf(stderr, "test_onnx_ort: tests/fixtures/rnn/configs.txt: %d configurations\n",
+                n_rnn_cfgs);
+        return EXIT_FAILURE;
+    }
     const ck_tcase tcases[] = {
         {"onnxruntime", 300, {{test_ort, NMCFGS}, {test_names, 1}}},
+        {"rnn_run", 300, {{test_rnn_run_export, n_rnn_cfgs}}},
     };
     return CK_RUN("onnx_ort", tcases, setup, teardown);
 }
