@@ -87,6 +87,58 @@ START_TEST(test_roundtrip) {
 }
 END_TEST
 
+/* ---- files from PyTorch's exporter ------------------------------------------------------
+ * tests/fixtures/onnx (gen_onnx.py: torch.onnx.export, opset 14): the importer reads the
+ * LSTM / GRU / RNN nodes of PyTorch's files into layers equal, bit for bit, to those
+ * sg_rnn_set_torch makes from the state_dict they came from. */
+
+static const struct {
+    const char *name;
+    sg_cell_kind cell;
+    sg_activation act;
+    int L;
+    bool bidir;
+} torch_files[] = {{"lstm_l2_bi", SG_CELL_LSTM, SG_ACT_TANH, 2, true},
+                   {"gru_l1_bi", SG_CELL_GRU, SG_ACT_TANH, 1, true},
+                   {"rnn_relu_l2", SG_CELL_RNN, SG_ACT_RELU, 2, false}};
+
+#ifndef SG_SOURCE_DIR
+#define SG_SOURCE_DIR "."
+#endif
+
+START_TEST(test_torch_files) {
+    const char *src = getenv("SG_SOURCE_DIR");
+    char onnx[1024], w[1024];
+    snprintf(onnx, sizeof onnx, "%s/tests/fixtures/onnx/torch_%s.onnx",
+             src && *src ? src : SG_SOURCE_DIR, torch_files[_i].name);
+    snprintf(w, sizeof w, "%s/tests/fixtures/onnx/torch_%s.W.safetensors",
+             src && *src ? src : SG_SOURCE_DIR, torch_files[_i].name);
+    sg_rnn_options o = sg_rnn_defaults(torch_files[_i].cell, 4, 3);
+    o.activation = torch_files[_i].act;
+    o.num_layers = torch_files[_i].L;
+    o.bidirectional = torch_files[_i].bidir;
+    sg_store *sa = sg_store_new(), *sb = sg_store_new();
+    sg_rnn *a = sg_rnn_new(ctx, sa, &o, "m", NULL), *b = sg_rnn_new(ctx, sb, &o, "m", NULL);
+    sg_onnx_file *f = sg_onnx_load(ctx, onnx);
+    ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+    ck_assert_msg(sg_onnx_import(ctx, f, &(sg_onnx_model){.rnn = a}) == 0, "%s", sg_ctx_error(ctx));
+    sg_st_file *W = sg_safetensors_load(ctx, w);
+    ck_assert_ptr_nonnull(W);
+    sg_param_list sd = {.ctx = ctx};
+    for (int i = 0; i < sg_st_count(W); i++)
+        sg_params_add(&sd, sg_st_name(W, i), sg_st_tensor(W, i));
+    ck_assert_msg(sg_rnn_set_torch(ctx, b, &sd) == 0, "%s", sg_ctx_error(ctx));
+    expect_same_params(sa, sb, torch_files[_i].name);
+    sg_params_clear(&sd);
+    sg_st_free(W);
+    sg_onnx_free(f);
+    sg_rnn_free(a);
+    sg_rnn_free(b);
+    sg_store_free(sa);
+    sg_store_free(sb);
+}
+END_TEST
+
 /* ---- the layout converters ---------------------------------------------------------- */
 
 static sg_tensor *rand_t(sg_dtype dt, int nd, const int64_t *shape, sg_rng *r) {
@@ -450,7 +502,7 @@ END_TEST
 
 int main(void) {
     const ck_tcase tcases[] = {
-        {"roundtrip", 120, {{test_roundtrip, NMCFGS}}},
+        {"roundtrip", 120, {{test_roundtrip, NMCFGS}, {test_torch_files, 3}}},
         {"converters",
          60,
          {{test_converters, 6}, {test_converters_gru_reset_before, 1}, {test_converter_errors, 1}}},
