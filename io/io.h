@@ -171,8 +171,11 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
  * float64; all layers must share it). Evaluation behaviour: dropout, recurrent dropout and
  * layer dropout are left out. Refused, with a message naming the layer: layer_norm, a
  * learned initial state, zoneout (its evaluation form mixes states, which ONNX's cells
- * cannot express), a merge mode other than concat, and a Dense whose input size does not
- * match what it receives. */
+ * cannot express), a merge mode other than concat, the linear activation in a recurrent
+ * layer, and a Dense whose input size does not match what it receives. Activations: tanh,
+ * sigmoid, relu, hard_sigmoid (ONNX's HardSigmoid, 0.2 x + 0.5: Keras 2's). Recurrent nodes
+ * are named "<layer>.l<k>", initializers "<layer>.l<k>.W" / ".R" / ".B",
+ * "<embedding>.embeddings", "<dense>.kernel" / ".bias". */
 
 /* What the stack hands to the Dense layers (and to the output y without them). */
 typedef enum { SG_ONNX_EVERY_STEP = 0, SG_ONNX_FINAL_STATE = 1 } sg_onnx_head;
@@ -221,8 +224,10 @@ void sg_onnx_free(sg_onnx_file *f);
  * the Add that follows it (or Gemm's C). Values are converted to the layers' dtype (LSTM
  * and SimpleRNN: bias = Wb + Rb; GRU with reset_after: bias = [Wb; Rb], without: Wb + Rb).
  * Everything is checked before anything is copied: on error no layer has changed.
- * Returns 0, or -1 with an error "sg_onnx_import: <problem>" naming the node and the tensor
- * (wrong operator, wrong shape, missing initializer, too few or too many nodes, ...). */
+ * Returns 0, or -1 with an error "sg_onnx_import: <path, or 'buffer' when parsed from memory>:
+ * <problem>" naming the node and the tensor, e.g. "node 'lstm.l0' (LSTM): W has shape
+ * (1, 12, 4), expected (1, 12, 5)" (wrong operator, wrong shape, missing initializer, too few
+ * or too many nodes, ...). ctx NULL: -1; f or model NULL: an error. */
 int sg_onnx_import(sg_ctx *ctx, const sg_onnx_file *f, const sg_onnx_model *model);
 
 /* Layout converters for ONE direction of a recurrent layer with G gate blocks of H units

@@ -528,7 +528,7 @@ static const char *act_name(sg_activation a) {
 }
 
 /* The model's problem as a message, or NULL. */
-static const char *check_model(sg_ctx *ctx, const sg_onnx_model *m, stack *s, char *buf, size_t n) {
+static const char *check_model(const sg_onnx_model *m, stack *s, char *buf, size_t n) {
     if (!!m->rnn == !!m->lstm)
         return "give exactly one recurrent stack (rnn or lstm)";
     if (m->n_dense < 0 || (m->n_dense > 0 && !m->dense))
@@ -599,7 +599,6 @@ static const char *check_model(sg_ctx *ctx, const sg_onnx_model *m, stack *s, ch
                    buf;
         width = d->out;
     }
-    (void)ctx;
     return NULL;
 }
 
@@ -778,7 +777,6 @@ static int build(builder *b, const sg_onnx_model *m, const stack *s) {
         }
         b_value(b, false, name, b->elem, 3, state);
     }
-    (void)cur;
     return b->failed || sg_ctx_error(b->ctx) ? -1 : 0;
 }
 
@@ -794,7 +792,7 @@ int sg_onnx_export(sg_ctx *ctx, const char *path, const sg_onnx_model *model) {
     }
     stack s;
     char msg[256];
-    const char *bad = check_model(ctx, model, &s, msg, sizeof msg);
+    const char *bad = check_model(model, &s, msg, sizeof msg);
     if (bad) {
         sg__io_error(ctx, fn, path, "%s", bad);
         return -1;
