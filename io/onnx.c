@@ -360,6 +360,14 @@ static Onnx__NodeProto *b_node(builder *b, const char *op, int nin, const char *
     return n;
 }
 
+/* Name the last node "<layer>.<op>" (a layer's nodes are what import messages name). */
+static void b_name_last(builder *b, const char *layer) {
+    if (!b->failed && b->g->n_node) {
+        Onnx__NodeProto *n = b->g->node[b->g->n_node - 1];
+        n->name = b_str(b, "%s.%s", layer, n->op_type);
+    }
+}
+
 /* One-input, one-output node into a fresh value (or `out` when given). */
 static const char *b_op1(builder *b, const char *op, const char *in, const char *out) {
     const char *o = out ? out : b_name(b, op);
@@ -700,6 +708,7 @@ static int build(builder *b, const sg_onnx_model *m, const stack *s) {
         const char *gi[2] = {tab, in_name}, *go = b_name(b, "Gather");
         g = b_node(b, "Gather", 2, gi, 1, &go);
         attr_int(b, g, "axis", 0);
+        b_name_last(b, m->embedding->name);
         x = go;
     } else {
         b_value(b, true, in_name, b->elem, 3, (int64_t[]){Bd, Td, I});
@@ -752,11 +761,16 @@ static int build(builder *b, const sg_onnx_model *m, const stack *s) {
         bool last = i == m->n_dense - 1, act = d->activation != SG_ACT_LINEAR;
         const char *k = b_init(b, b_str(b, "%s.kernel", d->name), d->kernel);
         cur = b_op2(b, "MatMul", cur, k, last && !act && !d->bias ? out_name : NULL);
-        if (d->bias)
+        b_name_last(b, d->name);
+        if (d->bias) {
             cur = b_op2(b, "Add", cur, b_init(b, b_str(b, "%s.bias", d->name), d->bias),
                         last && !act ? out_name : NULL);
-        if (act)
+            b_name_last(b, d->name);
+        }
+        if (act) {
             cur = b_op1(b, act_name(d->activation), cur, last ? out_name : NULL);
+            b_name_last(b, d->name);
+        }
         width = d->out;
     }
     if (m->head == SG_ONNX_EVERY_STEP)

@@ -369,6 +369,44 @@ START_TEST(test_import_errors) {
     patch_last(lstm, "lstm.l0.W", "lstm.l0.Q");
     expect_import_error(lstm, "lstm_fused",
                         "node 'lstm.l0' (LSTM): W 'lstm.l0.W' is not an initializer");
+    { /* Dense layers that do not fit the file's */
+        char toy[512];
+        snprintf(toy, sizeof toy, "%s", tmp_path("toy.onnx"));
+        export_cfg(&t, cfg_index("toy_model"), toy);
+        tmodel_free(&t);
+        sg_store *st = sg_store_new();
+        sg_lstm_options lo = sg_lstm_defaults(TI, TH);
+        sg_lstm *l = sg_lstm_new(ctx, st, SG_LSTM_FUSED, &lo, NULL, NULL);
+        sg_dense *d3 = sg_dense_new(ctx, st, SG_F32, TH, 3, true, SG_ACT_LINEAR, "d3", NULL);
+        sg_dense *nb = sg_dense_new(ctx, st, SG_F32, TH, TOUT, false, SG_ACT_LINEAR, "nb", NULL);
+        sg_dense *two[2] = {nb, d3};
+        sg_onnx_file *f = sg_onnx_load(ctx, toy);
+        char want[1200];
+        ck_assert_int_eq(
+            sg_onnx_import(ctx, f, &(sg_onnx_model){.lstm = l, .dense = &d3, .n_dense = 1}), -1);
+        snprintf(want, sizeof want,
+                 "sg_onnx_import: %s: node 'dense.MatMul' (MatMul): the weight has shape (3, 2), "
+                 "expected (3, 3)",
+                 toy);
+        EXPECT_ERR(ctx, want);
+        ck_assert_int_eq(
+            sg_onnx_import(ctx, f, &(sg_onnx_model){.lstm = l, .dense = &nb, .n_dense = 1}), -1);
+        snprintf(want, sizeof want,
+                 "sg_onnx_import: %s: dense nb has no bias, node 'dense.Add' gives one", toy);
+        EXPECT_ERR(ctx, want);
+        ck_assert_int_eq(
+            sg_onnx_import(ctx, f, &(sg_onnx_model){.lstm = l, .dense = two, .n_dense = 2}), -1);
+        snprintf(want, sizeof want,
+                 "sg_onnx_import: %s: dense nb has no bias, node 'dense.Add' gives one", toy);
+        EXPECT_ERR(ctx, want);
+        /* the stack alone: the Dense nodes are left alone */
+        ck_assert_int_eq(sg_onnx_import(ctx, f, &(sg_onnx_model){.lstm = l}), 0);
+        sg_onnx_free(f);
+        sg_lstm_free(l);
+        sg_dense_free(d3);
+        sg_dense_free(nb);
+        sg_store_free(st);
+    }
     /* a file without the Dense layer the model has */
     expect_import_error(gru, "text_model",
                         "the graph has 1 recurrent node (LSTM, GRU, RNN), the stack 2 layers");
