@@ -40,7 +40,7 @@ typedef struct {
 } bridge_files;
 
 /* Parse argv: --weights, --input and --output into *files (left as they are when absent: see
- * need_paths), and the program's own options own_names[0 .. n_own - 1] handed
+ * need_files), and the program's own options own_names[0 .. n_own - 1] handed
  * to own(k, value, data), which returns -1 or 2 (after usage_error). Returns -1 to go on, 0
  * after printing the usage to stdout for --help or -h, or 2 after usage_error (unknown
  * option, missing value, or own's 2). */
@@ -85,14 +85,14 @@ static int parse_impl(const char *val, sg_lstm_impl *impl) {
     return -1;
 }
 
-/* The three file options are required: -1, or 2 after usage_error naming the first one
- * missing. */
-static int need_paths(const bridge_files *f) {
+/* The file options are required (--output only when need_output): -1, or 2 after
+ * usage_error naming the first one missing. */
+static int need_files(const bridge_files *f, bool need_output) {
     if (!f->weights)
         return usage_error("%s", "missing --weights");
     if (!f->input)
         return usage_error("%s", "missing --input");
-    if (!f->output)
+    if (!f->output && need_output)
         return usage_error("%s", "missing --output");
     return -1;
 }
@@ -170,12 +170,12 @@ static int new_ctx_store(sg_ctx **ctx, sg_store **store) {
     return 1;
 }
 
-/* Check the three paths, then load the weights and the input into *W and *IN. 0, or 1
- * after printing the reason (*W / *IN NULL where not loaded). */
+/* Check the paths (no --output: not checked), then load the weights and the input into *W and *IN.
+ * 0, or 1 after printing the reason (*W / *IN NULL where not loaded). */
 static int open_files(sg_ctx *ctx, const bridge_files *f, sg_st_file **W, sg_st_file **IN) {
     *W = *IN = NULL;
     if (check_path("--weights", f->weights) || check_path("--input", f->input) ||
-        check_path("--output", f->output))
+        (f->output && check_path("--output", f->output)))
         return 1;
     *W = sg_safetensors_load(ctx, f->weights);
     *IN = *W ? sg_safetensors_load(ctx, f->input) : NULL;

@@ -69,7 +69,7 @@ static int parse_args(int argc, char **argv, options *o) {
     int rc = parse_options(argc, argv, names, 3, &o->f, lstm_option, o);
     if (rc >= 0)
         return rc;
-    return need_paths(&o->f);
+    return need_files(&o->f, true);
 }
 
 typedef struct {

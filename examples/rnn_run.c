@@ -5,7 +5,8 @@
  * one-layer LSTM bridge that also takes Keras' names.
  *
  *   rnn_run --cell lstm|gru|rnn_tanh|rnn_relu [--impl fused|gates]
- *           --weights W.safetensors --input IN.safetensors --output OUT.safetensors
+ *           --weights W.safetensors --input IN.safetensors [--output OUT.safetensors]
+ *           [--export-onnx MODEL.onnx]
  *
  * W holds the state_dict of a batch_first module under PyTorch's names weight_ih_l<k>
  * (G*H, I or D*H), weight_hh_l<k> (G*H, H), optional bias_ih_l<k>, bias_hh_l<k> (G*H), and
@@ -18,6 +19,13 @@
  * loss = sum(y * dy) + sum(h_n * dh_n) + sum(c_n * dc_n) (absent terms left out): dx, dh0 and
  * dc0 (when h0 / c0 are given) and grad.<name> for every tensor of W, in PyTorch's layout.
  *
+ * --export-onnx writes the layers it loaded as an ONNX model (docs/onnx.md: ONNX's LSTM, GRU
+ * or RNN operators, opset 14, the dtype of x), with the graph inputs x (B, T, I) and, when
+ * IN has them, lengths (B,) int32 (ONNX's sequence_lens; IN's lengths may be int64), h0 and
+ * c0 (L*D, B, H), and the outputs y (B, T, D*H), h_n (L*D, B, H) and, for an LSTM, c_n: the
+ * same names and meanings as OUT's (B and T dynamic). It turns any PyTorch state_dict into
+ * ONNX. --output may then be left out.
+ *
  * Exit status: 0 on success, 1 for missing, unexpected or ill-shaped tensors (weights that
  * do not fit the cell, a missing layer, lengths outside 1..T), NaN or Inf in a weight or an
  * input, unreadable files or paths that are not regular files (message on stderr), 2 for
@@ -26,7 +34,8 @@
 
 static const char usage_text[] =
     "usage: rnn_run --cell lstm|gru|rnn_tanh|rnn_relu [--impl fused|gates]\n"
-    "               --weights W.safetensors --input IN.safetensors --output OUT.safetensors\n"
+    "               --weights W.safetensors --input IN.safetensors [--output OUT.safetensors]\n"
+    "               [--export-onnx MODEL.onnx]\n"
     "\n"
     "Runs a PyTorch nn.LSTM, nn.GRU or nn.RNN (batch_first, any num_layers, bidirectional\n"
     "or not, with or without bias) given by its state_dict, and writes y (B, T, D*H), h_n\n"
@@ -41,6 +50,8 @@ static const char usage_text[] =
     "        the dtype of the computation; other tensors are converted to it.\n"
     "  --cell            lstm, gru (PyTorch's form: reset after), rnn_tanh or rnn_relu\n"
     "  --impl            LSTM only: fused (default) or gates\n"
+    "  --export-onnx     also write the layers as an ONNX model: inputs x, lengths (int32),\n"
+    "                    h0, c0 as IN has them; outputs y, h_n, c_n (--output then optional)\n"
     "\n"
     "Exit status: 0 success, 1 missing or bad data, 2 bad options.\n";
 
@@ -55,6 +66,7 @@ typedef struct {
     sg_cell_kind cell;
     sg_activation act; /* tanh, or relu for rnn_relu */
     sg_lstm_impl impl;
+    const char *onnx; /* --export-onnx */
 } options;
 
 /* One of rnn_run's own options (--cell, --impl): -1, or 2 after usage_error. */
@@ -70,6 +82,12 @@ static int rnn_option(int k, const char *val, void *data) {
                  {"rnn_relu", SG_CELL_RNN, SG_ACT_RELU}};
     if (k == 1)
         return parse_impl(val, &o->impl);
+    if (k == 2) {
+        if (!*val)
+            return usage_error("%s", "--export-onnx needs a path");
+        o->onnx = val;
+        return -1;
+    }
     for (int c = 0; c < 4; c++)
         if (!strcmp(val, cells[c].name)) {
             o->cell_name = cells[c].name;
@@ -83,13 +101,13 @@ static int rnn_option(int k, const char *val, void *data) {
 /* Parse argv; returns -1 to go on, or the exit status (0 for --help, 2 for an error). */
 static int parse_args(int argc, char **argv, options *o) {
     *o = (options){.impl = SG_LSTM_FUSED, .act = SG_ACT_TANH};
-    static const char *const names[] = {"--cell", "--impl"};
-    int rc = parse_options(argc, argv, names, 2, &o->f, rnn_option, o);
+    static const char *const names[] = {"--cell", "--impl", "--export-onnx"};
+    int rc = parse_options(argc, argv, names, 3, &o->f, rnn_option, o);
     if (rc >= 0)
         return rc;
     if (!o->cell_name)
         return usage_error("%s", "missing --cell");
-    return need_paths(&o->f);
+    return need_files(&o->f, !o->onnx);
 }
 
 /* ---- the state_dict's names ---------------------------------------------------------- */
@@ -343,6 +361,20 @@ int main(int argc, char **argv) {
         goto report;
 
     /* ---- write ---- */
+    if (o.onnx) {
+        const sg_onnx_model m = {.rnn = rnn,
+                                 .lengths = lengths != NULL,
+                                 .h0 = in[0] != NULL,
+                                 .c0 = in[1] != NULL,
+                                 .h_n = true,
+                                 .c_n = lstm};
+        if (sg_onnx_export(ctx, o.onnx, &m) != 0)
+            goto report;
+    }
+    if (!o.f.output) {
+        rc = 0;
+        goto out;
+    }
     char layers[24];
     snprintf(layers, sizeof layers, "%d", L);
     const char *meta[] = {"producer",

@@ -1,11 +1,13 @@
 #!/bin/sh
-# Fuzz seqgrad's file readers with libFuzzer for a bounded time. Two targets:
+# Fuzz seqgrad's file readers with libFuzzer for a bounded time. Three targets:
 #   safetensors  fuzz/fuzz_safetensors.c: sg_safetensors_parse on every input
 #   checkpoint   fuzz/fuzz_checkpoint.c: sg_checkpoint_load of every input into an LSTM +
 #                Dense model and its Adam optimizer; a failed load must change nothing,
 #                errors must start with "sg_checkpoint_load: <path>: ", a successful load
 #                must hold exactly the file's values
-# Both are built with clang's AddressSanitizer and UndefinedBehaviorSanitizer including its
+#   onnx         fuzz/fuzz_onnx.c: sg_onnx_parse of every input, and sg_onnx_import of a
+#                parsed one into three fixed models; a failed import must change nothing
+# All are built with clang's AddressSanitizer and UndefinedBehaviorSanitizer including its
 # integer checks (signed overflow, shifts, division by zero, implicit conversions that
 # change a value), every report fatal. Unsigned wrap-around is defined C and intended in
 # the generator and hashes, so unsigned-integer-overflow and unsigned-shift-base are off.
@@ -13,13 +15,14 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #
 #   SECONDS   total fuzzing time, split evenly between the targets (default 60)
-#   TARGET    safetensors and/or checkpoint (default: both, in that order)
+#   TARGET    safetensors, checkpoint and/or onnx (default: all three, in that order)
 #   env: CLANG (default clang-14, else clang), FUZZ_WORK (build/run directory; default a
 #        fresh mktemp dir, removed afterwards unless a fuzzer found something),
 #        FUZZ_ARGS (extra libFuzzer flags, e.g. "-jobs=2 -workers=2"),
 #        SG_FUZZ_STRICT=1 (the targets' extra checks, see fuzz/README.md)
 #
-# Each target first replays, one by one, its seed corpus (fuzz/corpus, fuzz/corpus_checkpoint)
+# Each target first replays, one by one, its seed corpus (fuzz/corpus, fuzz/corpus_checkpoint,
+# fuzz/corpus_onnx)
 # and the inputs that once crashed it (fuzz/findings/<target>/, kept as regression seeds),
 # naming every one that fails; then fuzzes from a copy of those that pass, with its
 # dictionary (fuzz/<target>.dict). The repository is never modified. Every target runs
@@ -36,17 +39,17 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 count() { find "$1" -type f | wc -l; }
-usage() { echo "usage: $0 [SECONDS] [safetensors|checkpoint ...]" >&2; exit 2; }
+usage() { echo "usage: $0 [SECONDS] [safetensors|checkpoint|onnx ...]" >&2; exit 2; }
 secs=60
 case ${1:-} in
     '') ;;
     *[!0-9]*) ;;
     *) secs=$1; shift ;;
 esac
-targets=${*:-safetensors checkpoint}
+targets=${*:-safetensors checkpoint onnx}
 ntargets=0
 for t in $targets; do
-    case $t in safetensors | checkpoint) ntargets=$((ntargets + 1)) ;; *) usage ;; esac
+    case $t in safetensors | checkpoint | onnx) ntargets=$((ntargets + 1)) ;; *) usage ;; esac
 done
 share=$((secs / ntargets))
 [ "$share" -ge 1 ] || share=1
@@ -75,15 +78,20 @@ trap 'rm -rf "$SG_FUZZ_TMPDIR"' EXIT
 san="-fsanitize=address,undefined,integer -fno-sanitize=unsigned-integer-overflow,unsigned-shift-base"
 san="$san -fno-sanitize-recover=all"
 cflags="-g -O1 -std=c11 -fno-omit-frame-pointer $san"
+# io/onnx*.c read and write ONNX through protobuf-c code generated from Debian's onnx.proto,
+# as meson.build does.
+command -v protoc-c >/dev/null 2>&1 || { echo "$0: protoc-c not found (apt-get install protobuf-c-compiler libprotobuf-c-dev libonnx-dev)" >&2; exit 2; }
+protoc-c --proto_path=/usr/include/onnx --c_out="$work" /usr/include/onnx/onnx.proto
 # shellcheck disable=SC2086,SC2046
 set -- -I"$root" -I"$root/tensor" -I"$root/autograd" -I"$root/layers" -I"$root/optim" -I"$root/io" \
-    ${blis_inc:+-I"$blis_inc"} $(pkg-config --cflags libcjson sleef)
-libs="$(pkg-config --libs libcjson sleef) -lblis -lm -lpthread"
+    -I"$work" ${blis_inc:+-I"$blis_inc"} $(pkg-config --cflags libcjson sleef libprotobuf-c)
+libs="$(pkg-config --libs libcjson sleef libprotobuf-c) -lblis -lm -lpthread"
 
 # The library once, instrumented for coverage (fuzzer-no-link); each target links it.
 echo "building the library with $cc ($san)"
 objs=
-for f in "$root"/tensor/*.c "$root"/autograd/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/io/*.c; do
+for f in "$root"/tensor/*.c "$root"/autograd/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/io/*.c \
+    "$work/onnx.pb-c.c"; do
     o="$work/obj/$(basename "$(dirname "$f")")_$(basename "$f" .c).o"
     # shellcheck disable=SC2086
     "$cc" $cflags -fsanitize=fuzzer-no-link "$@" -c "$f" -o "$o"
@@ -96,6 +104,7 @@ for t in $targets; do
     case $t in
         safetensors) corpus=$here/corpus ;;
         checkpoint) corpus=$here/corpus_checkpoint ;;
+        onnx) corpus=$here/corpus_onnx ;;
     esac
     echo "==== $t: building $work/fuzz_$t"
     # shellcheck disable=SC2086

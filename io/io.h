@@ -1,4 +1,4 @@
-/* seqgrad io: safetensors files and training checkpoints.
+/* seqgrad io: safetensors files, training checkpoints and ONNX models.
  *
  * safetensors (https://github.com/huggingface/safetensors) is 8 bytes of little-endian u64
  * header length N, N bytes of JSON
@@ -25,6 +25,7 @@
 #ifndef SG_IO_H
 #define SG_IO_H
 
+#include "../layers/layers.h"
 #include "../optim/optim.h"
 
 #ifdef __cplusplus
@@ -145,6 +146,118 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
  * ctx NULL: -1; params NULL: an error. */
 int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
                        int64_t *step, sg_rng *rng);
+
+/* ---- ONNX -----------------------------------------------------------------------------
+ * Export a model of seqgrad layers as an ONNX model (https://onnx.ai, opset 14) that runs
+ * without seqgrad (onnxruntime, ...), and load the weights of ONNX recurrent nodes back into
+ * layers. The mapping of layouts and what each model shape becomes is in docs/onnx.md.
+ *
+ * A model is an optional Embedding, one recurrent stack (an sg_rnn: LSTM in either
+ * implementation, GRU, SimpleRNN, stacked, bidirectional; or an sg_lstm) written as ONNX's
+ * own LSTM / GRU / RNN operators (one node per layer, direction "bidirectional" for two),
+ * then any number of Dense layers (MatMul, Add and the activation's operator) applied to the
+ * stack's output at every step or to its final state:
+ *
+ *   inputs   x (B, T, I) float, or with an embedding ids (B, T) int64 (a Gather);
+ *            optional lengths (B,) int32 (each in 1..T: ONNX's sequence_lens), h0 and, for
+ *            an LSTM, c0 (L*D, B, H)
+ *   outputs  y: SG_ONNX_EVERY_STEP, the stack's output (B, T, D*H) (zero at padded steps),
+ *            or the last Dense's (B, T, out); SG_ONNX_FINAL_STATE, the last layer's final
+ *            state (B, D*H) (each direction's h at the end of its pass over each sequence,
+ *            the forward one first: what sg_rnn gives with return_sequences = false), or the
+ *            last Dense's (B, out);
+ *            optional h_n and, for an LSTM, c_n (L*D, B, H) (index 2*l + d, as sg_rnn's)
+ * B and T are dynamic ("B", "T"); the element type is the layers' dtype (float32 or
+ * float64; all layers must share it). Evaluation behaviour: dropout, recurrent dropout and
+ * layer dropout are left out. Refused, with a message naming the layer: layer_norm, a
+ * learned initial state, zoneout (its evaluation form mixes states, which ONNX's cells
+ * cannot express), a merge mode other than concat, the linear activation in a recurrent
+ * layer, and a Dense whose input size does not match what it receives. Activations: tanh,
+ * sigmoid, relu, hard_sigmoid (ONNX's HardSigmoid, 0.2 x + 0.5: Keras 2's). Recurrent nodes
+ * are named "<layer>.l<k>", initializers "<layer>.l<k>.W" / ".R" / ".B",
+ * "<embedding>.embeddings", "<dense>.kernel" / ".bias". */
+
+/* What the stack hands to the Dense layers (and to the output y without them). */
+typedef enum { SG_ONNX_EVERY_STEP = 0, SG_ONNX_FINAL_STATE = 1 } sg_onnx_head;
+
+typedef struct sg_onnx_model {
+    sg_embedding *embedding; /* NULL: the input is x (B, T, I) */
+    sg_rnn *rnn;             /* the stack: exactly one of rnn and lstm */
+    sg_lstm *lstm;
+    sg_dense *const *dense; /* n_dense layers, applied in order (NULL when n_dense is 0) */
+    int n_dense;
+    sg_onnx_head head;
+    bool lengths, h0, c0;    /* graph inputs to declare (c0: LSTM only) */
+    bool h_n, c_n;           /* extra graph outputs (c_n: LSTM only) */
+    const char *input_name;  /* NULL: "ids" with an embedding, else "x" */
+    const char *output_name; /* NULL: "y" */
+} sg_onnx_model;
+
+/* Write `model` to `path` as an ONNX model (IR version 7, opset 14, producer "seqgrad"),
+ * the layers' current values as initializers. Atomic as sg_safetensors_save. Returns 0, or
+ * -1 with an error "sg_onnx_export: <path>: <problem>" (a model the format cannot hold, see
+ * above; inconsistent sizes or dtypes; I/O). ctx NULL: -1; model or path NULL: an error. */
+int sg_onnx_export(sg_ctx *ctx, const char *path, const sg_onnx_model *model);
+
+/* A parsed ONNX model (its protobuf message; initializers are read when imported). */
+typedef struct sg_onnx_file sg_onnx_file;
+
+/* Read and parse an ONNX file / a buffer of len bytes (only read, never kept). The file is
+ * hostile input: anything protobuf cannot decode (truncated, corrupt), a model without a
+ * graph, or an initializer that is not a well-formed tensor (data type other than float,
+ * double, int32, int64; negative dims or a size that overflows; data whose length does not
+ * match the dims; external data) is refused. A new sg_onnx_file (free with sg_onnx_free,
+ * before the context), or NULL with an error "sg_onnx_load: <path>: <problem>" /
+ * "sg_onnx_parse: <problem>". ctx NULL: NULL. */
+sg_onnx_file *sg_onnx_load(sg_ctx *ctx, const char *path);
+sg_onnx_file *sg_onnx_parse(sg_ctx *ctx, const void *buf, size_t len);
+void sg_onnx_free(sg_onnx_file *f);
+
+/* Load the file's weights into the layers of `model` (made by the caller with the
+ * structure the file holds: sizes, cell, directions, bias, GRU reset_after as the nodes'
+ * linear_before_reset). The recurrent nodes (LSTM, GRU, RNN, in the graph's order) are the
+ * stack's layers, one each; their W, R and B must be initializers (B optional: zeros) of
+ * ONNX's shapes for the layer; an LSTM's peepholes P, if present, must be zero; activations,
+ * when given, must be the layer's; clip and input_forget are refused. With an embedding,
+ * the data input of the first Gather is its table; the Dense layers are the MatMul (or Gemm
+ * with transB = 0) nodes with an initializer weight, in order, each bias the initializer of
+ * the Add that follows it (or Gemm's C). Values are converted to the layers' dtype (LSTM
+ * and SimpleRNN: bias = Wb + Rb; GRU with reset_after: bias = [Wb; Rb], without: Wb + Rb).
+ * Everything is checked before anything is copied: on error no layer has changed.
+ * Returns 0, or -1 with an error "sg_onnx_import: <path, or 'buffer' when parsed from memory>:
+ * <problem>" naming the node and the tensor, e.g. "node 'lstm.l0' (LSTM): W has shape
+ * (1, 12, 4), expected (1, 12, 5)" (wrong operator, wrong shape, missing initializer, too few
+ * or too many nodes, ...). ctx NULL: -1; f or model NULL: an error. */
+int sg_onnx_import(sg_ctx *ctx, const sg_onnx_file *f, const sg_onnx_model *model);
+
+/* Layout converters for ONE direction of a recurrent layer with G gate blocks of H units
+ * (G = 4 LSTM, 3 GRU, 1 SimpleRNN) and input size I:
+ *   ONNX     W (G*H, I), R (G*H, H), B (2*G*H) = [Wb, Rb]; blocks LSTM i, o, f, c;
+ *            GRU z, r, h; W and R act as x @ W^T
+ *   Keras    kernel (I, G*H), recurrent_kernel (H, G*H), bias (G*H) or, GRU with
+ *            reset_after, (2, 3H) = [input bias; recurrent bias]; blocks LSTM i, f, c, o;
+ *            GRU z, r, h
+ *   PyTorch  weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh (G*H); blocks LSTM
+ *            i, f, g, o; GRU r, z, n (PyTorch's GRU is ONNX's linear_before_reset = 1)
+ * Each returns new arena tensors of its input's dtype through the pointers; a bias input may
+ * be NULL (no bias), and then the bias outputs are NULL. Keras -> ONNX puts a one-row bias in
+ * Wb and zeros in Rb, and ONNX -> Keras adds Rb to Wb (GRU with reset_after: the two rows),
+ * so Keras -> ONNX -> PyTorch -> Keras gives back the same values exactly. `reset_after`
+ * says which Keras GRU form to make (ignored for the other cells). 0, or -1 with an error
+ * "sg_onnx_<from|to>_<keras|torch>: <tensor> has shape .., expected .." (shapes must be
+ * consistent: H from the recurrent matrix). */
+int sg_onnx_from_keras(sg_ctx *ctx, sg_cell_kind cell, const sg_tensor *kernel,
+                       const sg_tensor *recurrent_kernel, const sg_tensor *bias, sg_tensor **W,
+                       sg_tensor **R, sg_tensor **B);
+int sg_onnx_to_keras(sg_ctx *ctx, sg_cell_kind cell, bool reset_after, const sg_tensor *W,
+                     const sg_tensor *R, const sg_tensor *B, sg_tensor **kernel,
+                     sg_tensor **recurrent_kernel, sg_tensor **bias);
+int sg_onnx_from_torch(sg_ctx *ctx, sg_cell_kind cell, const sg_tensor *weight_ih,
+                       const sg_tensor *weight_hh, const sg_tensor *bias_ih,
+                       const sg_tensor *bias_hh, sg_tensor **W, sg_tensor **R, sg_tensor **B);
+int sg_onnx_to_torch(sg_ctx *ctx, sg_cell_kind cell, const sg_tensor *W, const sg_tensor *R,
+                     const sg_tensor *B, sg_tensor **weight_ih, sg_tensor **weight_hh,
+                     sg_tensor **bias_ih, sg_tensor **bias_hh);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,15 @@ sg_st_file *sg__st_load(sg_ctx *ctx, const char *fn, const char *path);
 int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_list *tensors,
                 const char *const *metadata, const char *crc_key);
 
+/* Write n bytes to path atomically, as sg_safetensors_save writes a file (temporary file,
+ * fsync, rename, directory fsync; see io.h), with errors "<fn>: <path>: <problem>". 0 or -1.
+ * The failure points below apply to it too. */
+int sg__io_save_atomic(sg_ctx *ctx, const char *fn, const char *path, const void *bytes, size_t n);
+/* Read a whole regular file into a new sg_malloc'ed buffer (*len bytes; free with sg_free),
+ * refusing directories, devices and FIFOs before reading. NULL with an error
+ * "<fn>: <path>: <problem>". */
+unsigned char *sg__io_read_file(sg_ctx *ctx, const char *fn, const char *path, size_t *len);
+
 /* ---- testing hook (tests include this header) ----------------------------------------- */
 
 /* Failure injection for the atomic save. 0 (the default) injects nothing; otherwise the

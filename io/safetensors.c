@@ -881,7 +881,7 @@ sg_st_file *sg_safetensors_parse(sg_ctx *ctx, const void *buf, size_t len) {
  * devices, FIFOs and sockets, which have no size to trust and may never end (/dev/zero).
  * The file is looked at with stat before it is opened (opening a device can have effects),
  * opened without blocking (a FIFO without a writer), and checked again with fstat. */
-static unsigned char *read_file(sg_ctx *ctx, const char *fn, const char *path, size_t *len) {
+unsigned char *sg__io_read_file(sg_ctx *ctx, const char *fn, const char *path, size_t *len) {
     struct stat st;
     int fd = -1;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
@@ -943,7 +943,7 @@ sg_st_file *sg__st_load(sg_ctx *ctx, const char *fn, const char *path) {
     if (!sg__io_path_ok(ctx, fn, path))
         return NULL;
     size_t len = 0;
-    unsigned char *buf = read_file(ctx, fn, path, &len);
+    unsigned char *buf = sg__io_read_file(ctx, fn, path, &len);
     if (!buf)
         return NULL;
     sg_st_file *f = st_parse(ctx, fn, path, buf, len);
@@ -1045,6 +1045,8 @@ typedef struct {
     const sg_param_entry *const *ents; /* sorted by name */
     int n;
     unsigned char *scratch; /* for a view or a big-endian host: the largest such tensor */
+    const void *raw;        /* sg__io_save_atomic: these bytes instead of a header and tensors */
+    size_t rawlen;
 } st_payload;
 
 /* Write the payload to fd (a new empty file; it stays open) through a stream on a
@@ -1062,8 +1064,9 @@ static int write_payload(int fd, const st_payload *w) {
     }
     static const char spaces[8] = "        ";
     int rc = 0;
-    if (!write_all(fp, w->len8, 8) || !write_all(fp, w->json, w->jlen) ||
-        !write_all(fp, spaces, w->hlen - w->jlen))
+    if (w->raw ? !write_all(fp, w->raw, w->rawlen)
+               : !write_all(fp, w->len8, 8) || !write_all(fp, w->json, w->jlen) ||
+                     !write_all(fp, spaces, w->hlen - w->jlen))
         rc = -1;
     if (rc == 0 && FAIL_AT(SG_IO_FAIL_EXIT_WRITE)) {
         fflush(fp);
@@ -1204,17 +1207,134 @@ static bool still_named(int fd, const char *path) {
            a.st_ino == b.st_ino;
 }
 
+/* Save the payload atomically to path (see sg_safetensors_save in io.h): the checks of the
+ * target, the temporary file, the rename and the directory's sync. 0, or -1 with an error
+ * "<fn>: <path>: <problem>". */
+static int save_payload(sg_ctx *ctx, const char *fn, const char *path, const st_payload *payload) {
+    int rc = -1, fd = -1;
+    char *tmp = NULL, *dir = NULL;
+    bool named = false; /* tmp names a file of ours, to remove on failure */
+    const st_payload pl = *payload;
+    /* The target: a directory (rename would fail) or a device, FIFO or socket (rename
+     * would replace it) is refused. A new file gets 0644; an existing one keeps its mode. */
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+        sg__io_error(ctx, fn, path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        goto out;
+    }
+    const mode_t mode = exists ? (st.st_mode & 07777) : 0644;
+
+    dir = dir_of(path);
+    size_t plen = strlen(path);
+    tmp = sg_malloc(plen + strlen(TMP_TAG) + TMP_RAND + 1);
+    if (!dir || !tmp) {
+        sg__io_error(ctx, fn, path, "out of memory");
+        goto out;
+    }
+    memcpy(tmp, path, plen); /* + ".tmp.XXXXXX" when it gets a name */
+
+    const char *slash = strrchr(path, '/');
+    remove_stale_tmps(dir, slash ? slash + 1 : path);
+
+    /* The temporary file, in the same directory (so that rename is atomic): unnamed until
+     * complete if the file system can, else named from the start. */
+    if (!(sg__io_fail_point & SG_IO_FAIL_NO_TMPFILE))
+        fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        (void)flock(fd, LOCK_EX | LOCK_NB); /* new and unnamed: nobody else has it */
+        int w = fill_tmp(fd, mode, &pl);
+        if (w == -2)
+            goto out;
+        if (w != 0)
+            goto io_err;
+        if (link_tmp(fd, tmp, plen) == 0) {
+            named = true;
+        } else { /* cannot name it (no /proc, ...): write a named one instead */
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        for (int tries = 0;; tries++) {
+            memcpy(tmp + plen, TMP_TAG "XXXXXX", strlen(TMP_TAG) + TMP_RAND + 1);
+            fd = mkostemp(tmp, O_CLOEXEC);
+            if (fd < 0) {
+                sg__io_error(ctx, fn, path, "cannot create a temporary file: %s", strerror(errno));
+                goto out;
+            }
+            named = true;
+            /* Locked, it is safe from other saves' cleanup; one may have removed it just
+             * before: then it is gone, and another name is needed. */
+            if (flock(fd, LOCK_EX | LOCK_NB) != 0 || still_named(fd, tmp) || tries == 10)
+                break;
+            close(fd);
+            fd = -1;
+            named = false;
+        }
+        int w = fill_tmp(fd, mode, &pl);
+        if (w == -2)
+            goto out;
+        if (w != 0)
+            goto io_err;
+    }
+    if (FAIL_AT(SG_IO_FAIL_BEFORE_RENAME)) {
+        sg__io_error(ctx, fn, path, "injected failure before rename");
+        goto out;
+    }
+    if (FAIL_AT(SG_IO_FAIL_EXIT_BEFORE_RENAME))
+        _exit(99); /* as if killed here: the temporary file stays */
+    if (rename(tmp, path) != 0)
+        goto io_err;
+    named = false; /* it is `path` now */
+    close(fd);     /* releases the lock */
+    fd = -1;
+
+    /* Make the rename itself durable. Some file systems cannot fsync a directory
+     * (EINVAL): that is not a failure of the save. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL)) {
+        int err = errno;
+        if (dfd >= 0)
+            close(dfd);
+        sg__io_error(ctx, fn, path, "saved, but syncing the directory failed: %s", strerror(err));
+        goto out;
+    }
+    close(dfd);
+    rc = 0;
+    goto out;
+
+io_err:
+    sg__io_error(ctx, fn, path, "write failed: %s", strerror(errno));
+out:
+    if (named)
+        unlink(tmp);
+    if (fd >= 0)
+        close(fd);
+    sg_free(tmp);
+    sg_free(dir);
+    return rc;
+}
+
+int sg__io_save_atomic(sg_ctx *ctx, const char *fn, const char *path, const void *bytes, size_t n) {
+    if (!ctx)
+        return -1;
+    if (!sg__io_path_ok(ctx, fn, path))
+        return -1;
+    const st_payload pl = {.raw = bytes ? bytes : "", .rawlen = n};
+    return save_payload(ctx, fn, path, &pl);
+}
+
 int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_list *tensors,
                 const char *const *metadata, const char *crc_key) {
     if (!ctx)
         return -1;
     if (!sg__io_path_ok(ctx, fn, path))
         return -1;
-    int n = tensors ? tensors->n : 0, nmeta = 0, rc = -1, fd = -1;
+    int n = tensors ? tensors->n : 0, nmeta = 0, rc = -1;
     const sg_param_entry **ents = NULL;
     st_kv *kvs = NULL;
-    char *json = NULL, *tmp = NULL, *dir = NULL, *crcs = NULL;
-    bool named = false; /* tmp names a file of ours, to remove on failure */
+    char *json = NULL, *crcs = NULL;
     st_payload pl = {0};
 
     /* Validate the tensors and metadata. */
@@ -1296,25 +1416,11 @@ int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_li
             goto out;
         }
 
-    /* The target: a directory (rename would fail) or a device, FIFO or socket (rename
-     * would replace it) is refused. A new file gets 0644; an existing one keeps its mode. */
-    struct stat st;
-    bool exists = stat(path, &st) == 0;
-    if (exists && !S_ISREG(st.st_mode)) {
-        sg__io_error(ctx, fn, path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-        goto out;
-    }
-    const mode_t mode = exists ? (st.st_mode & 07777) : 0644;
-
     json = build_header(ents, n, kvs, nmeta);
     if (max_bytes)
         pl.scratch = sg_malloc(max_bytes);
-    dir = dir_of(path);
-    size_t plen = strlen(path);
-    tmp = sg_malloc(plen + strlen(TMP_TAG) + TMP_RAND + 1);
-    if (!json || (max_bytes && !pl.scratch) || !dir || !tmp)
+    if (!json || (max_bytes && !pl.scratch))
         goto oom;
-    memcpy(tmp, path, plen); /* + ".tmp.XXXXXX" when it gets a name */
 
     /* Header: length, JSON, spaces up to a multiple of 8 (as the reference writer). */
     pl.json = json;
@@ -1324,89 +1430,13 @@ int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_li
     pl.ents = ents;
     pl.n = n;
 
-    const char *slash = strrchr(path, '/');
-    remove_stale_tmps(dir, slash ? slash + 1 : path);
-
-    /* The temporary file, in the same directory (so that rename is atomic): unnamed until
-     * complete if the file system can, else named from the start. */
-    if (!(sg__io_fail_point & SG_IO_FAIL_NO_TMPFILE))
-        fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        (void)flock(fd, LOCK_EX | LOCK_NB); /* new and unnamed: nobody else has it */
-        int w = fill_tmp(fd, mode, &pl);
-        if (w == -2)
-            goto out;
-        if (w != 0)
-            goto io_err;
-        if (link_tmp(fd, tmp, plen) == 0) {
-            named = true;
-        } else { /* cannot name it (no /proc, ...): write a named one instead */
-            close(fd);
-            fd = -1;
-        }
-    }
-    if (fd < 0) {
-        for (int tries = 0;; tries++) {
-            memcpy(tmp + plen, TMP_TAG "XXXXXX", strlen(TMP_TAG) + TMP_RAND + 1);
-            fd = mkostemp(tmp, O_CLOEXEC);
-            if (fd < 0) {
-                sg__io_error(ctx, fn, path, "cannot create a temporary file: %s", strerror(errno));
-                goto out;
-            }
-            named = true;
-            /* Locked, it is safe from other saves' cleanup; one may have removed it just
-             * before: then it is gone, and another name is needed. */
-            if (flock(fd, LOCK_EX | LOCK_NB) != 0 || still_named(fd, tmp) || tries == 10)
-                break;
-            close(fd);
-            fd = -1;
-            named = false;
-        }
-        int w = fill_tmp(fd, mode, &pl);
-        if (w == -2)
-            goto out;
-        if (w != 0)
-            goto io_err;
-    }
-    if (FAIL_AT(SG_IO_FAIL_BEFORE_RENAME)) {
-        sg__io_error(ctx, fn, path, "injected failure before rename");
-        goto out;
-    }
-    if (FAIL_AT(SG_IO_FAIL_EXIT_BEFORE_RENAME))
-        _exit(99); /* as if killed here: the temporary file stays */
-    if (rename(tmp, path) != 0)
-        goto io_err;
-    named = false; /* it is `path` now */
-    close(fd);     /* releases the lock */
-    fd = -1;
-
-    /* Make the rename itself durable. Some file systems cannot fsync a directory
-     * (EINVAL): that is not a failure of the save. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL)) {
-        int err = errno;
-        if (dfd >= 0)
-            close(dfd);
-        sg__io_error(ctx, fn, path, "saved, but syncing the directory failed: %s", strerror(err));
-        goto out;
-    }
-    close(dfd);
-    rc = 0;
+    rc = save_payload(ctx, fn, path, &pl);
     goto out;
 
-io_err:
-    sg__io_error(ctx, fn, path, "write failed: %s", strerror(errno));
-    goto out;
 oom:
     sg__io_error(ctx, fn, path, "out of memory");
 out:
-    if (named)
-        unlink(tmp);
-    if (fd >= 0)
-        close(fd);
-    sg_free(tmp);
     sg_free(crcs);
-    sg_free(dir);
     sg_free(pl.scratch);
     cJSON_free(json);
     sg_free(kvs);

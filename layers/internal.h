@@ -104,6 +104,10 @@ bool sg__rnn_in_place(const sg_rnn_options *o, int64_t B);
 int sg__rnn_direction(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, const sg__seqs *s, bool reverse,
                       const sg__drops *d, sg_tensor **state, sg_tensor **y);
 
+/* Layer l, direction d's cell of an sg_rnn (d = 1: reverse), or NULL out of range: for
+ * io/onnx.c, which reads and writes the cells' parameters in Keras layout. */
+const sg__cell *sg__rnn_cell(const sg_rnn *r, int l, int d);
+
 /* Append a cell's parameters to a list as "<c->name>.<field>" (kernel, recurrent_kernel,
  * bias, W_i, b_i, ..., b_o: those it has). 0 or -1. */
 int sg__cell_params(const sg__cell *c, sg_param_list *list);

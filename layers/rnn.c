@@ -247,6 +247,10 @@ sg_rnn *sg_rnn_new(sg_ctx *ctx, sg_store *store, const sg_rnn_options *opt, cons
     return r;
 }
 
+const sg__cell *sg__rnn_cell(const sg_rnn *r, int l, int d) {
+    return r && l >= 0 && l < r->L && d >= 0 && d < r->D ? &r->cells[l * r->D + d] : NULL;
+}
+
 /* A cell's parameters under "<prefix>.<field>", in the store's order. */
 int sg__cell_params(const sg__cell *c, sg_param_list *list) {
     sg_tensor *const all[] = {c->kernel,     c->recurrent_kernel,

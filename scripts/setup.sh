@@ -2,13 +2,15 @@
 # Install what seqgrad needs on Debian 12 (only what is missing), then configure a release
 # build directory. Safe to run again: with everything installed it only reconfigures.
 #
-#   scripts/setup.sh [--fuzz] [--bench] [--deps-only] [BUILD_DIR]
+#   scripts/setup.sh [--fuzz] [--bench] [--onnxruntime] [--deps-only] [BUILD_DIR]
 #
 #   BUILD_DIR     build directory, relative to the repository root (default: build, or the
 #                 BUILD_DIR environment variable)
 #   --fuzz        also install clang and its runtime libraries (libFuzzer) for the fuzzer
 #   --bench       also install what the comparison benchmarks build with: g++ and oneDNN
 #                 (libdnnl-dev) for bench/bench_onednn (PyTorch: see bench/README.md)
+#   --onnxruntime also install Node.js and, with scripts/setup_onnxruntime.sh, onnxruntime
+#                 (npm onnxruntime-node) into tests/onnx/node_modules for tests/test_onnx_ort.c
 #   --deps-only   install what is missing and stop (no build directory)
 #   MESON_OPTS    environment: extra options for `meson setup`, e.g.
 #                 MESON_OPTS="--werror -Dwarning_level=2" scripts/setup.sh
@@ -17,16 +19,18 @@
 # test fixtures and is deliberately not installed here.
 set -euo pipefail
 
-usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
 
 fuzz=0
 bench=0
+ort=0
 deps_only=0
 build_dir="${BUILD_DIR:-build}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --fuzz) fuzz=1 ;;
     --bench) bench=1 ;;
+    --onnxruntime) ort=1 ;;
     --deps-only) deps_only=1 ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "setup.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -42,14 +46,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # ---- Debian packages ----------------------------------------------------------------------
 # Build: compiler and C library headers, meson + ninja, pkg-config (pkgconf), BLIS (matmul),
 # SLEEF (vector exp/log/tanh), Check (unit tests), cJSON (safetensors headers, checkpoints),
-# Open MPI (dist/: data-parallel training; mpirun for its tests).
+# protobuf-c and ONNX's onnx.proto (ONNX export and import: io/onnx*.c), Open MPI (dist/:
+# data-parallel training; mpirun for its tests).
 packages=(gcc libc6-dev meson ninja-build pkgconf libblis-dev libsleef-dev check libcjson-dev
-  libopenmpi-dev openmpi-bin)
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libopenmpi-dev openmpi-bin)
 if [ "$fuzz" = 1 ]; then
   packages+=(clang libclang-rt-dev)
 fi
 if [ "$bench" = 1 ]; then
   packages+=(g++ libdnnl-dev)
+fi
+# Node.js for onnxruntime-node (only when node / npm are not there already).
+if [ "$ort" = 1 ]; then
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -88,6 +98,10 @@ for tool in meson ninja pkg-config cc; do
     exit 1
   fi
 done
+
+if [ "$ort" = 1 ]; then
+  scripts/setup_onnxruntime.sh
+fi
 
 [ "$deps_only" = 1 ] && exit 0
 
