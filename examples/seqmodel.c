@@ -69,13 +69,26 @@ int seqmodel_state_new(sg_ctx *ctx, const seqmodel *m, int64_t B, sg_tensor **h,
     return 0;
 }
 
+int seqmodel_eval_begin(sg_ctx *ctx, const seqmodel *m, int64_t B, seqmodel_eval *e) {
+    *e = (seqmodel_eval){.training = sg_ctx_set_training(ctx, false),
+                         .grad = sg_ctx_set_grad_enabled(ctx, false)};
+    return seqmodel_state_new(ctx, m, B, &e->h, &e->c, NULL);
+}
+
+void seqmodel_eval_end(sg_ctx *ctx, seqmodel_eval *e) {
+    sg_ctx_reset(ctx);
+    sg_tensor_free(e->h);
+    sg_tensor_free(e->c);
+    sg_ctx_set_training(ctx, e->training);
+    sg_ctx_set_grad_enabled(ctx, e->grad);
+    *e = (seqmodel_eval){0};
+}
+
 int seqmodel_sample(sg_ctx *ctx, seqmodel *m, const int64_t *prime, int64_t np, int64_t n,
                     const sg_sample_opts *so, sg_rng *rng, int64_t *out) {
-    bool was_training = sg_ctx_set_training(ctx, false);
-    bool had_grad = sg_ctx_set_grad_enabled(ctx, false);
-    sg_tensor *h = NULL, *c = NULL;
+    seqmodel_eval e;
     int rc = -1;
-    if (seqmodel_state_new(ctx, m, 1, &h, &c, NULL))
+    if (seqmodel_eval_begin(ctx, m, 1, &e))
         goto done;
     const int64_t *in = prime;
     int64_t nin = np, next = 0;
@@ -83,8 +96,8 @@ int seqmodel_sample(sg_ctx *ctx, seqmodel *m, const int64_t *prime, int64_t np, 
         /* feed the prime (once), then each drawn id; the last step's logits draw the next */
         sg_tensor *ids = sg_from_data(ctx, SG_I64, SG_SHAPE(1, nin), in);
         sg_rnn_output o;
-        sg_tensor *logits = seqmodel_forward(ctx, m, ids, NULL, h, c, &o);
-        if (!logits || sg_copy(h, o.h_n) || (c && sg_copy(c, o.c_n)))
+        sg_tensor *logits = seqmodel_forward(ctx, m, ids, NULL, e.h, e.c, &o);
+        if (!logits || sg_copy(e.h, o.h_n) || (e.c && sg_copy(e.c, o.c_n)))
             goto done;
         if (i == n)
             break;
@@ -99,11 +112,7 @@ int seqmodel_sample(sg_ctx *ctx, seqmodel *m, const int64_t *prime, int64_t np, 
     }
     rc = 0;
 done:
-    sg_ctx_reset(ctx);
-    sg_tensor_free(h);
-    sg_tensor_free(c);
-    sg_ctx_set_training(ctx, was_training);
-    sg_ctx_set_grad_enabled(ctx, had_grad);
+    seqmodel_eval_end(ctx, &e);
     return rc;
 }
 

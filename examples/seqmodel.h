@@ -56,6 +56,16 @@ sg_tensor *seqmodel_forward(sg_ctx *ctx, seqmodel *m, sg_tensor *ids, sg_tensor 
 int seqmodel_state_new(sg_ctx *ctx, const seqmodel *m, int64_t B, sg_tensor **h, sg_tensor **c,
                        sg_param_list *list);
 
+/* Evaluation mode and no gradients, with a zero state for B streams: seqmodel_eval_begin
+ * sets them up (0, or -1 with the context's error: then call seqmodel_eval_end all the same),
+ * seqmodel_eval_end resets the context, frees the state and restores both modes. */
+typedef struct {
+    bool training, grad;
+    sg_tensor *h, *c;
+} seqmodel_eval;
+int seqmodel_eval_begin(sg_ctx *ctx, const seqmodel *m, int64_t B, seqmodel_eval *e);
+void seqmodel_eval_end(sg_ctx *ctx, seqmodel_eval *e);
+
 /* Text: run the prime ids (np >= 1) from a zero state, then draw n ids one at a time
  * (sg_sample with `so` and `rng`, each fed back in), into out[0 .. n). Evaluation mode and
  * no gradients while it runs; the context is reset between characters (call it with no

@@ -153,12 +153,10 @@ int text_carry(sg_ctx *ctx, sg_tensor *h, sg_tensor *c, const sg_rnn_output *out
 }
 
 double text_eval(sg_ctx *ctx, seqmodel *m, const corpus *cp) {
-    bool was_training = sg_ctx_set_training(ctx, false);
-    bool had_grad = sg_ctx_set_grad_enabled(ctx, false);
-    sg_tensor *h = NULL, *c = NULL;
+    seqmodel_eval e;
     double sum = 0, result = NAN;
     int64_t len = held_len(cp), B = HELD_STREAMS;
-    if (seqmodel_state_new(ctx, m, B, &h, &c, NULL))
+    if (seqmodel_eval_begin(ctx, m, B, &e))
         goto done;
     for (int64_t at = 0; at < len; at += cp->T) {
         int64_t T = len - at < cp->T ? len - at : cp->T;
@@ -168,19 +166,16 @@ double text_eval(sg_ctx *ctx, seqmodel *m, const corpus *cp) {
             goto done;
         stream_batch(cp, cp->ntrain, len, B, at, T, x, y);
         sg_rnn_output out;
-        sg_tensor *loss = sg_cross_entropy(ctx, seqmodel_forward(ctx, m, x, NULL, h, c, &out), y);
-        if (!loss || text_carry(ctx, h, c, &out))
+        sg_tensor *loss =
+            sg_cross_entropy(ctx, seqmodel_forward(ctx, m, x, NULL, e.h, e.c, &out), y);
+        if (!loss || text_carry(ctx, e.h, e.c, &out))
             goto done;
         sum += sg_get_flat(loss, 0) * (double)(B * T);
         sg_ctx_reset(ctx);
     }
     result = sum / (double)(B * len);
 done:
-    sg_ctx_reset(ctx);
-    sg_tensor_free(h);
-    sg_tensor_free(c);
-    sg_ctx_set_training(ctx, was_training);
-    sg_ctx_set_grad_enabled(ctx, had_grad);
+    seqmodel_eval_end(ctx, &e);
     return result;
 }
 

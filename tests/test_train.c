@@ -1107,27 +1107,22 @@ START_TEST(test_worse_than_baseline) {
 }
 END_TEST
 
+/* Find a program (find_program: into exe) and check it can run. */
+static bool have_program(const char *env_var, const char *name) {
+    find_program(env_var, name);
+    if (access(exe, X_OK) == 0)
+        return true;
+    fprintf(stderr, "test_train: %s is not an executable (build examples/%s, or set %s)\n", exe,
+            name, env_var);
+    return false;
+}
+
 int main(void) {
-    find_program("SG_TRAIN", "train");
-    if (access(exe, X_OK) != 0) {
-        fprintf(stderr,
-                "test_train: %s is not an executable (build examples/train, or set "
-                "SG_TRAIN)\n",
-                exe);
+    if (!have_program("SG_GENERATE", "generate"))
         return EXIT_FAILURE;
-    }
-    char keep[sizeof exe];
-    memcpy(keep, exe, sizeof exe);
-    find_program("SG_GENERATE", "generate");
     memcpy(gen_exe, exe, sizeof exe);
-    memcpy(exe, keep, sizeof exe);
-    if (access(gen_exe, X_OK) != 0) {
-        fprintf(stderr,
-                "test_train: %s is not an executable (build examples/generate, or set "
-                "SG_GENERATE)\n",
-                gen_exe);
+    if (!have_program("SG_TRAIN", "train"))
         return EXIT_FAILURE;
-    }
     snprintf(root, sizeof root, "/tmp/sg_train_XXXXXX");
     if (!mkdtemp(root)) {
         perror("test_train: mkdtemp");
