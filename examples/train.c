@@ -812,6 +812,17 @@ static int check_resumed_text(const config *c, const corpus *cp, const sg_st_fil
     return 0;
 }
 
+/* A checkpoint after `step` steps; for text with the place of the next step in the epoch
+ * (metadata train.text-position, written into `position`, which meta points to): step k of
+ * an epoch of cp->chunks steps, k = step mod cp->chunks. */
+static int save_at(sg_ctx *ctx, const config *c, const corpus *cp, const sg_param_list *ckpt,
+                   const sg_optim *opt, int64_t step, const sg_rng *rng, const char *const *meta,
+                   char *position) {
+    if (c->task == TASK_TEXT)
+        snprintf(position, 24, "%lld", (long long)(step % cp->chunks));
+    return sg_checkpoint_save_ex(ctx, c->save, ckpt, opt, step, rng, meta);
+}
+
 /* Every failure after the context exists goes through `done`, which frees everything: the
  * sanitizer build runs this program under LeakSanitizer, where a leak on an error path
  * would turn a clean "exit 1 with a message" into an abort. */
@@ -906,7 +917,7 @@ int main(int argc, char **argv) {
     static char optbuf[NOPTS][2][4200];
     const char *meta[2 * NOPTS + 8];
     checkpoint_options(&c, meta, optbuf);
-    char vocab_hex[513], text_bytes[24];
+    char vocab_hex[513], text_bytes[24], position[24] = "";
     if (c.task == TASK_TEXT) {
         int k = 0;
         while (meta[k])
@@ -917,6 +928,8 @@ int main(int argc, char **argv) {
         meta[k++] = vocab_hex;
         meta[k++] = "train.text-bytes";
         meta[k++] = text_bytes;
+        meta[k++] = "train.text-position"; /* the next step's place in the epoch (save_at) */
+        meta[k++] = position;
         meta[k] = NULL;
     }
 
@@ -926,6 +939,16 @@ int main(int argc, char **argv) {
             FAIL("resuming");
         if (check_resumed(&c, start, opt, data_rng))
             goto done;
+        const char *pos = sg_st_meta(saved, "train.text-position");
+        char want[24];
+        snprintf(want, sizeof want, "%lld", (long long)(cp.chunks ? start % cp.chunks : 0));
+        if (c.task == TASK_TEXT && pos && strcmp(pos, want)) {
+            fprintf(stderr,
+                    "train: %s: metadata train.text-position '%.30s' is not step %lld's place in "
+                    "an epoch of %lld steps (%s)\n",
+                    c.resume, pos, (long long)start, (long long)cp.chunks, want);
+            goto done;
+        }
         if (start == c.steps) {
             printf("train: %s is at step %lld already, as --steps %lld asks: nothing to do\n",
                    c.resume, (long long)start, (long long)c.steps);
@@ -1010,13 +1033,13 @@ int main(int argc, char **argv) {
                    (long long)(step + 1), e, e / log(2.0), el);
         }
         if (c.save && c.save_every && (step + 1) % c.save_every == 0 && step + 1 < c.steps &&
-            sg_checkpoint_save_ex(ctx, c.save, &ckpt, opt, step + 1, data_rng, meta))
+            save_at(ctx, &c, &cp, &ckpt, opt, step + 1, data_rng, meta, position))
             FAIL("saving");
     }
     if (tty)
         printf("\n");
     double seconds = now() - t0 - eval_time;
-    if (c.save && sg_checkpoint_save_ex(ctx, c.save, &ckpt, opt, c.steps, data_rng, meta))
+    if (c.save && save_at(ctx, &c, &cp, &ckpt, opt, c.steps, data_rng, meta, position))
         FAIL("saving");
 
     /* Held-out evaluation: text on its held-out bytes; the others on fresh data from a

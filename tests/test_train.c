@@ -867,7 +867,11 @@ static void parse_text_result(double *eval, double *base, double *bpc) {
  * checkpoint, the held-out loss, and the loss CSV, which the resumed run appends to. The
  * resumed run is given no option of the model or the data: the checkpoint has them. */
 START_TEST(test_text_resume) {
-    const char *text = tp("t.txt"), *a = tp("a.st"), *b = tp("b.st");
+    /* copies: tp's buffers are reused after 16 calls */
+    char text[256], a[256], b[256];
+    snprintf(text, sizeof text, "%s", tp("t.txt"));
+    snprintf(a, sizeof a, "%s", tp("a.st"));
+    snprintf(b, sizeof b, "%s", tp("b.st"));
     make_text(text, 800);
     const char *ra[] = {TEXT_OPTS(text), "--steps", "30", "--save", a, "--out", tp("A"), NULL};
     ck_assert_msg(run(ra) == 0, "%.1000s", err_text);
@@ -906,15 +910,31 @@ START_TEST(test_text_resume) {
     ck_assert_str_eq(sg_st_meta(f, "train.hidden"), "8");
     ck_assert_str_eq(sg_st_meta(f, "train.dropout"), "0.10000000000000001");
     ck_assert_str_eq(sg_st_meta(f, "train.text-bytes"), "800");
+    ck_assert_str_eq(sg_st_meta(f, "train.text-position"), "8"); /* 30 = 22 + 8 */
     ck_assert_str_eq(sg_st_meta(f, "train.vocab"),
                      "0a202c2e416162636465666768696a6b6c6d6e6f707172737475767778797a");
     ck_assert(sg_st_has(f, "tbptt.h") && sg_st_has(f, "tbptt.c"));
     sg_st_free(f);
 
+    /* a data position that does not fit the step */
+    FILE *bf = fopen(tp("bad.st"), "wb");
+    ck_assert_ptr_nonnull(bf);
+    ck_assert_uint_eq(fwrite(bytes_b, 1, lb, bf), lb);
+    ck_assert_int_eq(fclose(bf), 0);
+    set_meta(tp("bad.st"), "train.text-position", "3");
+    const char *p1[] = {"--resume", tp("bad.st"), "--steps", "40", "--out", tp("B"), NULL};
+    ck_assert_int_eq(run(p1), 1);
+    char pmsg[1024];
+    snprintf(pmsg, sizeof pmsg,
+             "train: %s: metadata train.text-position '3' is not step 30's place in an epoch of "
+             "22 steps (8)\n",
+             tp("bad.st"));
+    ck_err(pmsg);
+
     /* an option that differs from the checkpoint's: refused, naming both */
     const char *c1[] = {"--resume", b, "--steps", "40", "--hidden", "9", "--out", tp("B"), NULL};
     ck_assert_int_eq(run(c1), 1);
-    char msg[1024];
+    char msg[2048];
     snprintf(msg, sizeof msg,
              "train: --hidden 9 conflicts with %s, which was saved with --hidden 8\n", b);
     ck_err(msg);
