@@ -957,12 +957,14 @@ int main(int argc, char **argv) {
         }
         printf("resumed from %s at step %lld\n", c.resume, (long long)start);
     }
+    /* the LSTM's implementation; the other cells have one */
+    const char *impl_name = c.cell == SG_CELL_LSTM ? impl_names[c.impl] : "none";
     if (seq)
         printf("task=%s cell=%s impl=%s layers=%lld hidden=%lld embed=%lld batch=%lld "
                "seq_len=%lld steps=%lld optimizer=%s lr=%g params=%lld isa=%s\n",
-               task_names[c.task], seqmodel_cell_names[c.cell], impl_names[c.impl],
-               (long long)c.layers, (long long)c.hidden, (long long)c.embed, (long long)B,
-               (long long)T, (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
+               task_names[c.task], seqmodel_cell_names[c.cell], impl_name, (long long)c.layers,
+               (long long)c.hidden, (long long)c.embed, (long long)B, (long long)T,
+               (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
                (long long)sg_params_count(&params), sg_vmath_isa());
     else
         printf("task=%s impl=%s hidden=%lld batch=%lld seq_len=%lld steps=%lld optimizer=%s "
@@ -1148,13 +1150,13 @@ int main(int argc, char **argv) {
     if (c.task == TASK_TEXT)
         printf("result: task=text cell=%s impl=%s eval_loss=%.6g baseline=%.6g bpc=%.4f "
                "steps=%lld seconds=%.2f\n",
-               seqmodel_cell_names[c.cell], c.cell == SG_CELL_LSTM ? impl_names[c.impl] : "none",
-               eval, base, eval / log(2.0), (long long)c.steps, seconds);
+               seqmodel_cell_names[c.cell], impl_name, eval, base, eval / log(2.0),
+               (long long)c.steps, seconds);
     else if (c.task == TASK_CLASSIFY)
         printf("result: task=classify cell=%s impl=%s eval_loss=%.6g baseline=%.6g "
                "accuracy=%.4f majority=%.4f steps=%lld seconds=%.2f\n",
-               seqmodel_cell_names[c.cell], c.cell == SG_CELL_LSTM ? impl_names[c.impl] : "none",
-               eval, base, accuracy, majority, (long long)c.steps, seconds);
+               seqmodel_cell_names[c.cell], impl_name, eval, base, accuracy, majority,
+               (long long)c.steps, seconds);
     else
         printf("result: task=%s impl=%s eval_loss=%.6g baseline=%.6g steps=%lld seconds=%.2f\n",
                task_names[c.task], impl_names[c.impl], eval, base, (long long)c.steps, seconds);
