@@ -146,8 +146,8 @@ static void axes(output *f, const frame *fr, const plot_opts *o, double xst, dou
                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#888\"/>\n",
                    fr->x0, fr->x0 + fr->w, py, py, fr->x0 - 5, fr->x0, py, py);
-        if (o->logy)
-            snprintf(b, sizeof b, "1e%+.0f", y);
+        if (o->logy) /* y + 0.0: the decade 10^-0 is labelled 1e+0 */
+            snprintf(b, sizeof b, "1e%+.0f", y + 0.0);
         else
             tick_label(b, sizeof b, y, yst);
         text(f, fr->x0 - 8, py + 4, "end", 11, NULL, b);

@@ -1,21 +1,33 @@
-/* train: the toy sequence-training program. An LSTM (either implementation) reads a
- * sequence, a Dense layer maps its last hidden state to the answer, and an optimizer
- * trains both on data generated here from a seeded generator (nothing to download).
+/* train: the sequence-training program. Toy tasks generated here from a seeded generator,
+ * a character-level language model on a real text, and a variable-length classifier.
  *
  * Tasks:
- *   sine    predict the next value of a noisy sine wave (random amplitude, frequency,
- *           phase) from the previous T values; MSE; baseline: always answer 0.
- *   adding  Hochreiter & Schmidhuber's adding problem: T >= 50 steps of (value, marker),
- *           two markers; answer the sum of the two marked values; MSE; baseline:
- *           always answer 1 (MSE 1/6 = 0.167).
- *   recall  classification: a one-hot symbol (of K = 4) at step 0, then T-1 steps of
- *           noise symbols; answer the first symbol; cross-entropy; baseline: uniform
- *           guess (log 4 = 1.386).
+ *   sine      predict the next value of a noisy sine wave (random amplitude, frequency,
+ *             phase) from the previous T values; MSE; baseline: always answer 0.
+ *   adding    Hochreiter & Schmidhuber's adding problem: T >= 50 steps of (value, marker),
+ *             two markers; answer the sum of the two marked values; MSE; baseline:
+ *             always answer 1 (MSE 1/6 = 0.167).
+ *   recall    classification: a one-hot symbol (of K = 4) at step 0, then T-1 steps of
+ *             noise symbols; answer the first symbol; cross-entropy; baseline: uniform
+ *             guess (log 4 = 1.386).
+ *   text      next-byte prediction on --text (default the GPL-3, on every Debian system):
+ *             Embedding -> --layers x --cell -> Dense(V), truncated BPTT over --seq-len with
+ *             the state carried between steps (the protocol is in train.h and README.md);
+ *             baseline: the training bytes' unigram; 200 sampled characters at the end.
+ *   classify  right-padded sequences of random bits of lengths 5 .. --seq-len (the lengths
+ *             go to the layer); is there more 1s than 0s? Accuracy beside the majority class.
+ * The toy tasks use an sg_lstm and a Dense on its last state; text and classify the seqmodel
+ * (seqmodel.h), built on sg_rnn.
  *
  * Output: progress (a live line on a terminal, a plain line every --log-every steps
  * otherwise), the held-out loss beside the baseline, the loss curve as CSV and SVG, for
  * sine a plot of predictions against targets, and a last line
  *   result: task=<task> impl=<impl> eval_loss=<x> baseline=<y> steps=<n> seconds=<s>
+ * (text: task=text cell=<cell> impl=<impl> eval_loss=<x> baseline=<y> bpc=<z> steps=...;
+ * classify: ... baseline=<y> accuracy=<a> majority=<m> steps=...).
+ *
+ * Checkpoints carry the options (metadata "train.<option>"), so --resume needs none of them
+ * again; an option given that differs from the checkpoint's is refused.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -32,211 +44,264 @@
 
 #include "plot.h"
 #include "seqgrad.h"
+#include "train.h"
 
-typedef enum { TASK_SINE, TASK_ADDING, TASK_RECALL } task_kind;
-static const char *const task_names[] = {"sine", "adding", "recall"};
+static const char *const task_names[NTASKS] = {"sine", "adding", "recall", "text", "classify"};
+static const char *const impl_names[2] = {"fused", "gates"};
 enum { RECALL_K = 4 };
-
-typedef struct {
-    task_kind task;
-    sg_lstm_impl impl;
-    int64_t hidden, batch, seq_len, steps;
-    double lr, momentum, clip;
-    int adam;
-    uint64_t seed;
-    const char *save, *resume, *out_dir;
-    int64_t save_every, log_every;
-    int threads;
-    sg_dtype dtype;
-} config;
+#define DEFAULT_TEXT "/usr/share/common-licenses/GPL-3"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: train [options]\n"
-               "  --task sine|adding|recall   task to learn (default sine)\n"
-               "  --impl fused|gates          LSTM implementation (default fused)\n"
-               "  --hidden N                  LSTM units (default 32)\n"
-               "  --batch N                   sequences per step (default 32)\n"
-               "  --seq-len N                 time steps (default: sine 20, adding 50, recall 10)\n"
-               "  --steps N                   total training steps (default: sine 1500,\n"
-               "                              adding 3000, recall 1000)\n"
-               "  --lr X                      learning rate (default: adam 0.01, sgd 0.1)\n"
-               "  --momentum X                SGD momentum (default 0.9)\n"
-               "  --optimizer sgd|adam        optimizer (default adam)\n"
-               "  --clip X                    clip gradients to global norm X (default 1; 0 off)\n"
-               "  --seed N                    seed for weights and data (default 1)\n"
-               "  --dtype f32|f64             precision (default f32)\n"
-               "  --save PATH                 write a checkpoint at the end\n"
-               "  --save-every N              ... and every N steps\n"
-               "  --resume PATH               continue from a checkpoint\n"
-               "  --out DIR                   where CSV/SVG files go (default train_out)\n"
-               "  --log-every N               progress line every N steps when not a terminal\n"
-               "                              (default 100)\n"
-               "  --threads N                 BLIS threads (default 1)\n"
-               "  --help                      this text\n");
+    fprintf(f,
+            "usage: train [options]\n"
+            "  --task sine|adding|recall|text|classify   task to learn (default sine)\n"
+            "  --impl fused|gates          LSTM implementation (default fused)\n"
+            "  --hidden N                  recurrent units (default: text 128, else 32)\n"
+            "  --batch N                   sequences per step (default 32)\n"
+            "  --seq-len N                 time steps (default: sine 20, adding 50, recall 10,\n"
+            "                              text 64, classify 40: the longest sequence)\n"
+            "  --steps N                   total training steps (default: sine 1500,\n"
+            "                              adding 3000, recall 1000, text 2000, classify 1000)\n"
+            "  --lr X                      learning rate (default: adam 0.01, text 0.002;\n"
+            "                              sgd 0.1)\n"
+            "  --momentum X                SGD momentum (default 0.9)\n"
+            "  --optimizer sgd|adam        optimizer (default adam)\n"
+            "  --clip X                    clip gradients to global norm X (default 1; 0 off)\n"
+            "  --seed N                    seed for weights and data (default 1)\n"
+            "  --dtype f32|f64             precision (default f32)\n"
+            "  --save PATH                 write a checkpoint at the end\n"
+            "  --save-every N              ... and every N steps\n"
+            "  --resume PATH               continue from a checkpoint (its options apply)\n"
+            "  --out DIR                   where CSV/SVG files go (default train_out)\n"
+            "  --log-every N               progress line every N steps when not a terminal\n"
+            "                              (default 100)\n"
+            "  --threads N                 BLIS threads (default 1)\n"
+            " text and classify:\n"
+            "  --cell lstm|gru|rnn         recurrent cell (default lstm)\n"
+            "  --layers N                  stacked layers (default: text 2, classify 1)\n"
+            "  --embed N                   embedding size (default 32)\n"
+            "  --dropout X                 dropout between layers (default 0)\n"
+            "  --recurrent-dropout X       dropout on the recurrent state (default 0)\n"
+            " text:\n"
+            "  --text PATH                 the text (default " DEFAULT_TEXT ")\n"
+            "  --temperature X             of the sample after training (default 0.8)\n"
+            "  --eval-every N              held-out bits per byte every N steps (default 0: off)\n"
+            " classify:\n"
+            "  --bidirectional             read the sequences both ways\n"
+            "  --help                      this text\n");
 }
 
-/* Strict number parsing: the whole argument must be a number in range. */
-static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
+/* The options, in the order of their bits in config.given / config.stored. */
+enum {
+    O_TASK,
+    O_IMPL,
+    O_HIDDEN,
+    O_BATCH,
+    O_SEQ,
+    O_STEPS,
+    O_LR,
+    O_MOM,
+    O_OPT,
+    O_CLIP,
+    O_SEED,
+    O_DTYPE,
+    O_SAVE,
+    O_SAVE_EVERY,
+    O_RESUME,
+    O_OUT,
+    O_LOG,
+    O_THREADS,
+    O_CELL,
+    O_LAYERS,
+    O_EMBED,
+    O_DROPOUT,
+    O_RDROPOUT,
+    O_TEXT,
+    O_TEMP,
+    O_EVAL_EVERY,
+    O_BIDIR,
+    O_HELP,
+    NOPTS
+};
+
+#define TOY ((1u << TASK_SINE) | (1u << TASK_ADDING) | (1u << TASK_RECALL))
+#define SEQ ((1u << TASK_TEXT) | (1u << TASK_CLASSIFY))
+#define ALL (TOY | SEQ)
+
+/* Each option: its name, the values it takes (for the message refusing a bad one), the
+ * tasks it applies to, and whether checkpoints carry it (the model, the data and the
+ * training; not the run's own settings: steps, paths, logging, threads, sampling). */
+static const struct {
+    const char *name;
+    int has_arg;
+    const char *allowed;
+    unsigned tasks;
+    bool stored;
+} optdefs[NOPTS] = {
+    [O_TASK] = {"task", 1, "sine, adding, recall, text or classify", ALL, true},
+    [O_IMPL] = {"impl", 1, "fused or gates", ALL, true},
+    [O_HIDDEN] = {"hidden", 1, "an integer in 1..4096", ALL, true},
+    [O_BATCH] = {"batch", 1, "an integer in 1..65536", ALL, true},
+    [O_SEQ] = {"seq-len", 1, "an integer in 1..100000", ALL, true},
+    [O_STEPS] = {"steps", 1, "an integer in 0..2^40", ALL, false},
+    [O_LR] = {"lr", 1, "a number > 0 and <= 1000", ALL, true},
+    [O_MOM] = {"momentum", 1, "a number in [0, 0.999999]", ALL, true},
+    [O_OPT] = {"optimizer", 1, "sgd or adam", ALL, true},
+    [O_CLIP] = {"clip", 1, "a number in [0, 1e9]; 0 is off", ALL, true},
+    [O_SEED] = {"seed", 1, "an integer in 0..2^63-1", ALL, true},
+    [O_DTYPE] = {"dtype", 1, "f32 or f64", ALL, true},
+    [O_SAVE] = {"save", 1, "a path", ALL, false},
+    [O_SAVE_EVERY] = {"save-every", 1, "an integer >= 1", ALL, false},
+    [O_RESUME] = {"resume", 1, "a path", ALL, false},
+    [O_OUT] = {"out", 1, "a directory", ALL, false},
+    [O_LOG] = {"log-every", 1, "an integer >= 1", ALL, false},
+    [O_THREADS] = {"threads", 1, "an integer in 1..256", ALL, false},
+    [O_CELL] = {"cell", 1, "lstm, gru or rnn", SEQ, true},
+    [O_LAYERS] = {"layers", 1, "an integer in 1..64", SEQ, true},
+    [O_EMBED] = {"embed", 1, "an integer in 1..4096", SEQ, true},
+    [O_DROPOUT] = {"dropout", 1, "a number in [0, 1)", SEQ, true},
+    [O_RDROPOUT] = {"recurrent-dropout", 1, "a number in [0, 1)", SEQ, true},
+    [O_TEXT] = {"text", 1, "a file", 1u << TASK_TEXT, true},
+    [O_TEMP] = {"temperature", 1, "a number in [0, 100]; 0 is greedy", 1u << TASK_TEXT, false},
+    [O_EVAL_EVERY] = {"eval-every", 1, "an integer >= 1", 1u << TASK_TEXT, false},
+    [O_BIDIR] = {"bidirectional", 0, "", 1u << TASK_CLASSIFY, true},
+    [O_HELP] = {"help", 0, "", ALL, false},
+};
+
+/* Index of s in names[0 .. n), or -1. */
+static int choice(const char *s, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
 }
-static int parse_f64(const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
+
+/* Set option o from its text a (the command line's, or a checkpoint's): 0, or -1 for a bad
+ * value. */
+static int set_option(config *c, int o, const char *a) {
+    static const char *const opt_names[2] = {"sgd", "adam"}, *const dtype_names[2] = {"f32", "f64"};
+    int64_t v = 0;
+    int k = 0, bad = 0;
+    switch (o) {
+    case O_TASK: bad = (k = choice(a, task_names, NTASKS)) < 0, c->task = (task_kind)k; break;
+    case O_IMPL: bad = (k = choice(a, impl_names, 2)) < 0, c->impl = (sg_lstm_impl)k; break;
+    case O_CELL:
+        bad = (k = choice(a, seqmodel_cell_names, 3)) < 0, c->cell = (sg_cell_kind)k;
+        break;
+    case O_OPT: bad = (k = choice(a, opt_names, 2)) < 0, c->adam = k; break;
+    case O_DTYPE: bad = (k = choice(a, dtype_names, 2)) < 0, c->dtype = k ? SG_F64 : SG_F32; break;
+    case O_HIDDEN: bad = seqmodel_parse_i64(a, 1, 4096, &c->hidden); break;
+    case O_BATCH: bad = seqmodel_parse_i64(a, 1, 65536, &c->batch); break;
+    case O_SEQ: bad = seqmodel_parse_i64(a, 1, 100000, &c->seq_len); break;
+    case O_STEPS: bad = seqmodel_parse_i64(a, 0, INT64_C(1) << 40, &c->steps); break;
+    case O_LR: bad = seqmodel_parse_f64(a, 0, 1e3, &c->lr) || c->lr <= 0; break;
+    case O_MOM: bad = seqmodel_parse_f64(a, 0, 0.999999, &c->momentum); break;
+    case O_CLIP: bad = seqmodel_parse_f64(a, 0, 1e9, &c->clip); break;
+    case O_SEED:
+        bad = seqmodel_parse_i64(a, 0, INT64_MAX, &v);
+        c->seed = (uint64_t)v;
+        break;
+    case O_SAVE: c->save = a; break;
+    case O_SAVE_EVERY: bad = seqmodel_parse_i64(a, 1, INT64_MAX, &c->save_every); break;
+    case O_RESUME: c->resume = a; break;
+    case O_OUT: c->out_dir = a; break;
+    case O_LOG: bad = seqmodel_parse_i64(a, 1, INT64_MAX, &c->log_every); break;
+    case O_THREADS:
+        bad = seqmodel_parse_i64(a, 1, 256, &v);
+        c->threads = (int)v;
+        break;
+    case O_LAYERS: bad = seqmodel_parse_i64(a, 1, 64, &c->layers); break;
+    case O_EMBED: bad = seqmodel_parse_i64(a, 1, 4096, &c->embed); break;
+    case O_DROPOUT: bad = seqmodel_parse_f64(a, 0, 1, &c->dropout) || c->dropout >= 1; break;
+    case O_RDROPOUT:
+        bad = seqmodel_parse_f64(a, 0, 1, &c->recurrent_dropout) || c->recurrent_dropout >= 1;
+        break;
+    case O_TEXT: c->text = a; break;
+    case O_TEMP: bad = seqmodel_parse_f64(a, 0, 100, &c->temperature); break;
+    case O_EVAL_EVERY: bad = seqmodel_parse_i64(a, 1, INT64_MAX, &c->eval_every); break;
+    case O_BIDIR:
+        bad = (k = choice(a ? a : "1", (const char *const[]){"0", "1"}, 2)) < 0,
+        c->bidirectional = k == 1;
+        break;
+    default: bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
+/* A stored option's value as text, the form set_option reads back exactly. */
+static void format_option(const config *c, int o, char *buf, size_t n) {
+    switch (o) {
+    case O_TASK: snprintf(buf, n, "%s", task_names[c->task]); break;
+    case O_IMPL: snprintf(buf, n, "%s", impl_names[c->impl]); break;
+    case O_CELL: snprintf(buf, n, "%s", seqmodel_cell_names[c->cell]); break;
+    case O_OPT: snprintf(buf, n, "%s", c->adam ? "adam" : "sgd"); break;
+    case O_DTYPE: snprintf(buf, n, "%s", c->dtype == SG_F64 ? "f64" : "f32"); break;
+    case O_HIDDEN: snprintf(buf, n, "%lld", (long long)c->hidden); break;
+    case O_BATCH: snprintf(buf, n, "%lld", (long long)c->batch); break;
+    case O_SEQ: snprintf(buf, n, "%lld", (long long)c->seq_len); break;
+    case O_LAYERS: snprintf(buf, n, "%lld", (long long)c->layers); break;
+    case O_EMBED: snprintf(buf, n, "%lld", (long long)c->embed); break;
+    case O_SEED: snprintf(buf, n, "%llu", (unsigned long long)c->seed); break;
+    case O_LR: snprintf(buf, n, "%.17g", c->lr); break;
+    case O_MOM: snprintf(buf, n, "%.17g", c->momentum); break;
+    case O_CLIP: snprintf(buf, n, "%.17g", c->clip); break;
+    case O_DROPOUT: snprintf(buf, n, "%.17g", c->dropout); break;
+    case O_RDROPOUT: snprintf(buf, n, "%.17g", c->recurrent_dropout); break;
+    case O_TEXT: snprintf(buf, n, "%s", c->text ? c->text : ""); break;
+    case O_BIDIR: snprintf(buf, n, "%d", c->bidirectional ? 1 : 0); break;
+    default: snprintf(buf, n, "?");
+    }
 }
 
 static int parse_args(int argc, char **argv, config *c) {
     *c = (config){.task = TASK_SINE,
                   .impl = SG_LSTM_FUSED,
-                  .hidden = 32,
+                  .cell = SG_CELL_LSTM,
+                  .hidden = -1,
                   .batch = 32,
                   .seq_len = -1,
                   .steps = -1,
+                  .embed = 32,
+                  .layers = -1,
                   .lr = -1,
                   .momentum = 0.9,
                   .clip = 1.0,
+                  .temperature = 0.8,
                   .adam = 1,
                   .seed = 1,
                   .out_dir = "train_out",
                   .log_every = 100,
                   .threads = 1,
                   .dtype = SG_F32};
-    enum {
-        O_TASK = 256,
-        O_IMPL,
-        O_HIDDEN,
-        O_BATCH,
-        O_SEQ,
-        O_STEPS,
-        O_LR,
-        O_MOM,
-        O_OPT,
-        O_CLIP,
-        O_SEED,
-        O_DTYPE,
-        O_SAVE,
-        O_SAVE_EVERY,
-        O_RESUME,
-        O_OUT,
-        O_LOG,
-        O_THREADS,
-        O_HELP
-    };
-    static const struct option opts[] = {{"task", required_argument, 0, O_TASK},
-                                         {"impl", required_argument, 0, O_IMPL},
-                                         {"hidden", required_argument, 0, O_HIDDEN},
-                                         {"batch", required_argument, 0, O_BATCH},
-                                         {"seq-len", required_argument, 0, O_SEQ},
-                                         {"steps", required_argument, 0, O_STEPS},
-                                         {"lr", required_argument, 0, O_LR},
-                                         {"momentum", required_argument, 0, O_MOM},
-                                         {"optimizer", required_argument, 0, O_OPT},
-                                         {"clip", required_argument, 0, O_CLIP},
-                                         {"seed", required_argument, 0, O_SEED},
-                                         {"dtype", required_argument, 0, O_DTYPE},
-                                         {"save", required_argument, 0, O_SAVE},
-                                         {"save-every", required_argument, 0, O_SAVE_EVERY},
-                                         {"resume", required_argument, 0, O_RESUME},
-                                         {"out", required_argument, 0, O_OUT},
-                                         {"log-every", required_argument, 0, O_LOG},
-                                         {"threads", required_argument, 0, O_THREADS},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
+    struct option opts[NOPTS + 1];
+    for (int i = 0; i < NOPTS; i++)
+        opts[i] = (struct option){optdefs[i].name,
+                                  optdefs[i].has_arg ? required_argument : no_argument, 0, 256 + i};
+    opts[NOPTS] = (struct option){0, 0, 0, 0};
     int o;
-    int64_t v;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        const char *a = optarg;
-        int bad = 0;
-        switch (o) {
-        case O_TASK:
-            bad = 1;
-            for (int i = 0; i < 3; i++)
-                if (!strcmp(a, task_names[i])) {
-                    c->task = (task_kind)i;
-                    bad = 0;
-                }
-            break;
-        case O_IMPL:
-            if (!strcmp(a, "fused"))
-                c->impl = SG_LSTM_FUSED;
-            else if (!strcmp(a, "gates"))
-                c->impl = SG_LSTM_GATES;
-            else
-                bad = 1;
-            break;
-        case O_HIDDEN: bad = parse_i64(a, 1, 4096, &c->hidden); break;
-        case O_BATCH: bad = parse_i64(a, 1, 65536, &c->batch); break;
-        case O_SEQ: bad = parse_i64(a, 1, 100000, &c->seq_len); break;
-        case O_STEPS: bad = parse_i64(a, 0, INT64_C(1) << 40, &c->steps); break;
-        case O_LR: bad = parse_f64(a, 0, 1e3, &c->lr); break;
-        case O_MOM: bad = parse_f64(a, 0, 0.999999, &c->momentum); break;
-        case O_OPT:
-            if (!strcmp(a, "sgd"))
-                c->adam = 0;
-            else if (!strcmp(a, "adam"))
-                c->adam = 1;
-            else
-                bad = 1;
-            break;
-        case O_CLIP: bad = parse_f64(a, 0, 1e9, &c->clip); break;
-        case O_SEED:
-            bad = parse_i64(a, 0, INT64_MAX, &v);
-            c->seed = (uint64_t)v;
-            break;
-        case O_DTYPE:
-            if (!strcmp(a, "f32"))
-                c->dtype = SG_F32;
-            else if (!strcmp(a, "f64"))
-                c->dtype = SG_F64;
-            else
-                bad = 1;
-            break;
-        case O_SAVE: c->save = a; break;
-        case O_SAVE_EVERY: bad = parse_i64(a, 1, INT64_MAX, &c->save_every); break;
-        case O_RESUME: c->resume = a; break;
-        case O_OUT: c->out_dir = a; break;
-        case O_LOG: bad = parse_i64(a, 1, INT64_MAX, &c->log_every); break;
-        case O_THREADS:
-            bad = parse_i64(a, 1, 256, &v);
-            c->threads = (int)v;
-            break;
-        case O_HELP: usage(stdout); exit(0);
-        default:
+        if (o == 256 + O_HELP) {
+            usage(stdout);
+            exit(0);
+        }
+        if (o < 256 || o >= 256 + NOPTS) {
             fprintf(stderr, "train: unknown option or missing value: %s\n", argv[optind - 1]);
             usage(stderr);
             return -1;
         }
-        if (bad) {
-            fprintf(stderr, "train: bad value '%s' for --%s\n", a, opts[o - O_TASK].name);
+        o -= 256;
+        if (set_option(c, o, optarg)) {
+            fprintf(stderr, "train: bad value '%s' for --%s (allowed: %s)\n", optarg,
+                    optdefs[o].name, optdefs[o].allowed);
             usage(stderr);
             return -1;
         }
+        c->given |= UINT64_C(1) << o;
     }
     if (optind < argc) {
         fprintf(stderr, "train: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
-        return -1;
-    }
-    static const int64_t def_len[] = {20, 50, 10}, def_steps[] = {1500, 3000, 1000};
-    if (c->seq_len < 0)
-        c->seq_len = def_len[c->task];
-    if (c->steps < 0)
-        c->steps = def_steps[c->task];
-    if (c->lr < 0)
-        c->lr = c->adam ? 0.01 : 0.1;
-    if (c->task == TASK_ADDING && c->seq_len < 2) {
-        fprintf(stderr, "train: the adding task needs --seq-len of at least 2\n");
         return -1;
     }
     if (c->save_every && !c->save) {
@@ -246,9 +311,98 @@ static int parse_args(int argc, char **argv, config *c) {
     return 0;
 }
 
+/* After the command line and the checkpoint: the defaults of what neither gave, and the
+ * checks across options. 0, or -1 with a message. */
+static int finish_config(config *c) {
+    static const int64_t def_len[] = {20, 50, 10, 64, 40},
+                         def_steps[] = {1500, 3000, 1000, 2000, 1000};
+    for (int o = 0; o < NOPTS; o++)
+        if ((c->given >> o & 1) && !(optdefs[o].tasks >> c->task & 1)) {
+            fprintf(stderr, "train: --%s does not apply to --task %s\n", optdefs[o].name,
+                    task_names[c->task]);
+            return -1;
+        }
+    if (c->seq_len < 0)
+        c->seq_len = def_len[c->task];
+    if (c->steps < 0)
+        c->steps = def_steps[c->task];
+    if (c->hidden < 0)
+        c->hidden = c->task == TASK_TEXT ? 128 : 32;
+    if (c->layers < 0)
+        c->layers = c->task == TASK_TEXT ? 2 : 1;
+    if (c->lr < 0)
+        c->lr = !c->adam ? 0.1 : c->task == TASK_TEXT ? 0.002 : 0.01;
+    if (c->task == TASK_TEXT && !c->text)
+        c->text = DEFAULT_TEXT;
+    if (c->task == TASK_ADDING && c->seq_len < 2) {
+        fprintf(stderr, "train: the adding task needs --seq-len of at least 2\n");
+        return -1;
+    }
+    if (c->task == TASK_CLASSIFY && c->seq_len < CLASSIFY_MIN) {
+        fprintf(stderr, "train: the classify task needs --seq-len of at least %d\n", CLASSIFY_MIN);
+        return -1;
+    }
+    if ((c->given >> O_IMPL & 1) && c->cell != SG_CELL_LSTM) {
+        fprintf(stderr, "train: --impl applies to --cell lstm only (--cell %s given)\n",
+                seqmodel_cell_names[c->cell]);
+        return -1;
+    }
+    return 0;
+}
+
+/* --resume: the options the checkpoint carries (metadata "train.<option>") take the place of
+ * those not given; one given with another value is refused, naming both. 0, or -1. */
+static int merge_checkpoint_options(config *c, const sg_st_file *f) {
+    for (int o = 0; o < NOPTS; o++) {
+        if (!optdefs[o].stored)
+            continue;
+        char key[64], mine[4096], theirs[4096];
+        snprintf(key, sizeof key, "train.%s", optdefs[o].name);
+        const char *v = sg_st_meta(f, key);
+        if (!v)
+            continue;
+        config saved = *c;
+        if (set_option(&saved, o, v)) {
+            fprintf(stderr, "train: %s: metadata '%s' has a bad value '%.100s' (allowed: %s)\n",
+                    c->resume, key, v, optdefs[o].allowed);
+            return -1;
+        }
+        if (!(c->given >> o & 1)) {
+            *c = saved;
+            c->stored |= UINT64_C(1) << o;
+            continue;
+        }
+        format_option(c, o, mine, sizeof mine);
+        format_option(&saved, o, theirs, sizeof theirs);
+        if (strcmp(mine, theirs)) {
+            fprintf(stderr, "train: --%s %s conflicts with %s, which was saved with --%s %s\n",
+                    optdefs[o].name, mine, c->resume, optdefs[o].name, theirs);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The stored options as checkpoint metadata: key, value pairs into meta (NULL-terminated),
+ * their text in buf. */
+static void checkpoint_options(const config *c, const char **meta, char (*buf)[2][4200]) {
+    int k = 0, j = 0;
+    for (int o = 0; o < NOPTS; o++) {
+        if (!optdefs[o].stored || !(optdefs[o].tasks >> c->task & 1))
+            continue;
+        snprintf(buf[j][0], sizeof buf[j][0], "train.%s", optdefs[o].name);
+        format_option(c, o, buf[j][1], sizeof buf[j][1]);
+        meta[k++] = buf[j][0];
+        meta[k++] = buf[j][1];
+        j++;
+    }
+    meta[k] = NULL;
+}
+
 /* ---- data -------------------------------------------------------------------------- */
 
-/* Fill x (B, T, I) and the targets: y (B, 1) for regression, labels[B] for recall. */
+/* The toy tasks: fill x (B, T, I) and the targets: y (B, 1) for regression, labels[B] for
+ * recall. (text and classify have their data in train_seq.c.) */
 static void make_batch(const config *c, sg_rng *r, double *x, double *y, int32_t *labels,
                        int64_t B) {
     int64_t T = c->seq_len;
@@ -284,6 +438,8 @@ static void make_batch(const config *c, sg_rng *r, double *x, double *y, int32_t
                 x[(b * T + t) * RECALL_K + sg_rng_below(r, RECALL_K)] = 0.5;
         }
         break;
+    case TASK_TEXT:
+    case TASK_CLASSIFY: break;
     }
 }
 
@@ -292,9 +448,11 @@ static int64_t input_size(task_kind t) {
 }
 static int64_t output_size(task_kind t) { return t == TASK_RECALL ? RECALL_K : 1; }
 
+/* The toy tasks' LSTM and head, or the text and classify tasks' seqmodel. */
 typedef struct {
     sg_lstm *lstm;
     sg_dense *head;
+    seqmodel seq;
 } model;
 
 /* Forward one batch; returns the loss (0-d) and the predictions through *pred. */
@@ -475,6 +633,8 @@ static int check_paths(const config *c) {
         return -1;
     if (c->save && check_save_path(c->save))
         return -1;
+    if (c->text && file_option("--text", c->text) < 0)
+        return -1;
     return check_out_dir(c->out_dir);
 }
 
@@ -527,6 +687,54 @@ static int fail(sg_ctx *ctx, const char *what) {
     return 1;
 }
 
+/* A resumed run appends to the loss CSV of the run it continues: when `path` holds the
+ * header and exactly the rows of steps 1 .. start first (rows after them, from a run that
+ * went further, are dropped), their losses go into curve[0 .. start) and the answer is
+ * true; otherwise the CSV starts at the resumed step. */
+static bool read_loss_csv(const char *path, double *curve, int64_t start) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[256];
+    bool ok = fgets(line, sizeof line, f) && !strcmp(line, "step,loss\n");
+    for (int64_t i = 0; ok && i < start; i++) {
+        long long step;
+        int used = 0;
+        ok = fgets(line, sizeof line, f) &&
+             sscanf(line, "%lld,%lf%n", &step, &curve[i], &used) == 2 && line[used] == '\n' &&
+             step == i + 1;
+    }
+    fclose(f);
+    return ok;
+}
+
+/* The text's vocabulary and size must be those the checkpoint was trained on. */
+static int check_resumed_text(const config *c, const corpus *cp, const sg_st_file *saved) {
+    char hex[513], bytes[24];
+    seqmodel_vocab_hex(cp->vocab, cp->nvocab, hex);
+    snprintf(bytes, sizeof bytes, "%lld", (long long)cp->n);
+    const char *v = sg_st_meta(saved, "train.vocab"), *n = sg_st_meta(saved, "train.text-bytes");
+    if ((v && strcmp(v, hex)) || (n && strcmp(n, bytes))) {
+        fprintf(stderr,
+                "train: --text %s (%s bytes, %d distinct) is not the text %s was trained on "
+                "(%s bytes, %d distinct)\n",
+                c->text, bytes, cp->nvocab, c->resume, n ? n : "?", v ? (int)strlen(v) / 2 : 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* A checkpoint after `step` steps; for text with the place of the next step in the epoch
+ * (metadata train.text-position, written into `position`, which meta points to): step k of
+ * an epoch of cp->chunks steps, k = step mod cp->chunks. */
+static int save_at(sg_ctx *ctx, const config *c, const corpus *cp, const sg_param_list *ckpt,
+                   const sg_optim *opt, int64_t step, const sg_rng *rng, const char *const *meta,
+                   char *position) {
+    if (c->task == TASK_TEXT)
+        snprintf(position, 24, "%lld", (long long)(step % cp->chunks));
+    return sg_checkpoint_save_ex(ctx, c->save, ckpt, opt, step, rng, meta);
+}
+
 /* Every failure after the context exists goes through `done`, which frees everything: the
  * sanitizer build runs this program under LeakSanitizer, where a leak on an error path
  * would turn a clean "exit 1 with a message" into an abort. */
@@ -538,7 +746,7 @@ static int fail(sg_ctx *ctx, const char *what) {
 
 int main(int argc, char **argv) {
     config c;
-    if (parse_args(argc, argv, &c))
+    if (parse_args(argc, argv, &c) || (!c.resume && finish_config(&c)))
         return 2;
     /* Check the paths first, and make the output directory: a bad --save or --out should
      * fail before the training, not after it. */
@@ -546,7 +754,7 @@ int main(int argc, char **argv) {
         return 1;
     sg_set_num_threads(c.threads);
     sg_ctx *ctx = sg_ctx_new(0);
-    sg_store *store = sg_store_new(); /* the model's parameters: the LSTM's, then the head's */
+    sg_store *store = sg_store_new(); /* the model's parameters, in the order of the layers */
     if (!ctx || !store) {
         fprintf(stderr, "train: out of memory\n");
         sg_store_free(store);
@@ -554,72 +762,170 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 1;
-    int64_t I = input_size(c.task), O = output_size(c.task), B = c.batch, T = c.seq_len;
     model m = {0};
-    sg_param_list params = {0};
+    sg_param_list params = {0}, ckpt = {0};
     sg_optim *opt = NULL;
-    double *x = NULL, *y = NULL, *curve = NULL;
+    sg_st_file *saved = NULL;
+    corpus cp = {0};
+    sg_tensor *h = NULL, *cs = NULL; /* text: the state carried from step to step */
+    double *x = NULL, *y = NULL, *curve = NULL, *plot = NULL;
     int32_t *labels = NULL;
+    int64_t *sample = NULL;
 
-    /* Weights from the seed; data from its own generator, which checkpoints carry. The
-     * LSTM draws its weights before the Dense layer, in two statements: the order of
-     * evaluation inside one initializer list is unspecified in C. */
-    sg_rng init_rng, data_rng;
+    /* A resumed run takes the checkpoint's options first: they decide the model. */
+    if (c.resume) {
+        if (!(saved = sg_checkpoint_meta(ctx, c.resume)))
+            FAIL("resuming");
+        if (merge_checkpoint_options(&c, saved) || finish_config(&c))
+            goto done;
+    }
+    const bool seq = c.task == TASK_TEXT || c.task == TASK_CLASSIFY;
+    int64_t I = input_size(c.task), O = output_size(c.task), B = c.batch, T = c.seq_len;
+    if (c.task == TASK_TEXT &&
+        (corpus_load(c.text, &cp, B, T) || (saved && check_resumed_text(&c, &cp, saved))))
+        goto done;
+
+    /* Weights from the seed; data (and dropout masks) from the context's generator, which
+     * checkpoints carry. The layers draw their weights in order, one statement each: the
+     * order of evaluation inside one initializer list is unspecified in C. */
+    sg_rng init_rng, *data_rng = sg_ctx_rng(ctx);
     sg_rng_seed(&init_rng, c.seed);
-    sg_rng_seed(&data_rng, c.seed ^ UINT64_C(0x9E3779B97F4A7C15));
-    sg_lstm_options lo = sg_lstm_defaults(I, c.hidden);
-    lo.dtype = c.dtype;
-    m.lstm = sg_lstm_new(ctx, store, c.impl, &lo, "lstm", &init_rng);
-    m.head =
-        sg_dense_new(ctx, store, c.dtype, c.hidden, O, true, SG_ACT_LINEAR, "dense", &init_rng);
-    /* The optimizer and checkpoints walk the store's parameters in the order they were
-     * added: "lstm.*", then "dense.*". */
-    if (!m.lstm || !m.head || sg_params_from_store(&params, store))
+    sg_rng_seed(data_rng, c.seed ^ UINT64_C(0x9E3779B97F4A7C15));
+    if (seq) {
+        seqmodel_options so = {.cell = c.cell,
+                               .impl = c.impl,
+                               .vocab = c.task == TASK_TEXT ? cp.nvocab : 2,
+                               .embed = c.embed,
+                               .hidden = c.hidden,
+                               .outputs = c.task == TASK_TEXT ? cp.nvocab : 2,
+                               .layers = c.layers,
+                               .bidirectional = c.bidirectional,
+                               .per_step = c.task == TASK_TEXT,
+                               .dropout = c.dropout,
+                               .recurrent_dropout = c.recurrent_dropout,
+                               .dtype = c.dtype};
+        if (seqmodel_init(ctx, store, &m.seq, &so, &init_rng))
+            FAIL("building the model");
+    } else {
+        sg_lstm_options lo = sg_lstm_defaults(I, c.hidden);
+        lo.dtype = c.dtype;
+        m.lstm = sg_lstm_new(ctx, store, c.impl, &lo, "lstm", &init_rng);
+        m.head =
+            sg_dense_new(ctx, store, c.dtype, c.hidden, O, true, SG_ACT_LINEAR, "dense", &init_rng);
+        if (!m.lstm || !m.head)
+            FAIL("building the model");
+    }
+    /* The optimizer walks the store's parameters in the order they were added; checkpoints
+     * hold them and, for text, the carried state. */
+    if (sg_params_from_store(&params, store) || sg_params_from_store(&ckpt, store) ||
+        (c.task == TASK_TEXT && seqmodel_state_new(ctx, &m.seq, B, &h, &cs, &ckpt)))
         FAIL("building the model");
     opt = c.adam ? sg_adam_new(ctx, &params, (sg_adam_options){.lr = c.lr})
                  : sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = c.lr, .momentum = c.momentum});
     if (!opt)
         FAIL("building the optimizer");
 
+    /* What a checkpoint says about the run: the options, and for text the data. */
+    static char optbuf[NOPTS][2][4200];
+    const char *meta[2 * NOPTS + 8];
+    checkpoint_options(&c, meta, optbuf);
+    char vocab_hex[513], text_bytes[24], position[24] = "";
+    if (c.task == TASK_TEXT) {
+        int k = 0;
+        while (meta[k])
+            k++;
+        seqmodel_vocab_hex(cp.vocab, cp.nvocab, vocab_hex);
+        snprintf(text_bytes, sizeof text_bytes, "%lld", (long long)cp.n);
+        meta[k++] = "train.vocab";
+        meta[k++] = vocab_hex;
+        meta[k++] = "train.text-bytes";
+        meta[k++] = text_bytes;
+        meta[k++] = "train.text-position"; /* the next step's place in the epoch (save_at) */
+        meta[k++] = position;
+        meta[k] = NULL;
+    }
+
     int64_t start = 0;
     if (c.resume) {
-        if (sg_checkpoint_load(ctx, c.resume, &params, opt, &start, &data_rng))
+        if (sg_checkpoint_load(ctx, c.resume, &ckpt, opt, &start, data_rng))
             FAIL("resuming");
-        if (check_resumed(&c, start, opt, &data_rng))
+        if (check_resumed(&c, start, opt, data_rng))
             goto done;
+        const char *pos = sg_st_meta(saved, "train.text-position");
+        char want[24];
+        snprintf(want, sizeof want, "%lld", (long long)(cp.chunks ? start % cp.chunks : 0));
+        if (c.task == TASK_TEXT && pos && strcmp(pos, want)) {
+            fprintf(stderr,
+                    "train: %s: metadata train.text-position '%.30s' is not step %lld's place in "
+                    "an epoch of %lld steps (%s)\n",
+                    c.resume, pos, (long long)start, (long long)cp.chunks, want);
+            goto done;
+        }
+        if (start == c.steps) {
+            printf("train: %s is at step %lld already, as --steps %lld asks: nothing to do\n",
+                   c.resume, (long long)start, (long long)c.steps);
+            rc = 0;
+            goto done;
+        }
         printf("resumed from %s at step %lld\n", c.resume, (long long)start);
     }
-    printf("task=%s impl=%s hidden=%lld batch=%lld seq_len=%lld steps=%lld optimizer=%s "
-           "lr=%g params=%lld isa=%s\n",
-           task_names[c.task], c.impl == SG_LSTM_FUSED ? "fused" : "gates", (long long)c.hidden,
-           (long long)B, (long long)T, (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
-           (long long)sg_params_count(&params), sg_vmath_isa());
+    /* the LSTM's implementation; the other cells have one */
+    const char *impl_name = c.cell == SG_CELL_LSTM ? impl_names[c.impl] : "none";
+    if (seq)
+        printf("task=%s cell=%s impl=%s layers=%lld hidden=%lld embed=%lld batch=%lld "
+               "seq_len=%lld steps=%lld optimizer=%s lr=%g params=%lld isa=%s\n",
+               task_names[c.task], seqmodel_cell_names[c.cell], impl_name, (long long)c.layers,
+               (long long)c.hidden, (long long)c.embed, (long long)B, (long long)T,
+               (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
+               (long long)sg_params_count(&params), sg_vmath_isa());
+    else
+        printf("task=%s impl=%s hidden=%lld batch=%lld seq_len=%lld steps=%lld optimizer=%s "
+               "lr=%g params=%lld isa=%s\n",
+               task_names[c.task], impl_names[c.impl], (long long)c.hidden, (long long)B,
+               (long long)T, (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
+               (long long)sg_params_count(&params), sg_vmath_isa());
+    if (c.task == TASK_TEXT)
+        printf("text=%s bytes=%lld vocab=%d train=%lld held_out=%lld streams=%lld x %lld "
+               "(%lld steps per epoch)\n",
+               c.text, (long long)cp.n, cp.nvocab, (long long)cp.ntrain,
+               (long long)(cp.n - cp.ntrain), (long long)B, (long long)cp.stream,
+               (long long)cp.chunks);
 
     x = malloc((size_t)(B * T * I) * sizeof *x);
     y = malloc((size_t)B * sizeof *y);
     labels = malloc((size_t)B * sizeof *labels);
     curve = calloc((size_t)(c.steps > 0 ? c.steps : 1), sizeof *curve);
-    if (!x || !y || !labels || !curve) {
+    plot = calloc((size_t)(c.steps > 0 ? c.steps : 1), sizeof *plot);
+    if (!x || !y || !labels || !curve || !plot) {
         fprintf(stderr, "train: out of memory\n");
         goto done;
     }
     bool tty = isatty(STDOUT_FILENO);
-    double t0 = now(), last_print = 0;
+    double t0 = now(), last_print = 0, eval_time = 0;
     for (int64_t step = start; step < c.steps; step++) {
-        make_batch(&c, &data_rng, x, y, labels, B);
+        if (!seq)
+            make_batch(&c, data_rng, x, y, labels, B);
         sg_store_zero_grad(store); /* every gradient of the model: one memset */
-        sg_tensor *pred;
-        sg_tensor *loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
+        sg_tensor *pred, *loss;
+        sg_rnn_output rout;
+        if (c.task == TASK_TEXT)
+            loss = text_loss(ctx, &m.seq, &cp, step, h, cs, &rout);
+        else if (c.task == TASK_CLASSIFY)
+            loss = classify_loss(ctx, &m.seq, data_rng, B, T, NULL);
+        else
+            loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
         if (!loss || sg_backward(ctx, loss, NULL))
             FAIL("training step");
         if (c.clip > 0 && sg_clip_grad_norm(&params, c.clip) < 0)
             FAIL("clipping");
         if (sg_optim_step(opt))
             FAIL("optimizer step");
+        if (c.task == TASK_TEXT && text_carry(ctx, h, cs, &rout))
+            FAIL("carrying the state");
         curve[step] = sg_get_flat(loss, 0);
         sg_ctx_reset(ctx);
         int64_t ran = step + 1 - start;
-        double el = now() - t0, rate = (double)ran / (el > 0 ? el : 1e-9);
+        double el = now() - t0 - eval_time, rate = (double)ran / (el > 0 ? el : 1e-9);
         if (tty && (el - last_print > 0.1 || step + 1 == c.steps)) {
             last_print = el;
             printf("\rstep %lld/%lld  loss %.5f  %.0f steps/s  %.1fs left   ",
@@ -630,32 +936,55 @@ int main(int argc, char **argv) {
             printf("step %lld/%lld loss %.5f steps/s %.0f\n", (long long)(step + 1),
                    (long long)c.steps, curve[step], rate);
         }
+        if (c.eval_every && (step + 1) % c.eval_every == 0) {
+            /* held-out bits per byte at this step, and the training time so far (the
+             * evaluations' own time left out) */
+            double e0 = now(), e = text_eval(ctx, &m.seq, &cp);
+            if (isnan(e))
+                FAIL("evaluation");
+            eval_time += now() - e0;
+            printf("%seval step %lld eval_loss %.6f bpc %.4f seconds %.2f\n", tty ? "\n" : "",
+                   (long long)(step + 1), e, e / log(2.0), el);
+        }
         if (c.save && c.save_every && (step + 1) % c.save_every == 0 && step + 1 < c.steps &&
-            sg_checkpoint_save(ctx, c.save, &params, opt, step + 1, &data_rng))
+            save_at(ctx, &c, &cp, &ckpt, opt, step + 1, data_rng, meta, position))
             FAIL("saving");
     }
     if (tty)
         printf("\n");
-    double seconds = now() - t0;
-    if (c.save && sg_checkpoint_save(ctx, c.save, &params, opt, c.steps, &data_rng))
+    double seconds = now() - t0 - eval_time;
+    if (c.save && save_at(ctx, &c, &cp, &ckpt, opt, c.steps, data_rng, meta, position))
         FAIL("saving");
 
-    /* Held-out evaluation on fresh data from a generator the training never touched. */
+    /* Held-out evaluation: text on its held-out bytes; the others on fresh data from a
+     * generator the training never touched. */
     sg_rng eval_rng;
     sg_rng_seed(&eval_rng, c.seed + UINT64_C(1000003));
     enum { EVAL_BATCHES = 16 };
-    double eval = 0, base = 0;
+    double eval = 0, base = 0, accuracy = 0, majority = 0;
     double preds[64], targets[64];
     int64_t np = 0;
     sg_ctx_set_grad_enabled(ctx, false);
-    for (int e = 0; e < EVAL_BATCHES; e++) {
-        make_batch(&c, &eval_rng, x, y, labels, B);
-        sg_tensor *pred;
-        sg_tensor *loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
+    sg_ctx_set_training(ctx, false);
+    if (c.task == TASK_TEXT) {
+        eval = text_eval(ctx, &m.seq, &cp);
+        base = corpus_baseline(&cp);
+        if (isnan(eval))
+            FAIL("evaluation");
+    }
+    int64_t counts[2] = {0, 0}; /* classify: right answers, label 0 */
+    for (int e = 0; !(c.task == TASK_TEXT) && e < EVAL_BATCHES; e++) {
+        sg_tensor *pred, *loss;
+        if (c.task == TASK_CLASSIFY) {
+            loss = classify_loss(ctx, &m.seq, &eval_rng, B, T, counts);
+        } else {
+            make_batch(&c, &eval_rng, x, y, labels, B);
+            loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
+        }
         if (!loss)
             FAIL("evaluation");
         eval += sg_get_flat(loss, 0) / EVAL_BATCHES;
-        for (int64_t b = 0; b < B; b++) {
+        for (int64_t b = 0; !seq && b < B; b++) {
             if (c.task == TASK_SINE)
                 base += y[b] * y[b] / (double)(B * EVAL_BATCHES); /* answer 0 */
             else if (c.task == TASK_ADDING)
@@ -669,20 +998,40 @@ int main(int argc, char **argv) {
     }
     if (c.task == TASK_RECALL)
         base = log((double)RECALL_K);
-    printf("held-out loss %.6f vs baseline %.6f (%.1fx better)\n", eval, base, base / eval);
+    if (c.task == TASK_CLASSIFY) { /* the labels' entropy: the loss of always answering the prior */
+        double n = (double)(B * EVAL_BATCHES), p0 = (double)counts[1] / n, p1 = 1 - p0;
+        base = -(p0 > 0 ? p0 * log(p0) : 0) - (p1 > 0 ? p1 * log(p1) : 0);
+        accuracy = (double)counts[0] / n;
+        majority = p0 > p1 ? p0 : p1;
+    }
+    if (eval <= base)
+        printf("held-out loss %.6f vs baseline %.6f (%.1fx better)\n", eval, base, base / eval);
+    else
+        printf("held-out loss %.6f vs baseline %.6f (%.2fx worse)\n", eval, base, eval / base);
+    if (c.task == TASK_TEXT)
+        printf("held-out bits per byte %.4f vs baseline %.4f\n", eval / log(2.0), base / log(2.0));
+    if (c.task == TASK_CLASSIFY)
+        printf("held-out accuracy %.4f vs majority class %.4f\n", accuracy, majority);
 
     /* Loss curve (CSV + SVG) and, for sine, predictions against targets. Each file is
-     * written even when another failed; any failure (reported by the writer) is exit 1. */
+     * written even when another failed; any failure (reported by the writer) is exit 1. A
+     * resumed run appends to the CSV of the run it continues (read_loss_csv). */
     char path[4096];
     int failed = 0;
     snprintf(path, sizeof path, "%s/loss_%s.csv", c.out_dir, task_names[c.task]);
-    if (write_loss_csv(path, curve + start, start, c.steps - start) == 0)
+    int64_t first = start > 0 && read_loss_csv(path, curve, start) ? 0 : start;
+    if (write_loss_csv(path, curve + first, first, c.steps - first) == 0)
         printf("wrote %s\n", path);
     else
         failed = 1;
+    /* text: the plot in bits per character */
+    double unit = c.task == TASK_TEXT ? log(2.0) : 1.0;
+    for (int64_t i = first; i < c.steps; i++)
+        plot[i] = curve[i] / unit;
     snprintf(path, sizeof path, "%s/loss_%s.svg", c.out_dir, task_names[c.task]);
-    if (c.steps > start) {
-        if (write_loss_plot(path, curve + start, start, c.steps - start, base, "loss") == 0)
+    if (c.steps > first) {
+        if (write_loss_plot(path, plot + first, first, c.steps - first, base / unit,
+                            c.task == TASK_TEXT ? "bits per character" : "loss") == 0)
             printf("wrote %s\n", path);
         else
             failed = 1;
@@ -696,9 +1045,34 @@ int main(int argc, char **argv) {
     }
     if (failed)
         goto done;
-    printf("result: task=%s impl=%s eval_loss=%.6g baseline=%.6g steps=%lld seconds=%.2f\n",
-           task_names[c.task], c.impl == SG_LSTM_FUSED ? "fused" : "gates", eval, base,
-           (long long)c.steps, seconds);
+    if (c.task == TASK_TEXT) { /* what the model writes: as generate does with this seed */
+        enum { SAMPLE = 200 };
+        sg_rng srng;
+        sg_rng_seed(&srng, c.seed);
+        sg_sample_opts so = sg_sample_defaults();
+        so.temperature = c.temperature;
+        int64_t prime = seqmodel_default_prime(cp.vocab, cp.nvocab);
+        sample = malloc(SAMPLE * sizeof *sample);
+        if (!sample || seqmodel_sample(ctx, &m.seq, &prime, 1, SAMPLE, &so, &srng, sample))
+            FAIL("sampling");
+        printf("sample (%d characters, temperature %g):\n", SAMPLE, c.temperature);
+        for (int i = 0; i < SAMPLE; i++)
+            putchar(cp.vocab[sample[i]]);
+        printf("\n");
+    }
+    if (c.task == TASK_TEXT)
+        printf("result: task=text cell=%s impl=%s eval_loss=%.6g baseline=%.6g bpc=%.4f "
+               "steps=%lld seconds=%.2f\n",
+               seqmodel_cell_names[c.cell], impl_name, eval, base, eval / log(2.0),
+               (long long)c.steps, seconds);
+    else if (c.task == TASK_CLASSIFY)
+        printf("result: task=classify cell=%s impl=%s eval_loss=%.6g baseline=%.6g "
+               "accuracy=%.4f majority=%.4f steps=%lld seconds=%.2f\n",
+               seqmodel_cell_names[c.cell], impl_name, eval, base, accuracy, majority,
+               (long long)c.steps, seconds);
+    else
+        printf("result: task=%s impl=%s eval_loss=%.6g baseline=%.6g steps=%lld seconds=%.2f\n",
+               task_names[c.task], impl_names[c.impl], eval, base, (long long)c.steps, seconds);
     /* stdout is an output too: a full disk under it loses the results. */
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -712,11 +1086,19 @@ done:
     free(y);
     free(labels);
     free(curve);
+    free(plot);
+    free(sample);
     sg_optim_free(opt);
     sg_params_clear(&params);
+    sg_params_clear(&ckpt);
+    sg_tensor_free(h);
+    sg_tensor_free(cs);
     sg_lstm_free(m.lstm);
     sg_dense_free(m.head);
+    seqmodel_free(&m.seq);
     sg_store_free(store);
+    sg_st_free(saved);
+    corpus_free(&cp);
     sg_ctx_free(ctx);
     return rc;
 }

@@ -113,8 +113,18 @@ static bool known_kind(const char *k) {
 
 /* ---- save ---------------------------------------------------------------------------- */
 
+/* The metadata keys a checkpoint writes itself: a caller's own keys may not take them. */
+static const char *const reserved_keys[] = {"format",          "step", "optimizer",
+                                            "optimizer_steps", "rng",  CRC_KEY};
+
 int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *params,
                        const sg_optim *opt, int64_t step, const sg_rng *rng) {
+    return sg_checkpoint_save_ex(ctx, path, params, opt, step, rng, NULL);
+}
+
+int sg_checkpoint_save_ex(sg_ctx *ctx, const char *path, const sg_param_list *params,
+                          const sg_optim *opt, int64_t step, const sg_rng *rng,
+                          const char *const *user_meta) {
     static const char fn[] = "sg_checkpoint_save";
     if (!ctx)
         return -1;
@@ -142,7 +152,21 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
         sg__io_error(ctx, fn, path, "rng: %s", why);
         return -1;
     }
+    int nuser = 0;
+    for (; user_meta && user_meta[nuser]; nuser += 2) {
+        if (!user_meta[nuser + 1]) {
+            sg__io_error(ctx, fn, path, "metadata key %s has no value", SG_IO_QN(user_meta[nuser]));
+            return -1;
+        }
+        for (size_t r = 0; r < sizeof reserved_keys / sizeof *reserved_keys; r++)
+            if (!strcmp(user_meta[nuser], reserved_keys[r])) {
+                sg__io_error(ctx, fn, path, "metadata key %s is the checkpoint's own",
+                             SG_IO_QN(user_meta[nuser]));
+                return -1;
+            }
+    }
     sg_param_list state = {.ctx = ctx}, all = {0};
+    const char **meta = NULL;
     int rc = -1;
     bool clean = !sg_ctx_error(ctx);
     if (opt && sg_optim_state(opt, &state) != 0) {
@@ -163,7 +187,11 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
 
     char step_s[24], osteps_s[24], rng_s[128];
     snprintf(step_s, sizeof step_s, "%lld", (long long)step);
-    const char *meta[12];
+    meta = sg_calloc((size_t)nuser + 13, sizeof *meta);
+    if (!meta) {
+        sg__io_error(ctx, fn, path, "out of memory");
+        goto out;
+    }
     int k = 0;
     meta[k++] = "format";
     meta[k++] = CKPT_FORMAT;
@@ -181,9 +209,12 @@ int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *param
         meta[k++] = "rng";
         meta[k++] = rng_s;
     }
+    for (int i = 0; i < nuser; i++)
+        meta[k++] = user_meta[i];
     meta[k] = NULL;
     rc = sg__st_save(ctx, fn, path, &all, meta, CRC_KEY);
 out:
+    sg_free(meta);
     sg_free(all.items);
     sg_params_clear(&state);
     return rc;
@@ -270,6 +301,31 @@ static bool ends_with(const char *s, const char *suffix) {
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* Is f a seqgrad checkpoint? 0, or -1 with an error. */
+static int check_format(sg_ctx *ctx, const char *fn, const char *path, const sg_st_file *f) {
+    const char *format = sg_st_meta(f, "format");
+    if (format && !strcmp(format, CKPT_FORMAT))
+        return 0;
+    if (format)
+        sg__io_error(ctx, fn, path, "not a seqgrad checkpoint (format %s, expected '%s')",
+                     SG_IO_QN(format), CKPT_FORMAT);
+    else
+        sg__io_error(ctx, fn, path, "not a seqgrad checkpoint (no 'format' metadata)");
+    return -1;
+}
+
+sg_st_file *sg_checkpoint_meta(sg_ctx *ctx, const char *path) {
+    static const char fn[] = "sg_checkpoint_meta";
+    if (!ctx)
+        return NULL;
+    sg_st_file *f = sg__st_load(ctx, fn, path);
+    if (f && check_format(ctx, fn, path, f)) {
+        sg_st_free(f);
+        return NULL;
+    }
+    return f;
+}
+
 int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
                        int64_t *step, sg_rng *rng) {
     static const char fn[] = "sg_checkpoint_load";
@@ -291,15 +347,8 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
 
     /* What kind of file, and what it was saved with: every metadata value is checked,
      * whether or not the caller asked for it. */
-    const char *format = sg_st_meta(f, "format");
-    if (!format || strcmp(format, CKPT_FORMAT)) {
-        if (format)
-            sg__io_error(ctx, fn, path, "not a seqgrad checkpoint (format %s, expected '%s')",
-                         SG_IO_QN(format), CKPT_FORMAT);
-        else
-            sg__io_error(ctx, fn, path, "not a seqgrad checkpoint (no 'format' metadata)");
+    if (check_format(ctx, fn, path, f))
         goto out;
-    }
     const char *okind = sg_st_meta(f, "optimizer");
     if (!okind) {
         sg__io_error(ctx, fn, path, "metadata 'optimizer' is missing");

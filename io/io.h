@@ -121,6 +121,27 @@ int sg_safetensors_save(sg_ctx *ctx, const char *path, const sg_param_list *tens
 int sg_checkpoint_save(sg_ctx *ctx, const char *path, const sg_param_list *params,
                        const sg_optim *opt, int64_t step, const sg_rng *rng);
 
+/* sg_checkpoint_save with the caller's own metadata as well: `user_meta` is NULL or a
+ * NULL-terminated array of key, value, key, value, ..., NULL strings (valid UTF-8; values
+ * may hold any text: encode bytes, e.g. in hex, when they are not text), written beside the
+ * checkpoint's own keys and read back with sg_checkpoint_meta / sg_st_meta. A key the
+ * checkpoint writes itself (format, step, optimizer, optimizer_steps, rng, crc32) is an
+ * error "metadata key 'step' is the checkpoint's own", as is a key without a value or a
+ * duplicate key; sg_checkpoint_load ignores the caller's keys. Errors and atomicity as
+ * sg_checkpoint_save (whose messages name sg_checkpoint_save). */
+int sg_checkpoint_save_ex(sg_ctx *ctx, const char *path, const sg_param_list *params,
+                          const sg_optim *opt, int64_t step, const sg_rng *rng,
+                          const char *const *user_meta);
+
+/* A checkpoint's metadata, to read before building the model it holds (the options saved
+ * with sg_checkpoint_save_ex): the file is read and parsed as sg_safetensors_load does
+ * (tensors included) and must be a seqgrad checkpoint. Returns a new sg_st_file (read its
+ * metadata with sg_st_meta, free with sg_st_free), or NULL with an error
+ * "sg_checkpoint_meta: <path>: <problem>" (any sg_safetensors_load problem, or "not a
+ * seqgrad checkpoint (...)"). Nothing else is validated here: sg_checkpoint_load does
+ * that. ctx NULL: NULL. */
+sg_st_file *sg_checkpoint_meta(sg_ctx *ctx, const char *path);
+
 /* Load a checkpoint into EXISTING tensors (values are copied; nothing is allocated that
  * outlives the call): the tensors of `params`, the state tensors of `opt`, its step count,
  * *step and *rng. opt, step and rng may each be NULL to skip that part (the file's

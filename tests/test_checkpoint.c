@@ -1133,6 +1133,67 @@ START_TEST(test_default_names_all_saved) {
 }
 END_TEST
 
+/* ck_error with a printf-style message. */
+#define ck_error_f(...)                                                                            \
+    do {                                                                                           \
+        char want_[1024];                                                                          \
+        snprintf(want_, sizeof want_, __VA_ARGS__);                                                \
+        ck_error(want_);                                                                           \
+    } while (0)
+
+/* The caller's own metadata: written beside the checkpoint's keys (any text, here a value
+ * with quotes, a newline and non-ASCII), read back by sg_checkpoint_meta before any model
+ * exists, ignored by sg_checkpoint_load; the checkpoint's own keys, a key without a value
+ * and a duplicate are refused; sg_checkpoint_meta refuses a file that is not a checkpoint. */
+START_TEST(test_user_meta) {
+    make_tmpdir("sg_ckpt");
+    const char *path = tmp_path("user.safetensors"), *plain = tmp_path("plain.safetensors");
+    model m;
+    model_new(&m, SG_F32, 1.0, 0.9);
+    model_step(&m, 1);
+    const char *meta[] = {"train.task", "text", "train.note", "a \"quoted\"\nline \xc3\xa9", NULL};
+    ck_assert_int_eq(sg_checkpoint_save_ex(ctx, path, &m.params, m.opt, 1, NULL, meta), 0);
+    sg_st_file *f = sg_checkpoint_meta(ctx, path);
+    ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+    ck_assert_str_eq(sg_st_meta(f, "train.task"), "text");
+    ck_assert_str_eq(sg_st_meta(f, "train.note"), "a \"quoted\"\nline \xc3\xa9");
+    ck_assert_str_eq(sg_st_meta(f, "step"), "1");
+    ck_assert_str_eq(sg_st_meta(f, "optimizer"), "sgd");
+    ck_assert_int_eq(sg_st_count(f), 4);
+    sg_st_free(f);
+    ck_assert_int_eq(sg_checkpoint_load(ctx, path, &m.params, m.opt, NULL, NULL), 0);
+    ck_no_error();
+
+    const char *reserved[] = {"step", "5", NULL};
+    ck_assert_int_eq(sg_checkpoint_save_ex(ctx, path, &m.params, m.opt, 1, NULL, reserved), -1);
+    ck_error_f("sg_checkpoint_save: %s: metadata key 'step' is the checkpoint's own", path);
+    const char *crc[] = {"crc32", "0", NULL};
+    ck_assert_int_eq(sg_checkpoint_save_ex(ctx, path, &m.params, m.opt, 1, NULL, crc), -1);
+    ck_error_f("sg_checkpoint_save: %s: metadata key 'crc32' is the checkpoint's own", path);
+    const char *lone[] = {"train.task", NULL};
+    ck_assert_int_eq(sg_checkpoint_save_ex(ctx, path, &m.params, m.opt, 1, NULL, lone), -1);
+    ck_error_f("sg_checkpoint_save: %s: metadata key 'train.task' has no value", path);
+    const char *dup[] = {"k", "1", "k", "2", NULL};
+    ck_assert_int_eq(sg_checkpoint_save_ex(ctx, path, &m.params, m.opt, 1, NULL, dup), -1);
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "duplicate"));
+    sg_ctx_clear_error(ctx);
+    /* the refused saves left the first file as it was */
+    f = sg_checkpoint_meta(ctx, path);
+    ck_assert_str_eq(sg_st_meta(f, "train.task"), "text");
+    sg_st_free(f);
+
+    ck_assert_int_eq(sg_safetensors_save(ctx, plain, &m.params, NULL), 0);
+    ck_assert_ptr_null(sg_checkpoint_meta(ctx, plain));
+    ck_error_f("sg_checkpoint_meta: %s: not a seqgrad checkpoint (no 'format' metadata)", plain);
+    ck_assert_ptr_null(sg_checkpoint_meta(ctx, tmp_path("missing")));
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "sg_checkpoint_meta: "));
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_checkpoint_meta(NULL, path));
+    model_free(&m);
+    remove_tmpdir();
+}
+END_TEST
+
 int main(void) {
     const ck_tcase tcases[] = {
         {"checkpoint",
@@ -1152,7 +1213,8 @@ int main(void) {
           {test_load_oom, 1},
           {test_long_names, 1},
           {test_messages, 1},
-          {test_default_names_all_saved, 1}}},
+          {test_default_names_all_saved, 1},
+          {test_user_meta, 1}}},
     };
     return CK_RUN("checkpoint", tcases, setup, teardown);
 }

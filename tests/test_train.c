@@ -346,6 +346,15 @@ START_TEST(test_help) {
                                        "--out DIR",
                                        "--log-every N",
                                        "--threads N",
+                                       "--cell lstm|gru|rnn",
+                                       "--layers N",
+                                       "--embed N",
+                                       "--dropout X",
+                                       "--recurrent-dropout X",
+                                       "--text PATH",
+                                       "--temperature X",
+                                       "--eval-every N",
+                                       "--bidirectional",
                                        "--help"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         ck_assert_msg(strstr(out_text, opts[i]), "--help does not mention %s", opts[i]);
@@ -361,27 +370,44 @@ END_TEST
 START_TEST(test_bad_options) {
     const char *out = tp("out");
     static const struct {
-        const char *args[4], *message;
+        const char *args[6], *message;
     } bad[] = {
         {{"--bogus"}, "train: unknown option or missing value: --bogus\n"},
         {{"--steps"}, "train: unknown option or missing value: --steps\n"},
-        {{"--impl", "foo"}, "train: bad value 'foo' for --impl\n"},
-        {{"--steps", "-1"}, "train: bad value '-1' for --steps\n"},
-        {{"--lr", "abc"}, "train: bad value 'abc' for --lr\n"},
-        {{"--lr", "0.1x"}, "train: bad value '0.1x' for --lr\n"},
-        {{"--task", "xyz"}, "train: bad value 'xyz' for --task\n"},
-        {{"--hidden", "0"}, "train: bad value '0' for --hidden\n"},
-        {{"--optimizer", "rmsprop"}, "train: bad value 'rmsprop' for --optimizer\n"},
-        {{"--dtype", "f16"}, "train: bad value 'f16' for --dtype\n"},
-        {{"--log-every", "0"}, "train: bad value '0' for --log-every\n"},
+        {{"--impl", "foo"}, "train: bad value 'foo' for --impl (allowed: fused or gates)\n"},
+        {{"--steps", "-1"}, "train: bad value '-1' for --steps (allowed: an integer in 0..2^40)\n"},
+        {{"--lr", "abc"}, "train: bad value 'abc' for --lr (allowed: a number > 0 and <= 1000)\n"},
+        {{"--lr", "0.1x"},
+         "train: bad value '0.1x' for --lr (allowed: a number > 0 and <= 1000)\n"},
+        /* a value given is used or refused: 0 is not a learning rate (Adam took it for its
+         * default 0.001) */
+        {{"--lr", "0"}, "train: bad value '0' for --lr (allowed: a number > 0 and <= 1000)\n"},
+        {{"--task", "xyz"},
+         "train: bad value 'xyz' for --task (allowed: sine, adding, recall, text or classify)\n"},
+        {{"--hidden", "0"}, "train: bad value '0' for --hidden (allowed: an integer in 1..4096)\n"},
+        {{"--optimizer", "rmsprop"},
+         "train: bad value 'rmsprop' for --optimizer (allowed: sgd or adam)\n"},
+        {{"--dtype", "f16"}, "train: bad value 'f16' for --dtype (allowed: f32 or f64)\n"},
+        {{"--log-every", "0"}, "train: bad value '0' for --log-every (allowed: an integer >= 1)\n"},
+        {{"--task", "text", "--dropout", "1"},
+         "train: bad value '1' for --dropout (allowed: a number in [0, 1))\n"},
+        {{"--cell", "gru"}, "train: --cell does not apply to --task sine\n"},
+        {{"--task", "text", "--bidirectional"},
+         "train: --bidirectional does not apply to --task text\n"},
+        {{"--task", "classify", "--text", "x"},
+         "train: --text does not apply to --task classify\n"},
+        {{"--task", "classify", "--seq-len", "4"},
+         "train: the classify task needs --seq-len of at least 5\n"},
+        {{"--task", "text", "--cell", "gru", "--impl", "gates"},
+         "train: --impl applies to --cell lstm only (--cell gru given)\n"},
         {{"extra"}, "train: unexpected argument 'extra'\n"},
         {{"--save-every", "10"}, "train: --save-every needs --save PATH\n"},
         {{"--task", "adding", "--seq-len", "1"},
          "train: the adding task needs --seq-len of at least 2\n"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        const char *args[8] = {"--out", out};
-        for (int j = 0; j < 4 && bad[i].args[j]; j++)
+        const char *args[10] = {"--out", out};
+        for (int j = 0; j < 6 && bad[i].args[j]; j++)
             args[2 + j] = bad[i].args[j];
         ck_assert_msg(run(args) == 2, "case %zu (%s): exit status not 2", i, bad[i].args[0]);
         ck_assert_str_eq(out_text, "");
@@ -399,7 +425,7 @@ START_TEST(test_run_errors) {
     ck_assert_int_eq(run(a1), 1);
     char msg[512];
     snprintf(msg, sizeof msg,
-             "train: resuming: sg_checkpoint_load: %s: cannot open: No such file or directory\n",
+             "train: resuming: sg_checkpoint_meta: %s: cannot open: No such file or directory\n",
              missing);
     ck_err(msg);
 
@@ -410,9 +436,31 @@ START_TEST(test_run_errors) {
     const char *a3[] = {"--hidden", "5", "--steps", "6", "--resume", ck, "--out", tmpdir, NULL};
     ck_assert_int_eq(run(a3), 1);
     snprintf(msg, sizeof msg,
+             "train: --hidden 5 conflicts with %s, which was saved with --hidden 4\n", ck);
+    ck_err(msg);
+    /* A checkpoint without the options (written before they were stored): the loader
+     * compares the shapes. */
+    sg_st_file *f0 = load(ck);
+    sg_param_list bare = {0};
+    for (int i = 0; i < sg_st_count(f0); i++)
+        ck_assert_int_eq(sg_params_add(&bare, sg_st_name(f0, i), sg_st_tensor(f0, i)), 0);
+    const char *keep[] = {"format", "step", "optimizer", "optimizer_steps", "rng"};
+    const char *kv[12];
+    for (int i = 0; i < 5; i++) {
+        kv[2 * i] = keep[i];
+        kv[2 * i + 1] = sg_st_meta(f0, keep[i]);
+    }
+    kv[10] = NULL;
+    ck_assert_int_eq(sg_safetensors_save(ctx, tp("bare.st"), &bare, kv), 0);
+    sg_params_clear(&bare);
+    sg_st_free(f0);
+    const char *a3b[] = {"--hidden",    "5",     "--steps", "6", "--resume",
+                         tp("bare.st"), "--out", tmpdir,    NULL};
+    ck_assert_int_eq(run(a3b), 1);
+    snprintf(msg, sizeof msg,
              "train: resuming: sg_checkpoint_load: %s: tensor 'lstm.kernel' has shape (1, 16), "
              "expected (1, 20)\n",
-             ck);
+             tp("bare.st"));
     ck_err(msg);
     ck_assert_ptr_null(strstr(out_text, "step "));
 
@@ -751,15 +799,354 @@ START_TEST(test_output_write_errors) {
 }
 END_TEST
 
-int main(void) {
-    find_program("SG_TRAIN", "train");
-    if (access(exe, X_OK) != 0) {
-        fprintf(stderr,
-                "test_train: %s is not an executable (build examples/train, or set "
-                "SG_TRAIN)\n",
-                exe);
-        return EXIT_FAILURE;
+/* ---- text, generate, classify --------------------------------------------------------- */
+
+static char gen_exe[PATH_MAX + 64];
+
+/* Run examples/generate instead of train. */
+static int run_generate(const char *const *args) {
+    char keep[sizeof exe];
+    memcpy(keep, exe, sizeof exe);
+    memcpy(exe, gen_exe, sizeof exe);
+    int rc = run(args);
+    memcpy(exe, keep, sizeof exe);
+    return rc;
+}
+
+/* A small text of n bytes: words from a fixed list in a fixed pseudo-random order. */
+static void make_text(const char *path, int n) {
+    static const char *const words[] = {"the ",  "quick ", "brown ", "fox ",  "jumps ",  "over ",
+                                        "lazy ", "dog. ",  "A ",     "cat\n", "sleeps ", "in, "};
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    unsigned x = 12345;
+    for (int k = 0; k < n;) {
+        x = x * 1103515245u + 12345u;
+        const char *w = words[(x >> 16) % 12];
+        for (; *w && k < n; w++, k++)
+            fputc(*w, f);
     }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The last line of stdout, into line. */
+static void last_line(char *line, size_t n) {
+    size_t len = strlen(out_text);
+    ck_assert_msg(len > 0 && out_text[len - 1] == '\n', "stdout: %.1000s", out_text);
+    const char *start = out_text + len - 1;
+    while (start > out_text && start[-1] != '\n')
+        start--;
+    ck_assert_uint_lt((size_t)(out_text + len - 1 - start), n);
+    memcpy(line, start, (size_t)(out_text + len - 1 - start));
+    line[out_text + len - 1 - start] = 0;
+}
+
+/* The text task's result line: its held-out loss, baseline and bits per byte (bpc =
+ * eval_loss / ln 2, to the 4 digits printed). */
+static void parse_text_result(double *eval, double *base, double *bpc) {
+    char line[512], cell[16], impl[16];
+    last_line(line, sizeof line);
+    long long steps;
+    double sec;
+    int used = -1;
+    int got = sscanf(line,
+                     "result: task=text cell=%15[a-z] impl=%15[a-z] eval_loss=%lf baseline=%lf "
+                     "bpc=%lf steps=%lld seconds=%lf%n",
+                     cell, impl, eval, base, bpc, &steps, &sec, &used);
+    ck_assert_msg(got == 7 && used == (int)strlen(line), "bad result line: '%s'", line);
+    ck_assert_double_eq_tol(*bpc, *eval / log(2.0), 1e-4);
+}
+
+/* The options of the small text runs: 800 bytes make 4 streams of 179 bytes, 22 steps of 8
+ * per epoch, so 30 steps wrap around once (the state reset); two layers with dropout, so
+ * the dropout masks' generator must resume too. */
+#define TEXT_OPTS(t)                                                                               \
+    "--task", "text", "--text", (t), "--hidden", "8", "--embed", "4", "--batch", "4", "--seq-len", \
+        "8", "--layers", "2", "--dropout", "0.1", "--recurrent-dropout", "0.1", "--log-every",     \
+        "1000"
+
+/* Training 30 steps at once and 11 + 19 through a checkpoint gives the same bytes: the
+ * checkpoint, the held-out loss, and the loss CSV, which the resumed run appends to. The
+ * resumed run is given no option of the model or the data: the checkpoint has them. */
+START_TEST(test_text_resume) {
+    /* copies: tp's buffers are reused after 16 calls */
+    char text[256], a[256], b[256];
+    snprintf(text, sizeof text, "%s", tp("t.txt"));
+    snprintf(a, sizeof a, "%s", tp("a.st"));
+    snprintf(b, sizeof b, "%s", tp("b.st"));
+    make_text(text, 800);
+    const char *ra[] = {TEXT_OPTS(text), "--steps", "30", "--save", a, "--out", tp("A"), NULL};
+    ck_assert_msg(run(ra) == 0, "%.1000s", err_text);
+    ck_err("");
+    double ea, ba, pa, eb, bb, pb;
+    parse_text_result(&ea, &ba, &pa);
+    ck_assert(ea > 0 && ba > 0);
+    ck_assert_ptr_nonnull(strstr(out_text, "streams=4 x 179 (22 steps per epoch)\n"));
+    const char *rb1[] = {TEXT_OPTS(text), "--steps", "11", "--save", b, "--out", tp("B"), NULL};
+    ck_assert_msg(run(rb1) == 0, "%.1000s", err_text);
+    const char *rb2[] = {"--resume", b, "--steps", "30", "--save", b, "--out", tp("B"), NULL};
+    ck_assert_msg(run(rb2) == 0, "%.1000s", err_text);
+    ck_err("");
+    parse_text_result(&eb, &bb, &pb);
+    ck_assert_double_eq(ea, eb);
+    ck_assert_double_eq(ba, bb);
+
+    static char csv_a[1 << 15], csv_b[1 << 15];
+    slurp(tp("A/loss_text.csv"), csv_a, sizeof csv_a);
+    slurp(tp("B/loss_text.csv"), csv_b, sizeof csv_b);
+    ck_assert_str_eq(skip_lines(csv_a, 31), ""); /* the header and 30 rows */
+    ck_assert_str_eq(csv_a, csv_b);
+    static char svg[1 << 16];
+    slurp(tp("B/loss_text.svg"), svg, sizeof svg);
+    ck_assert_ptr_nonnull(strstr(svg, ">step (0 .. 30)<")); /* the whole run, resumed or not */
+    ck_assert_ptr_nonnull(strstr(svg, ">bits per character<"));
+    ck_assert_ptr_nonnull(strstr(svg, ">30<"));
+    static char bytes_a[1 << 16], bytes_b[1 << 16];
+    size_t la = slurp_bin(a, bytes_a, sizeof bytes_a), lb = slurp_bin(b, bytes_b, sizeof bytes_b);
+    ck_assert_uint_gt(la, 8);
+    ck_assert_uint_lt(la, sizeof bytes_a);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_int_eq(memcmp(bytes_a, bytes_b, la), 0);
+
+    /* what the checkpoint carries */
+    sg_st_file *f = load(b);
+    ck_assert_str_eq(sg_st_meta(f, "train.task"), "text");
+    ck_assert_str_eq(sg_st_meta(f, "train.hidden"), "8");
+    ck_assert_str_eq(sg_st_meta(f, "train.dropout"), "0.10000000000000001");
+    ck_assert_str_eq(sg_st_meta(f, "train.text-bytes"), "800");
+    ck_assert_str_eq(sg_st_meta(f, "train.text-position"), "8"); /* 30 = 22 + 8 */
+    ck_assert_str_eq(sg_st_meta(f, "train.vocab"),
+                     "0a202c2e416162636465666768696a6b6c6d6e6f707172737475767778797a");
+    ck_assert(sg_st_has(f, "tbptt.h") && sg_st_has(f, "tbptt.c"));
+    sg_st_free(f);
+
+    /* a data position that does not fit the step */
+    FILE *bf = fopen(tp("bad.st"), "wb");
+    ck_assert_ptr_nonnull(bf);
+    ck_assert_uint_eq(fwrite(bytes_b, 1, lb, bf), lb);
+    ck_assert_int_eq(fclose(bf), 0);
+    set_meta(tp("bad.st"), "train.text-position", "3");
+    const char *p1[] = {"--resume", tp("bad.st"), "--steps", "40", "--out", tp("B"), NULL};
+    ck_assert_int_eq(run(p1), 1);
+    char pmsg[1024];
+    snprintf(pmsg, sizeof pmsg,
+             "train: %s: metadata train.text-position '3' is not step 30's place in an epoch of "
+             "22 steps (8)\n",
+             tp("bad.st"));
+    ck_err(pmsg);
+
+    /* an option that differs from the checkpoint's: refused, naming both */
+    const char *c1[] = {"--resume", b, "--steps", "40", "--hidden", "9", "--out", tp("B"), NULL};
+    ck_assert_int_eq(run(c1), 1);
+    char msg[2048];
+    snprintf(msg, sizeof msg,
+             "train: --hidden 9 conflicts with %s, which was saved with --hidden 8\n", b);
+    ck_err(msg);
+    const char *c2[] = {"--resume", b, "--steps", "40", "--cell", "gru", "--out", tp("B"), NULL};
+    ck_assert_int_eq(run(c2), 1);
+    snprintf(msg, sizeof msg,
+             "train: --cell gru conflicts with %s, which was saved with --cell lstm\n", b);
+    ck_err(msg);
+    /* --steps equal to the checkpoint's step: nothing to do, and nothing written */
+    const char *n1[] = {"--resume", b, "--steps", "30", "--out", tp("B"), NULL};
+    ck_assert_int_eq(run(n1), 0);
+    ck_err("");
+    snprintf(msg, sizeof msg,
+             "train: %s is at step 30 already, as --steps 30 asks: nothing to do\n", b);
+    ck_assert_str_eq(out_text, msg);
+    /* one given with the same value is fine; another text is not */
+    const char *other = tp("o.txt");
+    make_text(other, 900);
+    const char *c3[] = {"--resume", b,     "--steps", "40",    "--hidden", "8",
+                        "--text",   other, "--out",   tp("B"), NULL};
+    ck_assert_int_eq(run(c3), 1);
+    snprintf(msg, sizeof msg,
+             "train: --text %s conflicts with %s, which was saved with --text %s\n", other, b,
+             text);
+    ck_err(msg);
+    /* the same path with other contents */
+    make_text(text, 900);
+    const char *c4[] = {"--resume", b, "--steps", "40", "--out", tp("B"), NULL};
+    ck_assert_int_eq(run(c4), 1);
+    snprintf(msg, sizeof msg,
+             "train: --text %s (900 bytes, 31 distinct) is not the text %s was trained on (800 "
+             "bytes, 31 distinct)\n",
+             text, b);
+    ck_err(msg);
+}
+END_TEST
+
+/* generate: exactly the prime and N characters on stdout, the same for the same seed; its
+ * first 200 characters without a prime are train's sample; and its errors. */
+START_TEST(test_generate) {
+    const char *text = tp("t.txt"), *ck = tp("ck.st");
+    make_text(text, 800);
+    const char *tr[] = {TEXT_OPTS(text), "--steps", "5",     "--seed", "3",
+                        "--save",        ck,        "--out", tmpdir,   NULL};
+    ck_assert_msg(run(tr) == 0, "%.1000s", err_text);
+    const char *head = "sample (200 characters, temperature 0.8):\n";
+    const char *at = strstr(out_text, head);
+    ck_assert_ptr_nonnull(at);
+    char sample[201];
+    memcpy(sample, at + strlen(head), 200);
+    sample[200] = 0;
+    ck_assert_int_eq(at[strlen(head) + 200], '\n');
+
+    const char *g1[] = {ck, "--length", "200", "--seed", "3", NULL};
+    ck_assert_msg(run_generate(g1) == 0, "%.1000s", err_text);
+    ck_err("");
+    ck_assert_str_eq(out_text, sample);
+
+    const char *g2[] = {ck, "--length", "50", "--seed", "7", "--prime", "the ", NULL};
+    ck_assert_msg(run_generate(g2) == 0, "%.1000s", err_text);
+    char first[128];
+    ck_assert_uint_lt(strlen(out_text), sizeof first);
+    memcpy(first, out_text, strlen(out_text) + 1);
+    ck_assert_uint_eq(strlen(first), 54);
+    ck_assert(!strncmp(first, "the ", 4));
+    ck_assert_msg(run_generate(g2) == 0, "%.1000s", err_text);
+    ck_assert_str_eq(out_text, first);
+    const char *g3[] = {ck, "--length", "50", "--seed", "8", "--prime", "the ", NULL};
+    ck_assert_msg(run_generate(g3) == 0, "%.1000s", err_text);
+    ck_assert_str_ne(out_text, first);
+    /* greedy: the seed does not matter; top-k 1 is greedy too */
+    const char *g4[] = {ck, "--length", "30", "--seed", "1", "--temperature", "0", NULL};
+    const char *g5[] = {ck, "--length", "30", "--seed", "2", "--top-k", "1", NULL};
+    ck_assert_msg(run_generate(g4) == 0, "%.1000s", err_text);
+    ck_assert_uint_lt(strlen(out_text), sizeof first);
+    memcpy(first, out_text, strlen(out_text) + 1);
+    ck_assert_uint_eq(strlen(first), 30);
+    ck_assert_msg(run_generate(g5) == 0, "%.1000s", err_text);
+    ck_assert_str_eq(out_text, first);
+    const char *g6[] = {ck, "--length", "0", NULL};
+    ck_assert_msg(run_generate(g6) == 0, "%.1000s", err_text);
+    ck_assert_str_eq(out_text, "");
+
+    /* errors: exit 2 for the command line, 1 for the files; nothing on stdout */
+    const char *e1[] = {NULL};
+    ck_assert_int_eq(run_generate(e1), 2);
+    ck_assert(!strncmp(err_text, "generate: no checkpoint given\n", 30));
+    const char *e2[] = {ck, "--length", "-1", NULL};
+    ck_assert_int_eq(run_generate(e2), 2);
+    ck_err("generate: bad value '-1' for --length (allowed: an integer in 0..2^40)\n");
+    const char *e3[] = {ck, "--prime", "the~", NULL};
+    ck_assert_int_eq(run_generate(e3), 1);
+    ck_err("generate: --prime: byte 0x7e at 3 is not in the vocabulary\n");
+    ck_assert_str_eq(out_text, "");
+    const char *e4[] = {tp("missing.st"), NULL};
+    ck_assert_int_eq(run_generate(e4), 1);
+    char msg[1024];
+    snprintf(msg, sizeof msg,
+             "generate: sg_checkpoint_meta: %s: cannot open: No such file or directory\n",
+             tp("missing.st"));
+    ck_err(msg);
+    const char *toy[] = {"--hidden",   "4",     "--steps", "1", "--save",
+                         tp("toy.st"), "--out", tmpdir,    NULL};
+    ck_assert_msg(run(toy) == 0, "%.1000s", err_text);
+    const char *e5[] = {tp("toy.st"), NULL};
+    ck_assert_int_eq(run_generate(e5), 1);
+    snprintf(msg, sizeof msg, "generate: %s: metadata 'train.task' has a bad value 'sine'\n",
+             tp("toy.st"));
+    ck_err(msg);
+}
+END_TEST
+
+/* Texts train refuses, before any step: exit 1, one line naming the file. */
+START_TEST(test_text_refused) {
+    const char *empty = tp("empty.txt"), *same = tp("same.txt"), *shrt = tp("short.txt");
+    FILE *f = fopen(empty, "wb");
+    ck_assert_int_eq(fclose(f), 0);
+    f = fopen(same, "wb");
+    fputs("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", f);
+    ck_assert_int_eq(fclose(f), 0);
+    make_text(shrt, 500);
+    const struct {
+        const char *path, *msg;
+    } cases[] = {
+        {tp("missing.txt"), "train: --text %s: cannot open: No such file or directory\n"},
+        {empty, "train: --text %s: empty file\n"},
+        {same, "train: --text %s: every byte is 0x61: a single distinct byte leaves nothing to "
+               "predict\n"},
+        {shrt, "train: --text %s: 450 training bytes make 32 streams of 14 bytes, fewer than "
+               "--seq-len 64\n"},
+        {tmpdir, "train: --text %s: is a directory\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *args[] = {"--task", "text", "--text", cases[i].path, "--out", tp("out"), NULL};
+        ck_assert_msg(run(args) == 1, "case %zu: %.1000s", i, err_text);
+        char msg[1024];
+        snprintf(msg, sizeof msg, cases[i].msg, cases[i].path);
+        ck_err(msg);
+        ck_assert_ptr_null(strstr(out_text, "step "));
+    }
+}
+END_TEST
+
+/* classify: variable lengths and a label that needs the whole sequence; a short run beats
+ * the majority class; both directions work. */
+START_TEST(test_classify) {
+    const char *args[] = {"--task", "classify", "--hidden", "16",    "--embed", "4", "--steps",
+                          "150",    "--lr",     "0.02",     "--out", tmpdir,    NULL};
+    ck_assert_msg(run(args) == 0, "%.1000s", err_text);
+    ck_err("");
+    char line[512], cell[16], impl[16];
+    last_line(line, sizeof line);
+    double eval, base, acc, maj, sec;
+    long long steps;
+    int used = -1;
+    int got = sscanf(line,
+                     "result: task=classify cell=%15[a-z] impl=%15[a-z] eval_loss=%lf "
+                     "baseline=%lf accuracy=%lf majority=%lf steps=%lld seconds=%lf%n",
+                     cell, impl, &eval, &base, &acc, &maj, &steps, &sec, &used);
+    ck_assert_msg(got == 8 && used == (int)strlen(line), "bad result line: '%s'", line);
+    /* label 0 (ties included) is the larger class: about 0.56 for lengths 5 .. 40 */
+    ck_assert_msg(maj > 0.5 && maj < 0.65, "majority %g", maj);
+    ck_assert_msg(acc > maj + 0.15, "accuracy %g vs majority %g", acc, maj);
+    ck_assert_msg(eval < base, "eval %g vs baseline %g", eval, base);
+
+    const char *bi[] = {
+        "--task",  "classify", "--bidirectional", "--cell", "gru",   "--hidden", "4",
+        "--embed", "2",        "--steps",         "3",      "--out", tmpdir,     NULL};
+    ck_assert_msg(run(bi) == 0, "%.1000s", err_text);
+    ck_assert_ptr_nonnull(strstr(out_text, "result: task=classify cell=gru impl=none "));
+}
+END_TEST
+
+/* The held-out line says worse, with the ratio, when the model is worse than the
+ * baseline (an untrained model on the adding task answers about 0 against the baseline's 1). */
+START_TEST(test_worse_than_baseline) {
+    const char *args[] = {"--task", "adding", "--hidden", "4", "--steps",
+                          "0",      "--out",  tmpdir,     NULL};
+    ck_assert_msg(run(args) == 0, "%.1000s", err_text);
+    const char *at = strstr(out_text, "held-out loss ");
+    ck_assert_ptr_nonnull(at);
+    double eval, base, ratio;
+    int used = -1;
+    ck_assert_int_eq(sscanf(at, "held-out loss %lf vs baseline %lf (%lfx worse)\n%n", &eval, &base,
+                            &ratio, &used),
+                     3);
+    ck_assert(used > 0);
+    ck_assert(eval > base);
+    ck_assert_double_eq_tol(ratio, eval / base, 0.006);
+}
+END_TEST
+
+/* Find a program (find_program: into exe) and check it can run. */
+static bool have_program(const char *env_var, const char *name) {
+    find_program(env_var, name);
+    if (access(exe, X_OK) == 0)
+        return true;
+    fprintf(stderr, "test_train: %s is not an executable (build examples/%s, or set %s)\n", exe,
+            name, env_var);
+    return false;
+}
+
+int main(void) {
+    if (!have_program("SG_GENERATE", "generate"))
+        return EXIT_FAILURE;
+    memcpy(gen_exe, exe, sizeof exe);
+    if (!have_program("SG_TRAIN", "train"))
+        return EXIT_FAILURE;
     snprintf(root, sizeof root, "/tmp/sg_train_XXXXXX");
     if (!mkdtemp(root)) {
         perror("test_train: mkdtemp");
@@ -768,6 +1155,13 @@ int main(void) {
     const ck_tcase tcases[] = {
         {"learn", 300, {{test_learn, 6}, {test_baselines, 1}}},
         {"resume", 300, {{test_resume, 4}}},
+        {"text",
+         300,
+         {{test_text_resume, 1},
+          {test_generate, 1},
+          {test_text_refused, 1},
+          {test_classify, 1},
+          {test_worse_than_baseline, 1}}},
         {"cli",
          300,
          {{test_help, 1},
