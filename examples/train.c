@@ -76,6 +76,8 @@ static void usage(FILE *f) {
             "  --log-every N               progress line every N steps when not a terminal\n"
             "                              (default 100)\n"
             "  --threads N                 BLIS threads (default 1)\n"
+            "  --export-onnx PATH          write the trained model as ONNX (README: inputs and\n"
+            "                              outputs)\n"
             " text and classify:\n"
             "  --cell lstm|gru|rnn         recurrent cell (default lstm)\n"
             "  --layers N                  stacked layers (default: text 2, classify 1)\n"
@@ -120,6 +122,7 @@ enum {
     O_TEMP,
     O_EVAL_EVERY,
     O_BIDIR,
+    O_EXPORT,
     O_HELP,
     NOPTS
 };
@@ -165,6 +168,7 @@ static const struct {
     [O_TEMP] = {"temperature", 1, "a number in [0, 100]; 0 is greedy", 1u << TASK_TEXT, false},
     [O_EVAL_EVERY] = {"eval-every", 1, "an integer >= 1", 1u << TASK_TEXT, false},
     [O_BIDIR] = {"bidirectional", 0, "", 1u << TASK_CLASSIFY, true},
+    [O_EXPORT] = {"export-onnx", 1, "a path", ALL, false},
     [O_HELP] = {"help", 0, "", ALL, false},
 };
 
@@ -217,6 +221,7 @@ static int set_option(config *c, int o, const char *a) {
         bad = seqmodel_parse_f64(a, 0, 1, &c->recurrent_dropout) || c->recurrent_dropout >= 1;
         break;
     case O_TEXT: c->text = a; break;
+    case O_EXPORT: c->export_onnx = a; break;
     case O_TEMP: bad = seqmodel_parse_f64(a, 0, 100, &c->temperature); break;
     case O_EVAL_EVERY: bad = seqmodel_parse_i64(a, 1, INT64_MAX, &c->eval_every); break;
     case O_BIDIR:
@@ -573,18 +578,18 @@ static int check_resume_path(const char *path) {
     return file_option("--resume", path) < 0 ? -1 : 0;
 }
 
-/* --save: a regular file or nothing yet, in a directory where files can be created (the
- * checkpoint is written to a temporary file there and renamed over the path). */
-static int check_save_path(const char *path) {
+/* --save, --export-onnx: a regular file or nothing yet, in a directory where files can be
+ * created (the file is written to a temporary file there and renamed over the path). */
+static int check_output_path(const char *opt, const char *path) {
     size_t n = strlen(path);
-    int r = file_option("--save", path);
+    int r = file_option(opt, path);
     if (r < 0)
         return -1;
     if (r == 0 && errno != ENOENT) {
-        fprintf(stderr, "train: --save %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "train: %s %s: %s\n", opt, path, strerror(errno));
         return -1;
     } else if (r == 0 && path[n - 1] == '/') { /* missing, and named as a directory */
-        fprintf(stderr, "train: --save %s: names a directory (ends in '/')\n", path);
+        fprintf(stderr, "train: %s %s: names a directory (ends in '/')\n", opt, path);
         return -1;
     }
     char dir[PATH_MAX];
@@ -597,7 +602,7 @@ static int check_save_path(const char *path) {
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
     int err = probe_dir(dir);
     if (err) {
-        fprintf(stderr, "train: --save %s: cannot create files in %s: %s\n", path, dir,
+        fprintf(stderr, "train: %s %s: cannot create files in %s: %s\n", opt, path, dir,
                 strerror(err));
         return -1;
     }
@@ -631,7 +636,9 @@ static int check_out_dir(const char *dir) {
 static int check_paths(const config *c) {
     if (c->resume && check_resume_path(c->resume))
         return -1;
-    if (c->save && check_save_path(c->save))
+    if (c->save && check_output_path("--save", c->save))
+        return -1;
+    if (c->export_onnx && check_output_path("--export-onnx", c->export_onnx))
         return -1;
     if (c->text && file_option("--text", c->text) < 0)
         return -1;
@@ -1059,6 +1066,30 @@ int main(int argc, char **argv) {
         for (int i = 0; i < SAMPLE; i++)
             putchar(cp.vocab[sample[i]]);
         printf("\n");
+    }
+    /* The trained model as ONNX (README.md, "Exporting to ONNX"): text gives logits at
+     * every step and takes and returns the recurrent state (for generation one character at
+     * a time); classify reads lengths; the toy tasks' y is the Dense layer on the last h. */
+    if (c.export_onnx) {
+        sg_dense *head = seq ? m.seq.head : m.head;
+        const bool text = c.task == TASK_TEXT, lstm = c.cell == SG_CELL_LSTM;
+        sg_onnx_model om = {.embedding = seq ? m.seq.emb : NULL,
+                            .rnn = seq ? m.seq.rnn : NULL,
+                            .lstm = seq ? NULL : m.lstm,
+                            .dense = &head,
+                            .n_dense = 1,
+                            .head = text ? SG_ONNX_EVERY_STEP : SG_ONNX_FINAL_STATE,
+                            .lengths = c.task == TASK_CLASSIFY,
+                            .h0 = text,
+                            .c0 = text && lstm,
+                            .h_n = text,
+                            .c_n = text && lstm,
+                            .output_name = seq ? "logits" : "y"};
+        if (sg_onnx_export(ctx, c.export_onnx, &om))
+            FAIL("exporting to ONNX");
+        printf("wrote %s (ONNX; inputs: %s%s%s; outputs: %s%s)\n", c.export_onnx, seq ? "ids" : "x",
+               c.task == TASK_CLASSIFY ? ", lengths" : "", text ? (lstm ? ", h0, c0" : ", h0") : "",
+               seq ? "logits" : "y", text ? (lstm ? ", h_n, c_n" : ", h_n") : "");
     }
     if (c.task == TASK_TEXT)
         printf("result: task=text cell=%s impl=%s eval_loss=%.6g baseline=%.6g bpc=%.4f "

@@ -20,7 +20,7 @@ typedef struct {
     int adam;
     bool bidirectional;
     uint64_t seed;
-    const char *text, *save, *resume, *out_dir;
+    const char *text, *save, *resume, *out_dir, *export_onnx;
     int64_t save_every, log_every, eval_every;
     int threads;
     sg_dtype dtype;

@@ -287,6 +287,124 @@ START_TEST(test_rnn_run_export) {
 }
 END_TEST
 
+/* train --export-onnx: a model trained by `train` (text: Embedding, 2 x LSTM, Dense at every
+ * step, the state in and out; classify: lengths, the final state; sine: sg_lstm) gives in
+ * onnxruntime the logits (y) that seqgrad computes from the same trained weights, read back
+ * from the checkpoint train saved, within 1e-5. */
+static char train_exe[sizeof exe];
+START_TEST(test_train_export) {
+    static const char *const tasks[3] = {"text", "classify", "sine"};
+    const char *task = tasks[_i];
+    const bool text = _i == 0, seq = _i < 2;
+    char txt[PATH_MAX + 16];
+    snprintf(txt, sizeof txt, "%s", tp("text.txt"));
+    FILE *f = fopen(txt, "w");
+    for (int k = 0; f && k < 40; k++)
+        fputs("the quick brown fox jumps over the lazy dog; 0123456789.\n", f);
+    ck_assert_int_eq(f && fclose(f) == 0, 1);
+    const char *args[32] = {"--task", task,   "--steps", "25",     "--hidden",      "12",
+                            "--out",  tmpdir, "--save",  tp("ck"), "--export-onnx", tp("m.onnx")};
+    int na = 12;
+    if (seq) {
+        const char *more[] = {"--embed", "6", "--layers", "2", "--batch", "4", "--seq-len", "12"};
+        memcpy(args + na, more, sizeof more);
+        na += 8;
+    }
+    if (text) {
+        args[na++] = "--text";
+        args[na++] = txt;
+    }
+    args[na] = NULL;
+    memcpy(exe, train_exe, sizeof exe);
+    int rc = run(args);
+    memcpy(exe, node_exe, sizeof exe);
+    ck_assert_msg(rc == 0, "train --task %s failed: %s", task, err_text);
+
+    /* the trained weights, from the checkpoint, into layers of the same shapes and names */
+    sg_st_file *ck = sg_safetensors_load(ctx, tp("ck"));
+    ck_assert_msg(ck != NULL, "%s", sg_ctx_error(ctx));
+    sg_store *st = sg_store_new();
+    sg_embedding *emb = NULL;
+    sg_rnn *rnn = NULL;
+    sg_lstm *lstm = NULL;
+    int64_t V = 0, H = 12;
+    if (seq) {
+        V = sg_st_get(ck, "embedding.embeddings")->shape[0];
+        emb = sg_embedding_new(ctx, st, SG_F32, V, 6, NULL, "embedding", NULL);
+        sg_rnn_options o = sg_rnn_defaults(SG_CELL_LSTM, 6, H);
+        o.num_layers = 2;
+        rnn = sg_rnn_new(ctx, st, &o, "rnn", NULL);
+    } else {
+        sg_lstm_options o = sg_lstm_defaults(1, H);
+        lstm = sg_lstm_new(ctx, st, SG_LSTM_FUSED, &o, "lstm", NULL);
+    }
+    const int64_t O = text ? V : seq ? 2 : 1;
+    sg_dense *head = sg_dense_new(ctx, st, SG_F32, H, O, true, SG_ACT_LINEAR, "dense", NULL);
+    ck_assert_msg(head != NULL, "%s", sg_ctx_error(ctx));
+    for (int i = 0; i < sg_store_size(st); i++) {
+        const char *name = sg_store_name_at(st, i);
+        ck_assert_msg(sg_st_has(ck, name), "checkpoint has no %s", name);
+        ck_assert_int_eq(sg_copy_values(sg_store_at(st, i), sg_st_get(ck, name)), 0);
+    }
+    sg_st_free(ck);
+
+    /* inputs: ids (or x), lengths for classify, a random state for text */
+    enum { B = 3, T = 9 };
+    sg_rng rng;
+    sg_rng_seed(&rng, 17);
+    tinputs in = {0};
+    if (seq) {
+        in.x = sg_zeros(ctx, SG_I64, SG_SHAPE(B, T));
+        for (int64_t k = 0; k < B * T; k++)
+            sg_set_flat(in.x, k, (double)sg_rng_below(&rng, (uint64_t)V));
+    } else {
+        in.x = sg_rand_uniform(ctx, SG_F32, SG_SHAPE(B, T, 1), -1, 1);
+    }
+    if (_i == 1) {
+        in.lengths = sg_zeros(ctx, SG_I32, SG_SHAPE(B));
+        for (int b = 0; b < B; b++)
+            sg_set_flat(in.lengths, b, T - 3 * b);
+    }
+    if (text) {
+        in.h0 = sg_rand_uniform(ctx, SG_F32, SG_SHAPE(2, B, H), -0.5, 0.5);
+        in.c0 = sg_rand_uniform(ctx, SG_F32, SG_SHAPE(2, B, H), -0.5, 0.5);
+    }
+    /* seqgrad's logits, as train computes them */
+    sg_ctx_set_training(ctx, false);
+    sg_tensor *want, *hn = NULL, *cn = NULL;
+    if (seq) {
+        sg_rnn_output o;
+        sg_tensor *lengths = in.lengths ? sg_cast(ctx, in.lengths, SG_I64) : NULL;
+        ck_assert_int_eq(sg_rnn_forward(ctx, rnn, sg_embedding_forward(ctx, emb, in.x), lengths,
+                                        in.h0, in.c0, &o),
+                         0);
+        want = sg_dense_forward(ctx, head, text ? o.y : sg_select(ctx, o.h_n, 0, 1));
+        hn = o.h_n;
+        cn = o.c_n;
+    } else {
+        sg_lstm_output o;
+        ck_assert_int_eq(sg_lstm_forward(ctx, lstm, in.x, NULL, NULL, &o), 0);
+        want = sg_dense_forward(ctx, head, o.h);
+    }
+    ck_assert_msg(want != NULL, "%s", sg_ctx_error(ctx));
+    cJSON *res = run_ort(tp("m.onnx"), &in, seq ? "ids" : "x", false);
+    expect_output(res, seq ? "logits" : "y", want, 1e-5, task);
+    if (text) {
+        expect_output(res, "h_n", hn, 1e-5, task);
+        expect_output(res, "c_n", cn, 1e-5, task);
+        const char *ins[] = {"ids", "h0", "c0"}, *outs[] = {"logits", "h_n", "c_n"};
+        expect_names(res, "inputs", ins, 3, task);
+        expect_names(res, "outputs", outs, 3, task);
+    }
+    cJSON_Delete(res);
+    sg_embedding_free(emb);
+    sg_rnn_free(rnn);
+    sg_lstm_free(lstm);
+    sg_dense_free(head);
+    sg_store_free(st);
+}
+END_TEST
+
 /* Node.js: $SG_NODE, else the first `node` on PATH; into exe. */
 static bool find_node(void) {
     const char *env = getenv("SG_NODE");
@@ -334,6 +452,9 @@ int main(void) {
                 rnn_run_exe);
         return EXIT_FAILURE;
     }
+    find_program("SG_TRAIN", "train");
+    memcpy(train_exe, exe, sizeof exe);
+    memcpy(exe, node_exe, sizeof exe);
     read_rnn_configs();
     if (n_rnn_cfgs < 18) {
         fprintf(stderr, "test_onnx_ort: tests/fixtures/rnn/configs.txt: %d configurations\n",
@@ -343,6 +464,7 @@ int main(void) {
     const ck_tcase tcases[] = {
         {"onnxruntime", 300, {{test_ort, NMCFGS}, {test_names, 1}}},
         {"rnn_run", 300, {{test_rnn_run_export, n_rnn_cfgs}}},
+        {"train", 300, {{test_train_export, 3}}},
     };
     return CK_RUN("onnx_ort", tcases, setup, teardown);
 }
