@@ -355,6 +355,7 @@ START_TEST(test_help) {
                                        "--temperature X",
                                        "--eval-every N",
                                        "--bidirectional",
+                                       "--export-onnx PATH",
                                        "--help"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         ck_assert_msg(strstr(out_text, opts[i]), "--help does not mention %s", opts[i]);
