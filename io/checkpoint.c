@@ -314,11 +314,12 @@ static int check_format(sg_ctx *ctx, const char *fn, const char *path, const sg_
     return -1;
 }
 
-sg_st_file *sg_checkpoint_meta(sg_ctx *ctx, const char *path) {
-    static const char fn[] = "sg_checkpoint_meta";
+/* The file at path, or (buf non-NULL) the len bytes at buf that path names. */
+static sg_st_file *meta(sg_ctx *ctx, const char *fn, const char *path, const void *buf,
+                        size_t len) {
     if (!ctx)
         return NULL;
-    sg_st_file *f = sg__st_load(ctx, fn, path);
+    sg_st_file *f = sg__st_open(ctx, fn, path, buf, len);
     if (f && check_format(ctx, fn, path, f)) {
         sg_st_free(f);
         return NULL;
@@ -326,8 +327,36 @@ sg_st_file *sg_checkpoint_meta(sg_ctx *ctx, const char *path) {
     return f;
 }
 
+sg_st_file *sg_checkpoint_meta(sg_ctx *ctx, const char *path) {
+    return meta(ctx, "sg_checkpoint_meta", path, NULL, 0);
+}
+
+sg_st_file *sg_checkpoint_meta_mem(sg_ctx *ctx, const void *buf, size_t len, const char *name) {
+    if (ctx && !buf)
+        return sg_error(ctx, "sg_checkpoint_meta_mem: NULL buffer");
+    return meta(ctx, "sg_checkpoint_meta", name ? name : "(memory)", buf, len);
+}
+
+static int load(sg_ctx *ctx, const char *path, const void *buf, size_t len, sg_param_list *params,
+                sg_optim *opt, int64_t *step, sg_rng *rng);
+
 int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
                        int64_t *step, sg_rng *rng) {
+    return load(ctx, path, NULL, 0, params, opt, step, rng);
+}
+
+int sg_checkpoint_load_mem(sg_ctx *ctx, const void *buf, size_t len, const char *name,
+                           sg_param_list *params, sg_optim *opt, int64_t *step, sg_rng *rng) {
+    if (ctx && !buf) {
+        sg_error(ctx, "sg_checkpoint_load_mem: NULL buffer");
+        return -1;
+    }
+    return load(ctx, name ? name : "(memory)", buf, len, params, opt, step, rng);
+}
+
+/* The file at path, or (buf non-NULL) the len bytes at buf that path names. */
+static int load(sg_ctx *ctx, const char *path, const void *buf, size_t len, sg_param_list *params,
+                sg_optim *opt, int64_t *step, sg_rng *rng) {
     static const char fn[] = "sg_checkpoint_load";
     if (!ctx)
         return -1;
@@ -335,7 +364,7 @@ int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_
         sg__io_error(ctx, fn, path ? path : "(null)", "NULL parameter list");
         return -1;
     }
-    sg_st_file *f = sg__st_load(ctx, fn, path);
+    sg_st_file *f = sg__st_open(ctx, fn, path, buf, len);
     if (!f)
         return -1;
     sg_param_list state = {.ctx = ctx};

@@ -167,6 +167,14 @@ sg_st_file *sg_checkpoint_meta(sg_ctx *ctx, const char *path);
  * ctx NULL: -1; params NULL: an error. */
 int sg_checkpoint_load(sg_ctx *ctx, const char *path, sg_param_list *params, sg_optim *opt,
                        int64_t *step, sg_rng *rng);
+/* sg_checkpoint_meta and sg_checkpoint_load from a checkpoint's len bytes in memory (`name`,
+ * e.g. the path they were read from, stands for the path in messages; NULL: "(memory)"):
+ * for a program that received the file some other way, as data-parallel training does
+ * (rank 0 reads the checkpoint, every rank loads the bytes it broadcast). Checks, results
+ * and messages as for the file; buf NULL is an error "sg_checkpoint_..._mem: NULL buffer". */
+sg_st_file *sg_checkpoint_meta_mem(sg_ctx *ctx, const void *buf, size_t len, const char *name);
+int sg_checkpoint_load_mem(sg_ctx *ctx, const void *buf, size_t len, const char *name,
+                           sg_param_list *params, sg_optim *opt, int64_t *step, sg_rng *rng);
 
 /* ---- ONNX -----------------------------------------------------------------------------
  * Export a model of seqgrad layers as an ONNX model (https://onnx.ai, opset 14) that runs

@@ -10,6 +10,10 @@
  * tensor (sg__io_tensor_crc32), 8 lower-case hex digits each, separated by single spaces,
  * in the file's tensor order (sorted by name); "" when there are no tensors. */
 sg_st_file *sg__st_load(sg_ctx *ctx, const char *fn, const char *path);
+/* sg__st_load when buf is NULL; else the len bytes at buf parsed, `path` naming them in
+ * messages. */
+sg_st_file *sg__st_open(sg_ctx *ctx, const char *fn, const char *path, const void *buf,
+                        size_t len);
 int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_list *tensors,
                 const char *const *metadata, const char *crc_key);
 

@@ -951,6 +951,13 @@ sg_st_file *sg__st_load(sg_ctx *ctx, const char *fn, const char *path) {
     return f;
 }
 
+sg_st_file *sg__st_open(sg_ctx *ctx, const char *fn, const char *path, const void *buf,
+                        size_t len) {
+    if (!buf)
+        return sg__st_load(ctx, fn, path);
+    return ctx ? st_parse(ctx, fn, path, buf, len) : NULL;
+}
+
 sg_st_file *sg_safetensors_load(sg_ctx *ctx, const char *path) {
     return sg__st_load(ctx, "sg_safetensors_load", path);
 }

@@ -1194,6 +1194,57 @@ START_TEST(test_user_meta) {
 }
 END_TEST
 
+/* From bytes in memory (what a rank gets from rank 0's broadcast): the same model, state,
+ * step, generator and metadata as from the file; errors name the given name. */
+START_TEST(test_load_mem) {
+    make_tmpdir("sg_ckpt");
+    const char *path = tmp_path("mem.safetensors");
+    model a, b;
+    model_new(&a, SG_F64, 1.0, 0.9);
+    model_new(&b, SG_F64, 2.0, 0.9);
+    for (int s = 0; s < 3; s++)
+        model_step(&a, s);
+    sg_rng r, r2;
+    sg_rng_seed(&r, 99);
+    sg_rng_normal(&r);
+    const char *meta[] = {"train.task", "sine", NULL};
+    ck_assert_int_eq(sg_checkpoint_save_ex(ctx, path, &a.params, a.opt, 3, &r, meta), 0);
+    size_t len;
+    unsigned char *bytes = read_all(path, &len);
+    sg_st_file *f = sg_checkpoint_meta_mem(ctx, bytes, len, "from rank 0");
+    ck_assert_msg(f != NULL, "%s", sg_ctx_error(ctx));
+    ck_assert_str_eq(sg_st_meta(f, "train.task"), "sine");
+    sg_st_free(f);
+    int64_t step = 0;
+    ck_assert_int_eq(
+        sg_checkpoint_load_mem(ctx, bytes, len, "from rank 0", &b.params, b.opt, &step, &r2), 0);
+    ck_assert_int_eq(step, 3);
+    for (int k = 0; k < 3; k++) /* the spare normal first, then fresh draws */
+        ck_assert_double_eq(sg_rng_normal(&r), sg_rng_normal(&r2));
+    ck_same(a.kernel, b.kernel);
+    ck_same(a.bias, b.bias);
+    model_step(&a, 3); /* the momentum came along: the next steps agree */
+    model_step(&b, 3);
+    ck_same(a.kernel, b.kernel);
+    ck_assert_int_eq(
+        sg_checkpoint_load_mem(ctx, bytes, len - 9, "from rank 0", &b.params, b.opt, NULL, NULL),
+        -1);
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "sg_checkpoint_load: from rank 0: "));
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_checkpoint_meta_mem(ctx, bytes, 4, NULL));
+    ck_assert_ptr_nonnull(strstr(sg_ctx_error(ctx), "sg_checkpoint_meta: (memory): truncated"));
+    sg_ctx_clear_error(ctx);
+    ck_assert_int_eq(sg_checkpoint_load_mem(ctx, NULL, 0, "x", &b.params, NULL, NULL, NULL), -1);
+    ck_error_f("sg_checkpoint_load_mem: NULL buffer");
+    ck_assert_ptr_null(sg_checkpoint_meta_mem(ctx, NULL, 0, "x"));
+    ck_error_f("sg_checkpoint_meta_mem: NULL buffer");
+    free(bytes);
+    model_free(&a);
+    model_free(&b);
+    remove_tmpdir();
+}
+END_TEST
+
 int main(void) {
     const ck_tcase tcases[] = {
         {"checkpoint",
@@ -1214,7 +1265,8 @@ int main(void) {
           {test_long_names, 1},
           {test_messages, 1},
           {test_default_names_all_saved, 1},
-          {test_user_meta, 1}}},
+          {test_user_meta, 1},
+          {test_load_mem, 1}}},
     };
     return CK_RUN("checkpoint", tcases, setup, teardown);
 }
