@@ -49,10 +49,23 @@ static int mpi_fail(sg_ctx *ctx, const char *fn, const char *call, int code) {
 static MPI_Datatype mpi_type(sg_dtype dt) { return dt == SG_F32 ? MPI_FLOAT : MPI_DOUBLE; }
 #endif
 
+/* Started by an MPI launcher (mpirun, mpiexec, srun): they set these in every process. */
+static const char *launcher_var(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]))
+            return vars[i];
+    return NULL;
+}
+
 int sg_dist_init(int *argc, char ***argv) {
 #if SG_HAVE_MPI
     int inited = 0;
     MPI_Initialized(&inited);
+    /* A program started without a launcher is one rank: MPI is not started at all (no
+     * start-up time, nothing of Open MPI's in the process). */
+    if (!inited && !launcher_var())
+        return 0;
     if (!inited) {
         int provided;
         if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
@@ -68,18 +81,18 @@ int sg_dist_init(int *argc, char ***argv) {
 #else
     (void)argc;
     (void)argv;
-    /* mpirun sets these in every process it starts. */
-    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
-        const char *v = getenv(vars[i]);
+    static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const char *v = getenv(sizes[i]);
         if (v && atoi(v) > 1) {
             fprintf(stderr,
                     "sg_dist_init: started by mpirun with %s=%s, but seqgrad was built without "
                     "MPI (install libopenmpi-dev and reconfigure with -Dmpi=enabled)\n",
-                    vars[i], v);
+                    sizes[i], v);
             return -1;
         }
     }
+    (void)launcher_var;
     return 0;
 #endif
 }
@@ -142,6 +155,34 @@ int sg_dist_broadcast(sg_ctx *ctx, void *buf, size_t n) {
         off += k;
     }
 #endif
+    return 0;
+}
+
+int sg_dist_allgather(sg_ctx *ctx, const void *mine, size_t n, void *all) {
+    if (!ctx || (n && (!mine || !all)))
+        return -1;
+#if SG_HAVE_MPI
+    if (g_size > 1) {
+        if (n > INT32_MAX)
+            return sg_error(ctx, "sg_dist_allgather: %zu bytes, more than MPI counts", n), -1;
+        int *counts = sg_calloc((size_t)g_size * 2, sizeof *counts), mine_n = (int)n;
+        if (!counts)
+            return sg_error(ctx, "sg_dist_allgather: out of memory"), -1;
+        int *displs = counts + g_size,
+            rc = MPI_Allgather(&mine_n, 1, MPI_INT, counts, 1, MPI_INT, MPI_COMM_WORLD);
+        for (int r = 0, at = 0; r < g_size; at += counts[r++])
+            displs[r] = at;
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Allgatherv(mine, mine_n, MPI_BYTE, all, counts, displs, MPI_BYTE,
+                                MPI_COMM_WORLD);
+        sg_free(counts);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(ctx, "sg_dist_allgather", "MPI_Allgatherv", rc);
+        return 0;
+    }
+#endif
+    if (n)
+        memmove(all, mine, n);
     return 0;
 }
 

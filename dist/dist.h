@@ -48,10 +48,12 @@
 /* True when seqgrad was built with MPI. */
 bool sg_dist_available(void);
 
-/* Start MPI (MPI_Init_thread, funneled) unless it is running already; errors from MPI calls
- * are then returned, not fatal. Without MPI: 0, unless the process was started by mpirun
- * with more than one rank (OMPI_COMM_WORLD_SIZE / PMI_SIZE > 1), then -1 with a message on
- * stderr. argc/argv may be NULL. 0, or -1 with a message on stderr. */
+/* Start MPI (MPI_Init_thread, funneled) when the process was started by an MPI launcher
+ * (mpirun sets OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK) and MPI is not running already;
+ * errors from MPI calls are then returned, not fatal. A program started without a launcher
+ * is one rank of one and MPI is left alone (no start-up cost). Built without MPI: 0, unless
+ * started by mpirun with more than one rank, then -1 with a message on stderr. argc/argv
+ * may be NULL. 0, or -1 with a message on stderr. */
 int sg_dist_init(int *argc, char ***argv);
 /* Finalize MPI if sg_dist_init started it (safe to call more than once, or without init). */
 void sg_dist_finalize(void);
@@ -69,6 +71,10 @@ bool sg_dist_all_ok(bool ok);
 int sg_dist_sum(sg_ctx *ctx, double *v, int n);
 /* Rank 0's n bytes into every rank's buf. Collective. 0, or -1 with an error in ctx. */
 int sg_dist_broadcast(sg_ctx *ctx, void *buf, size_t n);
+
+/* Every rank's n bytes (n may differ between ranks), concatenated in rank order, into every
+ * rank's `all` (room for the sum of the n's). Collective. 0, or -1 with an error in ctx. */
+int sg_dist_allgather(sg_ctx *ctx, const void *mine, size_t n, void *all);
 
 /* Check that every rank has the same model: the same parameters, in the same order, with
  * the same names, dtypes and shapes. Collective. 0 on every rank when they agree; otherwise

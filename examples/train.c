@@ -406,23 +406,27 @@ static void checkpoint_options(const config *c, const char **meta, char (*buf)[2
 
 /* ---- data -------------------------------------------------------------------------- */
 
-/* The toy tasks: fill x (B, T, I) and the targets: y (B, 1) for regression, labels[B] for
- * recall. (text and classify have their data in train_seq.c.) */
-static void make_batch(const config *c, sg_rng *r, double *x, double *y, int32_t *labels,
-                       int64_t B) {
+/* The toy tasks: rows [r0, r0 + B) of a global batch into x (B, T, I) and the targets: y
+ * (B, 1) for regression, labels[B] for recall. (text and classify have their data in
+ * train_seq.c.) Each row has its own generator, seeded from the batch's key and the row's
+ * index (row_rng), so that a rank of a data-parallel run makes only its own rows and they
+ * are the rows one process makes. */
+static void make_batch(const config *c, uint64_t key, int64_t r0, double *x, double *y,
+                       int32_t *labels, int64_t B) {
     int64_t T = c->seq_len;
-    switch (c->task) {
-    case TASK_SINE: /* I = 1 */
-        for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = 0; b < B; b++) {
+        sg_rng rr, *r = &rr;
+        row_rng(r, key, r0 + b);
+        switch (c->task) {
+        case TASK_SINE: { /* I = 1 */
             double amp = 0.5 + sg_rng_uniform(r), w = 0.1 + 0.4 * sg_rng_uniform(r);
             double ph = 6.283185307179586 * sg_rng_uniform(r);
             for (int64_t t = 0; t < T; t++)
                 x[b * T + t] = amp * sin(w * (double)t + ph) + 0.05 * sg_rng_normal(r);
             y[b] = amp * sin(w * (double)T + ph);
+            break;
         }
-        break;
-    case TASK_ADDING: /* I = 2: value, marker */
-        for (int64_t b = 0; b < B; b++) {
+        case TASK_ADDING: { /* I = 2: value, marker */
             int64_t i1 = (int64_t)sg_rng_below(r, (uint64_t)(T / 2));
             int64_t i2 = T / 2 + (int64_t)sg_rng_below(r, (uint64_t)(T - T / 2));
             y[b] = 0;
@@ -432,19 +436,18 @@ static void make_batch(const config *c, sg_rng *r, double *x, double *y, int32_t
                 x[(b * T + t) * 2 + 1] = m;
                 y[b] += v * m;
             }
+            break;
         }
-        break;
-    case TASK_RECALL: /* I = K one-hot */
-        for (int64_t b = 0; b < B; b++) {
+        case TASK_RECALL: /* I = K one-hot */
             memset(x + b * T * RECALL_K, 0, (size_t)(T * RECALL_K) * sizeof *x);
             labels[b] = (int32_t)sg_rng_below(r, RECALL_K);
             x[b * T * RECALL_K + labels[b]] = 1.0;
             for (int64_t t = 1; t < T; t++)
                 x[(b * T + t) * RECALL_K + sg_rng_below(r, RECALL_K)] = 0.5;
+            break;
+        case TASK_TEXT:
+        case TASK_CLASSIFY: break;
         }
-        break;
-    case TASK_TEXT:
-    case TASK_CLASSIFY: break;
     }
 }
 
@@ -495,7 +498,7 @@ static int write_loss_csv(const char *path, const double *loss, int64_t first, i
         return -1;
     out_printf(&o, "step,loss\n");
     for (int64_t i = 0; i < n; i++)
-        out_printf(&o, "%lld,%.8g\n", (long long)(first + i + 1), loss[i]);
+        out_printf(&o, "%lld,%.17g\n", (long long)(first + i + 1), loss[i]); /* exact */
     return out_close(&o);
 }
 
@@ -689,8 +692,14 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A failure: its message; under mpirun every rank is stopped (a rank that failed alone
+ * would leave the others waiting in a collective call). */
 static int fail(sg_ctx *ctx, const char *what) {
-    fprintf(stderr, "train: %s: %s\n", what, sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "failed");
+    fprintf(stderr, "train: %s%s%s: %s\n", sg_dist_size() > 1 ? "rank " : "",
+            sg_dist_size() > 1 ? (char[12]){(char)('0' + sg_dist_rank() % 10), ':', ' ', 0} : "",
+            what, sg_ctx_error(ctx) ? sg_ctx_error(ctx) : "failed");
+    if (sg_dist_size() > 1)
+        sg_dist_abort(1);
     return 1;
 }
 
@@ -742,6 +751,72 @@ static int save_at(sg_ctx *ctx, const config *c, const corpus *cp, const sg_para
     return sg_checkpoint_save_ex(ctx, c->save, ckpt, opt, step, rng, meta);
 }
 
+/* ---- data-parallel runs (mpirun) ------------------------------------------------------ */
+
+/* --resume under mpirun: rank 0 reads the checkpoint and every rank gets its bytes (*buf,
+ * malloc'd, *len). 0; -1 on every rank when rank 0 could not read it (its message). */
+static int share_checkpoint(sg_ctx *ctx, const char *path, unsigned char **buf, size_t *len) {
+    int64_t n = -1;
+    unsigned char *b = NULL;
+    if (sg_dist_rank() == 0) {
+        FILE *f = fopen(path, "rb");
+        struct stat st;
+        if (!f || fstat(fileno(f), &st) || !S_ISREG(st.st_mode))
+            fprintf(stderr, "train: --resume %s: %s\n", path,
+                    f ? "not a regular file" : strerror(errno));
+        else if (!(b = malloc((size_t)st.st_size + 1)) ||
+                 fread(b, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+            fprintf(stderr, "train: --resume %s: %s\n", path, b ? "read error" : "out of memory");
+        else
+            n = (int64_t)st.st_size;
+        if (f)
+            fclose(f);
+    }
+    if (sg_dist_broadcast(ctx, &n, sizeof n) || n < 0) {
+        free(b);
+        return -1;
+    }
+    if (!b && !(b = malloc((size_t)n + 1)))
+        sg_dist_abort(1);
+    if (sg_dist_broadcast(ctx, b, (size_t)n)) {
+        free(b);
+        return -1;
+    }
+    *buf = b;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* The text task's carried state: the checkpoint holds all B streams' (L, B, H); a rank
+ * trains its rows (L, rows, H). Gather (collective) before a save, take the rows after a
+ * resume. */
+static int state_gather(sg_ctx *ctx, const sg_tensor *local, sg_tensor *global, row_range rr) {
+    size_t row = (size_t)local->shape[2] * sg_dtype_size(local->dtype);
+    for (int64_t l = 0; l < local->shape[0]; l++)
+        if (sg_dist_allgather(ctx, (char *)sg_data(local) + (size_t)(l * rr.rows) * row,
+                              (size_t)rr.rows * row,
+                              (char *)sg_data(global) + (size_t)(l * rr.total) * row))
+            return -1;
+    return 0;
+}
+static void state_rows(const sg_tensor *global, sg_tensor *local, row_range rr) {
+    size_t row = (size_t)local->shape[2] * sg_dtype_size(local->dtype);
+    for (int64_t l = 0; l < local->shape[0]; l++)
+        memcpy((char *)sg_data(local) + (size_t)(l * rr.rows) * row,
+               (char *)sg_data(global) + (size_t)(l * rr.total + rr.first) * row,
+               (size_t)rr.rows * row);
+}
+
+/* Held-out text loss (nats per byte) over every rank's streams; collective. NAN on an error
+ * on any rank. */
+static double text_heldout(sg_ctx *ctx, seqmodel *m, const corpus *cp) {
+    double s[3] = {0, 0, 0};
+    s[2] = text_eval(ctx, m, cp, sg_dist_rank(), sg_dist_size(), s) != 0;
+    if (sg_dist_sum(ctx, s, 3) || s[2] > 0 || !(s[1] > 0))
+        return NAN;
+    return s[0] / s[1];
+}
+
 /* Every failure after the context exists goes through `done`, which frees everything: the
  * sanitizer build runs this program under LeakSanitizer, where a leak on an error path
  * would turn a clean "exit 1 with a message" into an abort. */
@@ -752,13 +827,25 @@ static int save_at(sg_ctx *ctx, const config *c, const corpus *cp, const sg_para
     } while (0)
 
 int main(int argc, char **argv) {
+    /* Under mpirun, one process per rank (README.md, "Training on several processes"): rank
+     * 0 prints and writes the files; every rank checks with the others before going on. */
+    if (sg_dist_init(&argc, &argv))
+        return 1;
+    const int rank = sg_dist_rank(), ranks = sg_dist_size();
+    if (rank > 0 && !freopen("/dev/null", "w", stdout))
+        sg_dist_abort(1);
     config c;
-    if (parse_args(argc, argv, &c) || (!c.resume && finish_config(&c)))
+    bool ok = !(parse_args(argc, argv, &c) || (!c.resume && finish_config(&c)));
+    if (!sg_dist_all_ok(ok)) {
+        sg_dist_finalize();
         return 2;
+    }
     /* Check the paths first, and make the output directory: a bad --save or --out should
      * fail before the training, not after it. */
-    if (check_paths(&c))
+    if (!sg_dist_all_ok(rank > 0 || check_paths(&c) == 0)) {
+        sg_dist_finalize();
         return 1;
+    }
     sg_set_num_threads(c.threads);
     sg_ctx *ctx = sg_ctx_new(0);
     sg_store *store = sg_store_new(); /* the model's parameters, in the order of the layers */
@@ -778,19 +865,46 @@ int main(int argc, char **argv) {
     double *x = NULL, *y = NULL, *curve = NULL, *plot = NULL;
     int32_t *labels = NULL;
     int64_t *sample = NULL;
+    sg_tensor *h_local = NULL, *c_local = NULL; /* text under mpirun: this rank's streams */
+    unsigned char *resume_bytes = NULL;
+    size_t resume_len = 0;
+    sg_dist_reducer *red = NULL;
+    bool agreed = false; /* under mpirun: every rank failed together (no rank left waiting) */
 
-    /* A resumed run takes the checkpoint's options first: they decide the model. */
+    /* A resumed run takes the checkpoint's options first: they decide the model. Under
+     * mpirun rank 0 reads it and every rank loads the bytes it broadcasts. */
     if (c.resume) {
-        if (!(saved = sg_checkpoint_meta(ctx, c.resume)))
-            FAIL("resuming");
-        if (merge_checkpoint_options(&c, saved) || finish_config(&c))
+        if (ranks > 1 && share_checkpoint(ctx, c.resume, &resume_bytes, &resume_len)) {
+            agreed = true; /* every rank knows */
             goto done;
+        }
+        saved = ranks > 1 ? sg_checkpoint_meta_mem(ctx, resume_bytes, resume_len, c.resume)
+                          : sg_checkpoint_meta(ctx, c.resume);
+        if (!saved)
+            FAIL("resuming");
+        if (!sg_dist_all_ok(!(merge_checkpoint_options(&c, saved) || finish_config(&c)))) {
+            agreed = true;
+            goto done;
+        }
     }
     const bool seq = c.task == TASK_TEXT || c.task == TASK_CLASSIFY;
     int64_t I = input_size(c.task), O = output_size(c.task), B = c.batch, T = c.seq_len;
-    if (c.task == TASK_TEXT &&
-        (corpus_load(c.text, &cp, B, T) || (saved && check_resumed_text(&c, &cp, saved))))
+    /* this rank's rows of every global batch (streams for text): all of them in one process */
+    const row_range rr = rows_of(B, rank, ranks);
+    const int64_t Bl = rr.rows;
+    const double share = (double)Bl / (double)B; /* its part of a batch mean */
+    if (B < ranks) {                             /* the same test on every rank */
+        if (rank == 0)
+            fprintf(stderr, "train: --batch %lld is smaller than the %d ranks\n", (long long)B,
+                    ranks);
+        agreed = true; /* every rank sees the same numbers */
         goto done;
+    }
+    if (!sg_dist_all_ok(c.task != TASK_TEXT || !(corpus_load(c.text, &cp, B, T) ||
+                                                 (saved && check_resumed_text(&c, &cp, saved))))) {
+        agreed = true; /* a rank whose text is missing stops them all */
+        goto done;
+    }
 
     /* Weights from the seed; data (and dropout masks) from the context's generator, which
      * checkpoints carry. The layers draw their weights in order, one statement each: the
@@ -827,6 +941,19 @@ int main(int argc, char **argv) {
     if (sg_params_from_store(&params, store) || sg_params_from_store(&ckpt, store) ||
         (c.task == TASK_TEXT && seqmodel_state_new(ctx, &m.seq, B, &h, &cs, &ckpt)))
         FAIL("building the model");
+    /* Every rank the same model (a rank started with other options is named), with rank 0's
+     * values; the reducer sums the gradients over the ranks while backward runs. */
+    if (ranks > 1) {
+        if (sg_dist_check_store(ctx, store)) {
+            if (rank == 0)
+                fprintf(stderr, "train: the ranks' models differ: %s\n", sg_ctx_error(ctx));
+            agreed = true;
+            goto done;
+        }
+        if (sg_dist_broadcast_store(ctx, store) || !(red = sg_dist_reducer_new(ctx, store, 0)) ||
+            (c.task == TASK_TEXT && seqmodel_state_new(ctx, &m.seq, Bl, &h_local, &c_local, NULL)))
+            FAIL("building the model");
+    }
     opt = c.adam ? sg_adam_new(ctx, &params, (sg_adam_options){.lr = c.lr})
                  : sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = c.lr, .momentum = c.momentum});
     if (!opt)
@@ -854,8 +981,14 @@ int main(int argc, char **argv) {
 
     int64_t start = 0;
     if (c.resume) {
-        if (sg_checkpoint_load(ctx, c.resume, &ckpt, opt, &start, data_rng))
+        if (ranks > 1 ? sg_checkpoint_load_mem(ctx, resume_bytes, resume_len, c.resume, &ckpt, opt,
+                                               &start, data_rng)
+                      : sg_checkpoint_load(ctx, c.resume, &ckpt, opt, &start, data_rng))
             FAIL("resuming");
+        if (h_local)
+            state_rows(h, h_local, rr);
+        if (c_local)
+            state_rows(cs, c_local, rr);
         if (check_resumed(&c, start, opt, data_rng))
             goto done;
         const char *pos = sg_st_meta(saved, "train.text-position");
@@ -898,38 +1031,45 @@ int main(int argc, char **argv) {
                (long long)(cp.n - cp.ntrain), (long long)B, (long long)cp.stream,
                (long long)cp.chunks);
 
-    x = malloc((size_t)(B * T * I) * sizeof *x);
-    y = malloc((size_t)B * sizeof *y);
-    labels = malloc((size_t)B * sizeof *labels);
+    x = malloc((size_t)(Bl * T * I) * sizeof *x);
+    y = malloc((size_t)Bl * sizeof *y);
+    labels = malloc((size_t)Bl * sizeof *labels);
     curve = calloc((size_t)(c.steps > 0 ? c.steps : 1), sizeof *curve);
     plot = calloc((size_t)(c.steps > 0 ? c.steps : 1), sizeof *plot);
     if (!x || !y || !labels || !curve || !plot) {
         fprintf(stderr, "train: out of memory\n");
         goto done;
     }
-    bool tty = isatty(STDOUT_FILENO);
+    /* the state a rank carries: its own streams' under mpirun */
+    sg_tensor *hs = h_local ? h_local : h, *css = h_local ? c_local : cs;
+    bool tty = rank == 0 && isatty(STDOUT_FILENO);
     double t0 = now(), last_print = 0, eval_time = 0;
     for (int64_t step = start; step < c.steps; step++) {
+        /* one draw of the data generator keys the batch's rows (row_rng) */
+        uint64_t key = c.task == TASK_TEXT ? 0 : sg_rng_next(data_rng);
         if (!seq)
-            make_batch(&c, data_rng, x, y, labels, B);
+            make_batch(&c, key, rr.first, x, y, labels, Bl);
         sg_store_zero_grad(store); /* every gradient of the model: one memset */
         sg_tensor *pred, *loss;
         sg_rnn_output rout;
         if (c.task == TASK_TEXT)
-            loss = text_loss(ctx, &m.seq, &cp, step, h, cs, &rout);
+            loss = text_loss(ctx, &m.seq, &cp, step, rr, hs, css, &rout);
         else if (c.task == TASK_CLASSIFY)
-            loss = classify_loss(ctx, &m.seq, data_rng, B, T, NULL);
+            loss = classify_loss(ctx, &m.seq, key, rr, T, NULL);
         else
-            loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
-        if (!loss || sg_backward(ctx, loss, NULL))
+            loss = forward(ctx, &c, &m, x, y, labels, Bl, &pred);
+        /* under mpirun the gradients of the whole batch: every rank's, weighted by its share */
+        if (!loss || (red ? sg_dist_backward(ctx, red, loss, share) : sg_backward(ctx, loss, NULL)))
             FAIL("training step");
         if (c.clip > 0 && sg_clip_grad_norm(&params, c.clip) < 0)
             FAIL("clipping");
         if (sg_optim_step(opt))
             FAIL("optimizer step");
-        if (c.task == TASK_TEXT && text_carry(ctx, h, cs, &rout))
+        if (c.task == TASK_TEXT && text_carry(ctx, hs, css, &rout))
             FAIL("carrying the state");
-        curve[step] = sg_get_flat(loss, 0);
+        curve[step] = sg_get_flat(loss, 0) * share; /* the batch's loss: summed over ranks */
+        if (ranks > 1 && sg_dist_sum(ctx, &curve[step], 1))
+            FAIL("training step");
         sg_ctx_reset(ctx);
         int64_t ran = step + 1 - start;
         double el = now() - t0 - eval_time, rate = (double)ran / (el > 0 ? el : 1e-9);
@@ -946,7 +1086,7 @@ int main(int argc, char **argv) {
         if (c.eval_every && (step + 1) % c.eval_every == 0) {
             /* held-out bits per byte at this step, and the training time so far (the
              * evaluations' own time left out) */
-            double e0 = now(), e = text_eval(ctx, &m.seq, &cp);
+            double e0 = now(), e = text_heldout(ctx, &m.seq, &cp);
             if (isnan(e))
                 FAIL("evaluation");
             eval_time += now() - e0;
@@ -954,13 +1094,18 @@ int main(int argc, char **argv) {
                    (long long)(step + 1), e, e / log(2.0), el);
         }
         if (c.save && c.save_every && (step + 1) % c.save_every == 0 && step + 1 < c.steps &&
-            save_at(ctx, &c, &cp, &ckpt, opt, step + 1, data_rng, meta, position))
+            ((h_local && (state_gather(ctx, h_local, h, rr) ||
+                          (c_local && state_gather(ctx, c_local, cs, rr)))) ||
+             (rank == 0 && save_at(ctx, &c, &cp, &ckpt, opt, step + 1, data_rng, meta, position))))
             FAIL("saving");
     }
     if (tty)
         printf("\n");
     double seconds = now() - t0 - eval_time;
-    if (c.save && save_at(ctx, &c, &cp, &ckpt, opt, c.steps, data_rng, meta, position))
+    if (c.save &&
+        ((h_local &&
+          (state_gather(ctx, h_local, h, rr) || (c_local && state_gather(ctx, c_local, cs, rr)))) ||
+         (rank == 0 && save_at(ctx, &c, &cp, &ckpt, opt, c.steps, data_rng, meta, position))))
         FAIL("saving");
 
     /* Held-out evaluation: text on its held-out bytes; the others on fresh data from a
@@ -974,7 +1119,7 @@ int main(int argc, char **argv) {
     sg_ctx_set_grad_enabled(ctx, false);
     sg_ctx_set_training(ctx, false);
     if (c.task == TASK_TEXT) {
-        eval = text_eval(ctx, &m.seq, &cp);
+        eval = text_heldout(ctx, &m.seq, &cp);
         base = corpus_baseline(&cp);
         if (isnan(eval))
             FAIL("evaluation");
@@ -982,16 +1127,17 @@ int main(int argc, char **argv) {
     int64_t counts[2] = {0, 0}; /* classify: right answers, label 0 */
     for (int e = 0; !(c.task == TASK_TEXT) && e < EVAL_BATCHES; e++) {
         sg_tensor *pred, *loss;
+        uint64_t key = sg_rng_next(&eval_rng);
         if (c.task == TASK_CLASSIFY) {
-            loss = classify_loss(ctx, &m.seq, &eval_rng, B, T, counts);
+            loss = classify_loss(ctx, &m.seq, key, rr, T, counts);
         } else {
-            make_batch(&c, &eval_rng, x, y, labels, B);
-            loss = forward(ctx, &c, &m, x, y, labels, B, &pred);
+            make_batch(&c, key, rr.first, x, y, labels, Bl);
+            loss = forward(ctx, &c, &m, x, y, labels, Bl, &pred);
         }
         if (!loss)
             FAIL("evaluation");
-        eval += sg_get_flat(loss, 0) / EVAL_BATCHES;
-        for (int64_t b = 0; !seq && b < B; b++) {
+        eval += sg_get_flat(loss, 0) * share / EVAL_BATCHES;
+        for (int64_t b = 0; !seq && b < Bl; b++) {
             if (c.task == TASK_SINE)
                 base += y[b] * y[b] / (double)(B * EVAL_BATCHES); /* answer 0 */
             else if (c.task == TASK_ADDING)
@@ -1002,6 +1148,15 @@ int main(int argc, char **argv) {
             }
         }
         sg_ctx_reset(ctx);
+    }
+    if (ranks > 1 && c.task != TASK_TEXT) { /* every rank's rows of the batches */
+        double sums[4] = {eval, base, (double)counts[0], (double)counts[1]};
+        if (sg_dist_sum(ctx, sums, 4))
+            FAIL("evaluation");
+        eval = sums[0];
+        base = sums[1];
+        counts[0] = (int64_t)sums[2];
+        counts[1] = (int64_t)sums[3];
     }
     if (c.task == TASK_RECALL)
         base = log((double)RECALL_K);
@@ -1020,6 +1175,10 @@ int main(int argc, char **argv) {
     if (c.task == TASK_CLASSIFY)
         printf("held-out accuracy %.4f vs majority class %.4f\n", accuracy, majority);
 
+    if (rank > 0) { /* rank 0 writes the files, the sample and the result */
+        rc = 0;
+        goto done;
+    }
     /* Loss curve (CSV + SVG) and, for sine, predictions against targets. Each file is
      * written even when another failed; any failure (reported by the writer) is exit 1. A
      * resumed run appends to the CSV of the run it continues (read_loss_csv). */
@@ -1130,6 +1289,13 @@ done:
     sg_store_free(store);
     sg_st_free(saved);
     corpus_free(&cp);
+    sg_dist_reducer_free(red);
+    sg_tensor_free(h_local);
+    sg_tensor_free(c_local);
+    free(resume_bytes);
     sg_ctx_free(ctx);
+    if (rc != 0 && ranks > 1 && !agreed) /* a rank failing alone must not leave others waiting */
+        sg_dist_abort(rc);
+    sg_dist_finalize();
     return rc;
 }

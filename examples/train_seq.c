@@ -8,7 +8,27 @@
 
 #include "train.h"
 
-enum { HELD_STREAMS = 8 };
+enum { HELD_STREAMS = TEXT_HELD_STREAMS };
+
+row_range rows_of(int64_t total, int rank, int ranks) {
+    int64_t q = total / ranks, e = total % ranks;
+    return (row_range){
+        .first = rank * q + (rank < e ? rank : e), .rows = q + (rank < e), .total = total};
+}
+
+/* splitmix64's finaliser: a bijection that scatters every input bit over the output. */
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+void row_rng(sg_rng *r, uint64_t key, int64_t row) {
+    /* sg_rng_seed(s) draws the state from the counter s + k * 0x9E37...: seeds that differ
+     * by a multiple of that step would give overlapping streams, so the row's seed is a hash
+     * of (key, row), not a simple combination of them */
+    sg_rng_seed(r, mix64(key ^ mix64((uint64_t)row + UINT64_C(0x632BE59BD9B4E019))));
+}
 
 /* The whole file into *buf (malloc'd), its length into *n: 0, or -1 with a message. */
 static int read_all(const char *path, unsigned char **buf, int64_t *n) {
@@ -131,9 +151,9 @@ static void stream_batch(const corpus *cp, int64_t start, int64_t stride, int64_
         }
 }
 
-sg_tensor *text_loss(sg_ctx *ctx, seqmodel *m, const corpus *cp, int64_t step, sg_tensor *h,
-                     sg_tensor *c, sg_rnn_output *out) {
-    int64_t k = step % cp->chunks, B = cp->B, T = cp->T;
+sg_tensor *text_loss(sg_ctx *ctx, seqmodel *m, const corpus *cp, int64_t step, row_range rr,
+                     sg_tensor *h, sg_tensor *c, sg_rnn_output *out) {
+    int64_t k = step % cp->chunks, B = rr.rows, T = cp->T;
     if (k == 0) { /* the streams wrap around: a fresh state */
         sg_fill(h, 0);
         if (c)
@@ -143,7 +163,7 @@ sg_tensor *text_loss(sg_ctx *ctx, seqmodel *m, const corpus *cp, int64_t step, s
               *y = sg_tensor_new(ctx, SG_I64, SG_SHAPE(B, T));
     if (!x || !y)
         return NULL;
-    stream_batch(cp, 0, cp->stream, B, k * T, T, x, y);
+    stream_batch(cp, rr.first * cp->stream, cp->stream, B, k * T, T, x, y);
     return sg_cross_entropy(ctx, seqmodel_forward(ctx, m, x, NULL, h, c, out), y);
 }
 
@@ -152,10 +172,15 @@ int text_carry(sg_ctx *ctx, sg_tensor *h, sg_tensor *c, const sg_rnn_output *out
                                                                                                : 0;
 }
 
-double text_eval(sg_ctx *ctx, seqmodel *m, const corpus *cp) {
+int text_eval(sg_ctx *ctx, seqmodel *m, const corpus *cp, int rank, int ranks, double sum[2]) {
     seqmodel_eval e;
-    double sum = 0, result = NAN;
-    int64_t len = held_len(cp), B = HELD_STREAMS;
+    int64_t len = held_len(cp);
+    row_range rr = rows_of(HELD_STREAMS, rank, ranks);
+    int64_t B = rr.rows;
+    sum[0] = sum[1] = 0;
+    if (B == 0) /* more ranks than held-out streams */
+        return 0;
+    int rc = -1;
     if (seqmodel_eval_begin(ctx, m, B, &e))
         goto done;
     for (int64_t at = 0; at < len; at += cp->T) {
@@ -164,23 +189,25 @@ double text_eval(sg_ctx *ctx, seqmodel *m, const corpus *cp) {
                   *y = sg_tensor_new(ctx, SG_I64, SG_SHAPE(B, T));
         if (!x || !y)
             goto done;
-        stream_batch(cp, cp->ntrain, len, B, at, T, x, y);
+        stream_batch(cp, cp->ntrain + rr.first * len, len, B, at, T, x, y);
         sg_rnn_output out;
         sg_tensor *loss =
             sg_cross_entropy(ctx, seqmodel_forward(ctx, m, x, NULL, e.h, e.c, &out), y);
         if (!loss || text_carry(ctx, e.h, e.c, &out))
             goto done;
-        sum += sg_get_flat(loss, 0) * (double)(B * T);
+        sum[0] += sg_get_flat(loss, 0) * (double)(B * T);
+        sum[1] += (double)(B * T);
         sg_ctx_reset(ctx);
     }
-    result = sum / (double)(B * len);
+    rc = 0;
 done:
     seqmodel_eval_end(ctx, &e);
-    return result;
+    return rc;
 }
 
-sg_tensor *classify_loss(sg_ctx *ctx, seqmodel *m, sg_rng *r, int64_t B, int64_t T,
+sg_tensor *classify_loss(sg_ctx *ctx, seqmodel *m, uint64_t key, row_range rr, int64_t T,
                          int64_t *correct) {
+    const int64_t B = rr.rows;
     sg_tensor *x = sg_tensor_new(ctx, SG_I64, SG_SHAPE(B, T)),
               *len = sg_tensor_new(ctx, SG_I64, SG_SHAPE(B)),
               *y = sg_tensor_new(ctx, SG_I64, SG_SHAPE(B));
@@ -188,6 +215,8 @@ sg_tensor *classify_loss(sg_ctx *ctx, seqmodel *m, sg_rng *r, int64_t B, int64_t
         return NULL;
     int64_t *xs = sg_data(x), *ls = sg_data(len), *ys = sg_data(y);
     for (int64_t b = 0; b < B; b++) {
+        sg_rng rr_b, *r = &rr_b;
+        row_rng(r, key, rr.first + b);
         ls[b] = CLASSIFY_MIN + (int64_t)sg_rng_below(r, (uint64_t)(T - CLASSIFY_MIN + 1));
         int64_t ones = 0;
         for (int64_t t = 0; t < ls[b]; t++)

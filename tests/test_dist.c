@@ -194,6 +194,14 @@ START_TEST(test_broadcast_sum_agree) {
     ck_assert_int_eq(sg_dist_broadcast(ctx, &seed, sizeof seed), 0);
     ck_assert_uint_eq(seed, 1000);
 
+    /* rank r gives r + 1 bytes of value r: 0 1 1 2 2 2 ... */
+    unsigned char mine[8], all[64];
+    memset(mine, r, sizeof mine);
+    ck_assert_int_eq(sg_dist_allgather(ctx, mine, (size_t)r + 1, all), 0);
+    for (int q = 0, at = 0; q < n; at += ++q)
+        for (int k = 0; k <= q; k++)
+            ck_assert_int_eq(all[at + k], q);
+
     double s[2] = {1, (double)r};
     ck_assert_int_eq(sg_dist_sum(ctx, s, 2), 0);
     ck_assert_double_eq(s[0], n);
