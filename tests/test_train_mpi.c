@@ -26,7 +26,7 @@ static void teardown(void) { rm_tree(tmpdir); }
 static int train(int np, const char *const *args) {
     const char *argv[64];
     int n = 0;
-    char nps[8];
+    char nps[16];
     if (np > 0) {
         snprintf(nps, sizeof nps, "%d", np);
         snprintf(exe, sizeof exe, "%s", mpirun_exe);
