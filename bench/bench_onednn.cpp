@@ -113,13 +113,13 @@ int main(int argc, char **argv) {
                        b_md = md(b_d, tag::ldgo), st_md = md(st_d, tag::ldnc);
 
     lstm_forward::desc fd(prop_kind::forward_training, rnn_direction::unidirectional_left2right,
-                          x_md, st_md, st_md, any(wl_d), any(wi_d), any(b_d), y_md,
-                          memory::desc(), memory::desc());
+                          x_md, st_md, st_md, any(wl_d), any(wi_d), any(b_d), y_md, memory::desc(),
+                          memory::desc());
     lstm_forward::primitive_desc fpd(fd, eng);
     lstm_backward::desc bd(prop_kind::backward, rnn_direction::unidirectional_left2right, x_md,
                            st_md, st_md, any(wl_d), any(wi_d), any(b_d), y_md, memory::desc(),
-                           memory::desc(), x_md, st_md, st_md, any(wl_d), any(wi_d), any(b_d),
-                           y_md, memory::desc(), memory::desc());
+                           memory::desc(), x_md, st_md, st_md, any(wl_d), any(wi_d), any(b_d), y_md,
+                           memory::desc(), memory::desc());
     lstm_backward::primitive_desc bpd(bd, eng, fpd);
     lstm_forward fwd(fpd);
     lstm_backward bwd(bpd);

@@ -27,7 +27,7 @@
 #define PROMISE(cond)                                                                              \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "\nfuzz_onnx: PROMISE BROKEN: %s (line %d)\n", #cond, __LINE__);      \
+            fprintf(stderr, "\nfuzz_onnx: PROMISE BROKEN: %s (line %d)\n", #cond, __LINE__);       \
             __builtin_trap();                                                                      \
         }                                                                                          \
     } while (0)
@@ -71,7 +71,8 @@ static void make_model(model *md, int k, sg_lstm_impl impl) {
     int nd = k == 0 ? 1 : k == 2 ? 2 : 0;
     int64_t width = (o.bidirectional ? 2 : 1) * H;
     for (int i = 0; i < nd; i++) {
-        md->dense[i] = sg_dense_new(ctx, md->store, SG_F32, width, 2, true, SG_ACT_LINEAR, NULL, &rng);
+        md->dense[i] =
+            sg_dense_new(ctx, md->store, SG_F32, width, 2, true, SG_ACT_LINEAR, NULL, &rng);
         width = 2;
     }
     if (!md->rnn || (k == 0 && !md->emb) || (nd && !md->dense[nd - 1])) {

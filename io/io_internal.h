@@ -12,8 +12,7 @@
 sg_st_file *sg__st_load(sg_ctx *ctx, const char *fn, const char *path);
 /* sg__st_load when buf is NULL; else the len bytes at buf parsed, `path` naming them in
  * messages. */
-sg_st_file *sg__st_open(sg_ctx *ctx, const char *fn, const char *path, const void *buf,
-                        size_t len);
+sg_st_file *sg__st_open(sg_ctx *ctx, const char *fn, const char *path, const void *buf, size_t len);
 int sg__st_save(sg_ctx *ctx, const char *fn, const char *path, const sg_param_list *tensors,
                 const char *const *metadata, const char *crc_key);
 
