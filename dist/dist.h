@@ -43,7 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "autograd.h"
+#include "../autograd/autograd.h"
 
 /* True when seqgrad was built with MPI. */
 bool sg_dist_available(void);
