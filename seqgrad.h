@@ -31,7 +31,8 @@
  * autograd/ (the op table, ops with backward, the tape, the parameter store, custom ops,
  * gradcheck, DOT export; docs/engine.md), layers/ (LSTM "gates" and
  * "fused", Dense), optim/ (SGD, Adam, schedules), io/ (safetensors checkpoints), dist/
- * (data-parallel training over MPI; docs/dist.md).
+ * (data-parallel training over MPI; docs/dist.md), parallel/ (every core of one machine:
+ * a thread pool and data-parallel steps over threads; docs/threads.md).
  */
 #ifndef SEQGRAD_H
 #define SEQGRAD_H
@@ -42,5 +43,6 @@
 #include "optim/optim.h"
 #include "io/io.h"
 #include "dist/dist.h"
+#include "parallel/parallel.h"
 
 #endif

@@ -631,6 +631,10 @@ void sg_ctx_zero_private_grads(sg_ctx *ctx);
  * or p->grad); NULL for a tensor that is no parameter. */
 sg_tensor *sg_ctx_grad_of(sg_ctx *ctx, const sg_tensor *p);
 int sg_store_reduce(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *workspaces);
+/* The same sums over part `part` of the slab cut into `parts` ranges (whole 64-byte lines):
+ * threads that reduce different parts at once write no common memory (parallel/ does this). */
+int sg_store_reduce_part(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *workspaces, int part,
+                         int parts);
 
 /* ---- named tensor lists: what optimizers and checkpoints walk ---------------------------
  * A list of (name, tensor): a store's parameters (sg_params_from_store), a layer's

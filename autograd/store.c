@@ -336,10 +336,11 @@ void sg_ctx_zero_private_grads(sg_ctx *ctx) {
         sg_fill(ctx->tape.private_grads, 0.0);
 }
 
-int sg_store_reduce(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *ws) {
+int sg_store_reduce_part(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *ws, int part,
+                         int parts) {
     if (!ctx)
         return -1;
-    if (!s || n < 0 || (n && !ws)) {
+    if (!s || n < 0 || (n && !ws) || parts < 1 || part < 0 || part >= parts) {
         sg_error(ctx, "sg_store_reduce: bad arguments");
         return -1;
     }
@@ -352,23 +353,32 @@ int sg_store_reduce(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *ws) {
             return -1;
         }
     }
+    /* Part `part` of `parts` ranges, each a whole number of 64-byte lines (threads that
+     * reduce neighbouring ranges then write no common cache line). */
+    const int64_t line = 64 / (int64_t)sg_dtype_size(s->dtype), lines = (s->len + line - 1) / line;
+    int64_t i0 = lines * part / parts * line, i1 = lines * (part + 1) / parts * line;
+    if (i1 > s->len)
+        i1 = s->len;
     /* In order: workspace 0's slab, then 1's, ...: the same sums every run. */
-    int64_t len = s->len;
     for (int k = 0; k < n; k++) {
         const void *src = sg_data(ws[k]->tape.private_grads);
         if (s->dtype == SG_F32) {
             float *d = s->grads.data;
             const float *g = src;
-            for (int64_t i = 0; i < len; i++)
+            for (int64_t i = i0; i < i1; i++)
                 d[i] += g[i];
         } else {
             double *d = s->grads.data;
             const double *g = src;
-            for (int64_t i = 0; i < len; i++)
+            for (int64_t i = i0; i < i1; i++)
                 d[i] += g[i];
         }
     }
     return 0;
+}
+
+int sg_store_reduce(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *ws) {
+    return sg_store_reduce_part(ctx, s, n, ws, 0, 1);
 }
 
 /* ---- named tensor lists ------------------------------------------------------------------ */

@@ -31,6 +31,47 @@
 #include "bench_common.h"
 #include "seqgrad.h"
 
+/* The model and the fixed batch, for one step's forward on rows row0.. (any workspace). */
+typedef struct {
+    bool general;
+    sg_lstm *lstm;
+    sg_rnn *rnn;
+    sg_dense *head;
+    sg_tensor *x, *y, *len; /* the whole (local) batch, persistent in workspace 0 */
+} bench_model;
+
+/* Rows row0 .. row0 + rows - 1 of t (a contiguous tensor of workspace 0) as a tensor of ctx:
+ * the same memory, wrapped. */
+static sg_tensor *rows_of(sg_ctx *ctx, const sg_tensor *t, int64_t row0, int64_t rows) {
+    if (!t)
+        return NULL;
+    int64_t shape[SG_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    shape[0] = rows;
+    int64_t per_row = sg_numel(t) / t->shape[0];
+    return sg_wrap(ctx, t->dtype, t->ndim, shape,
+                   (char *)sg_data(t) + row0 * per_row * (int64_t)sg_dtype_size(t->dtype));
+}
+
+/* The mean loss of rows row0 .. row0 + rows - 1: head(last output) against y, MSE. */
+static sg_tensor *bench_loss(sg_ctx *ctx, int part, int64_t row0, int64_t rows, void *user) {
+    (void)part;
+    bench_model *m = user;
+    sg_tensor *x = rows_of(ctx, m->x, row0, rows), *last;
+    if (m->general) {
+        sg_rnn_output out;
+        if (sg_rnn_forward(ctx, m->rnn, x, rows_of(ctx, m->len, row0, rows), NULL, NULL, &out))
+            return NULL;
+        last = out.y;
+    } else {
+        sg_lstm_output out;
+        if (sg_lstm_forward(ctx, m->lstm, x, NULL, NULL, &out))
+            return NULL;
+        last = out.y;
+    }
+    return sg_mse_loss(ctx, sg_dense_forward(ctx, m->head, last), rows_of(ctx, m->y, row0, rows));
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_lstm [--config tiny|small|medium|large] [--impl gates|fused]\n"
                "                  [--dtype f32|f64] [--threads N] [--steps N]\n"
@@ -94,7 +135,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_lstm: %d ranks for a batch of %lld\n", ranks, (long long)Bg);
         sg_dist_abort(2);
     }
-    sg_set_num_threads(threads);
 
     sg_ctx *ctx = sg_ctx_new((size_t)64 << 20);
     sg_rng rng;
@@ -135,32 +175,40 @@ int main(int argc, char **argv) {
     sg_init_tensor(ctx, x, (sg_init){SG_INIT_RANDOM_NORMAL, 0, 1}, &rng);
     sg_init_tensor(ctx, y, (sg_init){SG_INIT_RANDOM_NORMAL, 0, 1}, &rng);
 
+    bench_model m = {general, lstm, rnn, head, x, y, len};
+    /* --threads N: data parallelism over the threads that pay (sg_threads_for: tiny runs on
+     * one), BLIS single-threaded in each; under mpirun, one thread per rank. */
+    const double flops =
+        3.0 * (2.0 * (double)(D * B * T * (I + H) * G * H) + 2.0 * (double)(B * D * H));
+    const int used = ranks > 1 ? 1 : sg_threads_for(flops, B, threads);
+    sg_parallel *par = used > 1 ? sg_parallel_new(ctx, store, used) : NULL;
+    if (used > 1 && !par) {
+        fprintf(stderr, "bench_lstm: %s\n", sg_ctx_error(ctx));
+        return 1;
+    }
+    const sg_parallel_fns fns = {bench_loss, NULL};
     int64_t warm = steps / 10 + 1;
     double *ms = malloc((size_t)steps * sizeof *ms);
     size_t arena = 0;
     for (int64_t s = -warm; s < steps; s++) {
         double t0 = bench_now();
         sg_store_zero_grad(store);
-        sg_tensor *last;
-        if (general) {
-            sg_rnn_output out;
-            if (sg_rnn_forward(ctx, rnn, x, len, NULL, NULL, &out))
+        if (par) {
+            if (sg_parallel_step(par, B, &fns, &m, NULL) || sg_optim_step(opt))
                 break;
-            last = out.y;
+            if (s == 0) /* workspace 0's part, as an estimate of one workspace's */
+                arena = sg_ctx_arena_peak(ctx);
         } else {
-            sg_lstm_output out;
-            if (sg_lstm_forward(ctx, lstm, x, NULL, NULL, &out))
+            sg_tensor *loss = bench_loss(ctx, 0, 0, B, &m);
+            if (!loss || sg_dist_backward(ctx, red, loss, (double)B / (double)Bg) ||
+                sg_optim_step(opt))
                 break;
-            last = out.y;
+            if (s == -1)
+                sg_dist_reducer_reset_stats(red); /* count the timed steps only */
+            if (s == 0)
+                arena = sg_ctx_arena_used(ctx);
+            sg_ctx_reset(ctx);
         }
-        sg_tensor *loss = sg_mse_loss(ctx, sg_dense_forward(ctx, head, last), y);
-        if (!loss || sg_dist_backward(ctx, red, loss, (double)B / (double)Bg) || sg_optim_step(opt))
-            break;
-        if (s == -1)
-            sg_dist_reducer_reset_stats(red); /* count the timed steps only */
-        if (s == 0)
-            arena = sg_ctx_arena_used(ctx);
-        sg_ctx_reset(ctx);
         if (s >= 0)
             ms[s] = (bench_now() - t0) * 1e3;
     }
@@ -184,9 +232,8 @@ int main(int argc, char **argv) {
     free(buf);
     qsort(ms, (size_t)steps, sizeof *ms, bench_cmp_double);
     double med = ms[steps / 2], mn = ms[0];
-    /* Nominal matmul FLOPs: forward 2*B*T*(I+H)*G*H per direction (+ dense), backward twice
-     * that; with lengths, counted over all T steps as if none were padding. */
-    double flops = 3.0 * (2.0 * (double)(D * B * T * (I + H) * G * H) + 2.0 * (double)(B * D * H));
+    /* Nominal matmul FLOPs (flops above): forward 2*B*T*(I+H)*G*H per direction (+ dense),
+     * backward twice that; with lengths, counted over all T steps as if none were padding. */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     if (rank == 0 && ranks > 1) /* the extra fields first: the line still ends like before */
@@ -198,7 +245,8 @@ int main(int argc, char **argv) {
     if (rank == 0)
         printf("%s\"config\":\"%s\",\"B\":%lld,\"T\":%lld,\"I\":%lld,\"H\":%lld,\"cell\":\"%s\","
                "\"bidirectional\":%s,\"lengths\":%s,\"impl\":\"%s\","
-               "\"dtype\":\"%s\",\"threads\":%d,\"steps\":%lld,\"median_ms\":%.6f,\"min_ms\":%.6f,"
+               "\"dtype\":\"%s\",\"threads\":%d,\"threads_used\":%d,\"steps\":%lld,\"median_ms\":%."
+               "6f,\"min_ms\":%.6f,"
                "\"gflops\":%.3f,\"arena_bytes_per_step\":%zu,\"peak_rss_kb\":%ld,\"isa\":\"%s\","
                "\"blas\":\"%s\"}\n",
                ranks > 1 ? "" : "{", cfg->name, (long long)Bg, (long long)T, (long long)I,
@@ -208,9 +256,10 @@ int main(int argc, char **argv) {
                                      : "lstm",
                bidir ? "true" : "false", varlen ? "true" : "false",
                impl == SG_LSTM_FUSED ? "fused" : "gates", dt == SG_F32 ? "f32" : "f64", threads,
-               (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,
+               used, (long long)steps, med, mn, flops / (med * 1e-3) / 1e9, arena, ru.ru_maxrss,
                sg_vmath_isa(), sg_blas_config());
     free(ms);
+    sg_parallel_free(par);
     sg_dist_reducer_free(red);
     sg_optim_free(opt);
     sg_params_clear(&params);
