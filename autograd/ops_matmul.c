@@ -659,13 +659,16 @@ void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
  * B^T as a strided view is column-major, and BLIS's skx kernels run that product much
  * slower than the same product on row-major operands (bench/README.md has the
  * measurements). A parameter does not change during a backward pass, so its copy is made
- * once and reused by every time step. Products below SG_MATMUL_SMALL get no copy: they
- * never go to BLIS, and the direct kernel reads B^T in its dot-product form. */
+ * once and reused by every time step. The register-blocked kernel needs it too (B's rows
+ * unit-stride): without the copy, a product below SG_MATMUL_SMALL falls to the direct
+ * kernel's dot-product form, several times slower (a batch cut in two for two threads
+ * lands there). Only tiny products, below SG_MATMUL_BT_COPY, read B^T as the strided view. */
+#define SG_MATMUL_BT_COPY (16 * 16 * 16)
 static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int64_t K) {
     int64_t rsb = b->stride[0], csb = b->stride[1];
     mat view = {sg_data(b), csb, rsb};
     if (b->ndim != 2 || !(b->flags & SG_FLAG_PERSISTENT) || csb != 1 ||
-        mnk_of(M, N, K) < SG_MATMUL_SMALL)
+        mnk_of(M, N, K) < SG_MATMUL_BT_COPY)
         return view;
     for (int i = 0; i < ctx->tape.ntcache; i++)
         if (ctx->tape.tcache[i].src == b)

@@ -40,27 +40,15 @@ typedef struct {
     sg_tensor *x, *y, *len; /* the whole (local) batch, persistent in workspace 0 */
 } bench_model;
 
-/* Rows row0 .. row0 + rows - 1 of t (a contiguous tensor of workspace 0) as a tensor of ctx:
- * the same memory, wrapped. */
-static sg_tensor *rows_of(sg_ctx *ctx, const sg_tensor *t, int64_t row0, int64_t rows) {
-    if (!t)
-        return NULL;
-    int64_t shape[SG_MAX_DIMS];
-    memcpy(shape, t->shape, sizeof shape);
-    shape[0] = rows;
-    int64_t per_row = sg_numel(t) / t->shape[0];
-    return sg_wrap(ctx, t->dtype, t->ndim, shape,
-                   (char *)sg_data(t) + row0 * per_row * (int64_t)sg_dtype_size(t->dtype));
-}
-
 /* The mean loss of rows row0 .. row0 + rows - 1: head(last output) against y, MSE. */
 static sg_tensor *bench_loss(sg_ctx *ctx, int part, int64_t row0, int64_t rows, void *user) {
     (void)part;
     bench_model *m = user;
-    sg_tensor *x = rows_of(ctx, m->x, row0, rows), *last;
+    sg_tensor *x = sg_parallel_rows(ctx, m->x, 0, row0, rows), *last;
     if (m->general) {
         sg_rnn_output out;
-        if (sg_rnn_forward(ctx, m->rnn, x, rows_of(ctx, m->len, row0, rows), NULL, NULL, &out))
+        if (sg_rnn_forward(ctx, m->rnn, x, sg_parallel_rows(ctx, m->len, 0, row0, rows), NULL, NULL,
+                           &out))
             return NULL;
         last = out.y;
     } else {
@@ -69,7 +57,8 @@ static sg_tensor *bench_loss(sg_ctx *ctx, int part, int64_t row0, int64_t rows, 
             return NULL;
         last = out.y;
     }
-    return sg_mse_loss(ctx, sg_dense_forward(ctx, m->head, last), rows_of(ctx, m->y, row0, rows));
+    return sg_mse_loss(ctx, sg_dense_forward(ctx, m->head, last),
+                       sg_parallel_rows(ctx, m->y, 0, row0, rows));
 }
 
 static void usage(FILE *f) {

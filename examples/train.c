@@ -75,7 +75,9 @@ static void usage(FILE *f) {
             "  --out DIR                   where CSV/SVG files go (default train_out)\n"
             "  --log-every N               progress line every N steps when not a terminal\n"
             "                              (default 100)\n"
-            "  --threads N                 BLIS threads (default 1)\n"
+            "  --threads N                 threads for each step, at most (default: the CPUs\n"
+            "                              this process may use, or SG_NUM_THREADS); a step\n"
+            "                              uses as many as its work pays for\n"
             "  --export-onnx PATH          write the trained model as ONNX (README: inputs and\n"
             "                              outputs)\n"
             " text and classify:\n"
@@ -276,7 +278,7 @@ static int parse_args(int argc, char **argv, config *c) {
                   .seed = 1,
                   .out_dir = "train_out",
                   .log_every = 100,
-                  .threads = 1,
+                  .threads = 0, /* sg_threads_default() */
                   .dtype = SG_F32};
     struct option opts[NOPTS + 1];
     for (int i = 0; i < NOPTS; i++)
@@ -485,6 +487,46 @@ static sg_tensor *forward(sg_ctx *ctx, const config *c, model *m, const double *
     for (int64_t b = 0; yt && b < B; b++)
         sg_set_flat(yt, b, y[b]);
     return sg_mse_loss(ctx, p, yt);
+}
+
+/* One training step's data, for its parts (parallel/: one per thread, each on a slice
+ * row0.. of this rank's rows). */
+typedef struct {
+    const config *c;
+    model *m;
+    const corpus *cp;
+    int64_t step;
+    uint64_t key;        /* the batch's key (row_rng) */
+    row_range rr;        /* this rank's rows */
+    sg_tensor *h, *cs;   /* text: the state carried by rr's streams */
+    const double *x, *y; /* the toy tasks: rr's batch */
+    const int32_t *labels;
+    sg_rnn_output *out;   /* text, per part: the final states, carried after backward */
+    sg_tensor **ph, **pc; /* text, per part: its rows of h and cs */
+} step_job;
+
+/* The mean loss of a part's rows. */
+static sg_tensor *part_loss(sg_ctx *ctx, int part, int64_t row0, int64_t rows, void *user) {
+    step_job *j = user;
+    const row_range pr = {j->rr.first + row0, rows, j->rr.total};
+    if (j->c->task == TASK_TEXT) {
+        j->ph[part] = sg_parallel_rows(ctx, j->h, 1, row0, rows); /* (layers, B, H) */
+        j->pc[part] = j->cs ? sg_parallel_rows(ctx, j->cs, 1, row0, rows) : NULL;
+        return text_loss(ctx, &j->m->seq, j->cp, j->step, pr, j->ph[part], j->pc[part],
+                         &j->out[part]);
+    }
+    if (j->c->task == TASK_CLASSIFY)
+        return classify_loss(ctx, &j->m->seq, j->key, pr, j->c->seq_len, NULL);
+    sg_tensor *pred;
+    const int64_t TI = j->c->seq_len * input_size(j->c->task);
+    return forward(ctx, j->c, j->m, j->x + row0 * TI, j->y + row0, j->labels + row0, rows, &pred);
+}
+
+/* After a part's backward: text carries its streams' final states to the next step. */
+static int part_after(sg_ctx *ctx, int part, int64_t row0, int64_t rows, void *user) {
+    (void)row0, (void)rows;
+    step_job *j = user;
+    return j->c->task == TASK_TEXT ? text_carry(ctx, j->ph[part], j->pc[part], &j->out[part]) : 0;
 }
 
 /* ---- output files ------------------------------------------------------------------ */
@@ -846,7 +888,6 @@ int main(int argc, char **argv) {
         sg_dist_finalize();
         return 1;
     }
-    sg_set_num_threads(c.threads);
     sg_ctx *ctx = sg_ctx_new(0);
     sg_store *store = sg_store_new(); /* the model's parameters, in the order of the layers */
     if (!ctx || !store) {
@@ -869,6 +910,9 @@ int main(int argc, char **argv) {
     unsigned char *resume_bytes = NULL;
     size_t resume_len = 0;
     sg_dist_reducer *red = NULL;
+    sg_parallel *par = NULL;
+    sg_rnn_output *part_out = NULL;
+    sg_tensor **part_state = NULL;
     bool agreed = false; /* under mpirun: every rank failed together (no rank left waiting) */
 
     /* A resumed run takes the checkpoint's options first: they decide the model. Under
@@ -958,6 +1002,17 @@ int main(int argc, char **argv) {
                  : sg_sgd_new(ctx, &params, (sg_sgd_options){.lr = c.lr, .momentum = c.momentum});
     if (!opt)
         FAIL("building the optimizer");
+    /* Threads: as many as the step's work pays for (sg_threads_for; a step costs about 6
+     * FLOPs per parameter per row and time step), at most --threads or the default. Under
+     * mpirun one per rank: a process per core instead. */
+    const int threads =
+        ranks > 1 ? 1
+                  : sg_threads_for(6.0 * (double)sg_params_count(&params) * (double)(Bl * T), Bl,
+                                   c.threads ? c.threads : sg_threads_default());
+    part_out = calloc((size_t)threads, sizeof *part_out);
+    part_state = calloc(2 * (size_t)threads, sizeof *part_state);
+    if (!part_out || !part_state || (ranks == 1 && !(par = sg_parallel_new(ctx, store, threads))))
+        FAIL("starting the threads");
 
     /* What a checkpoint says about the run: the options, and for text the data. */
     static char optbuf[NOPTS][2][4200];
@@ -1013,17 +1068,17 @@ int main(int argc, char **argv) {
     const char *impl_name = c.cell == SG_CELL_LSTM ? impl_names[c.impl] : "none";
     if (seq)
         printf("task=%s cell=%s impl=%s layers=%lld hidden=%lld embed=%lld batch=%lld "
-               "seq_len=%lld steps=%lld optimizer=%s lr=%g params=%lld isa=%s\n",
+               "seq_len=%lld steps=%lld optimizer=%s lr=%g params=%lld isa=%s threads=%d\n",
                task_names[c.task], seqmodel_cell_names[c.cell], impl_name, (long long)c.layers,
                (long long)c.hidden, (long long)c.embed, (long long)B, (long long)T,
                (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
-               (long long)sg_params_count(&params), sg_vmath_isa());
+               (long long)sg_params_count(&params), sg_vmath_isa(), threads);
     else
         printf("task=%s impl=%s hidden=%lld batch=%lld seq_len=%lld steps=%lld optimizer=%s "
-               "lr=%g params=%lld isa=%s\n",
+               "lr=%g params=%lld isa=%s threads=%d\n",
                task_names[c.task], impl_names[c.impl], (long long)c.hidden, (long long)B,
                (long long)T, (long long)c.steps, c.adam ? "adam" : "sgd", c.lr,
-               (long long)sg_params_count(&params), sg_vmath_isa());
+               (long long)sg_params_count(&params), sg_vmath_isa(), threads);
     if (c.task == TASK_TEXT)
         printf("text=%s bytes=%lld vocab=%d train=%lld held_out=%lld streams=%lld x %lld "
                "(%lld steps per epoch)\n",
@@ -1050,26 +1105,43 @@ int main(int argc, char **argv) {
         if (!seq)
             make_batch(&c, key, rr.first, x, y, labels, Bl);
         sg_store_zero_grad(store); /* every gradient of the model: one memset */
-        sg_tensor *pred, *loss;
-        sg_rnn_output rout;
-        if (c.task == TASK_TEXT)
-            loss = text_loss(ctx, &m.seq, &cp, step, rr, hs, css, &rout);
-        else if (c.task == TASK_CLASSIFY)
-            loss = classify_loss(ctx, &m.seq, key, rr, T, NULL);
-        else
-            loss = forward(ctx, &c, &m, x, y, labels, Bl, &pred);
-        /* under mpirun the gradients of the whole batch: every rank's, weighted by its share */
-        if (!loss || (red ? sg_dist_backward(ctx, red, loss, share) : sg_backward(ctx, loss, NULL)))
-            FAIL("training step");
+        if (par) { /* one process: the step's parts on the threads (one part on one thread) */
+            step_job j = {&c,  &m, &cp, step,   key,      rr,         hs,
+                          css, x,  y,   labels, part_out, part_state, part_state + threads};
+            /* Several parts: each draws its dropout masks from its own generator, seeded from
+             * the run's seed and the step (so that a resumed run draws the same); the data
+             * generator (workspace 0's) keys the batches only, as with one thread. */
+            sg_rng keep = *data_rng;
+            if (threads > 1)
+                sg_parallel_seed(par, c.seed ^ (UINT64_C(0xD1B54A32D192ED03) * (uint64_t)step));
+            int bad = sg_parallel_step(par, Bl, &(sg_parallel_fns){part_loss, part_after}, &j,
+                                       &curve[step]);
+            if (threads > 1)
+                *data_rng = keep;
+            if (bad)
+                FAIL("training step");
+        } else { /* under mpirun: this rank's rows, the gradients summed over the ranks */
+            sg_tensor *pred, *loss;
+            sg_rnn_output rout;
+            if (c.task == TASK_TEXT)
+                loss = text_loss(ctx, &m.seq, &cp, step, rr, hs, css, &rout);
+            else if (c.task == TASK_CLASSIFY)
+                loss = classify_loss(ctx, &m.seq, key, rr, T, NULL);
+            else
+                loss = forward(ctx, &c, &m, x, y, labels, Bl, &pred);
+            /* every rank's gradients, weighted by its share */
+            if (!loss || sg_dist_backward(ctx, red, loss, share))
+                FAIL("training step");
+            if (c.task == TASK_TEXT && text_carry(ctx, hs, css, &rout))
+                FAIL("carrying the state");
+            curve[step] = sg_get_flat(loss, 0) * share; /* the batch's loss: summed over ranks */
+            if (sg_dist_sum(ctx, &curve[step], 1))
+                FAIL("training step");
+        }
         if (c.clip > 0 && sg_clip_grad_norm(&params, c.clip) < 0)
             FAIL("clipping");
         if (sg_optim_step(opt))
             FAIL("optimizer step");
-        if (c.task == TASK_TEXT && text_carry(ctx, hs, css, &rout))
-            FAIL("carrying the state");
-        curve[step] = sg_get_flat(loss, 0) * share; /* the batch's loss: summed over ranks */
-        if (ranks > 1 && sg_dist_sum(ctx, &curve[step], 1))
-            FAIL("training step");
         sg_ctx_reset(ctx);
         int64_t ran = step + 1 - start;
         double el = now() - t0 - eval_time, rate = (double)ran / (el > 0 ? el : 1e-9);
@@ -1290,6 +1362,9 @@ done:
     sg_st_free(saved);
     corpus_free(&cp);
     sg_dist_reducer_free(red);
+    sg_parallel_free(par);
+    free(part_out);
+    free(part_state);
     sg_tensor_free(h_local);
     sg_tensor_free(c_local);
     free(resume_bytes);

@@ -19,8 +19,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tensor.h"
 
@@ -60,15 +62,50 @@ struct sg_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake; /* a job was published, or quit */
     pthread_cond_t done; /* the last task of a job returned */
-    /* the job: written under mu before `next` is set to its generation */
+    /* the job: written under mu before gen and `next` announce it */
     void (*fn)(void *, int);
     void *user;
     int tasks;
-    uint32_t gen;          /* generation of the job published last */
+    _Atomic uint32_t gen;  /* generation of the job published last */
     _Atomic uint64_t next; /* gen << 32 | next task index */
-    int finished;          /* tasks of job `gen` that returned (under mu) */
-    int quit;
+    _Atomic int finished;  /* tasks of job `gen` that returned */
+    _Atomic int quit;
 };
+
+/* Before sleeping, a thread that waits (a worker for the next job, the caller for the last
+ * task) polls for a while: waking a sleeping thread costs tens of microseconds (more in a
+ * virtual machine), as much as a small step's part. It polls with sched_yield, so a thread
+ * of other work that shares its core runs meanwhile, and for WAIT_US at most, so a busy
+ * machine loses little: then it sleeps on the condition variable. */
+enum { WAIT_US = 100 };
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+/* Poll until cond(p, arg) holds or WAIT_US pass; true if it holds. */
+static bool poll_for(sg_pool *p, bool (*cond)(sg_pool *, uint32_t), uint32_t arg) {
+    double t0 = 0;
+    for (int i = 0;; i++) {
+        if (cond(p, arg))
+            return true;
+        if (i < 64)
+            continue;
+        if (t0 == 0)
+            t0 = now_us();
+        else if (now_us() - t0 > WAIT_US)
+            return false;
+        sched_yield();
+    }
+}
+
+static bool new_job(sg_pool *p, uint32_t seen) {
+    return atomic_load(&p->gen) != seen || atomic_load(&p->quit);
+}
+
+static bool all_done(sg_pool *p, uint32_t tasks) { return atomic_load(&p->finished) == (int)tasks; }
 
 /* Take task indices of job `gen` until there are none; returns how many this thread ran. */
 static int take_tasks(sg_pool *p, uint32_t gen, void (*fn)(void *, int), void *user, int tasks) {
@@ -84,35 +121,36 @@ static int take_tasks(sg_pool *p, uint32_t gen, void (*fn)(void *, int), void *u
     return ran;
 }
 
-static void finish(sg_pool *p, int ran) {
-    if (!ran)
-        return;
-    pthread_mutex_lock(&p->mu);
-    p->finished += ran;
-    if (p->finished == p->tasks)
+/* Count a thread's tasks as finished; the one that finishes the job wakes the caller (under
+ * mu, so that a caller about to sleep cannot miss it). */
+static void finish(sg_pool *p, int ran, int tasks) {
+    if (ran && atomic_fetch_add(&p->finished, ran) + ran == tasks) {
+        pthread_mutex_lock(&p->mu);
         pthread_cond_signal(&p->done);
-    pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 static void *worker(void *arg) {
     sg_pool *p = arg;
     uint32_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && p->gen == seen)
-            pthread_cond_wait(&p->wake, &p->mu);
-        if (p->quit)
-            break;
-        seen = p->gen;
+        if (!poll_for(p, new_job, seen)) {
+            pthread_mutex_lock(&p->mu);
+            while (!new_job(p, seen))
+                pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit))
+            return NULL;
+        pthread_mutex_lock(&p->mu); /* the job's fields, as published with gen */
+        seen = atomic_load(&p->gen);
         void (*fn)(void *, int) = p->fn;
         void *user = p->user;
         int tasks = p->tasks;
         pthread_mutex_unlock(&p->mu);
-        finish(p, take_tasks(p, seen, fn, user, tasks));
-        pthread_mutex_lock(&p->mu);
+        finish(p, take_tasks(p, seen, fn, user, tasks), tasks);
     }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
 }
 
 sg_pool *sg_pool_new(int threads) {
@@ -124,7 +162,10 @@ sg_pool *sg_pool_new(int threads) {
     if (!p)
         return NULL;
     p->threads = threads;
+    atomic_init(&p->gen, 0);
     atomic_init(&p->next, 0);
+    atomic_init(&p->finished, 0);
+    atomic_init(&p->quit, 0);
     if (threads > 1 && !(p->workers = sg_calloc((size_t)threads - 1, sizeof *p->workers))) {
         sg_free(p);
         return NULL;
@@ -146,7 +187,7 @@ void sg_pool_free(sg_pool *p) {
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int k = 0; k < p->threads - 1; k++)
@@ -169,24 +210,22 @@ void sg_pool_run(sg_pool *p, int tasks, void (*fn)(void *user, int task), void *
         return;
     }
     pthread_mutex_lock(&p->mu);
-    uint32_t gen = ++p->gen;
+    uint32_t gen = atomic_load(&p->gen) + 1;
     p->fn = fn;
     p->user = user;
     p->tasks = tasks;
-    p->finished = 0;
+    atomic_store(&p->finished, 0);
     atomic_store(&p->next, (uint64_t)gen << 32);
-    /* wake only as many workers as there are tasks beyond the caller's first */
-    if (tasks - 1 >= p->threads - 1)
-        pthread_cond_broadcast(&p->wake);
-    else
-        for (int k = 0; k < tasks - 1; k++)
-            pthread_cond_signal(&p->wake);
+    atomic_store(&p->gen, gen);
+    pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    finish(p, take_tasks(p, gen, fn, user, tasks));
-    pthread_mutex_lock(&p->mu);
-    while (p->finished < tasks)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    finish(p, take_tasks(p, gen, fn, user, tasks), tasks);
+    if (!poll_for(p, all_done, (uint32_t)tasks)) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->finished) < tasks)
+            pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 /* ---- data-parallel steps ---------------------------------------------------------------- */
@@ -279,6 +318,24 @@ void sg_parallel_seed(sg_parallel *p, uint64_t seed) {
     }
 }
 
+sg_tensor *sg_parallel_rows(sg_ctx *ctx, const sg_tensor *t, int axis, int64_t row0, int64_t rows) {
+    if (!ctx || !t)
+        return NULL;
+    if (!sg_check(NULL, t, NULL))
+        return sg_error(ctx, "sg_parallel_rows: not a live tensor (used after sg_ctx_reset?)");
+    if (!sg_is_contiguous(t))
+        return sg_error(ctx, "sg_parallel_rows: the tensor is not contiguous");
+    int ax = axis < 0 ? axis + t->ndim : axis;
+    if (ax < 0 || ax >= t->ndim)
+        return sg_error(ctx, "sg_parallel_rows: axis %d of a %d-dimensional tensor", axis, t->ndim);
+    if (row0 < 0 || rows < 0 || row0 + rows > t->shape[ax])
+        return sg_error(ctx, "sg_parallel_rows: rows %lld..%lld outside axis %d's %lld",
+                        (long long)row0, (long long)(row0 + rows - 1), ax, (long long)t->shape[ax]);
+    /* the whole tensor wrapped in ctx, then a view of it there */
+    sg_tensor *all = sg_wrap(ctx, t->dtype, t->ndim, t->shape, sg_data(t));
+    return ax == 0 && rows == t->shape[0] ? all : sg_slice(ctx, all, ax, row0, rows);
+}
+
 /* Part k: forward and backward on its slice in workspace k, weighted by its share. */
 static void run_part(void *arg, int k) {
     sg_parallel *p = arg;
@@ -303,6 +360,8 @@ static void run_part(void *arg, int k) {
     p->rc[k] = rc;
     sg_ctx_reset(ctx);
 }
+
+enum { REDUCE_SPLIT = 1 << 18 }; /* slab elements from which the threads share the sum */
 
 /* Reduction task k: slab range k of the store's gradients += workspaces 1..parts-1. */
 static void reduce_part(void *arg, int k) {
@@ -342,8 +401,10 @@ int sg_parallel_step(sg_parallel *p, int64_t batch, const sg_parallel_fns *fns, 
             sg_ctx_clear_error(p->ws[k]);
         return -1;
     }
+    /* a small slab is added by the caller alone: waking the workers again would cost more */
     if (p->parts > 1)
-        sg_pool_run(p->pool, p->parts, reduce_part, p);
+        sg_pool_run(sg_store_slab_len(p->store) >= REDUCE_SPLIT ? p->pool : NULL, p->parts,
+                    reduce_part, p);
     double sum = 0;
     for (int k = 0; k < p->parts; k++)
         sum += p->loss[k];

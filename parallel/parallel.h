@@ -51,7 +51,7 @@ int sg_threads_default(void);
  * than the rows, at least 1. Waking a sleeping thread and adding its gradients costs tens
  * of microseconds: below that much work per thread a second thread only slows a step down
  * (bench/README.md has the measurements behind the constant). */
-#define SG_PARALLEL_MIN_FLOPS 4e6
+#define SG_PARALLEL_MIN_FLOPS 2e5
 int sg_threads_for(double flops, int64_t rows, int max_threads);
 
 /* ---- the thread pool -------------------------------------------------------------------- */
@@ -94,12 +94,21 @@ void sg_parallel_free(sg_parallel *p);
 int sg_parallel_threads(const sg_parallel *p); /* 1 for NULL */
 /* Workspace k (0 is the ctx given to sg_parallel_new); NULL out of range. */
 sg_ctx *sg_parallel_ctx(const sg_parallel *p, int k);
-/* Seed workspace k's generator with a hash of (seed, k) for every k: the same seed gives
- * the same draws in every part. */
+/* Seed workspace k's generator with a hash of (seed, k), for every k (workspace 0's is the
+ * caller's context's: save it first if it has other uses): the same seed gives the same
+ * draws in every part. */
 void sg_parallel_seed(sg_parallel *p, uint64_t seed);
 /* Rows of part k when `rows` rows are cut into `parts` contiguous slices (the first
  * rows % parts slices one row longer): the first row and the count. */
 void sg_parallel_slice(int64_t rows, int parts, int k, int64_t *row0, int64_t *count);
+
+/* Rows row0 .. row0 + rows - 1 along `axis` of a contiguous tensor t of any workspace, as a
+ * view in ctx over the same memory (no copy): how a part reads its slice of a batch that
+ * workspace 0 holds, and writes its slice of a carried state (a (layers, batch, units)
+ * state has its rows on axis 1). Negative axes count from the end. NULL with an error in
+ * ctx when t is not contiguous or not live, the axis does not exist, or the range is
+ * outside it; NULL t gives NULL. */
+sg_tensor *sg_parallel_rows(sg_ctx *ctx, const sg_tensor *t, int axis, int64_t row0, int64_t rows);
 
 /* One step's forward and backward over a batch of `batch` rows: min(threads, batch) parts,
  * part k on slice k (sg_parallel_slice) in workspace k. ACCUMULATES the batch's gradients

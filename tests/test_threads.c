@@ -378,6 +378,42 @@ START_TEST(test_parallel_step_errors) {
     ck_assert_str_eq(sg_ctx_error(ctx), "sg_parallel_step: no loss function");
     sg_ctx_clear_error(ctx);
     ck_assert_int_eq(sg_parallel_step(NULL, PB, &fns, &j, &loss), -1);
+    /* rows of a tensor of workspace 0 in workspace 2: the same memory */
+    sg_ctx *w2 = sg_parallel_ctx(par, 2);
+    sg_tensor *t = sg_arange(ctx, SG_F64, 0, 24, 1), *t3 = sg_reshape(ctx, t, SG_SHAPE(4, 3, 2));
+    sg_tensor *r = sg_parallel_rows(w2, t3, 0, 1, 2);
+    ck_assert_msg(r != NULL, "%s", sg_ctx_error(w2));
+    ck_assert_int_eq(r->ndim, 3);
+    ck_assert_int_eq(r->shape[0], 2);
+    ck_assert_int_eq(r->shape[2], 2);
+    ck_assert(sg_get_flat(r, 0) == 6 && sg_get_flat(r, 11) == 17);
+    sg_set_flat(r, 0, -1);
+    ck_assert(sg_get_flat(t, 6) == -1);
+    sg_tensor *none = sg_parallel_rows(w2, t3, 0, 4, 0); /* no rows, at the end: allowed */
+    ck_assert_msg(none && none->shape[0] == 0, "%s", sg_ctx_error(w2));
+    ck_assert_ptr_null(sg_parallel_rows(w2, t3, 0, 3, 2));
+    ck_assert_str_eq(sg_ctx_error(w2), "sg_parallel_rows: rows 3..4 outside axis 0's 4");
+    sg_ctx_clear_error(w2);
+    /* along axis 1 (a state's batch axis): a strided view of the same memory */
+    sg_tensor *r1 = sg_parallel_rows(w2, t3, -2, 1, 2);
+    ck_assert_msg(r1 && r1->shape[0] == 4 && r1->shape[1] == 2 && r1->shape[2] == 2, "%s",
+                  sg_ctx_error(w2));
+    ck_assert(sg_get_flat(r1, 0) == 2 && sg_get_flat(r1, 4) == 8);
+    ck_assert_int_eq(sg_fill(r1, 0.5), 0);
+    ck_assert(sg_get_flat(t, 2) == 0.5 && sg_get_flat(t, 1) == 1 && sg_get_flat(t, 22) == 0.5);
+    ck_assert_ptr_null(sg_parallel_rows(w2, t3, 3, 0, 1));
+    ck_assert_str_eq(sg_ctx_error(w2), "sg_parallel_rows: axis 3 of a 3-dimensional tensor");
+    sg_ctx_clear_error(w2);
+    ck_assert_ptr_null(sg_parallel_rows(w2, sg_transpose(ctx, t3, 0, 1), 0, 0, 1));
+    ck_assert_str_eq(sg_ctx_error(w2), "sg_parallel_rows: the tensor is not contiguous");
+    sg_ctx_clear_error(w2);
+    ck_assert_ptr_null(sg_parallel_rows(w2, NULL, 0, 0, 1));
+    ck_assert_ptr_null(sg_ctx_error(w2));
+    sg_ctx_reset(ctx);
+    ck_assert_ptr_null(sg_parallel_rows(w2, t3, 0, 0, 1));
+    ck_assert_str_eq(sg_ctx_error(w2),
+                     "sg_parallel_rows: not a live tensor (used after sg_ctx_reset?)");
+    sg_ctx_clear_error(w2);
     ck_assert_int_eq(sg_parallel_threads(NULL), 1);
     sg_parallel_free(par);
     sg_parallel_free(NULL);

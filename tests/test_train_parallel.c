@@ -1,10 +1,14 @@
-/* train under mpirun (data parallelism over processes, dist/): the loss of every step of
+/* train with data parallelism. Over threads (parallel/): at a fixed --threads the loss
+ * curve is the same bits run to run, and a resumed run continues it bit for bit (with
+ * dropout, whose masks each part draws from its own generator); across thread counts the
+ * losses agree within float rounding (float64 1e-9). Over processes, under mpirun (dist/):
+ * the loss of every step of
  * `mpirun -np N train` equals the single process's with the same global batch (float64
  * within 1e-9 relative, float32 within 1e-4) for N = 2, 3, 4 (oversubscribed) and the toy,
  * text and classify tasks; a resumed run under mpirun is bit-exact; ranks whose models
  * differ, and a rank that fails alone, stop every rank with a message, without hanging.
  * mpirun is $SG_MPIRUN (meson sets it); built without MPI the program says so and exits 77
- * (skipped). */
+ * (skipped) for those cases. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <math.h>
@@ -16,7 +20,7 @@
 static char train_exe[PATH_MAX + 64], mpirun_exe[PATH_MAX + 64];
 
 static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/sg_train_mpi_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sg_train_par_XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     run_time_limit = 120; /* a hang fails the test */
 }
@@ -66,6 +70,106 @@ static const char *text_path(void) {
     ck_assert_int_eq(f && fclose(f) == 0, 1);
     return path;
 }
+
+/* Run train with the arguments (NULL-terminated) plus --out dir, alone; the loss column of
+ * its CSV `csv` into v (steps values). */
+static void train_losses(const char *const *args, const char *dir, const char *csv, double *v,
+                         int steps) {
+    const char *all[40];
+    int n = 0;
+    for (int i = 0; args[i]; i++)
+        all[n++] = args[i];
+    all[n++] = "--out";
+    all[n++] = tp(dir);
+    all[n] = NULL;
+    ck_assert_msg(train(0, all) == 0, "%s: %s", dir, err_text);
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", tp(dir), csv);
+    ck_assert_int_eq(read_losses(path, v, steps), steps);
+}
+
+/* Threads: sine (float64, float32), text with dropout and recurrent dropout (float64),
+ * classify bidirectional (float64). --threads 2 twice: the same bits; --threads 1, 2, 3:
+ * equal within rounding (without dropout: with it, the masks depend on the parts). */
+START_TEST(test_threads) {
+    enum { STEPS = 60 };
+    const char *text = text_path();
+    const struct {
+        const char *args[24];
+        const char *csv;
+        double tol; /* across thread counts; 0: dropout, not compared */
+    } cases[] = {
+        {{"--task", "sine", "--dtype", "f64", "--batch", "7", NULL}, "loss_sine.csv", 1e-9},
+        {{"--task", "sine", "--dtype", "f32", "--batch", "7", NULL}, "loss_sine.csv", 1e-4},
+        {{"--task", "text", "--dtype", "f64", "--text", text, "--hidden", "16", "--embed", "8",
+          "--seq-len", "16", "--batch", "6", "--dropout", "0.2", "--recurrent-dropout", "0.1",
+          NULL},
+         "loss_text.csv",
+         0},
+        {{"--task", "classify", "--dtype", "f64", "--hidden", "12", "--batch", "9",
+          "--bidirectional", NULL},
+         "loss_classify.csv",
+         1e-9},
+    };
+    const char *args[40];
+    int n = 0;
+    for (int i = 0; cases[_i].args[i]; i++)
+        args[n++] = cases[_i].args[i];
+    const char *tail[] = {"--steps", "60", "--log-every", "1000", "--threads", "2", NULL};
+    for (int i = 0; tail[i]; i++)
+        args[n++] = tail[i];
+    args[n] = NULL;
+    double a[STEPS], b[STEPS], one[STEPS];
+    train_losses(args, "a", cases[_i].csv, a, STEPS);
+    ck_assert_msg(strstr(out_text, " threads=2\n"), "not 2 threads: %s", out_text);
+    train_losses(args, "b", cases[_i].csv, b, STEPS);
+    ck_assert_msg(!memcmp(a, b, sizeof a), "%s: --threads 2 runs differ", cases[_i].args[1]);
+    if (!cases[_i].tol)
+        return;
+    for (const char *t = "13"; *t; t++) {
+        char th[2] = {*t, 0};
+        args[n - 1] = th;
+        train_losses(args, "one", cases[_i].csv, one, STEPS);
+        for (int s = 0; s < STEPS; s++)
+            ck_assert_msg(fabs(one[s] - a[s]) <= cases[_i].tol * fabs(one[s]),
+                          "%s step %d: --threads %s %.17g, --threads 2 %.17g", cases[_i].args[1],
+                          s + 1, th, one[s], a[s]);
+    }
+    /* and the parts are not all the same rows: the 3-thread curve is not the 2-thread one */
+    ck_assert(memcmp(a, one, sizeof a) != 0);
+}
+END_TEST
+
+/* Stop at 30 and resume to 60 with --threads 2: the same losses, bit for bit, as one run
+ * (text with dropout: each part's masks are seeded from the run's seed and the step). */
+START_TEST(test_threads_resume) {
+    enum { STEPS = 60 };
+    const char *text = text_path();
+    const char *base[] = {"--task",      "text", "--dtype",   "f32", "--text",    text,
+                          "--hidden",    "16",   "--embed",   "8",   "--seq-len", "16",
+                          "--batch",     "6",    "--dropout", "0.3", "--threads", "2",
+                          "--log-every", "1000", NULL};
+    const char *args[40];
+    int n = 0;
+    for (int i = 0; base[i]; i++)
+        args[n++] = base[i];
+    args[n] = "--steps";
+    args[n + 1] = "60";
+    args[n + 2] = NULL;
+    double full[STEPS], resumed[STEPS];
+    train_losses(args, "full", "loss_text.csv", full, STEPS);
+    args[n + 1] = "30";
+    args[n + 2] = "--save";
+    args[n + 3] = tp("ck");
+    args[n + 4] = NULL;
+    train_losses(args, "part", "loss_text.csv", resumed, 30);
+    const char *resume[] = {"--resume", tp("ck"), "--steps", "60", "--threads", "2", NULL};
+    train_losses(resume, "part", "loss_text.csv", resumed, STEPS);
+    for (int s = 0; s < STEPS; s++)
+        ck_assert_msg(full[s] == resumed[s], "step %d: one run %.17g, resumed %.17g", s + 1,
+                      full[s], resumed[s]);
+}
+END_TEST
 
 /* Each task in float64 (and sine in float32): the CSV of one process against -np 2, 3, 4. */
 START_TEST(test_equivalence) {
@@ -210,20 +314,24 @@ START_TEST(test_failures) {
 END_TEST
 
 int main(void) {
-    if (!sg_dist_available()) {
-        printf("SKIP test_train_mpi: seqgrad was built without MPI (libopenmpi-dev)\n");
-        return 77;
-    }
-    const char *m = getenv("SG_MPIRUN");
-    if (!m || !*m || access(m, X_OK) != 0) {
-        printf("SKIP test_train_mpi: no mpirun (SG_MPIRUN; Debian: openmpi-bin)\n");
-        return 77;
-    }
-    snprintf(mpirun_exe, sizeof mpirun_exe, "%s", m);
     find_program("SG_TRAIN", "train");
     snprintf(train_exe, sizeof train_exe, "%s", exe);
+    const char *m = getenv("SG_MPIRUN");
+    bool mpi = true;
+    if (!sg_dist_available()) {
+        printf("test_train_parallel: mpirun cases skipped: seqgrad was built without MPI "
+               "(libopenmpi-dev)\n");
+        mpi = false;
+    } else if (!m || !*m || access(m, X_OK) != 0) {
+        printf("test_train_parallel: mpirun cases skipped: no mpirun (SG_MPIRUN; Debian: "
+               "openmpi-bin)\n");
+        mpi = false;
+    } else {
+        snprintf(mpirun_exe, sizeof mpirun_exe, "%s", m);
+    }
     const ck_tcase tcases[] = {
+        {"threads", 600, {{test_threads, 4}, {test_threads_resume, 1}}},
         {"mpirun", 600, {{test_equivalence, 12}, {test_resume, 2}, {test_failures, 1}}},
     };
-    return CK_RUN("train_mpi", tcases, setup, teardown);
+    return ck_run("train_parallel", tcases, mpi ? 2 : 1, setup, teardown);
 }
