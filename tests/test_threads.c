@@ -159,7 +159,9 @@ START_TEST(test_pool_runs_every_task_once) {
         }
         sg_pool_free(p);
     }
-    ck_assert_int_eq(sg_pool_threads(sg_pool_new(0)), 1); /* below 1 is 1 (no worker to leak) */
+    sg_pool *one = sg_pool_new(0); /* below 1 is 1: no worker */
+    ck_assert_int_eq(sg_pool_threads(one), 1);
+    sg_pool_free(one);
     sg_pool_free(NULL);
 }
 END_TEST
