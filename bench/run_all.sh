@@ -3,15 +3,20 @@
 #
 #   bench/run_all.sh [BUILD_DIR]          (default BUILD_DIR: build)
 #
-# For each config tiny, small, medium, large at float32, one thread (and two threads for
-# medium and large), runs
-#   BUILD_DIR/bench/bench_lstm --impl fused and --impl gates    (seqgrad)
+# For each config tiny, small, medium, large at float32, one thread and two threads, runs
+#   BUILD_DIR/bench/bench_lstm --impl fused and --impl gates    (seqgrad; --threads 2 is
+#                                                                 data parallelism over
+#                                                                 threads where it pays)
+#   BUILD_DIR/bench/bench_onednn                                 (oneDNN's LSTM primitive,
+#                                                                 when built: libdnnl-dev)
 #   bench/torch_lstm.py                                          (torch.nn.LSTM, torch-fused,
 #                                                                 torch-gates)
 #   BUILD_DIR/bench/bench_probe                                  (BLIS alone on the step's
 #                                                                 matmuls: the limit)
 #   BUILD_DIR/bench/bench_probe --kernels seqgrad                (the same products through
 #                                                                 seqgrad's own dispatch)
+# and once per round BUILD_DIR/bench/bench_peak at 1 and 2 threads (the FMA peak, for the
+# "% of peak" column);
 # collects every JSON line into bench/results.jsonl (overwritten) and prints Markdown tables
 # (with the BLIS sub-configuration bench_probe reports above them).
 # A program that is missing or fails shows as "n/a"; the script still prints the tables.
@@ -22,6 +27,8 @@
 #                         count and program, the run with the lowest median (its min is the
 #                         lowest of all runs): the way to read a noisy, shared machine
 #   TABLE_ONLY=1          do not run anything: print the tables of bench/results.jsonl
+#   BUSY=1                also run seqgrad fused at 1 and 2 threads with a CPU-burning
+#                         process beside it (an oversubscribed machine): the "busy" table
 #   BLIS_ARCH_TYPE=<id>   selects BLIS's sub-configuration for all three programs (see
 #                         bench/README.md). When it is unset, the script asks bench_lstm
 #                         which one seqgrad picks (its "blas" key: seqgrad selects skx on
@@ -37,6 +44,8 @@ CONFIGS=${CONFIGS:-tiny small medium large}
 ROUNDS=${ROUNDS:-1}
 LSTM=$BUILD/bench/bench_lstm
 PROBE=$BUILD/bench/bench_probe
+ONEDNN=$BUILD/bench/bench_onednn
+PEAK=$BUILD/bench/bench_peak
 
 # run CMD...: append the JSON lines CMD prints to the results; report failures on stderr.
 run() {
@@ -72,8 +81,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
     round=1
     while [ "$round" -le "$ROUNDS" ]; do
         for cfg in $CONFIGS; do
-            case $cfg in medium | large) threads="1 2" ;; *) threads=1 ;; esac
-            for th in $threads; do
+            for th in 1 2; do
                 if [ -x "$LSTM" ]; then
                     for impl in fused gates; do
                         run "$LSTM" --config "$cfg" --impl "$impl" --dtype f32 --threads "$th"
@@ -88,8 +96,23 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
                 [ -x "$PROBE" ] && run "$PROBE" --config "$cfg" --dtype f32 --threads "$th"
                 [ -x "$PROBE" ] && run "$PROBE" --config "$cfg" --dtype f32 --threads "$th" \
                     --kernels seqgrad
+                [ -x "$ONEDNN" ] && run "$ONEDNN" --config "$cfg" --threads "$th"
             done
         done
+        [ -x "$PEAK" ] && run "$PEAK" --threads 1 && run "$PEAK" --threads 2
+        if [ "${BUSY:-0}" = 1 ] && [ -x "$LSTM" ]; then
+            # a process that keeps one core busy; seqgrad at 1 and 2 threads beside it
+            sh -c 'while :; do :; done' &
+            burner=$!
+            for cfg in $CONFIGS; do
+                for th in 1 2; do
+                    echo "run_all: (busy) $LSTM --config $cfg --threads $th" >&2
+                    "$LSTM" --config "$cfg" --impl fused --dtype f32 --threads "$th" |
+                        grep '^{' | sed 's/^{/{"busy":true,/' >>"$RESULTS"
+                done
+            done
+            kill "$burner"
+        fi
         round=$((round + 1))
     done
 fi
@@ -98,16 +121,22 @@ fi
 import json, sys
 
 rows = {}  # (config, threads, program) -> record
+peaks = {}  # threads -> the highest FMA peak measured, GFLOP/s
 with open(sys.argv[1]) as f:
     for line in f:
         try:
             r = json.loads(line)
         except ValueError:
             continue
+        if "probe" in r and r["probe"] == "fma_peak":
+            peaks[r["threads"]] = max(peaks.get(r["threads"], 0), r["gflops_total"])
+            continue
         if r.get("dtype", "f32") != "f32":
             continue
         impl = r.get("impl", "")
         prog = {"fused": "seqgrad fused", "gates": "seqgrad gates"}.get(impl, impl)
+        if r.get("busy"):
+            prog = "busy " + prog
         if prog.startswith("probe"):  # the probe reports matmul_ms_*
             r["median_ms"], r["min_ms"] = r["matmul_ms_median"], r["matmul_ms_min"]
         key = (r["config"], r["threads"], prog)
@@ -117,8 +146,8 @@ with open(sys.argv[1]) as f:
         else:
             old["min_ms"] = min(old["min_ms"], r["min_ms"])
 
-PROGS = ["seqgrad fused", "seqgrad gates", "torch.nn.LSTM", "torch-fused", "torch-gates",
-         "probe", "probe-seqgrad", "torch.nn.LSTM as installed"]
+PROGS = ["seqgrad fused", "seqgrad gates", "onednn", "torch.nn.LSTM", "torch-fused",
+         "torch-gates", "probe", "probe-seqgrad", "torch.nn.LSTM as installed"]
 CONFIGS = ["tiny", "small", "medium", "large"]
 
 
@@ -158,12 +187,48 @@ if arches or torch_env:
 if len(set().union(*arches.values()) if arches else ()) > 1:
     print("WARNING: these results mix BLIS sub-configurations: the programs did not run the"
           " same matmul kernels, the tables are not comparable\n")
+print("### seqgrad beside oneDNN's LSTM primitive, float32: median ms\n")
+if peaks:
+    print("FMA peak (bench_peak): " + ", ".join(f"{th} thread{'s' if th > 1 else ''} "
+          f"{g:.0f} GFLOP/s" for th, g in sorted(peaks.items())) + "\n")
+print("| config | seqgrad fused 1 thread | oneDNN 1 thread | seqgrad fused 2 threads "
+      "(threads used) | oneDNN 2 threads | seqgrad 2 threads / 1 thread speedup "
+      "| seqgrad / oneDNN, 1 thread | seqgrad / oneDNN, 2 threads |")
+print("|---|" + "---:|" * 7)
+
+
+def pct(cfg, th):
+    r = rows.get((cfg, th, "seqgrad fused"))
+    if not r or th not in peaks:
+        return ""
+    return f" ({100 * r['gflops'] / peaks[th]:.0f}%)"
+
+
+for cfg in CONFIGS:
+    if not any(k[0] == cfg for k in rows):
+        continue
+    f1, f2 = ms(cfg, 1, "seqgrad fused"), ms(cfg, 2, "seqgrad fused")
+    o1, o2 = ms(cfg, 1, "onednn"), ms(cfg, 2, "onednn")
+    used = rows.get((cfg, 2, "seqgrad fused"), {}).get("threads_used", "?")
+    print(f"| {cfg} | {fmt(f1)}{pct(cfg, 1)} | {fmt(o1)} | {fmt(f2)}{pct(cfg, 2)} ({used}) "
+          f"| {fmt(o2)} | {ratio(f1, f2)} | {ratio(f1, o1)} | {ratio(f2, o2)} |")
+print("\n% = the step's nominal matmul GFLOP/s over the FMA peak at that thread count;"
+      " seqgrad / oneDNN < 1: seqgrad is faster.\n")
+if any(k[2] == "busy seqgrad fused" for k in rows):
+    print("### A busy machine: another process keeps one core busy; median ms\n")
+    print("| config | seqgrad fused 1 thread | 2 threads | 2 threads / 1 thread |")
+    print("|---|---:|---:|---:|")
+    for cfg in CONFIGS:
+        a, b = ms(cfg, 1, "busy seqgrad fused"), ms(cfg, 2, "busy seqgrad fused")
+        if a or b:
+            print(f"| {cfg} | {fmt(a)} | {fmt(b)} | {ratio(b, a)} |")
+    print()
 print("### One training step, float32, 1 thread: median ms (min ms)\n")
-print("| config | seqgrad fused ms | seqgrad gates ms | torch.nn.LSTM ms | torch fused "
+print("| config | seqgrad fused ms | seqgrad gates ms | oneDNN ms | torch.nn.LSTM ms | torch fused "
       "| torch gates | probe matmul ms (BLIS) | probe matmul ms (seqgrad kernels) "
       "| torch.nn.LSTM as installed ms | fused/torch speedup | fused/torch as installed "
       "| fused/probe ratio | fused/probe-seqgrad ratio | gates/fused ratio |")
-print("|---|" + "---:|" * 13)
+print("|---|" + "---:|" * 14)
 for cfg in CONFIGS:
     if not any(k[0] == cfg for k in rows):
         continue
