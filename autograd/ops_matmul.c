@@ -693,32 +693,185 @@ static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int
     return (mat){dst, K, 1};
 }
 
-void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
-    sg_tensor *a = out->src[0], *b = out->src[1], *dC = out->grad;
+/* dA += dC @ B^T for a (..., M, K) @ b (K, N) or (..., K, N) with gradient dC (..., M, N). */
+static void mm_grad_a(sg_ctx *ctx, sg_tensor *a, const sg_tensor *b, const sg_tensor *dC) {
     int nd = a->ndim, nb = nd - 2;
     bool batched = b->ndim > 2;
     int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
-    int64_t rsa = a->stride[nd - 2], csa = a->stride[nd - 1];
     int64_t rsb = b->stride[b->ndim - 2], csb = b->stride[b->ndim - 1];
     bmat G = {{sg_data(dC), dC->stride[nd - 2], dC->stride[nd - 1]}, dC->stride};
-    if (sg__needs(out, 0)) {
-        /* dA (M, K) += dC (M, N) @ B^T (N, K) */
-        sg_tensor *ga = sg__grad(ctx, a);
-        if (!ga)
-            return;
-        bmat Bt = {batched ? (mat){sg_data(b), csb, rsb} : bt_operand(ctx, b, M, N, K),
-                   batched ? b->stride : NULL};
-        bmat dA = {{sg_data(ga), ga->stride[nd - 2], ga->stride[nd - 1]}, ga->stride};
-        bgemm(a->dtype, nb, a->shape, M, K, N, G, Bt, dA, true);
+    sg_tensor *ga = sg__grad(ctx, a);
+    if (!ga)
+        return;
+    bmat Bt = {batched ? (mat){sg_data(b), csb, rsb} : bt_operand(ctx, b, M, N, K),
+               batched ? b->stride : NULL};
+    bmat dA = {{sg_data(ga), ga->stride[nd - 2], ga->stride[nd - 1]}, ga->stride};
+    bgemm(a->dtype, nb, a->shape, M, K, N, G, Bt, dA, true);
+}
+
+/* dB += A^T @ dC for the same product, summed over the batch when b is 2-D. */
+static void mm_grad_b(sg_ctx *ctx, const sg_tensor *a, sg_tensor *b, const sg_tensor *dC) {
+    int nd = a->ndim, nb = nd - 2;
+    bool batched = b->ndim > 2;
+    int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
+    bmat G = {{sg_data(dC), dC->stride[nd - 2], dC->stride[nd - 1]}, dC->stride};
+    sg_tensor *gb = sg__grad(ctx, b);
+    if (!gb)
+        return;
+    bmat At = {{sg_data(a), a->stride[nd - 1], a->stride[nd - 2]}, a->stride};
+    bmat dB = {{sg_data(gb), gb->stride[b->ndim - 2], gb->stride[b->ndim - 1]},
+               batched ? gb->stride : NULL};
+    bgemm(a->dtype, nb, a->shape, K, N, M, At, G, dB, true);
+}
+
+void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
+    if (sg__needs(out, 0))
+        mm_grad_a(ctx, out->src[0], out->src[1], out->grad);
+    if (sg__needs(out, 1) && !ctx->has_err)
+        mm_grad_b(ctx, out->src[0], out->src[1], out->grad);
+}
+
+/* ---- the sequence recurrent product ----------------------------------------------------
+ * S = sg_seqmm(c, w), then S[t] += a_t @ w by sg_seqmm_step, one step at a time: the
+ * recurrent product of an RNN layer, z_t = c_t + h_{t-1} @ w, whose a_t (h_{t-1}) is known
+ * only once step t - 1 has run. Each step's backward computes da_t = dz_t @ w^T, which the
+ * step before needs; the weight gradient dw = sum_t a_t^T @ dz_t needs no step before it,
+ * so S's backward, which runs after every step's (S was recorded before them), does it as
+ * ONE product (K, T*B) @ (T*B, N) over all the steps instead of T small ones (as oneDNN's
+ * LSTM does): a step's dz_t is its slice of S's gradient (the step's gradient is a view into
+ * it, as a slice's is), and each step keeps a copy of its a_t in S's buffer A (T, B, K). */
+enum { SEQMM_MAGIC = 0x4d515353 }; /* "SSQM" */
+typedef struct {
+    uint32_t magic; /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
+    sg_tensor *w;   /* (K, N) */
+    sg_tensor *a;   /* (T, B, K), the steps' a_t; NULL when w needs no gradient */
+    int64_t lo, hi; /* the steps whose a_t are in `a`: rows [lo, hi]; none while hi < lo */
+} seqmm_saved;
+
+static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w, bool ip) {
+    sg_tensor *in[2] = {c, w};
+    char s1[96], s2[96];
+    if (!sg__check_inputs(ctx, fn, 2, in))
+        return NULL;
+    if (c->ndim != 3 || w->ndim != 2 || c->shape[2] != w->shape[1])
+        return sg_error(ctx, "%s: c has shape %s and w %s; expected (T, B, N) and (K, N)", fn,
+                        sg_shape_str(c->ndim, c->shape, s1, sizeof s1),
+                        sg_shape_str(w->ndim, w->shape, s2, sizeof s2));
+    if (ip && !sg__inplace_check(ctx, fn, c, 1, &w, false))
+        return NULL;
+    seqmm_saved *sv = sg_arena_alloc(ctx, sizeof *sv);
+    sg_tensor *out =
+        ip ? sg__inplace_result(ctx, c) : sg__new(ctx, fn, c->dtype, 3, c->shape, false);
+    if (!sv || !out)
+        return NULL;
+    if (!ip)
+        sg__strided(false, c->dtype, sg_data(out), out->stride, sg_data(c), c->stride, 3, c->shape);
+    *sv = (seqmm_saved){SEQMM_MAGIC, w, NULL, 0, -1};
+    if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
+        !(sv->a = sg__new(ctx, fn, c->dtype, 3, (int64_t[]){c->shape[0], c->shape[1], w->shape[0]},
+                          false)))
+        return NULL;
+    out->aux = sv;
+    return sg__finish(ctx, out, SG_OP_SEQMM, 2, in);
+}
+
+sg_tensor *sg_seqmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
+    return seqmm(ctx, "sg_seqmm", c, w, false);
+}
+
+sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
+    return seqmm(ctx, "sg_seqmm_", c, w, true);
+}
+
+/* A (T, B, K) row block t += a (B, K), or = a where no step has written yet (the rows
+ * between the steps written so far and t are zeroed: a step skipped adds nothing). */
+static void seqmm_keep(seqmm_saved *sv, int64_t t, const sg_tensor *a) {
+    sg_tensor *A = sv->a;
+    int64_t blk = A->shape[1] * A->shape[2];
+    size_t es = sg_dtype_size(A->dtype);
+    char *base = sg_data(A);
+    bool acc = sv->lo <= t && t <= sv->hi;
+    if (!acc) {
+        int64_t z0 = sv->hi < sv->lo ? t : t < sv->lo ? t + 1 : sv->hi + 1;
+        int64_t z1 = sv->hi < sv->lo ? t : t < sv->lo ? sv->lo : t; /* zero rows [z0, z1) */
+        memset(base + z0 * blk * (int64_t)es, 0, (size_t)((z1 - z0) * blk) * es);
+        sv->lo = sv->hi < sv->lo || t < sv->lo ? t : sv->lo;
+        sv->hi = sv->hi < t ? t : sv->hi;
     }
-    if (sg__needs(out, 1)) {
-        /* dB (K, N) += A^T (K, M) @ dC (M, N), summed over the batch when b is 2-D */
-        sg_tensor *gb = sg__grad(ctx, b);
-        if (!gb)
+    int64_t st[2] = {A->stride[1], A->stride[2]};
+    sg__strided(acc, A->dtype, base + t * blk * (int64_t)es, st, sg_data(a), a->stride, 2,
+                a->shape);
+}
+
+sg_tensor *sg_seqmm_step(sg_ctx *ctx, sg_tensor *s, int64_t t, sg_tensor *a) {
+    sg_tensor *in[2] = {s, a};
+    char s1[96], s2[96];
+    if (!sg__check_inputs(ctx, "sg_seqmm_step", 2, in))
+        return NULL;
+    seqmm_saved *sv = s->aux;
+    if (!sv || sv->magic != SEQMM_MAGIC)
+        return sg_error(ctx, "sg_seqmm_step: s is not the result of sg_seqmm or sg_seqmm_");
+    sg_tensor *w = sv->w;
+    int64_t T = s->shape[0], B = s->shape[1], K = w->shape[0];
+    if (t < 0 || t >= T)
+        return sg_error(ctx, "sg_seqmm_step: step %lld outside 0..%lld", (long long)t,
+                        (long long)T - 1);
+    if (a->ndim != 2 || a->shape[0] != B || a->shape[1] != K)
+        return sg_error(ctx, "sg_seqmm_step: a has shape %s, expected %s",
+                        sg_shape_str(a->ndim, a->shape, s1, sizeof s1),
+                        sg_shape_str(2, (int64_t[]){B, K}, s2, sizeof s2));
+    /* x = S[t], the (B, N) block this step completes */
+    sg_tensor *x = sg__view_of(ctx, s);
+    if (!x)
+        return NULL;
+    x->offset += t * s->stride[0];
+    x->ndim = 2;
+    x->shape[0] = B;
+    x->shape[1] = s->shape[2];
+    x->stride[0] = s->stride[1];
+    x->stride[1] = s->stride[2];
+    x->shape[2] = x->stride[2] = 0;
+    if (!sg__inplace_check(ctx, "sg_seqmm_step", x, 1, &a, false))
+        return NULL;
+    sg_tensor *out = sg__inplace_result(ctx, x);
+    if (!out)
+        return NULL;
+    mm_forward(a, w, out, true);
+    out->iparam[0] = 0; /* axis and index of the slice of S it is (grad.c's view into S's) */
+    out->iparam[1] = t;
+    if (sv->a && sg__any_requires_grad(ctx, 2, in))
+        seqmm_keep(sv, t, a);
+    return sg__finish(ctx, out, SG_OP_SEQMM_STEP, 2, in);
+}
+
+/* out = S[t] after S[t] += a @ w: da += dz @ w^T; dz into S's gradient (already there when
+ * out's gradient is a view into it). */
+void sg__bw_seqmm_step(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *s = out->src[0];
+    const seqmm_saved *sv = s->aux;
+    sg__bw_slice(ctx, out);
+    if (sg__needs(out, 1))
+        mm_grad_a(ctx, out->src[1], sv->w, out->grad);
+}
+
+/* S = c + (the steps' a_t @ w): dw += A^T @ dS over the steps taken, as one product;
+ * dc += dS, by handing dS over when c has no gradient yet. */
+void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
+    const seqmm_saved *sv = out->aux;
+    sg_tensor *dS = out->grad, *c = out->src[0];
+    if (sg__needs(out, 1) && sv->a && sv->lo <= sv->hi) {
+        const sg_tensor *A = sv->a;
+        sg_tensor *gw = sg__grad(ctx, sv->w);
+        if (!gw)
             return;
-        bmat At = {{sg_data(a), csa, rsa}, a->stride};
-        bmat dB = {{sg_data(gb), gb->stride[b->ndim - 2], gb->stride[b->ndim - 1]},
-                   batched ? gb->stride : NULL};
-        bgemm(a->dtype, nb, a->shape, K, N, M, At, G, dB, true);
+        int64_t B = A->shape[1], K = A->shape[2], N = dS->shape[2], n = (sv->hi - sv->lo + 1) * B;
+        int64_t es = (int64_t)sg_dtype_size(A->dtype);
+        /* (K, n) @ (n, N): the rows of steps lo .. hi of A (transposed by its strides) and of
+         * dS (a gradient buffer: contiguous) */
+        gemm(A->dtype, K, N, n, (mat){(char *)sg_data(A) + sv->lo * B * K * es, 1, K},
+             (mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
+             (mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
     }
+    if (sg__needs(out, 0))
+        sg__pass_grad(ctx, out, c);
 }
