@@ -305,15 +305,18 @@ sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b);
  * only after step t - 1 (an RNN layer's h_{t-1} @ recurrent_kernel). s = sg_seqmm(c, w), with
  * c (T, B, N) time-major and w (K, N), is a new (T, B, N) tensor holding c; then
  * sg_seqmm_step(s, t, a_t), a_t (B, K), adds a_t @ w into s[t] in place and returns s[t], a
- * (B, N) view. A step may be skipped (a_t = 0, as for h_0 = 0) or taken twice (the products
- * add up). The backward of each step gives a_t its gradient dz_t @ w^T; w's gradient,
+ * (B, N) view. Each step at most once, in any order; a step may be skipped (a_t = 0, as for
+ * h_0 = 0: read s[t] as sg_select(s, 0, t), but an op whose backward reads such a plain view
+ * of s blocks every later step, by the in-place rules; tanh and sigmoid read only their
+ * output). The backward of each step gives a_t its gradient dz_t @ w^T; w's gradient,
  * sum_t a_t^T @ dz_t, is computed after every step's as ONE (K, T*B) @ (T*B, N) product over
  * the steps taken (s keeps a copy of each a_t for it), which is faster than T products of
  * (K, B) @ (B, N). sg_seqmm_ works in place on c (refused when a recorded backward reads c,
  * or c is a leaf that requires grad). float32 or float64, any strides for c, w and a_t.
  * Errors: "sg_seqmm: c has shape (..) and w (..); expected (T, B, N) and (K, N)"; a step on
  * a tensor not made by sg_seqmm ("sg_seqmm_step: s is not the result of sg_seqmm or
- * sg_seqmm_"), t outside 0..T-1 ("sg_seqmm_step: step 5 outside 0..4"), a_t of another shape
+ * sg_seqmm_"), t outside 0..T-1 ("sg_seqmm_step: step 5 outside 0..4"), a step taken twice
+ * ("sg_seqmm_step: step 2 taken already"), a_t of another shape
  * ("sg_seqmm_step: a has shape (3, 2), expected (2, 3)"), a_t overlapping s[t], or s[t]
  * read by a recorded backward (the in-place rules of sg_addmm_). */
 sg_tensor *sg_seqmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *w);
