@@ -80,6 +80,7 @@ typedef enum {
     SG_OP_DROPOUT,
     /* recurrent cells' fused gate arithmetic */
     SG_OP_GRU_GATES,
+    SG_OP_LSTM_GATES,
     /* losses (stable fused forms) */
     SG_OP_CROSS_ENTROPY,
     SG_OP_BCE_LOGITS,
@@ -352,6 +353,20 @@ sg_tensor *sg_layer_norm(sg_ctx *ctx, sg_tensor *x, sg_tensor *gain, sg_tensor *
  * recurrent bias). Differentiable in all three; NULL with an error for shapes that do not fit
  * or h without hu. */
 sg_tensor *sg_gru_gates(sg_ctx *ctx, sg_tensor *xp, sg_tensor *hu, sg_tensor *h);
+/* The LSTM's gate arithmetic in one node (Keras' default activations), for the fused LSTM's
+ * step, whose composed form records a dozen small ops:
+ *     i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_c~), o = sigmoid(z_o)
+ *     c' = f * c + i * g,  h' = o * tanh(c'),  returns [h' | c']                   (B, 2H)
+ * z (B, 4H) the pre-activations (blocks i, f, c~, o; any 2-D strides); c (B, H) the incoming
+ * cell state (any 2-D strides), NULL for zeros (then f is not used). h' and c' are the two
+ * slices of the result. Differentiable in both; NULL with an error for shapes that do not
+ * fit ("sg_lstm_gates: z has shape (2, 5), expected (B, 4H)", "sg_lstm_gates: c has shape
+ * (2, 3), expected (2, 2)") or mixed dtypes. */
+sg_tensor *sg_lstm_gates(sg_ctx *ctx, sg_tensor *z, sg_tensor *c);
+/* The same, keeping i, f, g, o over z's own elements (when z's columns are unit-stride), so
+ * that z is consumed: its values afterwards are the activations. The in-place rules of
+ * sg_sigmoid_ apply to z ("sg_lstm_gates_: cannot work in place on a leaf tensor ..."). */
+sg_tensor *sg_lstm_gates_(sg_ctx *ctx, sg_tensor *z, sg_tensor *c);
 
 /* ---- losses ---------------------------------------------------------------------------
  * Each loss is one fused node: per-element terms, then a reduction with weights. The
@@ -525,6 +540,8 @@ int64_t sg_node_step(const sg_tensor *t);
 /* sg_label names tensors only while this is on (off in a new context; sg_ctx_reset keeps
  * it). Returns the previous value (false for a NULL ctx). */
 bool sg_ctx_set_labels(sg_ctx *ctx, bool on);
+/* Are labels on? (false for a NULL ctx) */
+bool sg_ctx_labels(const sg_ctx *ctx);
 /* While labels are on, name t (copied, at most 43 characters) as sg_tensor_set_name does;
  * otherwise nothing. Returns t (NULL for NULL t), so it can wrap an expression:
  * f = sg_label(ctx, sg_sigmoid(ctx, z_f), "f_t"). */

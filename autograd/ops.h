@@ -265,5 +265,7 @@ sg_tensor *sg__bcast3(sg_ctx *ctx, const char *fn, const char *const names[3], s
                       sg_dtype dt);
 /* ops_gru.c */
 void sg__bw_gru_gates(sg_ctx *ctx, sg_tensor *out);
+/* ops_lstm.c */
+void sg__bw_lstm_gates(sg_ctx *ctx, sg_tensor *out);
 
 #endif

@@ -82,6 +82,15 @@ static int fused_step(sg_ctx *ctx, const sg__cell *cl, sg_tensor *z, sg_tensor *
         z = ip ? sg_seqmm_step(ctx, cl->xp, cl->t, h_in(ctx, cl, h))
                : sg_addmm(ctx, z, h_in(ctx, cl, h), cl->recurrent_kernel);
     z = sg_gate_probe(ctx, z, gate_names); /* sg_gradcheck_rnn's dL/dz_t by gate */
+    /* Keras' default activations: the gate arithmetic in one node (sg_lstm_gates), unless
+     * labels are on, where the graph shows each gate (a lecture's picture) */
+    if (o->activation == SG_ACT_TANH && o->recurrent_activation == SG_ACT_SIGMOID &&
+        !sg_ctx_labels(ctx)) {
+        sg_tensor *hc = ip ? sg_lstm_gates_(ctx, z, c) : sg_lstm_gates(ctx, z, c);
+        state[0] = h = sg_slice(ctx, hc, 1, 0, H);
+        state[1] = c = sg_slice(ctx, hc, 1, H, H);
+        return h && c ? 0 : -1;
+    }
     /* split(z, 4) as its four (B, H) slices (not the forget gate's when c is zero, see
      * skipped) */
     sg_tensor *zs[4], *gate[4];
