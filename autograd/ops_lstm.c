@@ -10,7 +10,8 @@
  *     c' = f c + i g,  h' = o tanh(c')       out (B, 2H) = [h' | c']
  *
  * The forward keeps i, f, g, o and tanh(c') of every row in the node's aux (5H elements a
- * row, of the op's dtype), so its backward reads only aux and c. With dh, dc' the two halves
+ * row, of the op's dtype; sg_lstm_gates_ keeps i, f, g, o over z itself), so its backward
+ * reads only them and c. With dh, dc' the two halves
  * of out's gradient:
  *     dc = dc' + dh o (1 - tanh(c')^2);   c's gradient += dc f
  *     dz_i += dc g i (1 - i);   dz_f += dc c f (1 - f);   dz_c~ += dc i (1 - g^2);
@@ -24,74 +25,95 @@
 #define ROW(T, t, b) ((t) ? (T *)sg_data(t) + (b) * (t)->stride[0] : NULL)
 #define COL(t) ((t) ? (t)->stride[1] : 0)
 
+/* Where the activations lie: gate q (i, f, g, o) of row b at act + b * rs + q * qs, each H
+ * elements contiguous; tanh(c') of row b at tc + b * H. */
+typedef struct {
+    void *act, *tc;
+    int64_t rs, qs;
+} acts;
+
 /* One row of the backward with unit strides (the common case, which vectorizes). The flags
  * are constants at each call below, so each call is its own loop without branches. */
 #define DEF_LSTM_ROW(T, S)                                                                         \
     static inline __attribute__((always_inline)) void lstm_bw_row_##S(                             \
-        bool hasc, bool hasdc, int64_t H, const T *restrict a, const T *restrict tc,               \
-        const T *restrict cp, const T *restrict gr, T *restrict dz, T *restrict dcp) {             \
+        bool hasc, bool hasdc, int64_t H, const T *restrict i, const T *restrict f,                \
+        const T *restrict g, const T *restrict o, const T *restrict tc, const T *restrict cp,      \
+        const T *restrict gr, T *restrict dz, T *restrict dcp) {                                   \
         for (int64_t j = 0; j < H; j++) {                                                          \
-            T i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j], t = tc[j];              \
-            T dh = gr[j], dc = gr[H + j] + dh * o * (1 - t * t);                                   \
+            T dh = gr[j], dc = gr[H + j] + dh * o[j] * (1 - tc[j] * tc[j]);                        \
             if (hasdc)                                                                             \
-                dcp[j] += dc * f;                                                                  \
-            dz[j] += dc * gg * i * (1 - i);                                                        \
+                dcp[j] += dc * f[j];                                                               \
+            dz[j] += dc * g[j] * i[j] * (1 - i[j]);                                                \
             if (hasc)                                                                              \
-                dz[H + j] += dc * cp[j] * f * (1 - f);                                             \
-            dz[2 * H + j] += dc * i * (1 - gg * gg);                                               \
-            dz[3 * H + j] += dh * t * o * (1 - o);                                                 \
+                dz[H + j] += dc * cp[j] * f[j] * (1 - f[j]);                                       \
+            dz[2 * H + j] += dc * i[j] * (1 - g[j] * g[j]);                                        \
+            dz[3 * H + j] += dh * tc[j] * o[j] * (1 - o[j]);                                       \
         }                                                                                          \
     }
 
 #define DEF_LSTM(T, S)                                                                             \
-    /* forward: out (B, 2H) contiguous; i, f, g, o into act's rows (ars apart; when ip, act is     \
-     * z itself, unit-stride columns) and tanh(c') into tcb's (trs apart) */                       \
-    static void lstm_fw_##S(const sg_tensor *z, const sg_tensor *c, sg_tensor *out, T *act,        \
-                            int64_t ars, T *tcb, int64_t trs, bool ip, int64_t B, int64_t H) {     \
+    /* forward: out (B, 2H) contiguous. Not in place (ip false), z is copied into a.act by         \
+     * gate (qs = B * H, rs = H), so that each activation is one call over every row; in           \
+     * place, a.act is z itself (unit-stride columns) and each row is activated by itself. */      \
+    static void lstm_fw_##S(const sg_tensor *z, const sg_tensor *c, sg_tensor *out, acts a,        \
+                            bool ip, int64_t B, int64_t H) {                                       \
+        T *act = a.act, *tc = a.tc;                                                                \
+        const int64_t zs = COL(z), cs = COL(c);                                                    \
+        for (int64_t b = 0; !ip && b < B; b++) {                                                   \
+            const T *zr = ROW(T, z, b);                                                            \
+            for (int q = 0; q < 4; q++) {                                                          \
+                T *d = act + b * a.rs + q * a.qs;                                                  \
+                if (zs == 1)                                                                       \
+                    memcpy(d, zr + q * H, (size_t)H * sizeof(T));                                  \
+                else                                                                               \
+                    for (int64_t j = 0; j < H; j++)                                                \
+                        d[j] = zr[(q * H + j) * zs];                                               \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t b = 0; b < (ip ? B : 1); b++) {                                               \
+            T *r = act + b * a.rs;                                                                 \
+            size_t n = (size_t)(ip ? H : B * H);                                                   \
+            sg_vsigmoid_##S(2 * n, r, r); /* i, f: side by side in both layouts */                 \
+            sg_vtanh_##S(n, r + 2 * a.qs, r + 2 * a.qs);                                           \
+            sg_vsigmoid_##S(n, r + 3 * a.qs, r + 3 * a.qs);                                        \
+        }                                                                                          \
         for (int64_t b = 0; b < B; b++) {                                                          \
-            const T *zr = ROW(T, z, b), *cp = ROW(T, c, b);                                        \
-            const int64_t zs = COL(z), cs = COL(c);                                                \
-            T *a = act + b * ars, *tc = tcb + b * trs;                                             \
-            T *h = (T *)sg_data(out) + b * 2 * H, *cn = h + H;                                     \
-            if (ip)                                                                                \
-                ;                                                                                  \
-            else if (zs == 1)                                                                      \
-                memcpy(a, zr, (size_t)(4 * H) * sizeof(T));                                        \
-            else                                                                                   \
-                for (int64_t j = 0; j < 4 * H; j++)                                                \
-                    a[j] = zr[j * zs];                                                             \
-            sg_vsigmoid_##S((size_t)(2 * H), a, a);           /* i, f */                           \
-            sg_vtanh_##S((size_t)H, a + 2 * H, a + 2 * H);    /* g */                              \
-            sg_vsigmoid_##S((size_t)H, a + 3 * H, a + 3 * H); /* o */                              \
+            const T *r = act + b * a.rs, *cp = ROW(T, c, b);                                       \
+            T *cn = tc + b * H;                                                                    \
             for (int64_t j = 0; j < H; j++)                                                        \
-                cn[j] = a[j] * a[2 * H + j];                                                       \
+                cn[j] = r[j] * r[2 * a.qs + j];                                                    \
             for (int64_t j = 0; cp && j < H; j++)                                                  \
-                cn[j] += a[H + j] * cp[j * cs];                                                    \
-            sg_vtanh_##S((size_t)H, cn, tc);                                                       \
+                cn[j] += r[a.qs + j] * cp[j * cs];                                                 \
+            memcpy((T *)sg_data(out) + b * 2 * H + H, cn, (size_t)H * sizeof(T));                  \
+        }                                                                                          \
+        sg_vtanh_##S((size_t)(B * H), tc, tc);                                                     \
+        for (int64_t b = 0; b < B; b++) {                                                          \
+            const T *o = act + b * a.rs + 3 * a.qs, *t = tc + b * H;                               \
+            T *h = (T *)sg_data(out) + b * 2 * H;                                                  \
             for (int64_t j = 0; j < H; j++)                                                        \
-                h[j] = a[3 * H + j] * tc[j];                                                       \
+                h[j] = o[j] * t[j];                                                                \
         }                                                                                          \
     }                                                                                              \
     /* backward: g (B, 2H) any 2-D strides; gz (B, 4H), gc (B, H) any 2-D strides or NULL */       \
-    static void lstm_bw_##S(const T *act, int64_t ars, const T *tcb, int64_t trs,                  \
-                            const sg_tensor *c, const sg_tensor *g, sg_tensor *gz, sg_tensor *gc,  \
-                            int64_t B, int64_t H) {                                                \
+    static void lstm_bw_##S(acts a, const sg_tensor *c, const sg_tensor *g, sg_tensor *gz,         \
+                            sg_tensor *gc, int64_t B, int64_t H) {                                 \
         for (int64_t b = 0; b < B; b++) {                                                          \
-            const T *a = act + b * ars, *tc = tcb + b * trs, *cp = ROW(T, c, b);                   \
+            const T *ai = (const T *)a.act + b * a.rs, *af = ai + a.qs, *ag = af + a.qs;           \
+            const T *ao = ag + a.qs, *tc = (const T *)a.tc + b * H, *cp = ROW(T, c, b);            \
             const T *gr = ROW(T, g, b);                                                            \
             T *dz = ROW(T, gz, b), *dcp = ROW(T, gc, b);                                           \
             const int64_t gs = COL(g), zs = COL(gz), cs = COL(gc), ps = COL(c);                    \
             if (dz && zs == 1 && gs == 1 && (!dcp || cs == 1) && (!cp || ps == 1)) {               \
                 if (dcp)                                                                           \
-                    lstm_bw_row_##S(true, true, H, a, tc, cp, gr, dz, dcp);                        \
+                    lstm_bw_row_##S(true, true, H, ai, af, ag, ao, tc, cp, gr, dz, dcp);           \
                 else if (cp)                                                                       \
-                    lstm_bw_row_##S(true, false, H, a, tc, cp, gr, dz, NULL);                      \
+                    lstm_bw_row_##S(true, false, H, ai, af, ag, ao, tc, cp, gr, dz, NULL);         \
                 else                                                                               \
-                    lstm_bw_row_##S(false, false, H, a, tc, NULL, gr, dz, NULL);                   \
+                    lstm_bw_row_##S(false, false, H, ai, af, ag, ao, tc, NULL, gr, dz, NULL);      \
                 continue;                                                                          \
             }                                                                                      \
             for (int64_t j = 0; j < H; j++) {                                                      \
-                T i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j], t = tc[j];          \
+                T i = ai[j], f = af[j], gg = ag[j], o = ao[j], t = tc[j];                          \
                 T dh = gr[j * gs], dc = gr[(H + j) * gs] + dh * o * (1 - t * t);                   \
                 if (dcp)                                                                           \
                     dcp[j * cs] += dc * f;                                                         \
@@ -108,6 +130,15 @@ DEF_LSTM_ROW(float, f32)
 DEF_LSTM_ROW(double, f64)
 DEF_LSTM(float, f32)
 DEF_LSTM(double, f64)
+
+/* The activations of node out (its aux and iparam[0] set) over z. */
+static acts lstm_acts(const sg_tensor *out, const sg_tensor *z) {
+    const int64_t B = out->shape[0], H = out->shape[1] / 2, es = (int64_t)sg_dtype_size(z->dtype);
+    char *aux = out->aux;
+    if (out->iparam[0]) /* in place: z's rows */
+        return (acts){sg_data(z), aux, z->stride[0], H};
+    return (acts){aux + B * H * es, aux, H, B * H};
+}
 
 static sg_tensor *lstm_gates(sg_ctx *ctx, const char *fn, sg_tensor *z, sg_tensor *c, bool ip) {
     if (!ctx || !z)
@@ -129,19 +160,18 @@ static sg_tensor *lstm_gates(sg_ctx *ctx, const char *fn, sg_tensor *z, sg_tenso
     /* in place: the activations over z's own columns when they are unit-stride */
     ip = ip && z->stride[1] == 1;
     sg_tensor *out = sg__new(ctx, fn, z->dtype, 2, (int64_t[]){B, 2 * H}, false);
-    const int64_t per = ip ? H : 5 * H; /* aux per row: tanh(c'), and i, f, g, o unless ip */
-    const int64_t es = (int64_t)sg_dtype_size(z->dtype);
-    char *aux = sg_arena_alloc(ctx, (size_t)((B * per > 0 ? B * per : 1) * es));
+    /* aux: tanh(c') (B, H), then unless ip i, f, g, o by gate (4, B, H) */
+    const int64_t es = (int64_t)sg_dtype_size(z->dtype), naux = (ip ? 1 : 5) * B * H;
+    char *aux = sg_arena_alloc(ctx, (size_t)((naux > 0 ? naux : 1) * es));
     if (!out || !aux)
         return NULL;
-    void *act = ip ? sg_data(z) : aux, *tcb = ip ? aux : aux + 4 * H * es;
-    const int64_t ars = ip ? z->stride[0] : 5 * H;
-    if (z->dtype == SG_F32)
-        lstm_fw_f32(z, c, out, act, ars, tcb, per, ip, B, H);
-    else
-        lstm_fw_f64(z, c, out, act, ars, tcb, per, ip, B, H);
     out->aux = aux;
     out->iparam[0] = ip;
+    acts a = lstm_acts(out, z);
+    if (z->dtype == SG_F32)
+        lstm_fw_f32(z, c, out, a, ip, B, H);
+    else
+        lstm_fw_f64(z, c, out, a, ip, B, H);
     out = sg__finish(ctx, out, SG_OP_LSTM_GATES, n, in);
     if (out && ip && (out->flags & SG_FLAG_ON_TAPE)) {
         /* backward reads the activations in z: mark that block, as an in-place result read
@@ -169,13 +199,9 @@ void sg__bw_lstm_gates(sg_ctx *ctx, sg_tensor *out) {
         if (sg__needs(out, k) && !(gr[k] = sg__grad(ctx, out->src[k])))
             return;
     const sg_tensor *z = out->src[0], *c = out->nsrc > 1 ? out->src[1] : NULL;
-    const int64_t B = out->shape[0], H = out->shape[1] / 2, es = (int64_t)sg_dtype_size(z->dtype);
-    const bool ip = out->iparam[0];
-    char *aux = out->aux;
-    const void *act = ip ? sg_data(z) : aux, *tcb = ip ? aux : aux + 4 * H * es;
-    const int64_t ars = ip ? z->stride[0] : 5 * H, trs = ip ? H : 5 * H;
+    const int64_t B = out->shape[0], H = out->shape[1] / 2;
     if (out->dtype == SG_F32)
-        lstm_bw_f32(act, ars, tcb, trs, c, out->grad, gr[0], gr[1], B, H);
+        lstm_bw_f32(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
     else
-        lstm_bw_f64(act, ars, tcb, trs, c, out->grad, gr[0], gr[1], B, H);
+        lstm_bw_f64(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
 }
