@@ -51,12 +51,12 @@ typedef struct {
         }                                                                                          \
     }
 
-#define DEF_LSTM(T, S)                                                                             \
+#define DEF_LSTM(T, S, V, ATTR)                                                                    \
     /* forward: out (B, 2H) contiguous. Not in place (ip false), z is copied into a.act by         \
      * gate (qs = B * H, rs = H), so that each activation is one call over every row; in           \
      * place, a.act is z itself (unit-stride columns) and each row is activated by itself. */      \
-    static void lstm_fw_##S(const sg_tensor *z, const sg_tensor *c, sg_tensor *out, acts a,        \
-                            bool ip, int64_t B, int64_t H) {                                       \
+    ATTR static void lstm_fw_##S##V(const sg_tensor *z, const sg_tensor *c, sg_tensor *out,        \
+                                    acts a, bool ip, int64_t B, int64_t H) {                       \
         T *act = a.act, *tc = a.tc;                                                                \
         const int64_t zs = COL(z), cs = COL(c);                                                    \
         for (int64_t b = 0; !ip && b < B; b++) {                                                   \
@@ -95,8 +95,8 @@ typedef struct {
         }                                                                                          \
     }                                                                                              \
     /* backward: g (B, 2H) any 2-D strides; gz (B, 4H), gc (B, H) any 2-D strides or NULL */       \
-    static void lstm_bw_##S(acts a, const sg_tensor *c, const sg_tensor *g, sg_tensor *gz,         \
-                            sg_tensor *gc, int64_t B, int64_t H) {                                 \
+    ATTR static void lstm_bw_##S##V(acts a, const sg_tensor *c, const sg_tensor *g, sg_tensor *gz, \
+                                    sg_tensor *gc, int64_t B, int64_t H) {                         \
         for (int64_t b = 0; b < B; b++) {                                                          \
             const T *ai = (const T *)a.act + b * a.rs, *af = ai + a.qs, *ag = af + a.qs;           \
             const T *ao = ag + a.qs, *tc = (const T *)a.tc + b * H, *cp = ROW(T, c, b);            \
@@ -128,8 +128,14 @@ typedef struct {
     }
 DEF_LSTM_ROW(float, f32)
 DEF_LSTM_ROW(double, f64)
-DEF_LSTM(float, f32)
-DEF_LSTM(double, f64)
+/* Each twice: compiled for AVX-512 and AVX2 too (SG__SIMD_CLONES), for steps of many
+ * elements (LSTM_WIDE); and plain, for tiny ones, where the clones' indirect call costs more
+ * than the wider vectors save (bench/README.md). */
+DEF_LSTM(float, f32, _v, SG__SIMD_CLONES)
+DEF_LSTM(double, f64, _v, SG__SIMD_CLONES)
+DEF_LSTM(float, f32, , )
+DEF_LSTM(double, f64, , )
+#define LSTM_WIDE 1024 /* B * H from which the clones run */
 
 /* The activations of node out (its aux and iparam[0] set) over z. */
 static acts lstm_acts(const sg_tensor *out, const sg_tensor *z) {
@@ -168,10 +174,11 @@ static sg_tensor *lstm_gates(sg_ctx *ctx, const char *fn, sg_tensor *z, sg_tenso
     out->aux = aux;
     out->iparam[0] = ip;
     acts a = lstm_acts(out, z);
+    bool wide = B * H >= LSTM_WIDE;
     if (z->dtype == SG_F32)
-        lstm_fw_f32(z, c, out, a, ip, B, H);
+        (wide ? lstm_fw_f32_v : lstm_fw_f32)(z, c, out, a, ip, B, H);
     else
-        lstm_fw_f64(z, c, out, a, ip, B, H);
+        (wide ? lstm_fw_f64_v : lstm_fw_f64)(z, c, out, a, ip, B, H);
     out = sg__finish(ctx, out, SG_OP_LSTM_GATES, n, in);
     if (out && ip && (out->flags & SG_FLAG_ON_TAPE)) {
         /* backward reads the activations in z: mark that block, as an in-place result read
@@ -200,8 +207,9 @@ void sg__bw_lstm_gates(sg_ctx *ctx, sg_tensor *out) {
             return;
     const sg_tensor *z = out->src[0], *c = out->nsrc > 1 ? out->src[1] : NULL;
     const int64_t B = out->shape[0], H = out->shape[1] / 2;
+    bool wide = B * H >= LSTM_WIDE;
     if (out->dtype == SG_F32)
-        lstm_bw_f32(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
+        (wide ? lstm_bw_f32_v : lstm_bw_f32)(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
     else
-        lstm_bw_f64(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
+        (wide ? lstm_bw_f64_v : lstm_bw_f64)(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
 }
