@@ -8,8 +8,10 @@
  *     and one of two size conditions: either the product fits its limits (B at most
  *     SG_MATMUL_RB_MAX elements, at most SG_MATMUL_RB_MNK multiply-adds, and A with unit
  *     column stride, or at most 96 rows, or at most SG_MATMUL_RB_AT elements), or it has
- *     few rows and a long k (at most SG_MATMUL_RB_LONGK_M rows, k at least
- *     SG_MATMUL_RB_LONGK: then k is taken in chunks and the next panel of B is prefetched).
+ *     few rows and a long k (at most SG_MATMUL_RB_LONGK_M rows, twice that for an A with
+ *     unit column stride, k at least SG_MATMUL_RB_LONGK), or at most SG_MATMUL_RB_WIDE_M
+ *     rows of an A with unit column stride, any k and n: then k is taken in chunks and the
+ *     next panel of B is prefetched.
  *     It does not split work across threads, so with more than one thread it takes only
  *     products below SG_MATMUL_SMALL and leaves the bigger ones to BLIS.
  *  2. BLIS (bli_sgemm / bli_dgemm), for products of at least SG_MATMUL_SMALL (48^3)
@@ -209,9 +211,11 @@ DEF_SMALL(double)
  * B small enough to stay in cache (SG_MATMUL_RB_MAX elements), a bounded number of
  * multiply-adds (SG_MATMUL_RB_MNK), and a strided A only when it is one row chunk (at most
  * 96 rows, in cache while B's panels pass) or small (SG_MATMUL_RB_AT elements).
- * One exception: few rows and a long k, such as the fused layer's weight gradient x^T @ dZ
- * ((I, B*T) @ (B*T, 4H)) or a large layer's dz @ rk^T ((B, 4H) @ (4H, H)), which BLIS runs
- * well below its usual rate; taken in chunks of 256 along k this kernel runs them much
+ * Exceptions: few rows and a long k, such as the fused layer's weight gradient x^T @ dZ
+ * ((I, B*T) @ (B*T, 4H)), the recurrent one of sg_seqmm ((H, T*B) @ (T*B, 4H)) or a large
+ * layer's dz @ rk^T ((B, 4H) @ (4H, H)), which BLIS runs well below its usual rate; and few
+ * rows of a row-major A with a B too big for the limits (a large layer's h @ rk), which
+ * BLIS packs on every call. Taken in chunks of 256 along k this kernel runs them much
  * faster, so they come here whatever their size. One thread: with more, BLIS splits the
  * products above SG_MATMUL_SMALL. FMA rounds once where the direct kernel rounds twice:
  * results differ from it in the last bit, as BLIS's do. bench/README.md has the

@@ -9,8 +9,10 @@
  *     h_t = o * g(c_t)                           h_t = o_t * tanh(c_t)
  *
  * x @ kernel does not depend on the recurrence, so the fused cell's project computes it for
- * every time step in one matmul; a step then does one (B, H) @ (H, 4H) product.
- * There is no hand-written backward: the tape differentiates these ops. */
+ * every time step in one matmul; a step then does one (B, H) @ (H, 4H) product. With Keras'
+ * default activations the fused cell's c_t and h_t are one op (sg_lstm_gates, its own
+ * backward); otherwise, and always in the gates layout, the tape differentiates the ops
+ * above. */
 #include "internal.h"
 
 static const char *const gate_names = "ifco";
