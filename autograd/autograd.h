@@ -68,6 +68,8 @@ typedef enum {
     /* linear algebra */
     SG_OP_MATMUL,
     SG_OP_ADDMM,
+    SG_OP_SEQMM,
+    SG_OP_SEQMM_STEP,
     /* along an axis */
     SG_OP_SOFTMAX,
     SG_OP_LOG_SOFTMAX,
@@ -78,6 +80,7 @@ typedef enum {
     SG_OP_DROPOUT,
     /* recurrent cells' fused gate arithmetic */
     SG_OP_GRU_GATES,
+    SG_OP_LSTM_GATES,
     /* losses (stable fused forms) */
     SG_OP_CROSS_ENTROPY,
     SG_OP_BCE_LOGITS,
@@ -299,6 +302,27 @@ sg_tensor *sg_activate_(sg_ctx *ctx, sg_tensor *x, sg_activation act);
 sg_tensor *sg_add_(sg_ctx *ctx, sg_tensor *a, sg_tensor *b); /* a += b, b broadcast to a */
 /* c += a @ b, c of exactly the product's shape (torch.Tensor.addmm_). */
 sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b);
+/* The sequence recurrent product: z_t = c_t + a_t @ w for t = 0 .. T-1, where a_t is known
+ * only after step t - 1 (an RNN layer's h_{t-1} @ recurrent_kernel). s = sg_seqmm(c, w), with
+ * c (T, B, N) time-major and w (K, N), is a new (T, B, N) tensor holding c; then
+ * sg_seqmm_step(s, t, a_t), a_t (B, K), adds a_t @ w into s[t] in place and returns s[t], a
+ * (B, N) view. Each step at most once, in any order; a step may be skipped (a_t = 0, as for
+ * h_0 = 0: read s[t] as sg_select(s, 0, t), but an op whose backward reads such a plain view
+ * of s blocks every later step, by the in-place rules; tanh and sigmoid read only their
+ * output). The backward of each step gives a_t its gradient dz_t @ w^T; w's gradient,
+ * sum_t a_t^T @ dz_t, is computed after every step's as ONE (K, T*B) @ (T*B, N) product over
+ * the steps taken (s keeps a copy of each a_t for it), which is faster than T products of
+ * (K, B) @ (B, N). sg_seqmm_ works in place on c (refused when a recorded backward reads c,
+ * or c is a leaf that requires grad). float32 or float64, any strides for c, w and a_t.
+ * Errors: "sg_seqmm: c has shape (..) and w (..); expected (T, B, N) and (K, N)"; a step on
+ * a tensor not made by sg_seqmm ("sg_seqmm_step: s is not the result of sg_seqmm or
+ * sg_seqmm_"), t outside 0..T-1 ("sg_seqmm_step: step 5 outside 0..4"), a step taken twice
+ * ("sg_seqmm_step: step 2 taken already"), a_t of another shape
+ * ("sg_seqmm_step: a has shape (3, 2), expected (2, 3)"), a_t overlapping s[t], or s[t]
+ * read by a recorded backward (the in-place rules of sg_addmm_). */
+sg_tensor *sg_seqmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *w);
+sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w);
+sg_tensor *sg_seqmm_step(sg_ctx *ctx, sg_tensor *s, int64_t t, sg_tensor *a);
 
 /* ---- reductions and normalisations --------------------------------------------------- */
 sg_tensor *sg_sum(sg_ctx *ctx, sg_tensor *x);  /* all elements -> 0-d */
@@ -329,6 +353,20 @@ sg_tensor *sg_layer_norm(sg_ctx *ctx, sg_tensor *x, sg_tensor *gain, sg_tensor *
  * recurrent bias). Differentiable in all three; NULL with an error for shapes that do not fit
  * or h without hu. */
 sg_tensor *sg_gru_gates(sg_ctx *ctx, sg_tensor *xp, sg_tensor *hu, sg_tensor *h);
+/* The LSTM's gate arithmetic in one node (Keras' default activations), for the fused LSTM's
+ * step, whose composed form records a dozen small ops:
+ *     i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_c~), o = sigmoid(z_o)
+ *     c' = f * c + i * g,  h' = o * tanh(c'),  returns [h' | c']                   (B, 2H)
+ * z (B, 4H) the pre-activations (blocks i, f, c~, o; any 2-D strides); c (B, H) the incoming
+ * cell state (any 2-D strides), NULL for zeros (then f is not used). h' and c' are the two
+ * slices of the result. Differentiable in both; NULL with an error for shapes that do not
+ * fit ("sg_lstm_gates: z has shape (2, 5), expected (B, 4H)", "sg_lstm_gates: c has shape
+ * (2, 3), expected (2, 2)") or mixed dtypes. */
+sg_tensor *sg_lstm_gates(sg_ctx *ctx, sg_tensor *z, sg_tensor *c);
+/* The same, keeping i, f, g, o over z's own elements (when z's columns are unit-stride), so
+ * that z is consumed: its values afterwards are the activations. The in-place rules of
+ * sg_sigmoid_ apply to z ("sg_lstm_gates_: cannot work in place on a leaf tensor ..."). */
+sg_tensor *sg_lstm_gates_(sg_ctx *ctx, sg_tensor *z, sg_tensor *c);
 
 /* ---- losses ---------------------------------------------------------------------------
  * Each loss is one fused node: per-element terms, then a reduction with weights. The
@@ -502,6 +540,8 @@ int64_t sg_node_step(const sg_tensor *t);
 /* sg_label names tensors only while this is on (off in a new context; sg_ctx_reset keeps
  * it). Returns the previous value (false for a NULL ctx). */
 bool sg_ctx_set_labels(sg_ctx *ctx, bool on);
+/* Are labels on? (false for a NULL ctx) */
+bool sg_ctx_labels(const sg_ctx *ctx);
 /* While labels are on, name t (copied, at most 43 characters) as sg_tensor_set_name does;
  * otherwise nothing. Returns t (NULL for NULL t), so it can wrap an expression:
  * f = sg_label(ctx, sg_sigmoid(ctx, z_f), "f_t"). */

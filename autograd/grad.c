@@ -47,7 +47,7 @@ static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t) {
     v->offset += t->iparam[1] * G->stride[axis];
     v->ndim = t->ndim;
     for (int i = 0, k = 0; i < G->ndim; i++) {
-        if (t->op == SG_OP_SELECT && i == axis) /* sg_select dropped the axis */
+        if (t->ndim < G->ndim && i == axis) /* sg_select dropped the axis */
             continue;
         v->shape[k] = t->shape[k];
         v->stride[k++] = G->stride[i];
@@ -61,6 +61,7 @@ sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t) {
         return ctx->tape.private_grads ? sg__param_grad(ctx, t) : t->grad;
     if (!t->grad) {
         if ((sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) &&
+            (t->src[0]->flags & SG_FLAG_REQUIRES_GRAD) &&
             !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
             sg_numel(t) >= SG_GRAD_ALIAS_MIN)
             return t->grad = grad_alias(ctx, t);
@@ -105,6 +106,18 @@ void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
     }
     /* dst strides are 0 on broadcast dimensions: that is what makes it a reduction. */
     sg__strided(true, g->dtype, sg_data(G), dst_st, sg_data(g), g->stride, nd, g->shape);
+}
+
+void sg__pass_grad(sg_ctx *ctx, sg_tensor *out, sg_tensor *t) {
+    sg_tensor *g = out->grad;
+    if (!t->grad && !(t->flags & SG_FLAG_PARAM) && (t->flags & SG_FLAG_REQUIRES_GRAD) &&
+        !(g->flags & (SG_FLAG_GRAD_ALIAS | SG_FLAG_PERSISTENT)) &&
+        !(out->flags & SG_FLAG_RETAIN_GRAD) && g->dtype == t->dtype && sg__same_shape(g, t)) {
+        t->grad = g; /* contiguous, t's shape: a buffer of the kind sg__grad_new makes */
+        out->grad = NULL;
+        return;
+    }
+    sg__acc_grad(ctx, t, g);
 }
 
 void sg_zero_grad(sg_tensor *t) {

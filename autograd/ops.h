@@ -158,6 +158,11 @@ static inline void sg__grad_release(sg_ctx *ctx, sg_tensor *g) {
         return;
     ctx->tape.pool[ctx->tape.npool++] = g; /* backward made the tape fresh */
 }
+/* t->grad += out->grad for an op whose output's gradient is its input t's, element for
+ * element (same shape): when t has no gradient yet (and is not a parameter, and out's
+ * gradient is its own buffer that nobody keeps), the buffer is handed over instead of being
+ * added into a new zeroed one; out->grad is then NULL. */
+void sg__pass_grad(sg_ctx *ctx, sg_tensor *out, sg_tensor *t);
 /* t->grad += g, where g has t's shape or a shape t broadcasts to (then g is summed over
  * the broadcast dimensions first, NumPy rules). No-op when t does not require grad. */
 void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g);
@@ -223,6 +228,8 @@ void sg__bw_log_sigmoid(sg_ctx *ctx, sg_tensor *out);
 /* ops_matmul.c */
 void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out);
+void sg__bw_seqmm_step(sg_ctx *ctx, sg_tensor *out);
 /* ops_reduce.c */
 void sg__bw_sum(sg_ctx *ctx, sg_tensor *out);
 void sg__bw_softmax(sg_ctx *ctx, sg_tensor *out);
@@ -258,5 +265,7 @@ sg_tensor *sg__bcast3(sg_ctx *ctx, const char *fn, const char *const names[3], s
                       sg_dtype dt);
 /* ops_gru.c */
 void sg__bw_gru_gates(sg_ctx *ctx, sg_tensor *out);
+/* ops_lstm.c */
+void sg__bw_lstm_gates(sg_ctx *ctx, sg_tensor *out);
 
 #endif

@@ -8,8 +8,10 @@
  *     and one of two size conditions: either the product fits its limits (B at most
  *     SG_MATMUL_RB_MAX elements, at most SG_MATMUL_RB_MNK multiply-adds, and A with unit
  *     column stride, or at most 96 rows, or at most SG_MATMUL_RB_AT elements), or it has
- *     few rows and a long k (at most SG_MATMUL_RB_LONGK_M rows, k at least
- *     SG_MATMUL_RB_LONGK: then k is taken in chunks and the next panel of B is prefetched).
+ *     few rows and a long k (at most SG_MATMUL_RB_LONGK_M rows, twice that for an A with
+ *     unit column stride, k at least SG_MATMUL_RB_LONGK), or at most SG_MATMUL_RB_WIDE_M
+ *     rows of an A with unit column stride, any k and n: then k is taken in chunks and the
+ *     next panel of B is prefetched.
  *     It does not split work across threads, so with more than one thread it takes only
  *     products below SG_MATMUL_SMALL and leaves the bigger ones to BLIS.
  *  2. BLIS (bli_sgemm / bli_dgemm), for products of at least SG_MATMUL_SMALL (48^3)
@@ -209,9 +211,11 @@ DEF_SMALL(double)
  * B small enough to stay in cache (SG_MATMUL_RB_MAX elements), a bounded number of
  * multiply-adds (SG_MATMUL_RB_MNK), and a strided A only when it is one row chunk (at most
  * 96 rows, in cache while B's panels pass) or small (SG_MATMUL_RB_AT elements).
- * One exception: few rows and a long k, such as the fused layer's weight gradient x^T @ dZ
- * ((I, B*T) @ (B*T, 4H)) or a large layer's dz @ rk^T ((B, 4H) @ (4H, H)), which BLIS runs
- * well below its usual rate; taken in chunks of 256 along k this kernel runs them much
+ * Exceptions: few rows and a long k, such as the fused layer's weight gradient x^T @ dZ
+ * ((I, B*T) @ (B*T, 4H)), the recurrent one of sg_seqmm ((H, T*B) @ (T*B, 4H)) or a large
+ * layer's dz @ rk^T ((B, 4H) @ (4H, H)), which BLIS runs well below its usual rate; and few
+ * rows of a row-major A with a B too big for the limits (a large layer's h @ rk), which
+ * BLIS packs on every call. Taken in chunks of 256 along k this kernel runs them much
  * faster, so they come here whatever their size. One thread: with more, BLIS splits the
  * products above SG_MATMUL_SMALL. FMA rounds once where the direct kernel rounds twice:
  * results differ from it in the last bit, as BLIS's do. bench/README.md has the
@@ -223,7 +227,8 @@ DEF_SMALL(double)
 #define SG_MATMUL_RB_MNK (32 * 1024 * 1024) /* most multiply-adds */
 #define SG_MATMUL_RB_AT 8192    /* most elements of an A without unit column stride and > 96 rows */
 #define SG_MATMUL_RB_LONGK 1024 /* ... or any size with a k this long */
-#define SG_MATMUL_RB_LONGK_M 128 /* and at most this many rows */
+#define SG_MATMUL_RB_LONGK_M 256 /* and at most this many rows */
+#define SG_MATMUL_RB_WIDE_M 128  /* ... or at most this many rows of a row-major A, any k and n */
 
 #define RB_TARGET __attribute__((target("avx512f")))
 #define DEF_RB(T, V, VL, MASK, LOADZ, STOREM, FMA, SET1, ZERO)                                     \
@@ -394,8 +399,10 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
     bool rows = (B.cs == 1 || n == 1) && (C.cs == 1 || n == 1);
     bool fits = k * n <= SG_MATMUL_RB_MAX && mnk <= SG_MATMUL_RB_MNK &&
                 (A.cs == 1 || m <= 96 || m * k <= SG_MATMUL_RB_AT);
-    bool longk = m <= SG_MATMUL_RB_LONGK_M && k >= SG_MATMUL_RB_LONGK;
-    if (rows && (fits || longk) && (g_threads == 1 || mnk < SG_MATMUL_SMALL) && rb_ok()) {
+    bool longk = (m <= SG_MATMUL_RB_LONGK_M || (A.cs == 1 && m <= 2 * SG_MATMUL_RB_LONGK_M)) &&
+                 k >= SG_MATMUL_RB_LONGK;
+    bool wide = m <= SG_MATMUL_RB_WIDE_M && A.cs == 1;
+    if (rows && (fits || longk || wide) && (g_threads == 1 || mnk < SG_MATMUL_SMALL) && rb_ok()) {
         if (dt == SG_F32)
             rb_float(m, n, k, (const float *)A.p, A.rs, A.cs, (const float *)B.p, B.rs,
                      (float *)C.p, C.rs, acc, !fits);
@@ -655,6 +662,38 @@ void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
 /* out = a @ b; dA += dC @ B^T, dB += A^T @ dC. The transposes are stride swaps and the
  * gradient buffers are written in place with beta = 1. With b 2-D and a batched, dB is a
  * broadcast C in bgemm: summed over the batch, as one gemm when a's rows fold. */
+/* dst (n, m) = src (m, n)^T, or += when acc: dst[j * drs + i] = src[i * srs + j * scs]. In
+ * 32 x 32 tiles, so that both sides stay in cache, each tile written row by row: dst's rows
+ * may lie a multiple of 4096 bytes apart, and writing down a column of them would put every
+ * write in the same cache set. */
+#define DEF_TRANSPOSE(T)                                                                           \
+    static void transpose_##T(int64_t m, int64_t n, const T *restrict src, int64_t srs,            \
+                              int64_t scs, T *restrict dst, int64_t drs, bool acc) {               \
+        for (int64_t i0 = 0; i0 < m; i0 += 32)                                                     \
+            for (int64_t j0 = 0; j0 < n; j0 += 32) {                                               \
+                int64_t i1 = m - i0 < 32 ? m : i0 + 32, j1 = n - j0 < 32 ? n : j0 + 32;            \
+                for (int64_t j = j0; j < j1; j++) {                                                \
+                    T *restrict d = dst + j * drs;                                                 \
+                    const T *restrict s = src + j * scs;                                           \
+                    if (acc)                                                                       \
+                        for (int64_t i = i0; i < i1; i++)                                          \
+                            d[i] += s[i * srs];                                                    \
+                    else                                                                           \
+                        for (int64_t i = i0; i < i1; i++)                                          \
+                            d[i] = s[i * srs];                                                     \
+                }                                                                                  \
+            }                                                                                      \
+    }
+DEF_TRANSPOSE(float)
+DEF_TRANSPOSE(double)
+static void transpose(sg_dtype dt, int64_t m, int64_t n, const void *src, int64_t srs, int64_t scs,
+                      void *dst, int64_t drs, bool acc) {
+    if (dt == SG_F32)
+        transpose_float(m, n, src, srs, scs, dst, drs, acc);
+    else
+        transpose_double(m, n, src, srs, scs, dst, drs, acc);
+}
+
 /* B^T (N, K) for dA += dC @ B^T, as a row-major copy when that pays: with B row-major,
  * B^T as a strided view is column-major, and BLIS's skx kernels run that product much
  * slower than the same product on row-major operands (bench/README.md has the
@@ -680,48 +719,212 @@ static mat bt_operand(sg_ctx *ctx, const sg_tensor *b, int64_t M, int64_t N, int
         sg_ctx_clear_error(ctx);
         return view;
     }
-    /* Row k of B becomes column k of B^T, in tiles so both sides stay in cache. */
-    for (int64_t n0 = 0; n0 < N; n0 += 32)
-        for (int64_t k0 = 0; k0 < K; k0 += 32)
-            for (int64_t k = k0; k < K && k < k0 + 32; k++)
-                for (int64_t n = n0; n < N && n < n0 + 32; n++)
-                    if (b->dtype == SG_F32)
-                        ((float *)sg_data(t))[n * K + k] = ((const float *)sg_data(b))[k * rsb + n];
-                    else
-                        ((double *)sg_data(t))[n * K + k] =
-                            ((const double *)sg_data(b))[k * rsb + n];
     char *dst = sg_data(t);
+    transpose(b->dtype, K, N, sg_data(b), rsb, 1, dst, K, false);
     ctx->tape.tcache[ctx->tape.ntcache].src = b;
     ctx->tape.tcache[ctx->tape.ntcache++].copy = t;
     return (mat){dst, K, 1};
 }
 
-void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
-    sg_tensor *a = out->src[0], *b = out->src[1], *dC = out->grad;
+/* dA += dC @ B^T for a (..., M, K) @ b (K, N) or (..., K, N) with gradient dC (..., M, N). */
+static void mm_grad_a(sg_ctx *ctx, sg_tensor *a, const sg_tensor *b, const sg_tensor *dC) {
     int nd = a->ndim, nb = nd - 2;
     bool batched = b->ndim > 2;
     int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
-    int64_t rsa = a->stride[nd - 2], csa = a->stride[nd - 1];
     int64_t rsb = b->stride[b->ndim - 2], csb = b->stride[b->ndim - 1];
     bmat G = {{sg_data(dC), dC->stride[nd - 2], dC->stride[nd - 1]}, dC->stride};
-    if (sg__needs(out, 0)) {
-        /* dA (M, K) += dC (M, N) @ B^T (N, K) */
-        sg_tensor *ga = sg__grad(ctx, a);
-        if (!ga)
-            return;
-        bmat Bt = {batched ? (mat){sg_data(b), csb, rsb} : bt_operand(ctx, b, M, N, K),
-                   batched ? b->stride : NULL};
-        bmat dA = {{sg_data(ga), ga->stride[nd - 2], ga->stride[nd - 1]}, ga->stride};
-        bgemm(a->dtype, nb, a->shape, M, K, N, G, Bt, dA, true);
+    sg_tensor *ga = sg__grad(ctx, a);
+    if (!ga)
+        return;
+    bmat Bt = {batched ? (mat){sg_data(b), csb, rsb} : bt_operand(ctx, b, M, N, K),
+               batched ? b->stride : NULL};
+    bmat dA = {{sg_data(ga), ga->stride[nd - 2], ga->stride[nd - 1]}, ga->stride};
+    bgemm(a->dtype, nb, a->shape, M, K, N, G, Bt, dA, true);
+}
+
+/* dB += A^T @ dC for the same product, summed over the batch when b is 2-D. */
+static void mm_grad_b(sg_ctx *ctx, const sg_tensor *a, sg_tensor *b, const sg_tensor *dC) {
+    int nd = a->ndim, nb = nd - 2;
+    bool batched = b->ndim > 2;
+    int64_t M = a->shape[nd - 2], K = a->shape[nd - 1], N = b->shape[b->ndim - 1];
+    bmat G = {{sg_data(dC), dC->stride[nd - 2], dC->stride[nd - 1]}, dC->stride};
+    sg_tensor *gb = sg__grad(ctx, b);
+    if (!gb)
+        return;
+    bmat At = {{sg_data(a), a->stride[nd - 1], a->stride[nd - 2]}, a->stride};
+    bmat dB = {{sg_data(gb), gb->stride[b->ndim - 2], gb->stride[b->ndim - 1]},
+               batched ? gb->stride : NULL};
+    bgemm(a->dtype, nb, a->shape, K, N, M, At, G, dB, true);
+}
+
+void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
+    if (sg__needs(out, 0))
+        mm_grad_a(ctx, out->src[0], out->src[1], out->grad);
+    if (sg__needs(out, 1) && !ctx->has_err)
+        mm_grad_b(ctx, out->src[0], out->src[1], out->grad);
+}
+
+/* ---- the sequence recurrent product ----------------------------------------------------
+ * S = sg_seqmm(c, w), then S[t] += a_t @ w by sg_seqmm_step, one step at a time: the
+ * recurrent product of an RNN layer, z_t = c_t + h_{t-1} @ w, whose a_t (h_{t-1}) is known
+ * only once step t - 1 has run. Each step's backward computes da_t = dz_t @ w^T, which the
+ * step before needs; the weight gradient dw = sum_t a_t^T @ dz_t needs no step before it,
+ * so S's backward, which runs after every step's (S was recorded before them), does it as
+ * ONE product (K, T*B) @ (T*B, N) over all the steps instead of T small ones (as oneDNN's
+ * LSTM does): a step's dz_t is its slice of S's gradient (the step's gradient is a view into
+ * it, as a slice's is), and each step keeps a copy of its a_t^T in S's buffer (K, T*B). */
+enum { SEQMM_MAGIC = 0x4d515353 }; /* "SSQM" */
+typedef struct {
+    uint32_t magic; /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
+    sg_tensor *w;   /* (K, N) */
+    sg_tensor *at;  /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..;
+                       NULL when w needs no gradient */
+    int64_t lo, hi; /* the steps whose a_t^T are in `at`: [lo, hi]; none while hi < lo */
+    bool *taken;    /* (T): step t taken (each at most once: its node is S[t]'s only writer) */
+} seqmm_saved;
+
+static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w, bool ip) {
+    sg_tensor *in[2] = {c, w};
+    char s1[96], s2[96];
+    if (!sg__check_inputs(ctx, fn, 2, in))
+        return NULL;
+    if (c->ndim != 3 || w->ndim != 2 || c->shape[2] != w->shape[1])
+        return sg_error(ctx, "%s: c has shape %s and w %s; expected (T, B, N) and (K, N)", fn,
+                        sg_shape_str(c->ndim, c->shape, s1, sizeof s1),
+                        sg_shape_str(w->ndim, w->shape, s2, sizeof s2));
+    if (ip && !sg__inplace_check(ctx, fn, c, 1, &w, false))
+        return NULL;
+    seqmm_saved *sv = sg_arena_alloc(ctx, sizeof *sv);
+    sg_tensor *out =
+        ip ? sg__inplace_result(ctx, c) : sg__new(ctx, fn, c->dtype, 3, c->shape, false);
+    if (!sv || !out)
+        return NULL;
+    if (!ip)
+        sg__strided(false, c->dtype, sg_data(out), out->stride, sg_data(c), c->stride, 3, c->shape);
+    *sv = (seqmm_saved){SEQMM_MAGIC, w, NULL, 0, -1, sg_arena_alloc(ctx, (size_t)c->shape[0])};
+    if (!sv->taken)
+        return NULL;
+    memset(sv->taken, 0, (size_t)c->shape[0]);
+    if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
+        !(sv->at = sg__new(ctx, fn, c->dtype, 2,
+                           (int64_t[]){w->shape[0], c->shape[0] * c->shape[1]}, false)))
+        return NULL;
+    out->aux = sv;
+    return sg__finish(ctx, out, SG_OP_SEQMM, 2, in);
+}
+
+sg_tensor *sg_seqmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
+    return seqmm(ctx, "sg_seqmm", c, w, false);
+}
+
+sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
+    return seqmm(ctx, "sg_seqmm_", c, w, true);
+}
+
+/* at's columns of step t (B of them) = a^T (the columns of steps between those written so
+ * far and t are zeroed: a step skipped adds nothing; t may be one of them). Transposed now, while a
+ * is in cache, so that the weight gradient's product reads a row-major (K, T*B) operand. */
+static void seqmm_keep(seqmm_saved *sv, int64_t t, const sg_tensor *a) {
+    sg_tensor *at = sv->at;
+    int64_t K = at->shape[0], TB = at->shape[1], B = a->shape[0];
+    int64_t es = (int64_t)sg_dtype_size(at->dtype);
+    char *base = sg_data(at);
+    bool acc = sv->lo <= t && t <= sv->hi;
+    if (!acc) {
+        int64_t z0 = sv->hi < sv->lo ? t : t < sv->lo ? t + 1 : sv->hi + 1;
+        int64_t z1 = sv->hi < sv->lo ? t : t < sv->lo ? sv->lo : t; /* zero steps [z0, z1) */
+        for (int64_t k = 0; z1 > z0 && k < K; k++)
+            memset(base + (k * TB + z0 * B) * es, 0, (size_t)((z1 - z0) * B * es));
+        sv->lo = sv->hi < sv->lo || t < sv->lo ? t : sv->lo;
+        sv->hi = sv->hi < t ? t : sv->hi;
     }
-    if (sg__needs(out, 1)) {
-        /* dB (K, N) += A^T (K, M) @ dC (M, N), summed over the batch when b is 2-D */
-        sg_tensor *gb = sg__grad(ctx, b);
-        if (!gb)
-            return;
-        bmat At = {{sg_data(a), csa, rsa}, a->stride};
-        bmat dB = {{sg_data(gb), gb->stride[b->ndim - 2], gb->stride[b->ndim - 1]},
-                   batched ? gb->stride : NULL};
-        bgemm(a->dtype, nb, a->shape, K, N, M, At, G, dB, true);
+    transpose(at->dtype, B, K, sg_data(a), a->stride[0], a->stride[1], base + t * B * es, TB, acc);
+}
+
+/* Block t of a (T, B, N) tensor: a new (B, N) header over it, recorded nowhere. */
+static sg_tensor *block(sg_ctx *ctx, const sg_tensor *s, int64_t t) {
+    sg_tensor *x = sg__view_of(ctx, s);
+    if (!x)
+        return NULL;
+    x->offset += t * s->stride[0];
+    x->ndim = 2;
+    for (int d = 0; d < 3; d++) {
+        x->shape[d] = d < 2 ? s->shape[d + 1] : 0;
+        x->stride[d] = d < 2 ? s->stride[d + 1] : 0;
     }
+    return x;
+}
+
+sg_tensor *sg_seqmm_step(sg_ctx *ctx, sg_tensor *s, int64_t t, sg_tensor *a) {
+    sg_tensor *in[2] = {s, a};
+    char s1[96], s2[96];
+    if (!sg__check_inputs(ctx, "sg_seqmm_step", 2, in))
+        return NULL;
+    seqmm_saved *sv = s->aux;
+    if (!sv || sv->magic != SEQMM_MAGIC)
+        return sg_error(ctx, "sg_seqmm_step: s is not the result of sg_seqmm or sg_seqmm_");
+    sg_tensor *w = sv->w;
+    int64_t T = s->shape[0], B = s->shape[1], K = w->shape[0];
+    if (t < 0 || t >= T)
+        return sg_error(ctx, "sg_seqmm_step: step %lld outside 0..%lld", (long long)t,
+                        (long long)T - 1);
+    if (a->ndim != 2 || a->shape[0] != B || a->shape[1] != K)
+        return sg_error(ctx, "sg_seqmm_step: a has shape %s, expected %s",
+                        sg_shape_str(a->ndim, a->shape, s1, sizeof s1),
+                        sg_shape_str(2, (int64_t[]){B, K}, s2, sizeof s2));
+    if (sv->taken[t])
+        return sg_error(ctx, "sg_seqmm_step: step %lld taken already", (long long)t);
+    sg_tensor *x = block(ctx, s, t); /* the block this step completes */
+    if (!x || !sg__inplace_check(ctx, "sg_seqmm_step", x, 1, &a, false))
+        return NULL;
+    sg_tensor *out = sg__inplace_result(ctx, x);
+    if (!out)
+        return NULL;
+    mm_forward(a, w, out, true);
+    sv->taken[t] = true;
+    out->iparam[0] = 0; /* axis and index of the slice of S it is (grad.c's view into S's) */
+    out->iparam[1] = t;
+    if (sv->at && sg__any_requires_grad(ctx, 2, in))
+        seqmm_keep(sv, t, a);
+    return sg__finish(ctx, out, SG_OP_SEQMM_STEP, 2, in);
+}
+
+/* out = S[t] after S[t] += a @ w: dz into S's gradient (already there when out's gradient is
+ * a view into it), then da += dz @ w^T with dz all of S's gradient at t: S itself may be read
+ * too once complete (its values are then the sums this step made). */
+void sg__bw_seqmm_step(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *s = out->src[0];
+    const seqmm_saved *sv = s->aux;
+    sg__bw_slice(ctx, out);
+    if (!sg__needs(out, 1) || ctx->has_err)
+        return;
+    const sg_tensor *dz = out->grad;
+    if (sg__needs(out, 0) && !(dz->flags & SG_FLAG_GRAD_ALIAS) &&
+        !(dz = block(ctx, s->grad, out->iparam[1])))
+        return;
+    mm_grad_a(ctx, out->src[1], sv->w, dz);
+}
+
+/* S = c + (the steps' a_t @ w): dw += A^T @ dS over the steps taken (A^T kept by the
+ * steps), as one product;
+ * dc += dS, by handing dS over when c has no gradient yet. */
+void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
+    const seqmm_saved *sv = out->aux;
+    sg_tensor *dS = out->grad, *c = out->src[0];
+    if (sg__needs(out, 1) && sv->at && sv->lo <= sv->hi) {
+        const sg_tensor *at = sv->at;
+        sg_tensor *gw = sg__grad(ctx, sv->w);
+        if (!gw)
+            return;
+        int64_t B = out->shape[1], K = at->shape[0], N = dS->shape[2],
+                n = (sv->hi - sv->lo + 1) * B;
+        int64_t es = (int64_t)sg_dtype_size(at->dtype);
+        /* (K, n) @ (n, N): the columns of steps lo .. hi of at, the rows of dS (a gradient
+         * buffer: contiguous) */
+        gemm(at->dtype, K, N, n, (mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1},
+             (mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
+             (mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
+    }
+    if (sg__needs(out, 0))
+        sg__pass_grad(ctx, out, c);
 }

@@ -374,7 +374,7 @@ void sg__bw_slice(sg_ctx *ctx, sg_tensor *out) {
         (char *)sg_data(G) + out->iparam[1] * G->stride[axis] * (int64_t)sg_dtype_size(x->dtype);
     int64_t st[SG_MAX_DIMS];
     const int64_t *gst = G->stride;
-    if (out->op == SG_OP_SELECT) { /* the axis was dropped, so drop its stride too */
+    if (out->ndim < x->ndim) { /* select: the axis was dropped, so drop its stride too */
         for (int i = 0, k = 0; i < x->ndim; i++)
             if (i != axis)
                 st[k++] = G->stride[i];

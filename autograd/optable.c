@@ -58,6 +58,10 @@ const sg_op_info sg__op_table[] = {
     /* ops_matmul.c; addmm's inputs are (a, b, c): it reads a and b, not the addend c */
     [SG_OP_MATMUL] = {"matmul", R0 | R1, 0, sg__bw_matmul},
     [SG_OP_ADDMM] = {"addmm", R0 | R1, 0, sg__bw_addmm},
+    /* seqmm's inputs are (c, w): its steps' backward reads w (seqmm's own reads its copies
+     * of the steps' a_t); a step's inputs are (s, a_t) and its gradient is a slice of s's */
+    [SG_OP_SEQMM] = {"seqmm", R1, 0, sg__bw_seqmm},
+    [SG_OP_SEQMM_STEP] = {"seqmm_step", 0, GVIEW, sg__bw_seqmm_step},
     /* ops_reduce.c */
     [SG_OP_SOFTMAX] = {"softmax", R0 | RO, GD, sg__bw_softmax},
     [SG_OP_LOG_SOFTMAX] = {"log_softmax", R0 | RO, GD, sg__bw_log_softmax},
@@ -69,6 +73,9 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_DROPOUT] = {"dropout", 0, 0, sg__bw_dropout},
     /* ops_gru.c: the backward reads its saved gates and the incoming h (input 2) */
     [SG_OP_GRU_GATES] = {"gru_gates", SG_READS_IN2, 0, sg__bw_gru_gates},
+    /* ops_lstm.c: (z, c) reads c; sg_lstm_gates_ marks the block of z where it keeps the
+     * activations itself (z may be a plain view of a buffer later steps write) */
+    [SG_OP_LSTM_GATES] = {"lstm_gates", R1, 0, sg__bw_lstm_gates},
     /* ops_loss.c; cross-entropy's backward reads the softmax and labels it saved, not its
      * input; the pair losses read both inputs */
     [SG_OP_CROSS_ENTROPY] = {"cross_entropy", 0, GD, sg__bw_cross_entropy},

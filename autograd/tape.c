@@ -367,6 +367,8 @@ bool sg_ctx_set_labels(sg_ctx *ctx, bool on) {
     return old;
 }
 
+bool sg_ctx_labels(const sg_ctx *ctx) { return ctx && ctx->tape.labels; }
+
 sg_tensor *sg_label(sg_ctx *ctx, sg_tensor *t, const char *name) {
     if (t && ctx && ctx->tape.labels)
         sg_tensor_set_name(t, name);

@@ -74,6 +74,10 @@ struct sg__cell {
      * mask, multiplied into h where h enters the recurrent product (not where the cell reuses
      * h itself, as a GRU's z * h does), the same at every step; NULL for none. */
     sg_tensor *rec_mask;
+    /* Set by the driver on that copy: project's result and the step being taken (the fused
+     * LSTM's in-place step completes its time step of the sg_seqmm sequence). */
+    sg_tensor *xp;
+    int64_t t;
 };
 
 extern const sg__cell_fns sg__lstm_fused_fns, sg__lstm_gates_fns, sg__lstm_ln_fns, sg__gru_fns,

@@ -77,7 +77,7 @@ int sg__rnn_direction(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, const sg__se
      * nobody else reads (the tape's in-place checks guard that); time-major so that a step's
      * slice is one contiguous block. */
     bool ip = sg__rnn_in_place(o, B), tm = ip && !c->fns->x_direct;
-    sg_tensor *xp = x ? c->fns->project(ctx, &cc, x, tm) : NULL;
+    sg_tensor *xp = cc.xp = x ? c->fns->project(ctx, &cc, x, tm) : NULL;
     sg_tensor **hs = y ? sg_arena_alloc(ctx, (size_t)T * sizeof *hs) : NULL;
     if (!xp || (y && !hs))
         return -1;
@@ -89,6 +89,7 @@ int sg__rnn_direction(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, const sg__se
     for (int64_t t = 0; t < T; t++) {
         sg_tensor *old[2] = {state[0], ns > 1 ? state[1] : NULL};
         sg_ctx_set_step(ctx, t);
+        cc.t = t;
         if (c->fns->step(ctx, &cc, sg_label(ctx, sg_select(ctx, xp, tm ? 0 : 1, t), xname), state,
                          ip)) {
             sg_ctx_set_step(ctx, outer);

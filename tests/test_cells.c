@@ -364,6 +364,85 @@ START_TEST(test_gru_gates_op) {
 }
 END_TEST
 
+/* sg_lstm_gates and sg_lstm_gates_ alone: values against the equations composed of
+ * primitives, float64 gradcheck with a strided z (a transposed view's rows) and a strided c,
+ * with c and without (zero cell state), in place and not; in place, z holds the activations
+ * afterwards; the errors. _i: 0 not in place, 1 in place. */
+typedef struct {
+    bool ip, hasc;
+} lstm_gates_case;
+
+static sg_tensor *lstm_gates_fn(sg_ctx *c, sg_tensor *const *in, void *user) {
+    const lstm_gates_case *k = user;
+    sg_tensor *z = sg_transpose(c, in[0], 0, 1); /* (4H, B) stored: rows 4H apart */
+    sg_tensor *cs = k->hasc ? sg_transpose(c, in[1], 0, 1) : NULL;
+    sg_tensor *out = k->ip ? sg_lstm_gates_(c, sg_scale(c, z, 1.0), cs) : sg_lstm_gates(c, z, cs);
+    /* both halves in the loss, weighted differently */
+    return sg_add(c, sg_sum(c, sg_slice(c, out, 1, 0, out ? out->shape[1] / 2 : 0)),
+                  sg_sum(c, sg_square(c, out)));
+}
+
+START_TEST(test_lstm_gates_op) {
+    const int64_t B = 3, H = 2;
+    const bool ip = _i;
+    for (int hasc = 0; hasc < 2; hasc++) {
+        sg_rng_seed(sg_ctx_rng(ctx), 60 + (uint64_t)hasc);
+        sg_tensor *in[2] = {sg_rand_normal(ctx, SG_F64, SG_SHAPE(4 * H, B), 0, 1),
+                            sg_rand_normal(ctx, SG_F64, SG_SHAPE(H, B), 0, 1)};
+        lstm_gates_case k = {ip, hasc};
+        char what[48];
+        snprintf(what, sizeof what, "lstm_gates ip=%d c=%d", ip, hasc);
+        expect_gradcheck(ctx, lstm_gates_fn, &k, hasc ? 2 : 1, in, what);
+        /* the values, against the equations composed of primitives */
+        sg_tensor *z = sg_contiguous(ctx, sg_transpose(ctx, in[0], 0, 1));
+        sg_tensor *c = hasc ? sg_transpose(ctx, in[1], 0, 1) : NULL;
+        sg_tensor *zc = sg_scale(ctx, z, 1.0); /* what the in-place op consumes */
+        sg_tensor *out = ip ? sg_lstm_gates_(ctx, zc, c) : sg_lstm_gates(ctx, zc, c);
+        ck_assert_ptr_nonnull(out);
+        sg_tensor *i = sg_sigmoid(ctx, sg_slice(ctx, z, 1, 0, H));
+        sg_tensor *f = sg_sigmoid(ctx, sg_slice(ctx, z, 1, H, H));
+        sg_tensor *g = sg_tanh(ctx, sg_slice(ctx, z, 1, 2 * H, H));
+        sg_tensor *o = sg_sigmoid(ctx, sg_slice(ctx, z, 1, 3 * H, H));
+        sg_tensor *cn = sg_mul(ctx, i, g);
+        if (c)
+            cn = sg_add(ctx, cn, sg_mul(ctx, f, c));
+        sg_tensor *h = sg_mul(ctx, o, sg_tanh(ctx, cn));
+        sg_tensor *acts[4] = {i, f, g, o};
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < H; j++) {
+                int64_t at[2] = {b, j};
+                ck_assert_double_eq_tol(sg_get(out, at), sg_get(h, at), 1e-14);
+                ck_assert_double_eq_tol(sg_get(out, (int64_t[]){b, H + j}), sg_get(cn, at), 1e-14);
+                for (int q = 0; ip && q < 4; q++) /* z consumed: the activations */
+                    ck_assert_double_eq_tol(sg_get(zc, (int64_t[]){b, q * H + j}),
+                                            sg_get(acts[q], at), 1e-15);
+            }
+        sg_ctx_reset(ctx);
+    }
+    if (ip) { /* the in-place rules: a leaf that requires grad; a block read by a backward */
+        sg_tensor *leaf = sg_set_requires_grad(sg_zeros(ctx, SG_F64, SG_SHAPE(2, 8)), true);
+        ck_assert_ptr_null(sg_lstm_gates_(ctx, leaf, NULL));
+        expect_err(ctx, "sg_lstm_gates_: cannot work in place on a leaf tensor that requires "
+                        "grad (a parameter?): use the out-of-place op");
+        sg_tensor *z = sg_scale(ctx, leaf, 2.0);
+        ck_assert_ptr_nonnull(sg_lstm_gates_(ctx, z, NULL));
+        ck_assert_ptr_null(sg_sigmoid_(ctx, z)); /* the activations are kept there */
+        ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+        sg_ctx_clear_error(ctx);
+        return;
+    }
+    sg_tensor *z = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 8));
+    ck_assert_ptr_null(sg_lstm_gates(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 5)), NULL));
+    expect_err(ctx, "sg_lstm_gates: z has shape (2, 5), expected (B, 4H)");
+    ck_assert_ptr_null(sg_lstm_gates(ctx, z, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3))));
+    expect_err(ctx, "sg_lstm_gates: c has shape (2, 3), expected (2, 2)");
+    ck_assert_ptr_null(sg_lstm_gates(ctx, z, sg_zeros(ctx, SG_F32, SG_SHAPE(2, 2))));
+    expect_err(ctx, "sg_lstm_gates: dtype mismatch: float64 and float32");
+    ck_assert_ptr_null(sg_lstm_gates(ctx, NULL, NULL));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+}
+END_TEST
+
 START_TEST(test_gru_step_ops) {
     const int64_t B = 2, I = 3, H = 4;
     sg_rnn_options o = opts(SG_CELL_GRU, I, H);
@@ -546,6 +625,7 @@ int main(void) {
           {test_gru_block_order, 1},
           {test_gru_step_ops, 2},
           {test_gru_gates_op, 1},
+          {test_lstm_gates_op, 2},
           {test_create, 3}}},
         {"torch", 60, {{test_torch, 16}, {test_torch_round_trip, 4}}},
         {"errors", 0, {{test_errors, 1}}},

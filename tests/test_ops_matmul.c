@@ -368,8 +368,9 @@ START_TEST(test_threads_default) {
     setenv("BLIS_NUM_THREADS", "2", 1);
     setenv("OMP_NUM_THREADS", "2", 1);
     sg_ctx *ctx = sg_ctx_new(0);
-    /* B of 520 * 520 elements: past the register-blocked kernel's limit, so BLIS */
-    sg_tensor *a = rnd(ctx, SG_F32, SG_SHAPE(4, 520)), *b = rnd(ctx, SG_F32, SG_SHAPE(520, 520));
+    /* B of 520 * 520 elements: past the register-blocked kernel's limit, and more rows
+     * than it takes for any B (SG_MATMUL_RB_WIDE_M), so BLIS */
+    sg_tensor *a = rnd(ctx, SG_F32, SG_SHAPE(200, 520)), *b = rnd(ctx, SG_F32, SG_SHAPE(520, 520));
     ck_assert_ptr_nonnull(sg_matmul(ctx, a, b));
     ck_assert_int_eq((int)bli_thread_get_num_threads(), 1);
     ck_assert_int_eq(sg_set_num_threads(1), 1);
@@ -631,6 +632,192 @@ START_TEST(test_grad_param_transpose_copy) {
 }
 END_TEST
 
+/* ---- the sequence recurrent product (sg_seqmm, sg_seqmm_step) --------------------------- */
+
+/* A recurrence over the sequence: z_t = c_t + a_t @ w with a_t = tanh(z_{t-1})[:, 1 .. K]
+ * (a strided slice; a_0 = h0), the loss sum_t sum(tanh(z_t) * r_t), + sum(S * r) over the
+ * completed S with `direct`. Options: in place on a copy of c, c given batch-major (B, T, N) and
+ * permuted, w given as the transpose of an (N, K) input, step 0 skipped (no h0), steps out of order
+ * (1 before 0), the reference built from sg_addmm instead. */
+typedef struct {
+    bool ip, bmajor, wt, skip0, order, ref, direct;
+} seq_opts;
+
+static sg_tensor *f_seq(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    const seq_opts *o = user;
+    sg_tensor *c = o->bmajor ? sg_permute(ctx, in[0], (int[]){1, 0, 2}) : in[0];
+    sg_tensor *w = o->wt ? sg_transpose(ctx, in[1], 0, 1) : in[1];
+    sg_tensor *h0 = in[2], *r = in[3];
+    int64_t T = c->shape[0], K = w->shape[0];
+    sg_tensor *s = o->ref  ? NULL
+                   : o->ip ? sg_seqmm_(ctx, sg_scale(ctx, c, 1.0), w)
+                           : sg_seqmm(ctx, c, w);
+    sg_tensor *loss = NULL, *a = h0;
+    for (int64_t k = 0; k < T; k++) {
+        /* with `order`, steps 0 and 1 swap: step 1 first, from h0; then step 0, from h0 */
+        int64_t t = o->order && k < 2 ? 1 - k : k;
+        sg_tensor *z;
+        if (k == 0 && o->skip0)
+            z = o->ref ? sg_select(ctx, c, 0, t) : sg_select(ctx, s, 0, t);
+        else if (o->ref)
+            z = sg_addmm(ctx, sg_select(ctx, c, 0, t), a, w);
+        else
+            z = sg_seqmm_step(ctx, s, t, a);
+        /* tanh reads only its output: a block of S read through a plain view (step 0 when
+         * skipped) by an op whose backward reads it would block the later steps */
+        sg_tensor *tz = sg_tanh(ctx, z);
+        sg_tensor *term = sg_sum(ctx, sg_mul(ctx, tz, sg_select(ctx, r, 0, t)));
+        loss = loss ? sg_add(ctx, loss, term) : term;
+        if (!(o->order && k == 0))
+            a = sg_slice(ctx, tz, 1, 1, K);
+    }
+    if (o->direct) /* S itself read once complete (the reference: c + each step's product) */
+        loss = sg_add(ctx, loss, sg_sum(ctx, sg_mul(ctx, o->ref ? NULL : s, r)));
+    return loss;
+}
+
+/* Values equal z_t = c_t + a_t @ w step by step (sg_addmm), gradients check in float64 for
+ * every option, and the float32 gradients equal sg_addmm's. */
+START_TEST(test_seqmm) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    int64_t T = 4, B = 3, K = 2, N = 5;
+    static const seq_opts cases[] = {
+        {0},
+        {.ip = true},
+        {.bmajor = true, .wt = true},
+        {.ip = true, .skip0 = true},
+        {.ip = true, .order = true},
+        {.skip0 = true, .order = true, .wt = true},
+        {.direct = true, .ip = true, .skip0 = true},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        seq_opts o = cases[k];
+        int64_t cs[3] = {o.bmajor ? B : T, o.bmajor ? T : B, N};
+        int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
+        sg_tensor *in[4] = {rnd(ctx, dt, 3, cs), rnd(ctx, dt, 2, ws), rnd(ctx, dt, SG_SHAPE(B, K)),
+                            rnd(ctx, dt, SG_SHAPE(T, B, N))};
+        if (!o.direct) { /* values and gradients against the sg_addmm reference */
+            sg_tensor *g[2][3], *y[2];
+            for (int ref = 0; ref < 2; ref++) {
+                o.ref = ref;
+                for (int i = 0; i < 3; i++)
+                    in[i]->grad = NULL, sg_set_requires_grad(in[i], true);
+                y[ref] = f_seq(ctx, in, &o);
+                ck_assert_msg(y[ref] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
+                ck_assert_int_eq(sg_backward(ctx, y[ref], NULL), 0);
+                for (int i = 0; i < 3; i++)
+                    g[ref][i] = in[i]->grad;
+            }
+            double tol = dt == SG_F32 ? 1e-5 : 1e-13;
+            ck_assert_int_eq(sg_compare(ctx, y[0], y[1], tol, tol, NULL), 0);
+            for (int i = 0; i < (o.skip0 ? 2 : 3); i++) /* h0 unused when step 0 is skipped */
+                ck_assert_msg(sg_compare(ctx, g[0][i], g[1][i], tol, tol, NULL) == 0,
+                              "case %zu: gradient of input %d", k, i);
+            o.ref = false;
+        }
+        if (dt == SG_F64) {
+            for (int i = 0; i < 3; i++)
+                in[i]->grad = NULL;
+            char what[32];
+            snprintf(what, sizeof what, "seqmm case %zu", k);
+            expect_gradcheck(ctx, f_seq, &o, 3, in, what);
+        }
+        sg_ctx_reset(ctx);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* Only a_t requires grad (c and w do not): the steps are recorded, S is not, and da_t still
+ * arrives; with grad mode off nothing is recorded and the values are the same. A parameter
+ * w gets its gradient in its slot of the store, from one product. */
+START_TEST(test_seqmm_grad_kinds) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    sg_tensor *c = rnd(ctx, dt, SG_SHAPE(3, 2, 4)), *w = rnd(ctx, dt, SG_SHAPE(4, 4));
+    sg_tensor *a = sg_set_requires_grad(rnd(ctx, dt, SG_SHAPE(2, 4)), true);
+    sg_tensor *s = sg_seqmm(ctx, c, w);
+    ck_assert(!(s->flags & SG_FLAG_REQUIRES_GRAD));
+    sg_tensor *z = sg_seqmm_step(ctx, s, 1, a);
+    ck_assert_int_eq(sg_backward(ctx, sg_sum(ctx, z), NULL), 0);
+    /* d sum(a @ w) / da = row sums of w, for every row of a */
+    for (int64_t b = 0; b < 2; b++)
+        for (int64_t k = 0; k < 4; k++) {
+            double want = 0;
+            for (int64_t n = 0; n < 4; n++)
+                want += sg_get(w, (int64_t[]){k, n});
+            ck_assert_double_eq_tol(sg_get(a->grad, (int64_t[]){b, k}), want, 1e-6);
+        }
+    bool was = sg_ctx_set_grad_enabled(ctx, false);
+    sg_tensor *s2 = sg_seqmm(ctx, c, w), *z2 = sg_seqmm_step(ctx, s2, 1, a);
+    sg_ctx_set_grad_enabled(ctx, was);
+    ck_assert(!(z2->flags & SG_FLAG_REQUIRES_GRAD));
+    ck_assert_int_eq(sg_compare(ctx, z, z2, 0, 0, NULL), 0);
+    /* a parameter w: its gradient is sum_t a_t^T @ dz_t over the steps taken */
+    sg_tensor *p = sg_param_new(ctx, dt, SG_SHAPE(4, 4), "w");
+    sg_copy(p, w);
+    sg_tensor *s3 = sg_seqmm(ctx, c, p);
+    sg_tensor *l = sg_add(ctx, sg_sum(ctx, sg_seqmm_step(ctx, s3, 0, a)),
+                          sg_sum(ctx, sg_seqmm_step(ctx, s3, 2, a)));
+    ck_assert_int_eq(sg_backward(ctx, l, NULL), 0);
+    for (int64_t k = 0; k < 4; k++) /* 2 steps, each column sum of a */
+        for (int64_t n = 0; n < 4; n++) {
+            double want = 2 * (sg_get(a, (int64_t[]){0, k}) + sg_get(a, (int64_t[]){1, k}));
+            ck_assert_double_eq_tol(sg_get(p->grad, (int64_t[]){k, n}), want, 1e-6);
+        }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_seqmm_errors) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_tensor *c = rnd(ctx, SG_F32, SG_SHAPE(5, 2, 4)), *w = rnd(ctx, SG_F32, SG_SHAPE(3, 4));
+    ck_assert_ptr_null(sg_seqmm(ctx, rnd(ctx, SG_F32, SG_SHAPE(2, 4)), w));
+    expect_err(ctx, "sg_seqmm: c has shape (2, 4) and w (3, 4); expected (T, B, N) and (K, N)");
+    ck_assert_ptr_null(sg_seqmm_(ctx, c, rnd(ctx, SG_F32, SG_SHAPE(3, 5))));
+    expect_err(ctx, "sg_seqmm_: c has shape (5, 2, 4) and w (3, 5); expected (T, B, N) and (K, N)");
+    ck_assert_ptr_null(sg_seqmm(ctx, c, rnd(ctx, SG_F64, SG_SHAPE(3, 4))));
+    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+    sg_ctx_clear_error(ctx);
+    sg_tensor *leaf = sg_set_requires_grad(rnd(ctx, SG_F32, SG_SHAPE(5, 2, 4)), true);
+    ck_assert_ptr_null(sg_seqmm_(ctx, leaf, w));
+    expect_err(ctx, "sg_seqmm_: cannot work in place on a leaf tensor that requires grad (a "
+                    "parameter?): use the out-of-place op");
+    sg_tensor *s = sg_seqmm(ctx, c, w), *a = rnd(ctx, SG_F32, SG_SHAPE(2, 3));
+    ck_assert_ptr_null(sg_seqmm_step(ctx, c, 0, a));
+    expect_err(ctx, "sg_seqmm_step: s is not the result of sg_seqmm or sg_seqmm_");
+    ck_assert_ptr_null(sg_seqmm_step(ctx, s, 5, a));
+    expect_err(ctx, "sg_seqmm_step: step 5 outside 0..4");
+    ck_assert_ptr_null(sg_seqmm_step(ctx, s, -1, a));
+    expect_err(ctx, "sg_seqmm_step: step -1 outside 0..4");
+    ck_assert_ptr_nonnull(sg_seqmm_step(ctx, s, 3, a));
+    ck_assert_ptr_null(sg_seqmm_step(ctx, s, 3, a));
+    expect_err(ctx, "sg_seqmm_step: step 3 taken already");
+    ck_assert_ptr_null(sg_seqmm_step(ctx, s, 0, rnd(ctx, SG_F32, SG_SHAPE(3, 2))));
+    expect_err(ctx, "sg_seqmm_step: a has shape (3, 2), expected (2, 3)");
+    /* a_t overlapping the block it is added into */
+    sg_tensor *sq =
+        sg_seqmm(ctx, rnd(ctx, SG_F32, SG_SHAPE(2, 3, 3)), rnd(ctx, SG_F32, SG_SHAPE(3, 3)));
+    ck_assert_ptr_null(sg_seqmm_step(ctx, sq, 1, sg_select(ctx, sq, 0, 1)));
+    expect_err(ctx, "sg_seqmm_step: input 1 overlaps the tensor written in place; its values "
+                    "would change while being read");
+    /* a block read by a recorded backward (relu reads its input) */
+    sg_tensor *wr = sg_set_requires_grad(rnd(ctx, SG_F32, SG_SHAPE(3, 4)), true);
+    sg_tensor *sr = sg_seqmm(ctx, c, wr);
+    ck_assert_ptr_nonnull(sg_relu(ctx, sg_select(ctx, sr, 0, 2)));
+    ck_assert_ptr_null(sg_seqmm_step(ctx, sr, 2, a));
+    ck_assert_ptr_nonnull(sg_ctx_error(ctx));
+    sg_ctx_clear_error(ctx);
+    ck_assert_ptr_null(sg_seqmm(ctx, NULL, w));
+    ck_assert_ptr_null(sg_seqmm_step(ctx, s, 0, NULL));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
     const ck_tcase tcases[] = {
         {"forward",
@@ -657,6 +844,7 @@ int main(void) {
           {test_backward_hand, 2},
           {test_addmm, 2},
           {test_grad_param_transpose_copy, 2}}},
+        {"seqmm", 600, {{test_seqmm, 2}, {test_seqmm_grad_kinds, 2}, {test_seqmm_errors, 1}}},
     };
     return CK_RUN("ops_matmul", tcases, NULL, NULL);
 }

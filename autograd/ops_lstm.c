@@ -1,0 +1,215 @@
+/* The LSTM's gate arithmetic as one op (Keras' default activations), forward and backward
+ * side by side. Composed of primitives, an LSTM step's elementwise part records about a
+ * dozen small ops (the activations, the gate slices, two products, a sum, tanh, a product),
+ * each writing its result and each backward reading its inputs back from memory; this op
+ * does a step's elementwise work in one node, as sg_gru_gates does for the GRU:
+ *
+ *     z (B, 4H), blocks i, f, c~, o (Keras' order; any 2-D strides: a step's block of the
+ *     projections), c (B, H) the incoming cell state, or NULL (zeros)
+ *     i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_c~), o = sigmoid(z_o)
+ *     c' = f c + i g,  h' = o tanh(c')       out (B, 2H) = [h' | c']
+ *
+ * The forward keeps i, f, g, o and tanh(c') of every row in the node's aux (5H elements a
+ * row, of the op's dtype; sg_lstm_gates_ keeps i, f, g, o over z itself), so its backward
+ * reads only them and c. With dh, dc' the two halves
+ * of out's gradient:
+ *     dc = dc' + dh o (1 - tanh(c')^2);   c's gradient += dc f
+ *     dz_i += dc g i (1 - i);   dz_f += dc c f (1 - f);   dz_c~ += dc i (1 - g^2);
+ *     dz_o += dh tanh(c') o (1 - o)
+ * sigmoid and tanh are the vector kernels of tensor/vmath.h, as sg_sigmoid and sg_tanh use. */
+#include <string.h>
+
+#include "ops.h"
+
+/* One row's pointer and column stride (elements) of a 2-D view, or NULL and 0. */
+#define ROW(T, t, b) ((t) ? (T *)sg_data(t) + (b) * (t)->stride[0] : NULL)
+#define COL(t) ((t) ? (t)->stride[1] : 0)
+
+/* Where the activations lie: gate q (i, f, g, o) of row b at act + b * rs + q * qs, each H
+ * elements contiguous; tanh(c') of row b at tc + b * H. */
+typedef struct {
+    void *act, *tc;
+    int64_t rs, qs;
+} acts;
+
+/* One row of the backward with unit strides (the common case, which vectorizes). The flags
+ * are constants at each call below, so each call is its own loop without branches. */
+#define DEF_LSTM_ROW(T, S)                                                                         \
+    static inline __attribute__((always_inline)) void lstm_bw_row_##S(                             \
+        bool hasc, bool hasdc, int64_t H, const T *restrict i, const T *restrict f,                \
+        const T *restrict g, const T *restrict o, const T *restrict tc, const T *restrict cp,      \
+        const T *restrict gr, T *restrict dz, T *restrict dcp) {                                   \
+        for (int64_t j = 0; j < H; j++) {                                                          \
+            T dh = gr[j], dc = gr[H + j] + dh * o[j] * (1 - tc[j] * tc[j]);                        \
+            if (hasdc)                                                                             \
+                dcp[j] += dc * f[j];                                                               \
+            dz[j] += dc * g[j] * i[j] * (1 - i[j]);                                                \
+            if (hasc)                                                                              \
+                dz[H + j] += dc * cp[j] * f[j] * (1 - f[j]);                                       \
+            dz[2 * H + j] += dc * i[j] * (1 - g[j] * g[j]);                                        \
+            dz[3 * H + j] += dh * tc[j] * o[j] * (1 - o[j]);                                       \
+        }                                                                                          \
+    }
+
+#define DEF_LSTM(T, S, V, ATTR)                                                                    \
+    /* forward: out (B, 2H) contiguous. Not in place (ip false), z is copied into a.act by         \
+     * gate (qs = B * H, rs = H), so that each activation is one call over every row; in           \
+     * place, a.act is z itself (unit-stride columns) and each row is activated by itself. */      \
+    ATTR static void lstm_fw_##S##V(const sg_tensor *z, const sg_tensor *c, sg_tensor *out,        \
+                                    acts a, bool ip, int64_t B, int64_t H) {                       \
+        T *act = a.act, *tc = a.tc;                                                                \
+        const int64_t zs = COL(z), cs = COL(c);                                                    \
+        for (int64_t b = 0; !ip && b < B; b++) {                                                   \
+            const T *zr = ROW(T, z, b);                                                            \
+            for (int q = 0; q < 4; q++) {                                                          \
+                T *d = act + b * a.rs + q * a.qs;                                                  \
+                if (zs == 1)                                                                       \
+                    memcpy(d, zr + q * H, (size_t)H * sizeof(T));                                  \
+                else                                                                               \
+                    for (int64_t j = 0; j < H; j++)                                                \
+                        d[j] = zr[(q * H + j) * zs];                                               \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t b = 0; b < (ip ? B : 1); b++) {                                               \
+            T *r = act + b * a.rs;                                                                 \
+            size_t n = (size_t)(ip ? H : B * H);                                                   \
+            sg_vsigmoid_##S(2 * n, r, r); /* i, f: side by side in both layouts */                 \
+            sg_vtanh_##S(n, r + 2 * a.qs, r + 2 * a.qs);                                           \
+            sg_vsigmoid_##S(n, r + 3 * a.qs, r + 3 * a.qs);                                        \
+        }                                                                                          \
+        for (int64_t b = 0; b < B; b++) {                                                          \
+            const T *r = act + b * a.rs, *cp = ROW(T, c, b);                                       \
+            T *cn = tc + b * H;                                                                    \
+            for (int64_t j = 0; j < H; j++)                                                        \
+                cn[j] = r[j] * r[2 * a.qs + j];                                                    \
+            for (int64_t j = 0; cp && j < H; j++)                                                  \
+                cn[j] += r[a.qs + j] * cp[j * cs];                                                 \
+            memcpy((T *)sg_data(out) + b * 2 * H + H, cn, (size_t)H * sizeof(T));                  \
+        }                                                                                          \
+        sg_vtanh_##S((size_t)(B * H), tc, tc);                                                     \
+        for (int64_t b = 0; b < B; b++) {                                                          \
+            const T *o = act + b * a.rs + 3 * a.qs, *t = tc + b * H;                               \
+            T *h = (T *)sg_data(out) + b * 2 * H;                                                  \
+            for (int64_t j = 0; j < H; j++)                                                        \
+                h[j] = o[j] * t[j];                                                                \
+        }                                                                                          \
+    }                                                                                              \
+    /* backward: g (B, 2H) any 2-D strides; gz (B, 4H), gc (B, H) any 2-D strides or NULL */       \
+    ATTR static void lstm_bw_##S##V(acts a, const sg_tensor *c, const sg_tensor *g, sg_tensor *gz, \
+                                    sg_tensor *gc, int64_t B, int64_t H) {                         \
+        for (int64_t b = 0; b < B; b++) {                                                          \
+            const T *ai = (const T *)a.act + b * a.rs, *af = ai + a.qs, *ag = af + a.qs;           \
+            const T *ao = ag + a.qs, *tc = (const T *)a.tc + b * H, *cp = ROW(T, c, b);            \
+            const T *gr = ROW(T, g, b);                                                            \
+            T *dz = ROW(T, gz, b), *dcp = ROW(T, gc, b);                                           \
+            const int64_t gs = COL(g), zs = COL(gz), cs = COL(gc), ps = COL(c);                    \
+            if (dz && zs == 1 && gs == 1 && (!dcp || cs == 1) && (!cp || ps == 1)) {               \
+                if (dcp)                                                                           \
+                    lstm_bw_row_##S(true, true, H, ai, af, ag, ao, tc, cp, gr, dz, dcp);           \
+                else if (cp)                                                                       \
+                    lstm_bw_row_##S(true, false, H, ai, af, ag, ao, tc, cp, gr, dz, NULL);         \
+                else                                                                               \
+                    lstm_bw_row_##S(false, false, H, ai, af, ag, ao, tc, NULL, gr, dz, NULL);      \
+                continue;                                                                          \
+            }                                                                                      \
+            for (int64_t j = 0; j < H; j++) {                                                      \
+                T i = ai[j], f = af[j], gg = ag[j], o = ao[j], t = tc[j];                          \
+                T dh = gr[j * gs], dc = gr[(H + j) * gs] + dh * o * (1 - t * t);                   \
+                if (dcp)                                                                           \
+                    dcp[j * cs] += dc * f;                                                         \
+                if (dz) {                                                                          \
+                    dz[j * zs] += dc * gg * i * (1 - i);                                           \
+                    dz[(H + j) * zs] += cp ? dc * cp[j * ps] * f * (1 - f) : 0;                    \
+                    dz[(2 * H + j) * zs] += dc * i * (1 - gg * gg);                                \
+                    dz[(3 * H + j) * zs] += dh * t * o * (1 - o);                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEF_LSTM_ROW(float, f32)
+DEF_LSTM_ROW(double, f64)
+/* Each twice: compiled for AVX-512 and AVX2 too (SG__SIMD_CLONES), for steps of many
+ * elements (LSTM_WIDE); and plain, for tiny ones, where the clones' indirect call costs more
+ * than the wider vectors save (bench/README.md). */
+DEF_LSTM(float, f32, _v, SG__SIMD_CLONES)
+DEF_LSTM(double, f64, _v, SG__SIMD_CLONES)
+DEF_LSTM(float, f32, , )
+DEF_LSTM(double, f64, , )
+#define LSTM_WIDE 1024 /* B * H from which the clones run */
+
+/* The activations of node out (its aux and iparam[0] set) over z. */
+static acts lstm_acts(const sg_tensor *out, const sg_tensor *z) {
+    const int64_t B = out->shape[0], H = out->shape[1] / 2, es = (int64_t)sg_dtype_size(z->dtype);
+    char *aux = out->aux;
+    if (out->iparam[0]) /* in place: z's rows */
+        return (acts){sg_data(z), aux, z->stride[0], H};
+    return (acts){aux + B * H * es, aux, H, B * H};
+}
+
+static sg_tensor *lstm_gates(sg_ctx *ctx, const char *fn, sg_tensor *z, sg_tensor *c, bool ip) {
+    if (!ctx || !z)
+        return NULL;
+    sg_tensor *in[2] = {z, c};
+    const int n = c ? 2 : 1;
+    if (!sg__check_inputs(ctx, fn, n, in))
+        return NULL;
+    char s1[96];
+    if (z->ndim != 2 || z->shape[1] % 4 != 0)
+        return sg_error(ctx, "%s: z has shape %s, expected (B, 4H)", fn,
+                        sg_shape_str(z->ndim, z->shape, s1, sizeof s1));
+    const int64_t B = z->shape[0], H = z->shape[1] / 4;
+    if (c && (c->ndim != 2 || c->shape[0] != B || c->shape[1] != H))
+        return sg_error(ctx, "%s: c has shape %s, expected (%lld, %lld)", fn,
+                        sg_shape_str(c->ndim, c->shape, s1, sizeof s1), (long long)B, (long long)H);
+    if (ip && !sg__inplace_check(ctx, fn, z, n - 1, in + 1, false))
+        return NULL;
+    /* in place: the activations over z's own columns when they are unit-stride */
+    ip = ip && z->stride[1] == 1;
+    sg_tensor *out = sg__new(ctx, fn, z->dtype, 2, (int64_t[]){B, 2 * H}, false);
+    /* aux: tanh(c') (B, H), then unless ip i, f, g, o by gate (4, B, H) */
+    const int64_t es = (int64_t)sg_dtype_size(z->dtype), naux = (ip ? 1 : 5) * B * H;
+    char *aux = sg_arena_alloc(ctx, (size_t)((naux > 0 ? naux : 1) * es));
+    if (!out || !aux)
+        return NULL;
+    out->aux = aux;
+    out->iparam[0] = ip;
+    acts a = lstm_acts(out, z);
+    bool wide = B * H >= LSTM_WIDE;
+    if (z->dtype == SG_F32)
+        (wide ? lstm_fw_f32_v : lstm_fw_f32)(z, c, out, a, ip, B, H);
+    else
+        (wide ? lstm_fw_f64_v : lstm_fw_f64)(z, c, out, a, ip, B, H);
+    out = sg__finish(ctx, out, SG_OP_LSTM_GATES, n, in);
+    if (out && ip && (out->flags & SG_FLAG_ON_TAPE)) {
+        /* backward reads the activations in z: mark that block, as an in-place result read
+         * by a recorded backward is marked (sg__save), so that no later in-place op writes
+         * there, while the rest of z's buffer stays writable */
+        sg_tensor *m = sg__inplace_result(ctx, z);
+        if (!m)
+            return NULL;
+        sg__save_inplace(ctx, m);
+    }
+    return out;
+}
+
+sg_tensor *sg_lstm_gates(sg_ctx *ctx, sg_tensor *z, sg_tensor *c) {
+    return lstm_gates(ctx, "sg_lstm_gates", z, c, false);
+}
+
+sg_tensor *sg_lstm_gates_(sg_ctx *ctx, sg_tensor *z, sg_tensor *c) {
+    return lstm_gates(ctx, "sg_lstm_gates_", z, c, true);
+}
+
+void sg__bw_lstm_gates(sg_ctx *ctx, sg_tensor *out) {
+    sg_tensor *gr[2] = {NULL, NULL};
+    for (int k = 0; k < out->nsrc; k++)
+        if (sg__needs(out, k) && !(gr[k] = sg__grad(ctx, out->src[k])))
+            return;
+    const sg_tensor *z = out->src[0], *c = out->nsrc > 1 ? out->src[1] : NULL;
+    const int64_t B = out->shape[0], H = out->shape[1] / 2;
+    bool wide = B * H >= LSTM_WIDE;
+    if (out->dtype == SG_F32)
+        (wide ? lstm_bw_f32_v : lstm_bw_f32)(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
+    else
+        (wide ? lstm_bw_f64_v : lstm_bw_f64)(lstm_acts(out, z), c, out->grad, gr[0], gr[1], B, H);
+}
