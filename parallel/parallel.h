@@ -50,7 +50,7 @@ int sg_threads_default(void);
  * `rows` rows, at most max_threads: one per SG_PARALLEL_MIN_FLOPS of work, never more
  * than the rows, at least 1. Waking a sleeping thread and adding its gradients costs tens
  * of microseconds: below that much work per thread a second thread only slows a step down
- * (bench/README.md has the measurements behind the constant). */
+ * (docs/threads.md has the measurements behind the constant). */
 #define SG_PARALLEL_MIN_FLOPS 2e5
 int sg_threads_for(double flops, int64_t rows, int max_threads);
 
