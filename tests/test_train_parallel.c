@@ -71,6 +71,26 @@ static const char *text_path(void) {
     return path;
 }
 
+/* The tasks both kinds of parallelism are checked on: sine in float64 and float32, text and
+ * classify (bidirectional) in float64; their CSV and the tolerance of a loss computed in
+ * other slices (relative). Appends case c's options to args[*n]. */
+enum { NCASES = 4 };
+static const char *const case_csv[NCASES] = {"loss_sine.csv", "loss_sine.csv", "loss_text.csv",
+                                             "loss_classify.csv"};
+static const double case_tol[NCASES] = {1e-9, 1e-4, 1e-9, 1e-9};
+static void case_args(int c, const char **args, int *n) {
+    static const char *const opts[NCASES][16] = {
+        {"--task", "sine", "--dtype", "f64", "--batch", "7", NULL},
+        {"--task", "sine", "--dtype", "f32", "--batch", "7", NULL},
+        {"--task", "text", "--dtype", "f64", "--text", "", "--hidden", "16", "--embed", "8",
+         "--seq-len", "16", "--batch", "6", NULL},
+        {"--task", "classify", "--dtype", "f64", "--hidden", "12", "--batch", "9",
+         "--bidirectional", NULL},
+    };
+    for (int i = 0; opts[c][i]; i++) /* the text, written now, after --text */
+        args[(*n)++] = i > 0 && !strcmp(opts[c][i - 1], "--text") ? text_path() : opts[c][i];
+}
+
 /* Run train with the arguments (NULL-terminated) plus --out dir, alone; the loss column of
  * its CSV `csv` into v (steps values). */
 static void train_losses(const char *const *args, const char *dir, const char *csv, double *v,
@@ -93,47 +113,33 @@ static void train_losses(const char *const *args, const char *dir, const char *c
  * equal within rounding (without dropout: with it, the masks depend on the parts). */
 START_TEST(test_threads) {
     enum { STEPS = 60 };
-    const char *text = text_path();
-    const struct {
-        const char *args[24];
-        const char *csv;
-        double tol; /* across thread counts; 0: dropout, not compared */
-    } cases[] = {
-        {{"--task", "sine", "--dtype", "f64", "--batch", "7", NULL}, "loss_sine.csv", 1e-9},
-        {{"--task", "sine", "--dtype", "f32", "--batch", "7", NULL}, "loss_sine.csv", 1e-4},
-        {{"--task", "text", "--dtype", "f64", "--text", text, "--hidden", "16", "--embed", "8",
-          "--seq-len", "16", "--batch", "6", "--dropout", "0.2", "--recurrent-dropout", "0.1",
-          NULL},
-         "loss_text.csv",
-         0},
-        {{"--task", "classify", "--dtype", "f64", "--hidden", "12", "--batch", "9",
-          "--bidirectional", NULL},
-         "loss_classify.csv",
-         1e-9},
-    };
     const char *args[40];
     int n = 0;
-    for (int i = 0; cases[_i].args[i]; i++)
-        args[n++] = cases[_i].args[i];
+    case_args(_i, args, &n);
+    if (_i == 2) { /* text with dropout: the masks come from each part's generator */
+        const char *drop[] = {"--dropout", "0.2", "--recurrent-dropout", "0.1", NULL};
+        for (int i = 0; drop[i]; i++)
+            args[n++] = drop[i];
+    }
     const char *tail[] = {"--steps", "60", "--log-every", "1000", "--threads", "2", NULL};
     for (int i = 0; tail[i]; i++)
         args[n++] = tail[i];
     args[n] = NULL;
     double a[STEPS], b[STEPS], one[STEPS];
-    train_losses(args, "a", cases[_i].csv, a, STEPS);
+    train_losses(args, "a", case_csv[_i], a, STEPS);
     ck_assert_msg(strstr(out_text, " threads=2\n"), "not 2 threads: %s", out_text);
-    train_losses(args, "b", cases[_i].csv, b, STEPS);
-    ck_assert_msg(!memcmp(a, b, sizeof a), "%s: --threads 2 runs differ", cases[_i].args[1]);
-    if (!cases[_i].tol)
+    train_losses(args, "b", case_csv[_i], b, STEPS);
+    ck_assert_msg(!memcmp(a, b, sizeof a), "%s: --threads 2 runs differ", args[1]);
+    if (_i == 2) /* dropout: other slices, other masks */
         return;
     for (const char *t = "13"; *t; t++) {
         char th[2] = {*t, 0};
         args[n - 1] = th;
-        train_losses(args, "one", cases[_i].csv, one, STEPS);
+        train_losses(args, "one", case_csv[_i], one, STEPS);
         for (int s = 0; s < STEPS; s++)
-            ck_assert_msg(fabs(one[s] - a[s]) <= cases[_i].tol * fabs(one[s]),
-                          "%s step %d: --threads %s %.17g, --threads 2 %.17g", cases[_i].args[1],
-                          s + 1, th, one[s], a[s]);
+            ck_assert_msg(fabs(one[s] - a[s]) <= case_tol[_i] * fabs(one[s]),
+                          "%s step %d: --threads %s %.17g, --threads 2 %.17g", args[1], s + 1, th,
+                          one[s], a[s]);
     }
     /* and the parts are not all the same rows: the 3-thread curve is not the 2-thread one */
     ck_assert(memcmp(a, one, sizeof a) != 0);
@@ -174,28 +180,10 @@ END_TEST
 /* Each task in float64 (and sine in float32): the CSV of one process against -np 2, 3, 4. */
 START_TEST(test_equivalence) {
     enum { STEPS = 100 };
-    const char *text = text_path();
-    const struct {
-        const char *args[16];
-        const char *csv;
-        double tol;
-    } cases[] = {
-        {{"--task", "sine", "--dtype", "f64", "--batch", "7", NULL}, "loss_sine.csv", 1e-9},
-        {{"--task", "sine", "--dtype", "f32", "--batch", "7", NULL}, "loss_sine.csv", 1e-4},
-        {{"--task", "text", "--dtype", "f64", "--text", text, "--hidden", "16", "--embed", "8",
-          "--seq-len", "16", "--batch", "6", NULL},
-         "loss_text.csv",
-         1e-9},
-        {{"--task", "classify", "--dtype", "f64", "--hidden", "12", "--batch", "9",
-          "--bidirectional", NULL},
-         "loss_classify.csv",
-         1e-9},
-    };
     const int c = _i / 3, np = 2 + _i % 3;
     const char *args[32];
     int n = 0;
-    for (int i = 0; cases[c].args[i]; i++)
-        args[n++] = cases[c].args[i];
+    case_args(c, args, &n);
     const char *tail[] = {"--steps", "100", "--log-every", "1000", "--out", NULL};
     for (int i = 0; tail[i]; i++)
         args[n++] = tail[i];
@@ -205,15 +193,15 @@ START_TEST(test_equivalence) {
     args[n] = tp("many");
     ck_assert_msg(train(np, args) == 0, "-np %d: %s", np, err_text);
     char a[PATH_MAX + 64], b[PATH_MAX + 64];
-    snprintf(a, sizeof a, "%s/%s", tp("one"), cases[c].csv);
-    snprintf(b, sizeof b, "%s/%s", tp("many"), cases[c].csv);
+    snprintf(a, sizeof a, "%s/%s", tp("one"), case_csv[c]);
+    snprintf(b, sizeof b, "%s/%s", tp("many"), case_csv[c]);
     double la[STEPS], lb[STEPS];
     ck_assert_int_eq(read_losses(a, la, STEPS), STEPS);
     ck_assert_int_eq(read_losses(b, lb, STEPS), STEPS);
     for (int s = 0; s < STEPS; s++)
-        ck_assert_msg(fabs(la[s] - lb[s]) <= cases[c].tol * fabs(la[s]),
-                      "%s -np %d step %d: one process %.17g, %d ranks %.17g", cases[c].args[1], np,
-                      s + 1, la[s], np, lb[s]);
+        ck_assert_msg(fabs(la[s] - lb[s]) <= case_tol[c] * fabs(la[s]),
+                      "%s -np %d step %d: one process %.17g, %d ranks %.17g", args[1], np, s + 1,
+                      la[s], np, lb[s]);
     /* the rank's data were its rows: not every rank's loss is the same (else the test
      * would not tell a split batch from a copied one); only rank 0 printed */
     ck_assert_ptr_nonnull(strstr(out_text, "result: task="));
