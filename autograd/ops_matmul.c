@@ -269,12 +269,13 @@ DEF_SMALL(double)
      * x @ kernel, computed long before and out of cache. Rows a page (4096 bytes) or more         \
      * apart mark that case; closer rows (the small LSTM's C) are in cache already, where the      \
      * prefetches would be pure cost. bench/README.md has the measurements. */                     \
-    RB_TARGET static void rb_pass_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,    \
-                                      int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,     \
-                                      bool acc, bool pf) {                                         \
+    RB_TARGET static inline __attribute__((always_inline)) void rb_pass_##T(                       \
+        int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b,         \
+        int64_t rsb, T *c, int64_t rsc, bool acc, bool pf) {                                       \
         bool pfc = acc && rsc * (int64_t)sizeof(T) >= 4096;                                        \
         for (int64_t i0 = 0; i0 < m; i0 += 96) {                                                   \
             int64_t i1 = m - i0 < 96 ? m : i0 + 96;                                                \
+            /* which row blocks fetch (bi % ps == 0, bi / ps < 4), npf lines a row each */         \
             int64_t nb = (i1 - i0 + 5) / 6, ps = nb < 4 ? 4 : nb / 4;                              \
             int npf = nb < 4 ? 4 : 1;                                                              \
             for (int64_t j = 0; j < n; j += 4 * VL) {                                              \
@@ -282,13 +283,12 @@ DEF_SMALL(double)
                 int nv = (int)((w + VL - 1) / VL);                                                 \
                 int tail = (int)(w - (int64_t)(nv - 1) * VL); /* 1 .. VL columns in the last */    \
                 MASK last = (MASK)(((uint64_t)1 << tail) - 1);                                     \
-                for (int64_t i = i0; i < i1; i += 6) {                                             \
+                for (int64_t i = i0, bi = 0; i < i1; i += 6, bi++) {                               \
                     int mr = i1 - i < 6 ? (int)(i1 - i) : 6;                                       \
                     const T *ai = a + i * rsa;                                                     \
-                    int64_t bi = (i - i0) / 6;                                                     \
-                    const T *pn = pf && bi % ps == 0 && bi / ps < 4 && j + 4 * VL < n              \
-                                      ? b + j + 4 * VL + bi / ps * VL                              \
-                                      : NULL;                                                      \
+                    const T *pn = NULL;                                                            \
+                    if (pf && j + 4 * VL < n && bi % ps == 0 && bi / ps < 4)                       \
+                        pn = b + j + 4 * VL + bi / ps * VL;                                        \
                     T *ci = c + i * rsc + j;                                                       \
                     if (pfc) { /* the next block's C, read first thing there */                    \
                         int64_t ni = i + 6 < i1 ? i + 6 : i0, nj = i + 6 < i1 ? j : j + 4 * VL;    \
@@ -303,6 +303,17 @@ DEF_SMALL(double)
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
+    /* the pass with and without the fetches of B, each compiled for its case */                   \
+    RB_TARGET static void rb_pass_pf_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, \
+                                         int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,  \
+                                         bool acc) {                                               \
+        rb_pass_##T(m, n, k, a, rsa, csa, b, rsb, c, rsc, acc, true);                              \
+    }                                                                                              \
+    RB_TARGET static void rb_pass_nopf_##T(int64_t m, int64_t n, int64_t k, const T *a,            \
+                                           int64_t rsa, int64_t csa, const T *b, int64_t rsb,      \
+                                           T *c, int64_t rsc, bool acc) {                          \
+        rb_pass_##T(m, n, k, a, rsa, csa, b, rsb, c, rsc, acc, false);                             \
+    }                                                                                              \
     /* k in chunks of 256, one pass each (a long k: the weight gradient x^T @ dZ, k = B*T).        \
      * `pf`: B is too big to stay in cache between calls (that weight gradient's dZ), so each      \
      * panel would come from memory row by row, every row in another page where the hardware       \
@@ -311,9 +322,15 @@ DEF_SMALL(double)
     RB_TARGET static void rb_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,         \
                                  int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,          \
                                  bool acc, bool pf) {                                              \
-        for (int64_t p0 = 0; p0 < k; p0 += 256)                                                    \
-            rb_pass_##T(m, n, k - p0 < 256 ? k - p0 : 256, a + p0 * csa, rsa, csa, b + p0 * rsb,   \
-                        rsb, c, rsc, acc || p0 > 0, pf);                                           \
+        for (int64_t p0 = 0; p0 < k; p0 += 256) {                                                  \
+            int64_t kc = k - p0 < 256 ? k - p0 : 256;                                              \
+            if (pf)                                                                                \
+                rb_pass_pf_##T(m, n, kc, a + p0 * csa, rsa, csa, b + p0 * rsb, rsb, c, rsc,        \
+                               acc || p0 > 0);                                                     \
+            else                                                                                   \
+                rb_pass_nopf_##T(m, n, kc, a + p0 * csa, rsa, csa, b + p0 * rsb, rsb, c, rsc,      \
+                                 acc || p0 > 0);                                                   \
+        }                                                                                          \
     }
 
 #define RB_CASE(T, MR, NV)                                                                         \
