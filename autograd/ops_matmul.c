@@ -233,10 +233,11 @@ DEF_SMALL(double)
 #define RB_TARGET __attribute__((target("avx512f")))
 #define DEF_RB(T, V, VL, MASK, LOADZ, STOREM, FMA, SET1, ZERO)                                     \
     /* One block: rows i0..i0+MR of C, columns j0 .. j0 + NV vectors (the last one masked).        \
-     * pf, when not NULL: the next panel of B (4 vectors wide), fetched into cache meanwhile. */   \
+     * pf, when not NULL: npf vectors' lines of each row of the next panel of B, fetched into      \
+     * L2 meanwhile. */                                                                            \
     RB_TARGET static inline __attribute__((always_inline)) void rb_block_##T(                      \
         int MR, int NV, int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, int64_t rsb,  \
-        T *c, int64_t rsc, MASK last, bool acc, const T *pf) {                                     \
+        T *c, int64_t rsc, MASK last, bool acc, const T *pf, int npf) {                            \
         V cr[6][4];                                                                                \
         for (int r = 0; r < MR; r++)                                                               \
             for (int q = 0; q < NV; q++)                                                           \
@@ -246,9 +247,8 @@ DEF_SMALL(double)
             V bv[4];                                                                               \
             for (int q = 0; q < NV; q++)                                                           \
                 bv[q] = LOADZ(q == NV - 1 ? last : (MASK)-1, b + p * rsb + q * VL);                \
-            if (pf)                                                                                \
-                for (int q = 0; q < 4; q++)                                                        \
-                    _mm_prefetch((const char *)(pf + p * rsb + q * VL), _MM_HINT_T0);              \
+            for (int q = 0; pf && q < npf; q++)                                                    \
+                _mm_prefetch((const char *)(pf + p * rsb + q * VL), _MM_HINT_T1);                  \
             for (int r = 0; r < MR; r++) {                                                         \
                 V av = SET1(a[r * rsa + p * csa]);                                                 \
                 for (int q = 0; q < NV; q++)                                                       \
@@ -260,28 +260,35 @@ DEF_SMALL(double)
                 STOREM(c + r * rsc + q * VL, q == NV - 1 ? last : (MASK)-1, cr[r][q]);             \
     }                                                                                              \
     /* One pass over C: 96 rows of A at a time (in cache while all of B's panels pass),            \
-     * then each 4-vector panel of B (in L1 while the 16 row blocks pass). With `pf` the first     \
-     * row block of each panel also fetches the next panel (see rb_##T). With acc into a C         \
+     * then each 4-vector panel of B (in L1 while the 16 row blocks pass). With `pf` four row      \
+     * blocks spread over each panel's (one below four blocks) fetch the next panel into L2, one   \
+     * line of each row each (see rb_##T): into L1 it would evict the panel in use, and from one   \
+     * block alone the fetches queue up behind the memory's latency. With acc into a C             \
      * whose rows lie pages apart (where the hardware prefetcher does not follow), each block      \
      * fetches the next block's C: a fused LSTM step's h @ rk accumulates into its time step of    \
      * x @ kernel, computed long before and out of cache. Rows a page (4096 bytes) or more         \
      * apart mark that case; closer rows (the small LSTM's C) are in cache already, where the      \
      * prefetches would be pure cost. bench/README.md has the measurements. */                     \
-    RB_TARGET static void rb_pass_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,    \
-                                      int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,     \
-                                      bool acc, bool pf) {                                         \
+    RB_TARGET static inline __attribute__((always_inline)) void rb_pass_##T(                       \
+        int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b,         \
+        int64_t rsb, T *c, int64_t rsc, bool acc, bool pf) {                                       \
         bool pfc = acc && rsc * (int64_t)sizeof(T) >= 4096;                                        \
         for (int64_t i0 = 0; i0 < m; i0 += 96) {                                                   \
             int64_t i1 = m - i0 < 96 ? m : i0 + 96;                                                \
+            /* which row blocks fetch (bi % ps == 0, bi / ps < 4), npf lines a row each */         \
+            int64_t nb = (i1 - i0 + 5) / 6, ps = nb < 4 ? 4 : nb / 4;                              \
+            int npf = nb < 4 ? 4 : 1;                                                              \
             for (int64_t j = 0; j < n; j += 4 * VL) {                                              \
                 int64_t w = n - j < 4 * VL ? n - j : 4 * VL;                                       \
                 int nv = (int)((w + VL - 1) / VL);                                                 \
                 int tail = (int)(w - (int64_t)(nv - 1) * VL); /* 1 .. VL columns in the last */    \
                 MASK last = (MASK)(((uint64_t)1 << tail) - 1);                                     \
-                for (int64_t i = i0; i < i1; i += 6) {                                             \
+                for (int64_t i = i0, bi = 0; i < i1; i += 6, bi++) {                               \
                     int mr = i1 - i < 6 ? (int)(i1 - i) : 6;                                       \
                     const T *ai = a + i * rsa;                                                     \
-                    const T *pn = pf && i == i0 && j + 4 * VL < n ? b + j + 4 * VL : NULL;         \
+                    const T *pn = NULL;                                                            \
+                    if (pf && j + 4 * VL < n && bi % ps == 0 && bi / ps < 4)                       \
+                        pn = b + j + 4 * VL + bi / ps * VL;                                        \
                     T *ci = c + i * rsc + j;                                                       \
                     if (pfc) { /* the next block's C, read first thing there */                    \
                         int64_t ni = i + 6 < i1 ? i + 6 : i0, nj = i + 6 < i1 ? j : j + 4 * VL;    \
@@ -296,6 +303,17 @@ DEF_SMALL(double)
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
+    /* the pass with and without the fetches of B, each compiled for its case */                   \
+    RB_TARGET static void rb_pass_pf_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, \
+                                         int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,  \
+                                         bool acc) {                                               \
+        rb_pass_##T(m, n, k, a, rsa, csa, b, rsb, c, rsc, acc, true);                              \
+    }                                                                                              \
+    RB_TARGET static void rb_pass_nopf_##T(int64_t m, int64_t n, int64_t k, const T *a,            \
+                                           int64_t rsa, int64_t csa, const T *b, int64_t rsb,      \
+                                           T *c, int64_t rsc, bool acc) {                          \
+        rb_pass_##T(m, n, k, a, rsa, csa, b, rsb, c, rsc, acc, false);                             \
+    }                                                                                              \
     /* k in chunks of 256, one pass each (a long k: the weight gradient x^T @ dZ, k = B*T).        \
      * `pf`: B is too big to stay in cache between calls (that weight gradient's dZ), so each      \
      * panel would come from memory row by row, every row in another page where the hardware       \
@@ -304,14 +322,20 @@ DEF_SMALL(double)
     RB_TARGET static void rb_##T(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,         \
                                  int64_t csa, const T *b, int64_t rsb, T *c, int64_t rsc,          \
                                  bool acc, bool pf) {                                              \
-        for (int64_t p0 = 0; p0 < k; p0 += 256)                                                    \
-            rb_pass_##T(m, n, k - p0 < 256 ? k - p0 : 256, a + p0 * csa, rsa, csa, b + p0 * rsb,   \
-                        rsb, c, rsc, acc || p0 > 0, pf);                                           \
+        for (int64_t p0 = 0; p0 < k; p0 += 256) {                                                  \
+            int64_t kc = k - p0 < 256 ? k - p0 : 256;                                              \
+            if (pf)                                                                                \
+                rb_pass_pf_##T(m, n, kc, a + p0 * csa, rsa, csa, b + p0 * rsb, rsb, c, rsc,        \
+                               acc || p0 > 0);                                                     \
+            else                                                                                   \
+                rb_pass_nopf_##T(m, n, kc, a + p0 * csa, rsa, csa, b + p0 * rsb, rsb, c, rsc,      \
+                                 acc || p0 > 0);                                                   \
+        }                                                                                          \
     }
 
 #define RB_CASE(T, MR, NV)                                                                         \
     case MR * 4 + NV - 1:                                                                          \
-        rb_block_##T(MR, NV, k, ai, rsa, csa, b + j, rsb, ci, rsc, last, acc, pn);                 \
+        rb_block_##T(MR, NV, k, ai, rsa, csa, b + j, rsb, ci, rsc, last, acc, pn, npf);            \
         break;
 #define RB_ROW(T, MR) RB_CASE(T, MR, 1) RB_CASE(T, MR, 2) RB_CASE(T, MR, 3) RB_CASE(T, MR, 4)
 #define RB_CASES(T) RB_ROW(T, 1) RB_ROW(T, 2) RB_ROW(T, 3) RB_ROW(T, 4) RB_ROW(T, 5) RB_ROW(T, 6)
