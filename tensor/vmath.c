@@ -142,50 +142,63 @@ SG_TARGET_AVX512 static inline __m512d sigmoid_f64x8(__m512d v) {
     return _mm512_div_pd(one, _mm512_add_pd(one, e));
 }
 
-/* ---- tanh for float32 on AVX-512, evaluated in double ----------------------------------
- * SLEEF's tanhf16_u10 is several times as costly as its sigmoid, and tanh is an LSTM
- * step's most expensive activation (act(c) and g every step). Each float is widened to
- * double and tanh(a) = s * em / (em + 2), em = expm1(2|a|) with s the sign of a, is
- * evaluated with at most about 2^-36 relative error, then rounded once to float. Checked
- * against long double tanhl on all 2^32 floats: correctly rounded for all but 40 (1 ULP
- * off; their exact values lie that close to a rounding tie), where SLEEF's is off by 1 ULP
- * far more often; and faster than SLEEF's. bench/README.md has the measurements.
+/* ---- tanh for float32 on AVX-512 --------------------------------------------------------
+ * SLEEF's tanhf16_u10 costs several times its sigmoid, and tanh is an LSTM step's most
+ * expensive activation (act(c) and g, every step), so it gets its own kernel, in float and
+ * within SLEEF's 1-ULP bound (checked against long double tanhl on every positive float;
+ * bench/README.md has the error counts and the speed). With a = |x| and s the sign of x:
  *
- * expm1(y), y = 2|a| clamped to 40 (tanh(20) rounds to 1 already; em then stays finite
- * so em / (em + 2) is never inf / inf): y = k ln2 + r, |r| <= ln2 / 2, k integer;
- * e^r - 1 = r * P(r) with P the degree-9 Taylor polynomial (truncation error below
- * r^10 / 11! < 2^-36 relative); em = 2^k (1 + (e^r - 1)) - 1, and for k = 0 the polynomial
- * itself, which keeps tanh(a) ~ a accurate down to the smallest subnormal. NaN stays NaN
- * (the min keeps a NaN y; every later step propagates it); +-inf gives +-1, +-0 gives +-0. */
-
-SG_TARGET_AVX512 static inline __m512d tanh_f64x8_of_f32(__m512d x) {
-    const __m512d one = _mm512_set1_pd(1.0);
-    const __m512i sign = _mm512_set1_epi64(INT64_MIN);
-    __m512i xi = _mm512_castpd_si512(x);
-    __m512d a = _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi));
-    __m512d y = _mm512_min_pd(_mm512_set1_pd(40.0), _mm512_add_pd(a, a)); /* NaN stays */
-    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(y, _mm512_set1_pd(1.4426950408889634)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0.6931471805599453), y);
-    static const double c[] = {1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720,
-                               1.0 / 120,     1.0 / 24,     1.0 / 6,     0.5,        1.0};
-    __m512d p = _mm512_set1_pd(c[0]);
-    for (int i = 1; i < 10; i++)
-        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[i]));
-    __m512d rm1 = _mm512_mul_pd(p, r); /* e^r - 1 */
-    __m512d em = _mm512_sub_pd(_mm512_scalef_pd(_mm512_add_pd(rm1, one), k), one);
-    em = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(k, _mm512_setzero_pd(), _CMP_EQ_OQ), em, rm1);
-    __m512d t = _mm512_div_pd(em, _mm512_add_pd(em, _mm512_set1_pd(2.0)));
-    return _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(t), _mm512_and_si512(sign, xi)));
-}
+ *  - a < 0.6: the odd Taylor series a + a^3 Q(a^2), terms to a^19. The first term left out
+ *    is about 4e-9 of the result at 0.6, and the correction a^3 Q at most 11% of a, so
+ *    the result is a plus a small term that carries little rounding: tanh(a) ~ a stays
+ *    accurate down to the subnormals (a^2 underflows to 0 and the result is a itself).
+ *  - otherwise: tanh(a) = em / (em + 2) with em = expm1(2a), 2a clamped to 40 (tanh(20)
+ *    rounds to 1; em stays finite, never inf / inf). 2a = k ln2 + r, |r| <= ln2 / 2, with
+ *    ln2 split in two so r is exact; e^r - 1 = r P(r), P the degree-7 Taylor polynomial
+ *    (left out: below 2e-8 relative); em = 2^k (e^r - 1) + (2^k - 1), both terms exact
+ *    (scalef) so the sum rounds once. em >= e^1.2 - 1 > 2 here, so em's own error reaches
+ *    the result at most halved (d log t / d log em = 2 / (em + 2)). Below 0.6 this branch
+ *    is 2 ULP off at a few points; that is why the series runs up to 0.6.
+ *
+ * Both branches are computed and blended. NaN stays NaN (min keeps a NaN 2a, the compare
+ * is false), +-inf gives +-1, +-0 gives +-0 (the sign is or-ed back in). */
 
 SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
-    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m256 rl = _mm512_cvtpd_ps(tanh_f64x8_of_f32(lo));
-    __m256 rh = _mm512_cvtpd_ps(tanh_f64x8_of_f32(hi));
-    return _mm512_castpd_ps(
-        _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(rl)), _mm256_castps_pd(rh), 1));
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512i xi = _mm512_castps_si512(v);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, xi));
+    /* a >= 0.6: em / (em + 2) */
+    __m512 y = _mm512_min_ps(_mm512_set1_ps(40.0f), _mm512_add_ps(a, a)); /* NaN stays */
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145752f), y); /* ln2's high 16 bits */
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860677e-6f), r);      /* and the rest */
+    static const float c[] = {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120,
+                              1.0f / 24,    1.0f / 6,    0.5f,       1.0f};
+    __m512 p = _mm512_set1_ps(c[0]);
+    for (int i = 1; i < 8; i++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
+    __m512 em = _mm512_add_ps(_mm512_scalef_ps(_mm512_mul_ps(p, r), k),
+                              _mm512_sub_ps(_mm512_scalef_ps(one, k), one));
+    __m512 t = _mm512_div_ps(em, _mm512_add_ps(em, _mm512_set1_ps(2.0f)));
+    /* a < 0.6: a + a^3 Q(a^2) */
+    static const float q[] = {(float)(-443861162.0 / 1856156927625),
+                              (float)(6404582.0 / 10854718875),
+                              (float)(-929569.0 / 638512875),
+                              (float)(21844.0 / 6081075),
+                              -1382.0f / 155925,
+                              62.0f / 2835,
+                              -17.0f / 315,
+                              2.0f / 15,
+                              -1.0f / 3};
+    __m512 a2 = _mm512_mul_ps(a, a);
+    __m512 qs = _mm512_set1_ps(q[0]);
+    for (int i = 1; i < 9; i++)
+        qs = _mm512_fmadd_ps(qs, a2, _mm512_set1_ps(q[i]));
+    __m512 ts = _mm512_fmadd_ps(_mm512_mul_ps(a, a2), qs, a);
+    t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.6f), _CMP_LT_OQ), t, ts);
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), _mm512_and_si512(sign, xi)));
 }
 
 /* ---- the loops -------------------------------------------------------------------------
