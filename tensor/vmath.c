@@ -1,5 +1,5 @@
 /* Vectorized elementwise math (exp, log, tanh, sigmoid) on SLEEF's 1.0-ULP vector functions
- * (float32 tanh on AVX-512 is seqgrad's own, below: faster and correctly rounded).
+ * (float32 tanh on AVX-512 is seqgrad's own, below: faster, within the same 1-ULP bound).
  *
  * Dispatch: the library is compiled with the default (baseline x86-64) flags. Each ISA's
  * loops are separate functions compiled with __attribute__((target(...))), so only the code
