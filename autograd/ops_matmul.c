@@ -676,11 +676,13 @@ sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b) {
     return sg__finish(ctx, out, SG_OP_ADDMM, 3, in);
 }
 
-/* out = c + a @ b: the matmul's gradients, and dc += dout summed over broadcast dims. */
+/* out = c + a @ b: the matmul's gradients, and dc += dout summed over broadcast dims; a c of
+ * out's shape (a time step's input projections) may take dout's buffer itself, once the
+ * matmul's gradients have read it. */
 void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
     sg__bw_matmul(ctx, out);
     if (sg__needs(out, 2))
-        sg__acc_grad(ctx, out->src[2], out->grad);
+        sg__pass_grad(ctx, out, out->src[2]);
 }
 
 /* out = a @ b; dA += dC @ B^T, dB += A^T @ dC. The transposes are stride swaps and the
