@@ -63,11 +63,8 @@ typedef struct {
             const T *zr = ROW(T, z, b);                                                            \
             for (int q = 0; q < 4; q++) {                                                          \
                 T *d = act + b * a.rs + q * a.qs;                                                  \
-                if (zs == 1)                                                                       \
-                    memcpy(d, zr + q * H, (size_t)H * sizeof(T));                                  \
-                else                                                                               \
-                    for (int64_t j = 0; j < H; j++)                                                \
-                        d[j] = zr[(q * H + j) * zs];                                               \
+                for (int64_t j = 0; j < H; j++) /* no memcpy call: on small steps H is a few */    \
+                    d[j] = zr[(q * H + j) * zs];                                                   \
             }                                                                                      \
         }                                                                                          \
         for (int64_t b = 0; b < (ip ? B : 1); b++) {                                               \
@@ -79,12 +76,13 @@ typedef struct {
         }                                                                                          \
         for (int64_t b = 0; b < B; b++) {                                                          \
             const T *r = act + b * a.rs, *cp = ROW(T, c, b);                                       \
-            T *cn = tc + b * H;                                                                    \
-            for (int64_t j = 0; j < H; j++)                                                        \
-                cn[j] = r[j] * r[2 * a.qs + j];                                                    \
-            for (int64_t j = 0; cp && j < H; j++)                                                  \
-                cn[j] += r[a.qs + j] * cp[j * cs];                                                 \
-            memcpy((T *)sg_data(out) + b * 2 * H + H, cn, (size_t)H * sizeof(T));                  \
+            T *cn = tc + b * H, *co = (T *)sg_data(out) + b * 2 * H + H;                           \
+            for (int64_t j = 0; j < H; j++) { /* c' into out, and into tc for its tanh */          \
+                T v = r[j] * r[2 * a.qs + j];                                                      \
+                if (cp)                                                                            \
+                    v += r[a.qs + j] * cp[j * cs];                                                 \
+                cn[j] = co[j] = v;                                                                 \
+            }                                                                                      \
         }                                                                                          \
         sg_vtanh_##S((size_t)(B * H), tc, tc);                                                     \
         for (int64_t b = 0; b < B; b++) {                                                          \

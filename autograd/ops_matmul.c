@@ -400,8 +400,13 @@ static inline int64_t mnk_of(int64_t m, int64_t n, int64_t k) {
     return __builtin_mul_overflow(m * n, k, &r) ? INT64_MAX : r;
 }
 
-/* C (m, n) = A (m, k) @ B (k, n), or C += A @ B when acc. */
-static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat C, bool acc) {
+/* C (m, n) = A (m, k) @ B (k, n), or C += A @ B when acc. The operands come by pointer and
+ * are read field by field: a 24-byte struct passed by value goes through the stack, copied
+ * with 16-byte moves that wait for the 8-byte stores that built it (no store-to-load
+ * forwarding across two stores), a stall on every product of a tiny step. */
+static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, const mat *pa, const mat *pb,
+                 const mat *pc, bool acc) {
+    mat A = *pa, B = *pb, C = *pc;
     if (m == 0 || n == 0)
         return;
     const int64_t mnk = mnk_of(m, n, k);
@@ -465,8 +470,8 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, mat A, mat B, mat
 void sg__gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
               const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc,
               bool acc) {
-    gemm(dt, m, n, k, (mat){(char *)a, rsa, csa}, (mat){(char *)b, rsb, csb},
-         (mat){(char *)c, rsc, csc}, acc);
+    gemm(dt, m, n, k, &(mat){(char *)a, rsa, csa}, &(mat){(char *)b, rsb, csb},
+         &(mat){(char *)c, rsc, csc}, acc);
 }
 
 /* ---- batches ------------------------------------------------------------------------- */
@@ -504,40 +509,39 @@ typedef struct {
  * the batch (that is how dB of (..., M, K) @ (K, N) sums over the leading dims). Folds the
  * batch into one gemm when the strides allow: into m when B is broadcast (a Dense layer on
  * (B, T, H) is one (B*T, H) @ (H, N) gemm), into k when C is (the weight gradient of that
- * Dense layer is one (H, B*T) @ (B*T, N) gemm). */
+ * Dense layer is one (H, B*T) @ (B*T, N) gemm). Operands by pointer, as for gemm(). */
 static void bgemm(sg_dtype dt, int nb, const int64_t *bshape, int64_t m, int64_t n, int64_t k,
-                  bmat A, bmat B, bmat C, bool acc) {
+                  const bmat *A, const bmat *B, const bmat *C, bool acc) {
     int64_t nbatch = 1, s0, s1;
     for (int d = 0; d < nb; d++)
         nbatch *= bshape[d];
     if (nbatch == 0)
         return;
-    if (nbatch == 1 || (!B.bst && A.bst && C.bst && fold(nb, bshape, A.bst, m, A.m.rs, &s0) &&
-                        fold(nb, bshape, C.bst, m, C.m.rs, &s1))) {
-        if (nbatch > 1) {
-            A.m.rs = s0;
-            C.m.rs = s1;
-        }
-        gemm(dt, m * nbatch, n, k, A.m, B.m, C.m, acc);
+    if (nbatch == 1) {
+        gemm(dt, m, n, k, &A->m, &B->m, &C->m, acc);
         return;
     }
-    if (!C.bst && A.bst && B.bst && fold(nb, bshape, A.bst, k, A.m.cs, &s0) &&
-        fold(nb, bshape, B.bst, k, B.m.rs, &s1)) {
-        A.m.cs = s0;
-        B.m.rs = s1;
-        gemm(dt, m, n, k * nbatch, A.m, B.m, C.m, acc);
+    if (!B->bst && A->bst && C->bst && fold(nb, bshape, A->bst, m, A->m.rs, &s0) &&
+        fold(nb, bshape, C->bst, m, C->m.rs, &s1)) {
+        gemm(dt, m * nbatch, n, k, &(mat){A->m.p, s0, A->m.cs}, &B->m, &(mat){C->m.p, s1, C->m.cs},
+             acc);
+        return;
+    }
+    if (!C->bst && A->bst && B->bst && fold(nb, bshape, A->bst, k, A->m.cs, &s0) &&
+        fold(nb, bshape, B->bst, k, B->m.rs, &s1)) {
+        gemm(dt, m, n, k * nbatch, &(mat){A->m.p, A->m.rs, s0}, &(mat){B->m.p, s1, B->m.cs}, &C->m,
+             acc);
         return;
     }
     /* One gemm per batch entry, walking the batch dims with a multi-index counter. */
     int64_t es = (int64_t)sg_dtype_size(dt), idx[SG_MAX_DIMS] = {0}, oa = 0, ob = 0, oc = 0;
     for (int64_t it = 0; it < nbatch; it++) {
-        mat a = A.m, b = B.m, c = C.m;
-        a.p += oa * es;
-        b.p += ob * es;
-        c.p += oc * es;
-        gemm(dt, m, n, k, a, b, c, acc || (!C.bst && it > 0));
+        gemm(dt, m, n, k, &(mat){A->m.p + oa * es, A->m.rs, A->m.cs},
+             &(mat){B->m.p + ob * es, B->m.rs, B->m.cs}, &(mat){C->m.p + oc * es, C->m.rs, C->m.cs},
+             acc || (!C->bst && it > 0));
         for (int d = nb - 1; d >= 0; d--) {
-            int64_t sa = A.bst ? A.bst[d] : 0, sb = B.bst ? B.bst[d] : 0, sc = C.bst ? C.bst[d] : 0;
+            int64_t sa = A->bst ? A->bst[d] : 0, sb = B->bst ? B->bst[d] : 0,
+                    sc = C->bst ? C->bst[d] : 0;
             oa += sa;
             ob += sb;
             oc += sc;
@@ -599,7 +603,7 @@ static void mm_forward(const sg_tensor *a, const sg_tensor *b, sg_tensor *out, b
     bmat B = {{sg_data(b), b->stride[b->ndim - 2], b->stride[b->ndim - 1]},
               batched ? b->stride : NULL};
     bmat C = {{sg_data(out), out->stride[nd - 2], out->stride[nd - 1]}, out->stride};
-    bgemm(a->dtype, nd - 2, a->shape, M, N, K, A, B, C, acc);
+    bgemm(a->dtype, nd - 2, a->shape, M, N, K, &A, &B, &C, acc);
 }
 
 sg_tensor *sg_matmul(sg_ctx *ctx, sg_tensor *a, sg_tensor *b) {
@@ -676,11 +680,13 @@ sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b) {
     return sg__finish(ctx, out, SG_OP_ADDMM, 3, in);
 }
 
-/* out = c + a @ b: the matmul's gradients, and dc += dout summed over broadcast dims. */
+/* out = c + a @ b: the matmul's gradients, and dc += dout summed over broadcast dims; a c of
+ * out's shape (a time step's input projections) may take dout's buffer itself, once the
+ * matmul's gradients have read it. */
 void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
     sg__bw_matmul(ctx, out);
     if (sg__needs(out, 2))
-        sg__acc_grad(ctx, out->src[2], out->grad);
+        sg__pass_grad(ctx, out, out->src[2]);
 }
 
 /* out = a @ b; dA += dC @ B^T, dB += A^T @ dC. The transposes are stride swaps and the
@@ -763,7 +769,7 @@ static void mm_grad_a(sg_ctx *ctx, sg_tensor *a, const sg_tensor *b, const sg_te
     bmat Bt = {batched ? (mat){sg_data(b), csb, rsb} : bt_operand(ctx, b, M, N, K),
                batched ? b->stride : NULL};
     bmat dA = {{sg_data(ga), ga->stride[nd - 2], ga->stride[nd - 1]}, ga->stride};
-    bgemm(a->dtype, nb, a->shape, M, K, N, G, Bt, dA, true);
+    bgemm(a->dtype, nb, a->shape, M, K, N, &G, &Bt, &dA, true);
 }
 
 /* dB += A^T @ dC for the same product, summed over the batch when b is 2-D. */
@@ -778,7 +784,7 @@ static void mm_grad_b(sg_ctx *ctx, const sg_tensor *a, sg_tensor *b, const sg_te
     bmat At = {{sg_data(a), a->stride[nd - 1], a->stride[nd - 2]}, a->stride};
     bmat dB = {{sg_data(gb), gb->stride[b->ndim - 2], gb->stride[b->ndim - 1]},
                batched ? gb->stride : NULL};
-    bgemm(a->dtype, nb, a->shape, K, N, M, At, G, dB, true);
+    bgemm(a->dtype, nb, a->shape, K, N, M, &At, &G, &dB, true);
 }
 
 void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
@@ -945,9 +951,9 @@ void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
         int64_t es = (int64_t)sg_dtype_size(at->dtype);
         /* (K, n) @ (n, N): the columns of steps lo .. hi of at, the rows of dS (a gradient
          * buffer: contiguous) */
-        gemm(at->dtype, K, N, n, (mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1},
-             (mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
-             (mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
+        gemm(at->dtype, K, N, n, &(mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1},
+             &(mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
+             &(mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
     }
     if (sg__needs(out, 0))
         sg__pass_grad(ctx, out, c);

@@ -460,6 +460,16 @@ int sg_dist_backward(sg_ctx *ctx, sg_dist_reducer *r, sg_tensor *loss, double we
         r->b[k].pending = r->b[k].nparams;
         r->b[k].launched = false;
     }
+    if (g_size == 1) {
+        /* One rank: nothing to sum and nothing to overlap, so plain backward, then the
+         * weight. No gradient-ready tracking (a hash table of parameter uses built and walked
+         * every step) and no clock: on a small model those cost as much as a few ops. */
+        int rc = loss ? sg_backward(ctx, loss, NULL)
+                      : (sg_error(ctx, "sg_dist_backward: loss is NULL"), -1);
+        launch_ready(r, true);
+        r->st.steps++;
+        return rc;
+    }
     sg_backward_options o = {.grad_ready = on_ready, .user = r};
     double t0 = now();
     /* Even when backward fails here, every bucket is launched below: the other ranks are

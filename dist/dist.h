@@ -109,7 +109,8 @@ void sg_dist_reducer_free(sg_dist_reducer *r);
  * zeroed (or hold what should be summed too); workspaces with private gradients are not
  * supported (-1). 0, or -1 with an error (backward's, or MPI's). A rank whose backward
  * fails still takes part in the reduction (with what it has) so that no rank hangs, and
- * returns -1. */
+ * returns -1. With one rank it is sg_backward, then the gradients times the weight: no bucket
+ * goes early and no time is measured (the stats count steps only). */
 int sg_dist_backward(sg_ctx *ctx, sg_dist_reducer *r, sg_tensor *loss, double weight);
 
 /* What the reducer measured, summed over its calls since creation (or the last reset). */
@@ -117,9 +118,12 @@ typedef struct sg_dist_stats {
     int64_t steps;          /* sg_dist_backward calls */
     int64_t buckets;        /* buckets per step */
     int64_t bytes;          /* gradient bytes reduced per step */
-    double backward_s;      /* time in backward (with the bucket launches it made) */
-    double wait_s;          /* time after backward until every reduction had completed */
-    int64_t early_launches; /* buckets started before backward had finished */
+    double backward_s;      /* time in backward (with the bucket launches it made); 0 with
+                               one rank */
+    double wait_s;          /* time after backward until every reduction had completed; 0
+                               with one rank */
+    int64_t early_launches; /* buckets started before backward had finished; 0 with one
+                               rank */
 } sg_dist_stats;
 sg_dist_stats sg_dist_reducer_stats(const sg_dist_reducer *r);
 void sg_dist_reducer_reset_stats(sg_dist_reducer *r);

@@ -140,7 +140,7 @@ static void build_pools(void) {
     }
 }
 
-static const size_t k_lengths[] = {0, 1, 3, 7, 15, 16, 17, 31, 33, 100, 1000};
+static const size_t k_lengths[] = {0, 1, 3, 7, 8, 15, 16, 17, 24, 31, 33, 100, 1000};
 #define N_LENGTHS (sizeof k_lengths / sizeof k_lengths[0])
 /* room for the longest length plus one misaligning element in front and a guard behind */
 #define BUF_LEN (1000 + 2)
