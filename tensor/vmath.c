@@ -201,11 +201,6 @@ SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), _mm512_and_si512(sign, xi)));
 }
 
-/* Half of tanh_f32x16: eight floats, one 8-double evaluation. */
-SG_TARGET_AVX512 static inline __m256 tanh_f32x8(__m256 v) {
-    return _mm512_cvtpd_ps(tanh_f64x8_of_f32(_mm512_cvtps_pd(v)));
-}
-
 /* ---- the loops -------------------------------------------------------------------------
  * Full vectors straight from x to y (unaligned loads/stores; in-place is fine because each
  * vector is loaded before it is stored), then the tail through a padded stack vector. */
@@ -259,26 +254,16 @@ AVX2_F64(sigmoid_f64_avx2, sigmoid_f64x4)
 
 AVX512_F32(exp_f32_avx512, Sleef_expf16_u10avx512f)
 AVX512_F32(log_f32_avx512, Sleef_logf16_u10avx512f)
-/* float32 tanh on AVX-512: its own loop, as each half of tanh_f32x16 is a separate
- * 8-double evaluation (the costly part). So a tail is taken eight floats at a time: eight
- * left exactly (a small LSTM step's block of B * H) are loaded and stored directly, and a
- * shorter rest is padded to eight, not sixteen. Each element's result is the one the full
- * vector gives it. */
+/* float32 tanh on AVX-512: its own loop, whose tail (a tiny LSTM step's B * H of 8, say) is
+ * one masked load and store instead of a trip through a padded stack vector; the lanes
+ * masked off read 0 and are never stored. */
 SG_TARGET_AVX512 static void tanh_f32_avx512(size_t n, const float *x, float *y) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, tanh_f32x16(_mm512_loadu_ps(x + i)));
-    if (i + 8 <= n) {
-        _mm256_storeu_ps(y + i, tanh_f32x8(_mm256_loadu_ps(x + i)));
-        i += 8;
-    }
     if (i < n) {
-        size_t rest = n - i;
-        float buf[8];
-        for (size_t k = 0; k < 8; k++)
-            buf[k] = k < rest ? x[i + k] : 1.0f;
-        _mm256_storeu_ps(buf, tanh_f32x8(_mm256_loadu_ps(buf)));
-        memcpy(y + i, buf, rest * sizeof(float));
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, tanh_f32x16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 AVX512_F32(sigmoid_f32_avx512, sigmoid_f32x16)
