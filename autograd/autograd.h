@@ -355,18 +355,20 @@ sg_tensor *sg_layer_norm(sg_ctx *ctx, sg_tensor *x, sg_tensor *gain, sg_tensor *
 sg_tensor *sg_gru_gates(sg_ctx *ctx, sg_tensor *xp, sg_tensor *hu, sg_tensor *h);
 /* The LSTM's gate arithmetic in one node (Keras' default activations), for the fused LSTM's
  * step, whose composed form records a dozen small ops:
- *     i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_c~), o = sigmoid(z_o)
- *     c' = f * c + i * g,  h' = o * tanh(c'),  returns [h' | c']                   (B, 2H)
+ *     a = z + bias (each row),  i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_c~),
+ *     o = sigmoid(a_o),  c' = f * c + i * g,  h' = o * tanh(c'),  returns [h' | c'] (B, 2H)
  * z (B, 4H) the pre-activations (blocks i, f, c~, o; any 2-D strides); c (B, H) the incoming
- * cell state (any 2-D strides), NULL for zeros (then f is not used). h' and c' are the two
- * slices of the result. Differentiable in both; NULL with an error for shapes that do not
- * fit ("sg_lstm_gates: z has shape (2, 5), expected (B, 4H)", "sg_lstm_gates: c has shape
- * (2, 3), expected (2, 2)") or mixed dtypes. */
-sg_tensor *sg_lstm_gates(sg_ctx *ctx, sg_tensor *z, sg_tensor *c);
+ * cell state (any 2-D strides), NULL for zeros (then f is not used); bias (4H) (any stride),
+ * NULL for none: the fused LSTM adds its bias here rather than to every row of x @ kernel.
+ * h' and c' are the two slices of the result. Differentiable in all three; NULL with an
+ * error for shapes that do not fit ("sg_lstm_gates: z has shape (2, 5), expected (B, 4H)",
+ * "sg_lstm_gates: c has shape (2, 3), expected (2, 2)", "sg_lstm_gates: bias has shape (7,),
+ * expected (8,)") or mixed dtypes. */
+sg_tensor *sg_lstm_gates(sg_ctx *ctx, sg_tensor *z, sg_tensor *c, sg_tensor *bias);
 /* The same, keeping i, f, g, o over z's own elements (when z's columns are unit-stride), so
  * that z is consumed: its values afterwards are the activations. The in-place rules of
  * sg_sigmoid_ apply to z ("sg_lstm_gates_: cannot work in place on a leaf tensor ..."). */
-sg_tensor *sg_lstm_gates_(sg_ctx *ctx, sg_tensor *z, sg_tensor *c);
+sg_tensor *sg_lstm_gates_(sg_ctx *ctx, sg_tensor *z, sg_tensor *c, sg_tensor *bias);
 
 /* ---- losses ---------------------------------------------------------------------------
  * Each loss is one fused node: per-element terms, then a reduction with weights. The

@@ -73,7 +73,7 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_DROPOUT] = {"dropout", 0, 0, sg__bw_dropout},
     /* ops_gru.c: the backward reads its saved gates and the incoming h (input 2) */
     [SG_OP_GRU_GATES] = {"gru_gates", SG_READS_IN2, 0, sg__bw_gru_gates},
-    /* ops_lstm.c: (z, c) reads c; sg_lstm_gates_ marks the block of z where it keeps the
+    /* ops_lstm.c: (z[, c][, bias]) reads c; sg_lstm_gates_ marks the block of z where it keeps the
      * activations itself (z may be a plain view of a buffer later steps write) */
     [SG_OP_LSTM_GATES] = {"lstm_gates", R1, 0, sg__bw_lstm_gates},
     /* ops_loss.c; cross-entropy's backward reads the softmax and labels it saved, not its

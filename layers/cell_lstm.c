@@ -11,8 +11,8 @@
  * x @ kernel does not depend on the recurrence, so the fused cell's project computes it for
  * every time step in one matmul; a step then does one (B, H) @ (H, 4H) product. With Keras'
  * default activations the fused cell's c_t and h_t are one op (sg_lstm_gates, its own
- * backward); otherwise, and always in the gates layout, the tape differentiates the ops
- * above. */
+ * backward), which adds the bias too (xk is then x @ kernel); otherwise, and always in the
+ * gates layout, the tape differentiates the ops above. */
 #include "internal.h"
 
 static const char *const gate_names = "ifco";
@@ -67,10 +67,19 @@ static sg_tensor *h_in(sg_ctx *ctx, const sg__cell *c, sg_tensor *h) {
  * first (I columns, against 4H in the result), and the projections become the sequence
  * whose steps the in-place step completes with h_{t-1} @ rk (sg_seqmm: rk's gradient is then
  * one product over all the steps, not one per step). */
+/* Does a step run the gate arithmetic as one node (sg_lstm_gates)? With Keras' default
+ * activations, unless labels are on, where the graph shows each gate (a lecture's picture).
+ * That node adds the bias itself, so the projections are then x @ kernel alone. */
+static bool gates_op(sg_ctx *ctx, const sg_rnn_options *o) {
+    return o->activation == SG_ACT_TANH && o->recurrent_activation == SG_ACT_SIGMOID &&
+           !sg_ctx_labels(ctx);
+}
+
 static sg_tensor *fused_project(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, bool time_major) {
     sg_tensor *xt = time_major ? sg_contiguous(ctx, sg_transpose(ctx, x, 0, 1)) : x;
-    sg_tensor *xk = c->bias ? sg_addmm(ctx, c->bias, xt, c->kernel) /* (T|B, B|T, 4H) */
-                            : sg_matmul(ctx, xt, c->kernel);
+    sg_tensor *xk = c->bias && !gates_op(ctx, c->opt)
+                        ? sg_addmm(ctx, c->bias, xt, c->kernel) /* (T|B, B|T, 4H) */
+                        : sg_matmul(ctx, xt, c->kernel);
     return time_major ? sg_seqmm_(ctx, xk, c->recurrent_kernel) : xk;
 }
 
@@ -84,11 +93,9 @@ static int fused_step(sg_ctx *ctx, const sg__cell *cl, sg_tensor *z, sg_tensor *
         z = ip ? sg_seqmm_step(ctx, cl->xp, cl->t, h_in(ctx, cl, h))
                : sg_addmm(ctx, z, h_in(ctx, cl, h), cl->recurrent_kernel);
     z = sg_gate_probe(ctx, z, gate_names); /* sg_gradcheck_rnn's dL/dz_t by gate */
-    /* Keras' default activations: the gate arithmetic in one node (sg_lstm_gates), unless
-     * labels are on, where the graph shows each gate (a lecture's picture) */
-    if (o->activation == SG_ACT_TANH && o->recurrent_activation == SG_ACT_SIGMOID &&
-        !sg_ctx_labels(ctx)) {
-        sg_tensor *hc = ip ? sg_lstm_gates_(ctx, z, c) : sg_lstm_gates(ctx, z, c);
+    if (gates_op(ctx, o)) {                /* the bias is added there */
+        sg_tensor *hc =
+            ip ? sg_lstm_gates_(ctx, z, c, cl->bias) : sg_lstm_gates(ctx, z, c, cl->bias);
         state[0] = h = sg_slice(ctx, hc, 1, 0, H);
         state[1] = c = sg_slice(ctx, hc, 1, H, H);
         return h && c ? 0 : -1;

@@ -365,18 +365,26 @@ START_TEST(test_gru_gates_op) {
 END_TEST
 
 /* sg_lstm_gates and sg_lstm_gates_ alone: values against the equations composed of
- * primitives, float64 gradcheck with a strided z (a transposed view's rows) and a strided c,
- * with c and without (zero cell state), in place and not; in place, z holds the activations
- * afterwards; the errors. _i: 0 not in place, 1 in place. */
+ * primitives, float64 gradcheck with a strided z (a transposed view's rows), a strided c and
+ * a strided bias (every other element), with c and without (zero cell state), with a bias
+ * and without, in place and not; in place, z holds the activations afterwards; the errors.
+ * _i: 0 not in place, 1 in place. */
 typedef struct {
-    bool ip, hasc;
+    bool ip, hasc, hasb;
 } lstm_gates_case;
+
+/* b[0], b[2], b[4], ...: a 1-D view of stride 2 */
+static sg_tensor *every_other(sg_ctx *c, sg_tensor *b) {
+    return sg_select(c, sg_reshape(c, b, SG_SHAPE(b->shape[0] / 2, 2)), 1, 0);
+}
 
 static sg_tensor *lstm_gates_fn(sg_ctx *c, sg_tensor *const *in, void *user) {
     const lstm_gates_case *k = user;
     sg_tensor *z = sg_transpose(c, in[0], 0, 1); /* (4H, B) stored: rows 4H apart */
     sg_tensor *cs = k->hasc ? sg_transpose(c, in[1], 0, 1) : NULL;
-    sg_tensor *out = k->ip ? sg_lstm_gates_(c, sg_scale(c, z, 1.0), cs) : sg_lstm_gates(c, z, cs);
+    sg_tensor *bs = k->hasb ? every_other(c, in[k->hasc ? 2 : 1]) : NULL;
+    sg_tensor *out =
+        k->ip ? sg_lstm_gates_(c, sg_scale(c, z, 1.0), cs, bs) : sg_lstm_gates(c, z, cs, bs);
     /* both halves in the loss, weighted differently */
     return sg_add(c, sg_sum(c, sg_slice(c, out, 1, 0, out ? out->shape[1] / 2 : 0)),
                   sg_sum(c, sg_square(c, out)));
@@ -385,19 +393,24 @@ static sg_tensor *lstm_gates_fn(sg_ctx *c, sg_tensor *const *in, void *user) {
 START_TEST(test_lstm_gates_op) {
     const int64_t B = 3, H = 2;
     const bool ip = _i;
-    for (int hasc = 0; hasc < 2; hasc++) {
-        sg_rng_seed(sg_ctx_rng(ctx), 60 + (uint64_t)hasc);
-        sg_tensor *in[2] = {sg_rand_normal(ctx, SG_F64, SG_SHAPE(4 * H, B), 0, 1),
-                            sg_rand_normal(ctx, SG_F64, SG_SHAPE(H, B), 0, 1)};
-        lstm_gates_case k = {ip, hasc};
+    for (int v = 0; v < 4; v++) {
+        const bool hasc = v & 1, hasb = v & 2;
+        sg_rng_seed(sg_ctx_rng(ctx), 60 + (uint64_t)v);
+        sg_tensor *zin = sg_rand_normal(ctx, SG_F64, SG_SHAPE(4 * H, B), 0, 1);
+        sg_tensor *cin = sg_rand_normal(ctx, SG_F64, SG_SHAPE(H, B), 0, 1);
+        sg_tensor *bin = sg_rand_normal(ctx, SG_F64, SG_SHAPE(8 * H), 0, 1); /* every other */
+        sg_tensor *in[3] = {zin, hasc ? cin : bin, bin};
+        lstm_gates_case k = {ip, hasc, hasb};
         char what[48];
-        snprintf(what, sizeof what, "lstm_gates ip=%d c=%d", ip, hasc);
-        expect_gradcheck(ctx, lstm_gates_fn, &k, hasc ? 2 : 1, in, what);
+        snprintf(what, sizeof what, "lstm_gates ip=%d c=%d bias=%d", ip, hasc, hasb);
+        expect_gradcheck(ctx, lstm_gates_fn, &k, 1 + hasc + hasb, in, what);
         /* the values, against the equations composed of primitives */
-        sg_tensor *z = sg_contiguous(ctx, sg_transpose(ctx, in[0], 0, 1));
-        sg_tensor *c = hasc ? sg_transpose(ctx, in[1], 0, 1) : NULL;
-        sg_tensor *zc = sg_scale(ctx, z, 1.0); /* what the in-place op consumes */
-        sg_tensor *out = ip ? sg_lstm_gates_(ctx, zc, c) : sg_lstm_gates(ctx, zc, c);
+        sg_tensor *bias = hasb ? every_other(ctx, bin) : NULL;
+        sg_tensor *z0 = sg_contiguous(ctx, sg_transpose(ctx, in[0], 0, 1));
+        sg_tensor *z = bias ? sg_add(ctx, z0, bias) : z0;
+        sg_tensor *c = hasc ? sg_transpose(ctx, cin, 0, 1) : NULL;
+        sg_tensor *zc = sg_scale(ctx, z0, 1.0); /* what the in-place op consumes */
+        sg_tensor *out = ip ? sg_lstm_gates_(ctx, zc, c, bias) : sg_lstm_gates(ctx, zc, c, bias);
         ck_assert_ptr_nonnull(out);
         sg_tensor *i = sg_sigmoid(ctx, sg_slice(ctx, z, 1, 0, H));
         sg_tensor *f = sg_sigmoid(ctx, sg_slice(ctx, z, 1, H, H));
@@ -421,24 +434,30 @@ START_TEST(test_lstm_gates_op) {
     }
     if (ip) { /* the in-place rules: a leaf that requires grad; a block read by a backward */
         sg_tensor *leaf = sg_set_requires_grad(sg_zeros(ctx, SG_F64, SG_SHAPE(2, 8)), true);
-        ck_assert_ptr_null(sg_lstm_gates_(ctx, leaf, NULL));
+        ck_assert_ptr_null(sg_lstm_gates_(ctx, leaf, NULL, NULL));
         expect_err(ctx, "sg_lstm_gates_: cannot work in place on a leaf tensor that requires "
                         "grad (a parameter?): use the out-of-place op");
         sg_tensor *z = sg_scale(ctx, leaf, 2.0);
-        ck_assert_ptr_nonnull(sg_lstm_gates_(ctx, z, NULL));
+        ck_assert_ptr_nonnull(sg_lstm_gates_(ctx, z, NULL, NULL));
         ck_assert_ptr_null(sg_sigmoid_(ctx, z)); /* the activations are kept there */
         ck_assert_ptr_nonnull(sg_ctx_error(ctx));
         sg_ctx_clear_error(ctx);
         return;
     }
     sg_tensor *z = sg_zeros(ctx, SG_F64, SG_SHAPE(2, 8));
-    ck_assert_ptr_null(sg_lstm_gates(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 5)), NULL));
+    ck_assert_ptr_null(sg_lstm_gates(ctx, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 5)), NULL, NULL));
     expect_err(ctx, "sg_lstm_gates: z has shape (2, 5), expected (B, 4H)");
-    ck_assert_ptr_null(sg_lstm_gates(ctx, z, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3))));
+    ck_assert_ptr_null(sg_lstm_gates(ctx, z, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 3)), NULL));
     expect_err(ctx, "sg_lstm_gates: c has shape (2, 3), expected (2, 2)");
-    ck_assert_ptr_null(sg_lstm_gates(ctx, z, sg_zeros(ctx, SG_F32, SG_SHAPE(2, 2))));
+    ck_assert_ptr_null(sg_lstm_gates(ctx, z, NULL, sg_zeros(ctx, SG_F64, SG_SHAPE(7))));
+    expect_err(ctx, "sg_lstm_gates: bias has shape (7,), expected (8,)");
+    ck_assert_ptr_null(sg_lstm_gates(ctx, z, NULL, sg_zeros(ctx, SG_F64, SG_SHAPE(2, 4))));
+    expect_err(ctx, "sg_lstm_gates: bias has shape (2, 4), expected (8,)");
+    ck_assert_ptr_null(sg_lstm_gates(ctx, z, sg_zeros(ctx, SG_F32, SG_SHAPE(2, 2)), NULL));
     expect_err(ctx, "sg_lstm_gates: dtype mismatch: float64 and float32");
-    ck_assert_ptr_null(sg_lstm_gates(ctx, NULL, NULL));
+    ck_assert_ptr_null(sg_lstm_gates(ctx, z, NULL, sg_zeros(ctx, SG_F32, SG_SHAPE(8))));
+    expect_err(ctx, "sg_lstm_gates: dtype mismatch: float64 and float32");
+    ck_assert_ptr_null(sg_lstm_gates(ctx, NULL, NULL, NULL));
     ck_assert_ptr_null(sg_ctx_error(ctx));
 }
 END_TEST
