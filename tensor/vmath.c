@@ -1,5 +1,6 @@
 /* Vectorized elementwise math (exp, log, tanh, sigmoid) on SLEEF's 1.0-ULP vector functions
- * (float32 tanh on AVX-512 is seqgrad's own, below: faster, within the same 1-ULP bound).
+ * (float32 tanh on AVX-512 is seqgrad's own, below: faster, within the same 1-ULP bound;
+ * float32 sigmoid on AVX-512 shares its inline exp).
  *
  * Dispatch: the library is compiled with the default (baseline x86-64) flags. Each ISA's
  * loops are separate functions compiled with __attribute__((target(...))), so only the code
@@ -130,12 +131,6 @@ SG_TARGET_AVX2 static inline __m256d sigmoid_f64x4(__m256d v) {
     return _mm256_div_pd(one, _mm256_add_pd(one, e));
 }
 
-SG_TARGET_AVX512 static inline __m512 sigmoid_f32x16(__m512 v) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 e = Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_setzero_ps(), v));
-    return _mm512_div_ps(one, _mm512_add_ps(one, e));
-}
-
 SG_TARGET_AVX512 static inline __m512d sigmoid_f64x8(__m512d v) {
     const __m512d one = _mm512_set1_pd(1.0);
     __m512d e = Sleef_expd8_u10avx512f(_mm512_sub_pd(_mm512_setzero_pd(), v));
@@ -163,6 +158,21 @@ SG_TARGET_AVX512 static inline __m512d sigmoid_f64x8(__m512d v) {
  * Both branches are computed and blended. NaN stays NaN (min keeps a NaN 2a, the compare
  * is false), +-inf gives +-1, +-0 gives +-0 (the sign is or-ed back in). */
 
+/* e^y = 2^k (1 + m): returns m = e^r - 1 and sets *k, for y = k ln2 + r, |r| <= ln2 / 2
+ * (y finite or NaN; |y| up to about 150). */
+SG_TARGET_AVX512 static inline __m512 expm1_reduced_f32x16(__m512 y, __m512 *k) {
+    *k = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504f)),
+                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(*k, _mm512_set1_ps(0.693145752f), y); /* ln2's high 16 bits */
+    r = _mm512_fnmadd_ps(*k, _mm512_set1_ps(1.42860677e-6f), r);      /* and the rest */
+    static const float c[] = {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120,
+                              1.0f / 24,    1.0f / 6,    0.5f,       1.0f};
+    __m512 p = _mm512_set1_ps(c[0]);
+    for (int i = 1; i < 8; i++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
+    return _mm512_mul_ps(p, r);
+}
+
 SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
     const __m512i sign = _mm512_set1_epi32(INT32_MIN);
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -170,17 +180,8 @@ SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
     __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, xi));
     /* a >= 0.6: em / (em + 2) */
     __m512 y = _mm512_min_ps(_mm512_set1_ps(40.0f), _mm512_add_ps(a, a)); /* NaN stays */
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145752f), y); /* ln2's high 16 bits */
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.42860677e-6f), r);      /* and the rest */
-    static const float c[] = {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120,
-                              1.0f / 24,    1.0f / 6,    0.5f,       1.0f};
-    __m512 p = _mm512_set1_ps(c[0]);
-    for (int i = 1; i < 8; i++)
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
-    __m512 em = _mm512_add_ps(_mm512_scalef_ps(_mm512_mul_ps(p, r), k),
-                              _mm512_sub_ps(_mm512_scalef_ps(one, k), one));
+    __m512 k, m = expm1_reduced_f32x16(y, &k);
+    __m512 em = _mm512_add_ps(_mm512_scalef_ps(m, k), _mm512_sub_ps(_mm512_scalef_ps(one, k), one));
     __m512 t = _mm512_div_ps(em, _mm512_add_ps(em, _mm512_set1_ps(2.0f)));
     /* a < 0.6: a + a^3 Q(a^2) */
     static const float q[] = {(float)(-443861162.0 / 1856156927625),
@@ -254,6 +255,18 @@ AVX2_F64(sigmoid_f64_avx2, sigmoid_f64x4)
 
 AVX512_F32(exp_f32_avx512, Sleef_expf16_u10avx512f)
 AVX512_F32(log_f32_avx512, Sleef_logf16_u10avx512f)
+/* float32 sigmoid on AVX-512: 1 / (1 + e^-x), e^-x by the same reduction as tanh's (inline:
+ * SLEEF's expf16 is a call per vector; bench/README.md has the cost and the error), -x
+ * clamped to [-104, 89]: e^-104 is 0 in float, e^89 overflows to inf, either gives the
+ * limit (1 or 0); NaN stays NaN. */
+SG_TARGET_AVX512 static inline __m512 sigmoid_f32x16(__m512 v) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), v);
+    y = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), y));
+    __m512 k, m = expm1_reduced_f32x16(y, &k);
+    return _mm512_div_ps(one, _mm512_add_ps(one, _mm512_scalef_ps(_mm512_add_ps(m, one), k)));
+}
+
 /* float32 tanh on AVX-512: its own loop, whose tail (a tiny LSTM step's B * H of 8, say) is
  * one masked load and store instead of a trip through a padded stack vector; the lanes
  * masked off read 0 and are never stored. */
