@@ -716,8 +716,59 @@ void sg__bw_addmm(sg_ctx *ctx, sg_tensor *out) {
     }
 DEF_TRANSPOSE(float)
 DEF_TRANSPOSE(double)
+#if SG_HAVE_RB
+/* dst (16 rows drs apart) = src (16 rows srs apart, 16 unit-stride columns)^T, or += when
+ * acc: the 16 x 16 block in registers (pairs of rows interleaved, then pairs of pairs, then
+ * 128-bit lanes twice), 16 loads and 16 stores instead of 256 strided element moves. */
+RB_TARGET static void transpose16_float(const float *src, int64_t srs, float *dst, int64_t drs,
+                                        bool acc) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + i * srs);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 16; i++)
+        _mm512_storeu_ps(dst + i * drs,
+                         acc ? _mm512_add_ps(_mm512_loadu_ps(dst + i * drs), r[i]) : r[i]);
+}
+#endif
+
 static void transpose(sg_dtype dt, int64_t m, int64_t n, const void *src, int64_t srs, int64_t scs,
                       void *dst, int64_t drs, bool acc) {
+#if SG_HAVE_RB
+    if (dt == SG_F32 && scs == 1 && m >= 16 && n >= 16 && rb_ok()) {
+        /* whole 16 x 16 blocks in registers; the strips right and below them as before */
+        const float *s = src;
+        float *d = dst;
+        int64_t m16 = m & ~(int64_t)15, n16 = n & ~(int64_t)15;
+        for (int64_t i0 = 0; i0 < m16; i0 += 16)
+            for (int64_t j0 = 0; j0 < n16; j0 += 16)
+                transpose16_float(s + i0 * srs + j0, srs, d + j0 * drs + i0, drs, acc);
+        transpose_float(m, n - n16, s + n16, srs, 1, d + n16 * drs, drs, acc);
+        transpose_float(m - m16, n16, s + m16 * srs, srs, 1, d + m16, drs, acc);
+        return;
+    }
+#endif
     if (dt == SG_F32)
         transpose_float(m, n, src, srs, scs, dst, drs, acc);
     else

@@ -730,6 +730,45 @@ START_TEST(test_seqmm) {
 }
 END_TEST
 
+/* Float32 at sizes past 16 in every dimension, not multiples of 16 (B 19, K 17, N 34, T 5):
+ * the transposed copies seqgrad makes (each step's a_t^T for the weight gradient, w^T for
+ * da_t) then take whole 16 x 16 blocks in registers and strips around them. Values and
+ * gradients equal the same computation in float64 (whose copies are plain loops), in place
+ * and not, with step 0 skipped. */
+START_TEST(test_seqmm_f32_blocks) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    const int64_t T = 5, B = 19, K = 17, N = 34;
+    static const seq_opts cases[] = {{0}, {.ip = true, .skip0 = true}, {.wt = true}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        seq_opts o = cases[k];
+        int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
+        sg_tensor *in64[4] = {rnd(ctx, SG_F64, SG_SHAPE(T, B, N)), rnd(ctx, SG_F64, 2, ws),
+                              rnd(ctx, SG_F64, SG_SHAPE(B, K)),
+                              rnd(ctx, SG_F64, SG_SHAPE(T, B, N))};
+        sg_tensor *in32[4], *y[2];
+        for (int i = 0; i < 4; i++)
+            in32[i] = sg_cast(ctx, in64[i], SG_F32);
+        for (int d = 0; d < 2; d++) {
+            sg_tensor **in = d ? in32 : in64;
+            for (int i = 0; i < 3; i++)
+                sg_set_requires_grad(in[i], true);
+            y[d] = f_seq(ctx, in, &o);
+            ck_assert_msg(y[d] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
+            ck_assert_int_eq(sg_backward(ctx, y[d], NULL), 0);
+        }
+        double l64 = sg_get(y[0], NULL), l32 = sg_get(y[1], NULL);
+        ck_assert_double_eq_tol(l32, l64, 1e-4 * fabs(l64));
+        for (int i = 0; i < (o.skip0 ? 2 : 3); i++)
+            ck_assert_msg(sg_compare(ctx, sg_cast(ctx, in32[i]->grad, SG_F64), in64[i]->grad, 1e-4,
+                                     1e-4, NULL) == 0,
+                          "case %zu: gradient of input %d", k, i);
+        sg_ctx_reset(ctx);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 /* Only a_t requires grad (c and w do not): the steps are recorded, S is not, and da_t still
  * arrives; with grad mode off nothing is recorded and the values are the same. A parameter
  * w gets its gradient in its slot of the store, from one product. */
@@ -844,7 +883,12 @@ int main(void) {
           {test_backward_hand, 2},
           {test_addmm, 2},
           {test_grad_param_transpose_copy, 2}}},
-        {"seqmm", 600, {{test_seqmm, 2}, {test_seqmm_grad_kinds, 2}, {test_seqmm_errors, 1}}},
+        {"seqmm",
+         600,
+         {{test_seqmm, 2},
+          {test_seqmm_grad_kinds, 2},
+          {test_seqmm_f32_blocks, 1},
+          {test_seqmm_errors, 1}}},
     };
     return CK_RUN("ops_matmul", tcases, NULL, NULL);
 }
