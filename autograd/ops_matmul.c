@@ -855,11 +855,17 @@ void sg__bw_matmul(sg_ctx *ctx, sg_tensor *out) {
  * LSTM does): a step's dz_t is its slice of S's gradient (the step's gradient is a view into
  * it, as a slice's is), and each step keeps a copy of its a_t^T in S's buffer (K, T*B). */
 enum { SEQMM_MAGIC = 0x4d515353 }; /* "SSQM" */
+/* Up to this many rows of w, `at` keeps the steps' a_t as they are (rows, one copy each) and
+ * the weight gradient reads its transpose as a strided view, which the register-blocked
+ * kernel takes for up to 96 rows; above, a_t^T is copied (bench/README.md). */
+#define SEQMM_ROWS_K 96
 typedef struct {
     uint32_t magic; /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
     sg_tensor *w;   /* (K, N) */
-    sg_tensor *at;  /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..;
-                       NULL when w needs no gradient */
+    sg_tensor *at;  /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..; or with
+                       `rows` (T*B, K): a_t itself in rows t*B ..; NULL when w needs no
+                       gradient */
+    bool rows;      /* at holds the rows (K <= SEQMM_ROWS_K) */
     int64_t lo, hi; /* the steps whose a_t^T are in `at`: [lo, hi]; none while hi < lo */
     bool *taken;    /* (T): step t taken (each at most once: its node is S[t]'s only writer) */
 } seqmm_saved;
@@ -882,13 +888,16 @@ static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w,
         return NULL;
     if (!ip)
         sg__strided(false, c->dtype, sg_data(out), out->stride, sg_data(c), c->stride, 3, c->shape);
-    *sv = (seqmm_saved){SEQMM_MAGIC, w, NULL, 0, -1, sg_arena_alloc(ctx, (size_t)c->shape[0])};
+    const int64_t K = w->shape[0], TB = c->shape[0] * c->shape[1];
+    const bool rows = K <= SEQMM_ROWS_K;
+    *sv =
+        (seqmm_saved){SEQMM_MAGIC, w, NULL, rows, 0, -1, sg_arena_alloc(ctx, (size_t)c->shape[0])};
     if (!sv->taken)
         return NULL;
     memset(sv->taken, 0, (size_t)c->shape[0]);
     if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
-        !(sv->at = sg__new(ctx, fn, c->dtype, 2,
-                           (int64_t[]){w->shape[0], c->shape[0] * c->shape[1]}, false)))
+        !(sv->at =
+              sg__new(ctx, fn, c->dtype, 2, rows ? (int64_t[]){TB, K} : (int64_t[]){K, TB}, false)))
         return NULL;
     out->aux = sv;
     return sg__finish(ctx, out, SG_OP_SEQMM, 2, in);
@@ -907,19 +916,26 @@ sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
  * is in cache, so that the weight gradient's product reads a row-major (K, T*B) operand. */
 static void seqmm_keep(seqmm_saved *sv, int64_t t, const sg_tensor *a) {
     sg_tensor *at = sv->at;
-    int64_t K = at->shape[0], TB = at->shape[1], B = a->shape[0];
+    int64_t K = a->shape[1], TB = at->shape[sv->rows ? 0 : 1], B = a->shape[0];
     int64_t es = (int64_t)sg_dtype_size(at->dtype);
     char *base = sg_data(at);
     bool acc = sv->lo <= t && t <= sv->hi;
     if (!acc) {
         int64_t z0 = sv->hi < sv->lo ? t : t < sv->lo ? t + 1 : sv->hi + 1;
         int64_t z1 = sv->hi < sv->lo ? t : t < sv->lo ? sv->lo : t; /* zero steps [z0, z1) */
-        for (int64_t k = 0; z1 > z0 && k < K; k++)
+        if (sv->rows && z1 > z0)
+            memset(base + z0 * B * K * es, 0, (size_t)((z1 - z0) * B * K * es));
+        for (int64_t k = 0; !sv->rows && z1 > z0 && k < K; k++)
             memset(base + (k * TB + z0 * B) * es, 0, (size_t)((z1 - z0) * B * es));
         sv->lo = sv->hi < sv->lo || t < sv->lo ? t : sv->lo;
         sv->hi = sv->hi < t ? t : sv->hi;
     }
-    transpose(at->dtype, B, K, sg_data(a), a->stride[0], a->stride[1], base + t * B * es, TB, acc);
+    if (sv->rows)
+        sg__strided(acc, at->dtype, base + t * B * K * es, (int64_t[]){K, 1}, sg_data(a), a->stride,
+                    2, a->shape);
+    else
+        transpose(at->dtype, B, K, sg_data(a), a->stride[0], a->stride[1], base + t * B * es, TB,
+                  acc);
 }
 
 /* Block t of a (T, B, N) tensor: a new (B, N) header over it, recorded nowhere. */
@@ -997,12 +1013,14 @@ void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
         sg_tensor *gw = sg__grad(ctx, sv->w);
         if (!gw)
             return;
-        int64_t B = out->shape[1], K = at->shape[0], N = dS->shape[2],
+        int64_t B = out->shape[1], K = sv->w->shape[0], N = dS->shape[2],
                 n = (sv->hi - sv->lo + 1) * B;
         int64_t es = (int64_t)sg_dtype_size(at->dtype);
-        /* (K, n) @ (n, N): the columns of steps lo .. hi of at, the rows of dS (a gradient
-         * buffer: contiguous) */
-        gemm(at->dtype, K, N, n, &(mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1},
+        /* (K, n) @ (n, N): the columns of steps lo .. hi of at (or the transpose of its rows),
+         * the rows of dS (a gradient buffer: contiguous) */
+        mat A = sv->rows ? (mat){(char *)sg_data(at) + sv->lo * B * K * es, 1, K}
+                         : (mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1};
+        gemm(at->dtype, K, N, n, &A,
              &(mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
              &(mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
     }

@@ -730,40 +730,49 @@ START_TEST(test_seqmm) {
 }
 END_TEST
 
-/* Float32 at sizes past 16 in every dimension, not multiples of 16 (B 19, K 17, N 34, T 5):
- * the transposed copies seqgrad makes (each step's a_t^T for the weight gradient, w^T for
- * da_t) then take whole 16 x 16 blocks in registers and strips around them. Values and
- * gradients equal the same computation in float64 (whose copies are plain loops), in place
- * and not, with step 0 skipped. */
-START_TEST(test_seqmm_f32_blocks) {
+/* Sizes past 16 in every dimension, not multiples of 16 (T 5, B 19; K 17, N 34 and K 100,
+ * N 101): seqgrad keeps each step's a_t for the weight gradient as rows up to 96 rows of w
+ * and as a_t^T above, and copies w^T for da_t; float32 transposes take 16 x 16 blocks in
+ * registers and strips around them. Float64 and float32 values and gradients against the
+ * float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed. */
+START_TEST(test_seqmm_blocks) {
     sg_ctx *ctx = sg_ctx_new(0);
-    const int64_t T = 5, B = 19, K = 17, N = 34;
+    const int64_t T = 5, B = 19, KN[2][2] = {{17, 34}, {100, 101}};
     static const seq_opts cases[] = {{0}, {.ip = true, .skip0 = true}, {.wt = true}};
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        seq_opts o = cases[k];
-        int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
-        sg_tensor *in64[4] = {rnd(ctx, SG_F64, SG_SHAPE(T, B, N)), rnd(ctx, SG_F64, 2, ws),
-                              rnd(ctx, SG_F64, SG_SHAPE(B, K)),
-                              rnd(ctx, SG_F64, SG_SHAPE(T, B, N))};
-        sg_tensor *in32[4], *y[2];
-        for (int i = 0; i < 4; i++)
-            in32[i] = sg_cast(ctx, in64[i], SG_F32);
-        for (int d = 0; d < 2; d++) {
-            sg_tensor **in = d ? in32 : in64;
-            for (int i = 0; i < 3; i++)
-                sg_set_requires_grad(in[i], true);
-            y[d] = f_seq(ctx, in, &o);
-            ck_assert_msg(y[d] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
-            ck_assert_int_eq(sg_backward(ctx, y[d], NULL), 0);
+    for (int d = 0; d < 2; d++)
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            seq_opts o = cases[k];
+            const int64_t K = KN[d][0], N = KN[d][1];
+            int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
+            sg_tensor *in[3][4]; /* reference f64, seqmm f64, seqmm f32 */
+            in[0][0] = rnd(ctx, SG_F64, SG_SHAPE(T, B, N));
+            in[0][1] = sg_scale(ctx, rnd(ctx, SG_F64, 2, ws), 1.0 / sqrt((double)K)); /* |z| ~ 1 */
+            in[0][2] = rnd(ctx, SG_F64, SG_SHAPE(B, K));
+            in[0][3] = rnd(ctx, SG_F64, SG_SHAPE(T, B, N));
+            sg_tensor *y[3];
+            for (int v = 0; v < 3; v++) {
+                for (int i = 0; i < 4; i++)
+                    in[v][i] = v ? sg_cast(ctx, in[0][i], v == 1 ? SG_F64 : SG_F32) : in[0][i];
+                for (int i = 0; i < 3; i++)
+                    sg_set_requires_grad(in[v][i], true);
+                o.ref = v == 0;
+                y[v] = f_seq(ctx, in[v], &o);
+                ck_assert_msg(y[v] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
+                ck_assert_int_eq(sg_backward(ctx, y[v], NULL), 0);
+            }
+            double l = sg_get(y[0], NULL);
+            ck_assert_double_eq_tol(sg_get(y[1], NULL), l, 1e-12 * fabs(l));
+            ck_assert_double_eq_tol(sg_get(y[2], NULL), l, 1e-4 * fabs(l));
+            for (int v = 1; v < 3; v++)
+                for (int i = 0; i < (o.skip0 ? 2 : 3); i++) {
+                    double tol = v == 1 ? 1e-12 : 1e-4;
+                    ck_assert_msg(sg_compare(ctx, sg_cast(ctx, in[v][i]->grad, SG_F64),
+                                             in[0][i]->grad, tol, tol, NULL) == 0,
+                                  "K %lld case %zu %s: gradient of input %d", (long long)K, k,
+                                  v == 1 ? "float64" : "float32", i);
+                }
+            sg_ctx_reset(ctx);
         }
-        double l64 = sg_get(y[0], NULL), l32 = sg_get(y[1], NULL);
-        ck_assert_double_eq_tol(l32, l64, 1e-4 * fabs(l64));
-        for (int i = 0; i < (o.skip0 ? 2 : 3); i++)
-            ck_assert_msg(sg_compare(ctx, sg_cast(ctx, in32[i]->grad, SG_F64), in64[i]->grad, 1e-4,
-                                     1e-4, NULL) == 0,
-                          "case %zu: gradient of input %d", k, i);
-        sg_ctx_reset(ctx);
-    }
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_ctx_free(ctx);
 }
@@ -887,7 +896,7 @@ int main(void) {
          600,
          {{test_seqmm, 2},
           {test_seqmm_grad_kinds, 2},
-          {test_seqmm_f32_blocks, 1},
+          {test_seqmm_blocks, 1},
           {test_seqmm_errors, 1}}},
     };
     return CK_RUN("ops_matmul", tcases, NULL, NULL);
