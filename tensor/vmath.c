@@ -202,9 +202,23 @@ SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), _mm512_and_si512(sign, xi)));
 }
 
+/* float32 sigmoid on AVX-512: 1 / (1 + e^-x), e^-x by the same reduction as tanh's (inline:
+ * SLEEF's expf16 is a call per vector; bench/README.md has the cost and the error), -x
+ * clamped to [-104, 89]: e^-104 is 0 in float, e^89 overflows to inf, either gives the
+ * limit (1 or 0); NaN stays NaN. */
+SG_TARGET_AVX512 static inline __m512 sigmoid_f32x16(__m512 v) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), v);
+    y = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), y));
+    __m512 k, m = expm1_reduced_f32x16(y, &k);
+    return _mm512_div_ps(one, _mm512_add_ps(one, _mm512_scalef_ps(_mm512_add_ps(m, one), k)));
+}
+
 /* ---- the loops -------------------------------------------------------------------------
  * Full vectors straight from x to y (unaligned loads/stores; in-place is fine because each
- * vector is loaded before it is stored), then the tail through a padded stack vector. */
+ * vector is loaded before it is stored), then the tail through a padded stack vector; on
+ * AVX-512 the tail is one masked load and store instead (a tiny LSTM step's B * H of 8, say),
+ * its missing lanes padded the same way and never stored. */
 
 #define SG_VECTOR_LOOP(TARGET, NAME, T, W, LOADU, STOREU, VFN)                                     \
     TARGET static void NAME(size_t n, const T *x, T *y) {                                          \
@@ -221,6 +235,17 @@ SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
         }                                                                                          \
     }
 
+#define SG_VECTOR_LOOP_MASKED(NAME, T, W, MASK, LOADU, STOREU, MLOADU, MSTOREU, SET1, VFN)         \
+    SG_TARGET_AVX512 static void NAME(size_t n, const T *x, T *y) {                                \
+        size_t i = 0;                                                                              \
+        for (; i + (W) <= n; i += (W))                                                             \
+            STOREU(y + i, VFN(LOADU(x + i)));                                                      \
+        if (i < n) {                                                                               \
+            MASK m = (MASK)((1u << (n - i)) - 1);                                                  \
+            MSTOREU(y + i, m, VFN(MLOADU(SET1((T)1), m, x + i)));                                  \
+        }                                                                                          \
+    }
+
 /* One loop instantiation per ISA x precision; VFN is the vector function to apply. */
 #define SSE4_F32(NAME, VFN)                                                                        \
     SG_VECTOR_LOOP(SG_TARGET_SSE4, NAME, float, 4, _mm_loadu_ps, _mm_storeu_ps, VFN)
@@ -231,9 +256,11 @@ SG_TARGET_AVX512 static inline __m512 tanh_f32x16(__m512 v) {
 #define AVX2_F64(NAME, VFN)                                                                        \
     SG_VECTOR_LOOP(SG_TARGET_AVX2, NAME, double, 4, _mm256_loadu_pd, _mm256_storeu_pd, VFN)
 #define AVX512_F32(NAME, VFN)                                                                      \
-    SG_VECTOR_LOOP(SG_TARGET_AVX512, NAME, float, 16, _mm512_loadu_ps, _mm512_storeu_ps, VFN)
+    SG_VECTOR_LOOP_MASKED(NAME, float, 16, __mmask16, _mm512_loadu_ps, _mm512_storeu_ps,           \
+                          _mm512_mask_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps, VFN)
 #define AVX512_F64(NAME, VFN)                                                                      \
-    SG_VECTOR_LOOP(SG_TARGET_AVX512, NAME, double, 8, _mm512_loadu_pd, _mm512_storeu_pd, VFN)
+    SG_VECTOR_LOOP_MASKED(NAME, double, 8, __mmask8, _mm512_loadu_pd, _mm512_storeu_pd,            \
+                          _mm512_mask_loadu_pd, _mm512_mask_storeu_pd, _mm512_set1_pd, VFN)
 
 SSE4_F32(exp_f32_sse4, Sleef_expf4_u10sse4)
 SSE4_F32(log_f32_sse4, Sleef_logf4_u10sse4)
@@ -255,30 +282,7 @@ AVX2_F64(sigmoid_f64_avx2, sigmoid_f64x4)
 
 AVX512_F32(exp_f32_avx512, Sleef_expf16_u10avx512f)
 AVX512_F32(log_f32_avx512, Sleef_logf16_u10avx512f)
-/* float32 sigmoid on AVX-512: 1 / (1 + e^-x), e^-x by the same reduction as tanh's (inline:
- * SLEEF's expf16 is a call per vector; bench/README.md has the cost and the error), -x
- * clamped to [-104, 89]: e^-104 is 0 in float, e^89 overflows to inf, either gives the
- * limit (1 or 0); NaN stays NaN. */
-SG_TARGET_AVX512 static inline __m512 sigmoid_f32x16(__m512 v) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), v);
-    y = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), y));
-    __m512 k, m = expm1_reduced_f32x16(y, &k);
-    return _mm512_div_ps(one, _mm512_add_ps(one, _mm512_scalef_ps(_mm512_add_ps(m, one), k)));
-}
-
-/* float32 tanh on AVX-512: its own loop, whose tail (a tiny LSTM step's B * H of 8, say) is
- * one masked load and store instead of a trip through a padded stack vector; the lanes
- * masked off read 0 and are never stored. */
-SG_TARGET_AVX512 static void tanh_f32_avx512(size_t n, const float *x, float *y) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, tanh_f32x16(_mm512_loadu_ps(x + i)));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, m, tanh_f32x16(_mm512_maskz_loadu_ps(m, x + i)));
-    }
-}
+AVX512_F32(tanh_f32_avx512, tanh_f32x16)
 AVX512_F32(sigmoid_f32_avx512, sigmoid_f32x16)
 AVX512_F64(exp_f64_avx512, Sleef_expd8_u10avx512f)
 AVX512_F64(log_f64_avx512, Sleef_logd8_u10avx512f)
