@@ -66,12 +66,19 @@ typedef struct {
         }                                                                                          \
     }
 
-/* d = x + y, unit strides (d may be x: the in-place rows) */
+/* d = x + y, unit strides (z's block plus the bias into the activations' buffer) */
 #define DEF_LSTM_ADD(T, S)                                                                         \
     static inline __attribute__((always_inline)) void lstm_add_##S(int64_t n, const T *x,          \
                                                                    const T *restrict y, T *d) {    \
         _Pragma("GCC ivdep") for (int64_t j = 0; j < n; j++) d[j] = x[j] + y[j];                   \
     }
+
+/* One unit-stride row of the backward, inside lstm_bw below: lstm_bw_row with its flags as
+ * constants (c and its gradient, c alone, neither; DB whether db is there), one loop each. */
+#define LSTM_BW_ROW(S, DB)                                                                         \
+    (dcp  ? lstm_bw_row_##S(true, true, DB, H, ai, af, ag, ao, tc, cp, gr, dz, dcp, db)            \
+     : cp ? lstm_bw_row_##S(true, false, DB, H, ai, af, ag, ao, tc, cp, gr, dz, NULL, db)          \
+          : lstm_bw_row_##S(false, false, DB, H, ai, af, ag, ao, tc, NULL, gr, dz, NULL, db))
 
 #define DEF_LSTM(T, S, V, ATTR)                                                                    \
     /* forward: out (B, 2H) contiguous. Not in place (ip false), z is copied into a.act by         \
@@ -98,14 +105,9 @@ typedef struct {
                         d[j] = zq[j * zs];                                                         \
             }                                                                                      \
         }                                                                                          \
-        for (int64_t b = 0; ip && bv && b < B; b++) { /* z's own rows (unit-stride columns) */     \
-            T *r = act + b * a.rs;                                                                 \
-            if (bs == 1)                                                                           \
-                lstm_add_##S(4 * H, r, bv, r);                                                     \
-            else                                                                                   \
-                for (int64_t j = 0; j < 4 * H; j++)                                                \
-                    r[j] += bv[j * bs];                                                            \
-        }                                                                                          \
+        if (ip && bv) /* z's own rows (unit-stride columns) += the bias */                         \
+            sg__strided(true, bias->dtype, act, (int64_t[]){a.rs, 1}, bv, (int64_t[]){0, bs}, 2,   \
+                        (int64_t[]){B, 4 * H});                                                    \
         for (int64_t b = 0; b < (ip ? B : 1); b++) {                                               \
             T *r = act + b * a.rs;                                                                 \
             size_t n = (size_t)(ip ? H : B * H);                                                   \
@@ -145,23 +147,10 @@ typedef struct {
             const int64_t gs = COL(g), zs = COL(gz), cs = COL(gc), ps = COL(c);                    \
             if (dz && zs == 1 && gs == 1 && (!dcp || cs == 1) && (!cp || ps == 1) &&               \
                 (!db || bs == 1)) {                                                                \
-                if (db && dcp)                                                                     \
-                    lstm_bw_row_##S(true, true, true, H, ai, af, ag, ao, tc, cp, gr, dz, dcp, db); \
-                else if (db && cp)                                                                 \
-                    lstm_bw_row_##S(true, false, true, H, ai, af, ag, ao, tc, cp, gr, dz, NULL,    \
-                                    db);                                                           \
-                else if (db)                                                                       \
-                    lstm_bw_row_##S(false, false, true, H, ai, af, ag, ao, tc, NULL, gr, dz, NULL, \
-                                    db);                                                           \
-                else if (dcp)                                                                      \
-                    lstm_bw_row_##S(true, true, false, H, ai, af, ag, ao, tc, cp, gr, dz, dcp,     \
-                                    NULL);                                                         \
-                else if (cp)                                                                       \
-                    lstm_bw_row_##S(true, false, false, H, ai, af, ag, ao, tc, cp, gr, dz, NULL,   \
-                                    NULL);                                                         \
+                if (db)                                                                            \
+                    LSTM_BW_ROW(S, true);                                                          \
                 else                                                                               \
-                    lstm_bw_row_##S(false, false, false, H, ai, af, ag, ao, tc, NULL, gr, dz,      \
-                                    NULL, NULL);                                                   \
+                    LSTM_BW_ROW(S, false);                                                         \
                 continue;                                                                          \
             }                                                                                      \
             for (int64_t j = 0; j < H; j++) {                                                      \
