@@ -862,13 +862,15 @@ enum { SEQMM_MAGIC = 0x4d515353 }; /* "SSQM" */
 typedef struct {
     uint32_t magic; /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
     sg_tensor *w;   /* (K, N) */
-    sg_tensor *at;  /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..; or with
-                       `rows` (T*B, K): a_t itself in rows t*B ..; NULL when w needs no
+    sg_tensor *at;  /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..; or, when
+                       seqmm_rows, (T*B, K): a_t itself in rows t*B ..; NULL when w needs no
                        gradient */
-    bool rows;      /* at holds the rows (K <= SEQMM_ROWS_K) */
     int64_t lo, hi; /* the steps whose a_t^T are in `at`: [lo, hi]; none while hi < lo */
     bool *taken;    /* (T): step t taken (each at most once: its node is S[t]'s only writer) */
 } seqmm_saved;
+
+/* Does `at` hold the steps' rows (w of at most SEQMM_ROWS_K rows)? */
+static bool seqmm_rows(const seqmm_saved *sv) { return sv->w->shape[0] <= SEQMM_ROWS_K; }
 
 static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w, bool ip) {
     sg_tensor *in[2] = {c, w};
@@ -889,15 +891,13 @@ static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w,
     if (!ip)
         sg__strided(false, c->dtype, sg_data(out), out->stride, sg_data(c), c->stride, 3, c->shape);
     const int64_t K = w->shape[0], TB = c->shape[0] * c->shape[1];
-    const bool rows = K <= SEQMM_ROWS_K;
-    *sv =
-        (seqmm_saved){SEQMM_MAGIC, w, NULL, rows, 0, -1, sg_arena_alloc(ctx, (size_t)c->shape[0])};
+    *sv = (seqmm_saved){SEQMM_MAGIC, w, NULL, 0, -1, sg_arena_alloc(ctx, (size_t)c->shape[0])};
     if (!sv->taken)
         return NULL;
     memset(sv->taken, 0, (size_t)c->shape[0]);
     if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
-        !(sv->at =
-              sg__new(ctx, fn, c->dtype, 2, rows ? (int64_t[]){TB, K} : (int64_t[]){K, TB}, false)))
+        !(sv->at = sg__new(ctx, fn, c->dtype, 2,
+                           seqmm_rows(sv) ? (int64_t[]){TB, K} : (int64_t[]){K, TB}, false)))
         return NULL;
     out->aux = sv;
     return sg__finish(ctx, out, SG_OP_SEQMM, 2, in);
@@ -911,26 +911,28 @@ sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
     return seqmm(ctx, "sg_seqmm_", c, w, true);
 }
 
-/* at's columns of step t (B of them) = a^T (the columns of steps between those written so
- * far and t are zeroed: a step skipped adds nothing; t may be one of them). Transposed now, while a
- * is in cache, so that the weight gradient's product reads a row-major (K, T*B) operand. */
+/* at's columns of step t (B of them) = a^T, or with seqmm_rows its rows = a (the steps
+ * between those written so far and t are zeroed: a step skipped adds nothing; t may be one
+ * of them). Transposed now, while a is in cache, so that the weight gradient's product reads
+ * a row-major (K, T*B) operand; a few rows of w are read as the transposed view instead. */
 static void seqmm_keep(seqmm_saved *sv, int64_t t, const sg_tensor *a) {
     sg_tensor *at = sv->at;
-    int64_t K = a->shape[1], TB = at->shape[sv->rows ? 0 : 1], B = a->shape[0];
+    const bool rows = seqmm_rows(sv);
+    int64_t K = a->shape[1], TB = at->shape[rows ? 0 : 1], B = a->shape[0];
     int64_t es = (int64_t)sg_dtype_size(at->dtype);
     char *base = sg_data(at);
     bool acc = sv->lo <= t && t <= sv->hi;
     if (!acc) {
         int64_t z0 = sv->hi < sv->lo ? t : t < sv->lo ? t + 1 : sv->hi + 1;
         int64_t z1 = sv->hi < sv->lo ? t : t < sv->lo ? sv->lo : t; /* zero steps [z0, z1) */
-        if (sv->rows && z1 > z0)
+        if (rows && z1 > z0)
             memset(base + z0 * B * K * es, 0, (size_t)((z1 - z0) * B * K * es));
-        for (int64_t k = 0; !sv->rows && z1 > z0 && k < K; k++)
+        for (int64_t k = 0; !rows && z1 > z0 && k < K; k++)
             memset(base + (k * TB + z0 * B) * es, 0, (size_t)((z1 - z0) * B * es));
         sv->lo = sv->hi < sv->lo || t < sv->lo ? t : sv->lo;
         sv->hi = sv->hi < t ? t : sv->hi;
     }
-    if (sv->rows)
+    if (rows)
         sg__strided(acc, at->dtype, base + t * B * K * es, (int64_t[]){K, 1}, sg_data(a), a->stride,
                     2, a->shape);
     else
@@ -1018,8 +1020,8 @@ void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
         int64_t es = (int64_t)sg_dtype_size(at->dtype);
         /* (K, n) @ (n, N): the columns of steps lo .. hi of at (or the transpose of its rows),
          * the rows of dS (a gradient buffer: contiguous) */
-        mat A = sv->rows ? (mat){(char *)sg_data(at) + sv->lo * B * K * es, 1, K}
-                         : (mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1};
+        mat A = seqmm_rows(sv) ? (mat){(char *)sg_data(at) + sv->lo * B * K * es, 1, K}
+                               : (mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1};
         gemm(at->dtype, K, N, n, &A,
              &(mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
              &(mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
