@@ -460,28 +460,22 @@ int sg_dist_backward(sg_ctx *ctx, sg_dist_reducer *r, sg_tensor *loss, double we
         r->b[k].pending = r->b[k].nparams;
         r->b[k].launched = false;
     }
-    if (g_size == 1) {
-        /* One rank: nothing to sum and nothing to overlap, so plain backward, then the
-         * weight. No gradient-ready tracking (a hash table of parameter uses built and walked
-         * every step) and no clock: on a small model those cost as much as a few ops. */
-        int rc = loss ? sg_backward(ctx, loss, NULL)
-                      : (sg_error(ctx, "sg_dist_backward: loss is NULL"), -1);
-        launch_ready(r, true);
-        r->st.steps++;
-        return rc;
-    }
+    /* One rank: nothing to sum and nothing to overlap, so plain backward: no gradient-ready
+     * tracking (a hash table of parameter uses built and walked every step) and no clock; on a
+     * small model those cost as much as a few ops. */
+    const bool many = g_size > 1;
     sg_backward_options o = {.grad_ready = on_ready, .user = r};
-    double t0 = now();
+    double t0 = many ? now() : 0;
     /* Even when backward fails here, every bucket is launched below: the other ranks are
      * waiting for this one's part of each sum. */
-    int rc = loss ? sg_backward_ex(ctx, loss, NULL, &o)
+    int rc = loss ? sg_backward_ex(ctx, loss, NULL, many ? &o : NULL)
                   : (sg_error(ctx, "sg_dist_backward: "
                                    "loss is NULL"),
                      -1);
-    double t1 = now();
+    double t1 = many ? now() : 0;
     launch_ready(r, true);
 #if SG_HAVE_MPI
-    if (g_size > 1) {
+    if (many) {
         int wrc = MPI_Waitall(r->nb, r->req, MPI_STATUSES_IGNORE);
         if (wrc != MPI_SUCCESS && !r->failed) {
             r->failed = true;
@@ -489,7 +483,7 @@ int sg_dist_backward(sg_ctx *ctx, sg_dist_reducer *r, sg_tensor *loss, double we
         }
     }
 #endif
-    double t2 = now();
+    double t2 = many ? now() : 0;
     r->st.steps++;
     r->st.backward_s += t1 - t0;
     r->st.wait_s += t2 - t1;
