@@ -62,11 +62,6 @@ static sg_tensor *h_in(sg_ctx *ctx, const sg__cell *c, sg_tensor *h) {
 
 /* ---- fused --------------------------------------------------------------------------- */
 
-/* All time steps' input projections in one (B*T, I) @ (I, 4H) product. Time-major (for the
- * in-place step, which then writes one contiguous (B, 4H) block): x is copied time-major
- * first (I columns, against 4H in the result), and the projections become the sequence
- * whose steps the in-place step completes with h_{t-1} @ rk (sg_seqmm: rk's gradient is then
- * one product over all the steps, not one per step). */
 /* Does a step run the gate arithmetic as one node (sg_lstm_gates)? With Keras' default
  * activations, unless labels are on, where the graph shows each gate (a lecture's picture).
  * That node adds the bias itself, so the projections are then x @ kernel alone. */
@@ -75,6 +70,11 @@ static bool gates_op(sg_ctx *ctx, const sg_rnn_options *o) {
            !sg_ctx_labels(ctx);
 }
 
+/* All time steps' input projections in one (B*T, I) @ (I, 4H) product. Time-major (for the
+ * in-place step, which then writes one contiguous (B, 4H) block): x is copied time-major
+ * first (I columns, against 4H in the result), and the projections become the sequence
+ * whose steps the in-place step completes with h_{t-1} @ rk (sg_seqmm: rk's gradient is then
+ * one product over all the steps, not one per step). */
 static sg_tensor *fused_project(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, bool time_major) {
     sg_tensor *xt = time_major ? sg_contiguous(ctx, sg_transpose(ctx, x, 0, 1)) : x;
     sg_tensor *xk = c->bias && !gates_op(ctx, c->opt)
