@@ -105,12 +105,14 @@ typedef struct {
                         d[j] = zq[j * zs];                                                         \
             }                                                                                      \
         }                                                                                          \
-        if (ip && bv) /* z's own rows (unit-stride columns) += the bias */                         \
+        if (ip && bv && bs != 1) /* z's own rows (unit-stride columns) += the bias */              \
             sg__strided(true, bias->dtype, act, (int64_t[]){a.rs, 1}, bv, (int64_t[]){0, bs}, 2,   \
                         (int64_t[]){B, 4 * H});                                                    \
         for (int64_t b = 0; b < (ip ? B : 1); b++) {                                               \
             T *r = act + b * a.rs;                                                                 \
             size_t n = (size_t)(ip ? H : B * H);                                                   \
+            if (ip && bv && bs == 1) /* the row += the bias, in cache for the activations */       \
+                lstm_add_##S(4 * H, r, bv, r);                                                     \
             sg_vsigmoid_##S(2 * n, r, r); /* i, f: side by side in both layouts */                 \
             sg_vtanh_##S(n, r + 2 * a.qs, r + 2 * a.qs);                                           \
             sg_vsigmoid_##S(n, r + 3 * a.qs, r + 3 * a.qs);                                        \
