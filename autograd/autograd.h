@@ -103,6 +103,8 @@ enum {
     SG_FLAG_GRAD_ALIAS = 1u << 15, /* a slice's grad: a view into its input's grad (internal) */
     SG_FLAG_STORED = 1u << 16,     /* a parameter of a store (sg_store_param) */
     SG_FLAG_NO_WRITE = 1u << 17,   /* a detached view of a parameter: in-place ops refuse it */
+    SG_FLAG_GRAD_LAZY = 1u << 18,  /* a gradient whose blocks are zeroed when first reached
+                                      (autograd/grad.c; internal) */
 };
 
 /* Mark a leaf as requiring grad (grad allocated lazily at backward). Returns t, or NULL with

@@ -8,7 +8,7 @@
 /* Backward consumes an intermediate's gradient as soon as its node has run, so those
  * buffers go to a pool that later gradients of the same size and dtype reuse. An LSTM
  * step's gradients then occupy memory for a few steps' worth, not for the whole sequence. */
-static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
+static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t, bool zero) {
     size_t nbytes = (size_t)sg_numel(t) * sg_dtype_size(t->dtype);
     sg__tape_fresh(ctx);
     for (int i = ctx->tape.npool - 1; i >= 0; i--) { /* newest first */
@@ -21,11 +21,58 @@ static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
             for (int d = 0; d < t->ndim; d++)
                 g->shape[d] = t->shape[d];
             sg__contiguous_strides(t->ndim, t->shape, g->stride);
-            memset(sg_data(g), 0, nbytes);
+            if (zero)
+                memset(sg_data(g), 0, nbytes);
             return g;
         }
     }
     return NULL;
+}
+
+/* Lazily zeroed gradients (ops with SG_OPF_GRAD_LAZY: sg_seqmm's S). Each of S's blocks
+ * along axis 0 is one time step's dz_t, which that step's backward writes whole (the LSTM's
+ * gate op: sg_lstm_gates). Zeroing all of S's gradient when it is made, and then adding
+ * each dz_t into those zeros, writes the buffer twice and reads it once more than storing
+ * dz_t would. So the buffer is made without zeroing, its aux holding one byte per block
+ * (1: not reached yet), and a block is zeroed only when a view first reaches it for a
+ * backward that adds (grad_alias); a backward that writes the whole view asks with
+ * sg__grad_set and stores instead. Every other reader settles it first (sg__grad, and the
+ * tape before S's own backward). bench/README.md has the measurement. */
+static void lazy_zero(sg_tensor *g, int64_t lo, int64_t hi) {
+    unsigned char *todo = g->aux;
+    size_t bytes = (size_t)g->stride[0] * sg_dtype_size(g->dtype);
+    for (int64_t b = lo; b < hi; b++)
+        if (todo[b]) {
+            memset((char *)sg_data(g) + b * bytes, 0, bytes);
+            todo[b] = 0;
+        }
+}
+
+void sg__grad_settle(sg_tensor *g) {
+    if (!g || !(g->flags & SG_FLAG_GRAD_LAZY))
+        return;
+    lazy_zero(g, 0, g->shape[0]);
+    g->aux = NULL;
+    g->flags &= ~(uint32_t)SG_FLAG_GRAD_LAZY;
+}
+
+/* t's gradient made now (t has none), lazily zeroed when t's op asks for it. */
+static sg_tensor *grad_make(sg_ctx *ctx, sg_tensor *t) {
+    bool lazy = (sg__op(t->op)->flags & SG_OPF_GRAD_LAZY) && t->ndim >= 2;
+    unsigned char *todo = lazy ? sg_arena_alloc(ctx, (size_t)t->shape[0]) : NULL;
+    if (lazy && !todo) { /* no room for the marks: an ordinary zeroed buffer */
+        sg_ctx_clear_error(ctx);
+        lazy = false;
+    }
+    sg_tensor *g = pool_take(ctx, t, !lazy);
+    if (!g)
+        g = sg__new(ctx, "sg_backward", t->dtype, t->ndim, t->shape, !lazy);
+    if (g && lazy) {
+        memset(todo, 1, (size_t)t->shape[0]);
+        g->aux = todo;
+        g->flags |= SG_FLAG_GRAD_LAZY;
+    }
+    return g;
 }
 
 /* A slice's gradient as a view into its input's gradient: the same slice of it. Then the
@@ -38,12 +85,27 @@ static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
  * view's header and the strided walks its consumers then take cost more than the buffer
  * and the add they save (their buffers: bench/README.md has the measurements). */
 #define SG_GRAD_ALIAS_MIN 256
-static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t) {
-    sg_tensor *G = sg__grad(ctx, t->src[0]);
+static sg_tensor *grad_get(sg_ctx *ctx, sg_tensor *t, bool *set);
+static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t, bool *set) {
+    sg_tensor *s = t->src[0]; /* its gradient as it is: a lazy one is not settled here */
+    sg_tensor *G = s->grad && !(s->flags & SG_FLAG_PARAM) ? s->grad : grad_get(ctx, s, NULL);
     sg_tensor *v = G ? sg__view_of(ctx, G) : NULL;
     if (!v)
         return NULL;
     int axis = (int)t->iparam[0];
+    if (G->flags & SG_FLAG_GRAD_LAZY) { /* the blocks the view covers: stored or zeroed */
+        unsigned char *todo = G->aux;
+        int64_t lo = axis == 0 ? t->iparam[1] : 0,
+                hi = axis != 0 ? G->shape[0] : lo + (t->ndim < G->ndim ? 1 : t->shape[0]);
+        bool fresh = set && axis == 0;
+        for (int64_t b = lo; fresh && b < hi; b++)
+            fresh = todo[b];
+        if (fresh) {
+            memset(todo + lo, 0, (size_t)(hi - lo));
+            *set = true;
+        } else
+            lazy_zero(G, lo, hi);
+    }
     v->offset += t->iparam[1] * G->stride[axis];
     v->ndim = t->ndim;
     for (int i = 0, k = 0; i < G->ndim; i++) {
@@ -56,22 +118,31 @@ static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t) {
     return v;
 }
 
-sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t) {
+/* t's gradient, made if need be; a lazily zeroed one as it is (grad_alias reaches its blocks
+ * one by one), for the two below to settle. */
+static sg_tensor *grad_get(sg_ctx *ctx, sg_tensor *t, bool *set) {
     if (t->flags & SG_FLAG_PARAM) /* the store's, or this workspace's private slab */
         return ctx->tape.private_grads ? sg__param_grad(ctx, t) : t->grad;
-    if (!t->grad) {
-        if ((sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) &&
-            (t->src[0]->flags & SG_FLAG_REQUIRES_GRAD) &&
-            !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
-            sg_numel(t) >= SG_GRAD_ALIAS_MIN)
-            return t->grad = grad_alias(ctx, t);
-        t->grad = pool_take(ctx, t);
-        if (!t->grad)
-            t->grad = sg__new(ctx, "sg_backward", t->dtype, t->ndim, t->shape, true);
-        if (!t->grad)
-            return NULL;
-    }
-    return t->grad;
+    if (t->grad)
+        return t->grad;
+    if ((sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) && (t->src[0]->flags & SG_FLAG_REQUIRES_GRAD) &&
+        !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
+        sg_numel(t) >= SG_GRAD_ALIAS_MIN)
+        return t->grad = grad_alias(ctx, t, set);
+    return t->grad = grad_make(ctx, t);
+}
+
+sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t) {
+    sg_tensor *g = grad_get(ctx, t, NULL);
+    sg__grad_settle(g); /* read or added into whole from here on */
+    return g;
+}
+
+sg_tensor *sg__grad_set(sg_ctx *ctx, sg_tensor *t, bool *set) {
+    *set = false;
+    sg_tensor *g = grad_get(ctx, t, set);
+    sg__grad_settle(g);
+    return g;
 }
 
 void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {

@@ -25,6 +25,8 @@ enum {
     SG_OPF_GRAD_VIEW = 1u << 1,  /* output's gradient may be a view into input 0's (slices) */
     SG_OPF_GRAD_DENSE = 1u << 2, /* backward wants its inputs' gradients contiguous */
     SG_OPF_AUX_INPUTS = 1u << 3, /* any number of inputs: the full list is in aux (concat) */
+    SG_OPF_GRAD_LAZY = 1u << 4,  /* output's gradient is zeroed block by block along axis 0,
+                                    as steps reach it (autograd/grad.c) */
 };
 typedef struct sg_op_info {
     const char *name;
@@ -145,8 +147,16 @@ sg_tensor *sg__inplace_result(sg_ctx *ctx, sg_tensor *x);
  * (with an error) only when out of memory. Inline: backward asks for it per input. */
 sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t); /* the slow path: grad.c */
 static inline sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
-    return t->grad && !(t->flags & SG_FLAG_PARAM) ? t->grad : sg__grad_new(ctx, t);
+    return t->grad && !(t->flags & SG_FLAG_PARAM) && !(t->grad->flags & SG_FLAG_GRAD_LAZY)
+               ? t->grad
+               : sg__grad_new(ctx, t);
 }
+/* sg__grad for a backward that writes every element of t's gradient: *set is true when
+ * that gradient's elements are not there yet (a block of a lazily zeroed one, see grad.c),
+ * which the backward then stores (=) instead of adding (+=). */
+sg_tensor *sg__grad_set(sg_ctx *ctx, sg_tensor *t, bool *set);
+/* Zero a lazily zeroed gradient's blocks not reached yet: it is then an ordinary one. */
+void sg__grad_settle(sg_tensor *g);
 /* A parameter's gradient in this workspace: its view into the workspace's private slab
  * (sg_ctx_private_grads), else p->grad. NULL with an error for a parameter of another store. */
 sg_tensor *sg__param_grad(sg_ctx *ctx, sg_tensor *p);

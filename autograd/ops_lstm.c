@@ -40,9 +40,10 @@ typedef struct {
  * are constants at each call below, so each call is its own loop without branches. */
 #define DEF_LSTM_ROW(T, S)                                                                         \
     static inline __attribute__((always_inline)) void lstm_bw_row_##S(                             \
-        bool hasc, bool hasdc, bool hasdb, int64_t H, const T *restrict i, const T *restrict f,    \
-        const T *restrict g, const T *restrict o, const T *restrict tc, const T *restrict cp,      \
-        const T *restrict gr, T *restrict dz, T *restrict dcp, T *restrict db) {                   \
+        bool hasc, bool hasdc, bool hasdb, bool set, int64_t H, const T *restrict i,               \
+        const T *restrict f, const T *restrict g, const T *restrict o, const T *restrict tc,       \
+        const T *restrict cp, const T *restrict gr, T *restrict dz, T *restrict dcp,               \
+        T *restrict db) {                                                                          \
         /* ivdep: eleven streams need more runtime alias checks than GCC makes (its default        \
          * vect-max-version-for-alias-checks is 10), and without it this loop ran scalar */        \
         _Pragma("GCC ivdep") for (int64_t j = 0; j < H; j++) {                                     \
@@ -52,11 +53,18 @@ typedef struct {
               dout = dh * tc[j] * o[j] * (1 - o[j]);                                               \
             if (hasdc)                                                                             \
                 dcp[j] += dc * f[j];                                                               \
-            dz[j] += di;                                                                           \
-            if (hasc)                                                                              \
-                dz[H + j] += df;                                                                   \
-            dz[2 * H + j] += dg;                                                                   \
-            dz[3 * H + j] += dout;                                                                 \
+            if (set) { /* dz not there yet (sg__grad_set): stored, the f block's 0 too */          \
+                dz[j] = di;                                                                        \
+                dz[H + j] = df;                                                                    \
+                dz[2 * H + j] = dg;                                                                \
+                dz[3 * H + j] = dout;                                                              \
+            } else {                                                                               \
+                dz[j] += di;                                                                       \
+                if (hasc)                                                                          \
+                    dz[H + j] += df;                                                               \
+                dz[2 * H + j] += dg;                                                               \
+                dz[3 * H + j] += dout;                                                             \
+            }                                                                                      \
             if (hasdb) {                                                                           \
                 db[j] += di;                                                                       \
                 db[H + j] += df;                                                                   \
@@ -74,11 +82,12 @@ typedef struct {
     }
 
 /* One unit-stride row of the backward, inside lstm_bw below: lstm_bw_row with its flags as
- * constants (c and its gradient, c alone, neither; DB whether db is there), one loop each. */
-#define LSTM_BW_ROW(S, DB)                                                                         \
-    (dcp  ? lstm_bw_row_##S(true, true, DB, H, ai, af, ag, ao, tc, cp, gr, dz, dcp, db)            \
-     : cp ? lstm_bw_row_##S(true, false, DB, H, ai, af, ag, ao, tc, cp, gr, dz, NULL, db)          \
-          : lstm_bw_row_##S(false, false, DB, H, ai, af, ag, ao, tc, NULL, gr, dz, NULL, db))
+ * constants (c and its gradient, c alone, neither; DB whether db is there, SET whether dz is
+ * stored), one loop each. */
+#define LSTM_BW_ROW(S, DB, SET)                                                                    \
+    (dcp  ? lstm_bw_row_##S(true, true, DB, SET, H, ai, af, ag, ao, tc, cp, gr, dz, dcp, db)       \
+     : cp ? lstm_bw_row_##S(true, false, DB, SET, H, ai, af, ag, ao, tc, cp, gr, dz, NULL, db)     \
+          : lstm_bw_row_##S(false, false, DB, SET, H, ai, af, ag, ao, tc, NULL, gr, dz, NULL, db))
 
 #define DEF_LSTM(T, S, V, ATTR)                                                                    \
     /* forward: out (B, 2H) contiguous. Not in place (ip false), z is copied into a.act by         \
@@ -136,9 +145,10 @@ typedef struct {
         }                                                                                          \
     }                                                                                              \
     /* backward: g (B, 2H) any 2-D strides; gz (B, 4H), gc (B, H) any 2-D strides or NULL; gb      \
-     * (4H) any stride or NULL */                                                                  \
+     * (4H) any stride or NULL; set: gz stored, not added to */                                    \
     ATTR static void lstm_bw_##S##V(acts a, const sg_tensor *c, const sg_tensor *g, sg_tensor *gz, \
-                                    sg_tensor *gc, sg_tensor *gb, int64_t B, int64_t H) {          \
+                                    sg_tensor *gc, sg_tensor *gb, int64_t B, int64_t H,            \
+                                    bool set) {                                                    \
         T *db = gb ? (T *)sg_data(gb) : NULL;                                                      \
         const int64_t bs = gb ? gb->stride[0] : 0;                                                 \
         for (int64_t b = 0; b < B; b++) {                                                          \
@@ -150,9 +160,9 @@ typedef struct {
             if (dz && zs == 1 && gs == 1 && (!dcp || cs == 1) && (!cp || ps == 1) &&               \
                 (!db || bs == 1)) {                                                                \
                 if (db)                                                                            \
-                    LSTM_BW_ROW(S, true);                                                          \
+                    set ? LSTM_BW_ROW(S, true, true) : LSTM_BW_ROW(S, true, false);                \
                 else                                                                               \
-                    LSTM_BW_ROW(S, false);                                                         \
+                    set ? LSTM_BW_ROW(S, false, true) : LSTM_BW_ROW(S, false, false);              \
                 continue;                                                                          \
             }                                                                                      \
             for (int64_t j = 0; j < H; j++) {                                                      \
@@ -164,7 +174,7 @@ typedef struct {
                     dcp[j * cs] += dc * f;                                                         \
                 for (int q = 0; q < 4; q++) {                                                      \
                     if (dz)                                                                        \
-                        dz[(q * H + j) * zs] += d[q];                                              \
+                        dz[(q * H + j) * zs] = (set ? 0 : dz[(q * H + j) * zs]) + d[q];            \
                     if (db)                                                                        \
                         db[(q * H + j) * bs] += d[q];                                              \
                 }                                                                                  \
@@ -256,8 +266,10 @@ sg_tensor *sg_lstm_gates_(sg_ctx *ctx, sg_tensor *z, sg_tensor *c, sg_tensor *bi
  * 2 for bias). */
 void sg__bw_lstm_gates(sg_ctx *ctx, sg_tensor *out) {
     sg_tensor *gr[3] = {NULL, NULL, NULL};
+    bool set = false; /* z's gradient is stored (sg__grad_set: every element is written) */
     for (int k = 0; k < out->nsrc; k++)
-        if (sg__needs(out, k) && !(gr[k] = sg__grad(ctx, out->src[k])))
+        if (sg__needs(out, k) &&
+            !(gr[k] = k ? sg__grad(ctx, out->src[k]) : sg__grad_set(ctx, out->src[k], &set)))
             return;
     const bool hasc = out->iparam[1] & 1, hasb = out->iparam[1] & 2;
     const sg_tensor *z = out->src[0], *c = hasc ? out->src[1] : NULL;
@@ -265,7 +277,9 @@ void sg__bw_lstm_gates(sg_ctx *ctx, sg_tensor *out) {
     const int64_t B = out->shape[0], H = out->shape[1] / 2;
     bool wide = B * H >= LSTM_WIDE;
     if (out->dtype == SG_F32)
-        (wide ? lstm_bw_f32_v : lstm_bw_f32)(lstm_acts(out, z), c, out->grad, gz, gc, gb, B, H);
+        (wide ? lstm_bw_f32_v : lstm_bw_f32)(lstm_acts(out, z), c, out->grad, gz, gc, gb, B, H,
+                                             set);
     else
-        (wide ? lstm_bw_f64_v : lstm_bw_f64)(lstm_acts(out, z), c, out->grad, gz, gc, gb, B, H);
+        (wide ? lstm_bw_f64_v : lstm_bw_f64)(lstm_acts(out, z), c, out->grad, gz, gc, gb, B, H,
+                                             set);
 }

@@ -60,7 +60,7 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_ADDMM] = {"addmm", R0 | R1, 0, sg__bw_addmm},
     /* seqmm's inputs are (c, w): its steps' backward reads w (seqmm's own reads its copies
      * of the steps' a_t); a step's inputs are (s, a_t) and its gradient is a slice of s's */
-    [SG_OP_SEQMM] = {"seqmm", R1, 0, sg__bw_seqmm},
+    [SG_OP_SEQMM] = {"seqmm", R1, SG_OPF_GRAD_LAZY, sg__bw_seqmm},
     [SG_OP_SEQMM_STEP] = {"seqmm_step", 0, GVIEW, sg__bw_seqmm_step},
     /* ops_reduce.c */
     [SG_OP_SOFTMAX] = {"softmax", R0 | RO, GD, sg__bw_softmax},

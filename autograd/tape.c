@@ -230,13 +230,16 @@ static int backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad, const sg_backw
             sg_error(ctx, "sg_backward: a node on the tape is not a live tensor");
             return -1;
         }
+        sg__grad_settle(t->grad); /* its backward reads all of it */
         if (!dispatch(ctx, t))
             goto done;
         if (ctx->tape.anomaly && !ctx->has_err) {
             sg_tensor *const *in;
             int n = sg__node_inputs(t, &in);
             for (int i = 0; i < n; i++) {
-                const char *w = in[i]->grad ? nonfinite(in[i]->grad) : NULL;
+                const sg_tensor *g = in[i]->grad;
+                /* a lazily zeroed one holds no values yet where no step reached it */
+                const char *w = g && !(g->flags & SG_FLAG_GRAD_LAZY) ? nonfinite(g) : NULL;
                 if (w) {
                     anomaly_report(ctx, t, w, "backward");
                     break;

@@ -778,6 +778,80 @@ START_TEST(test_seqmm_blocks) {
 }
 END_TEST
 
+/* S's gradient is zeroed block by block as steps reach it, and sg_lstm_gates stores a block
+ * it reaches first instead of adding it to zeros (autograd/grad.c). An LSTM over S, blocks of
+ * 320 elements (gradient views): step 0 skipped (a select of S), step 2 never taken (its block
+ * of S's gradient must be zeros), a second consumer of z_1 recorded before the gate op (whose
+ * backward then reaches the block first and stores) or after it (the gate op then adds), gate
+ * ops in place or not, and S read whole at the end (not in place: the gates overwrite it). */
+typedef struct {
+    bool ip, extra_after;
+} lazy_opts;
+
+static sg_tensor *f_lazy(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    const lazy_opts *o = user;
+    sg_tensor *c = in[0], *w = in[1], *bias = in[2], *r = in[3];
+    int64_t T = c->shape[0], H = w->shape[0];
+    sg_tensor *s = o->ip ? sg_seqmm_(ctx, sg_scale(ctx, c, 1.0), w) : sg_seqmm(ctx, c, w);
+    sg_tensor *h = NULL, *cs = NULL, *loss = NULL, *extra = NULL;
+    for (int64_t t = 0; t < T; t++) {
+        if (t == 2) /* not taken */
+            continue;
+        sg_tensor *z = h ? sg_seqmm_step(ctx, s, t, h) : sg_select(ctx, s, 0, t);
+        sg_tensor *rt = sg_select(ctx, r, 0, t);
+        if (t == 1 && !o->extra_after) /* tanh reads its output only: z may change in place */
+            extra = sg_sum(ctx, sg_mul(ctx, sg_tanh(ctx, z), rt));
+        sg_tensor *out = o->ip && !(t == 1 && o->extra_after) ? sg_lstm_gates_(ctx, z, cs, bias)
+                                                              : sg_lstm_gates(ctx, z, cs, bias);
+        if (t == 1 && o->extra_after)
+            extra = sg_sum(ctx, sg_mul(ctx, sg_tanh(ctx, z), rt));
+        h = sg_slice(ctx, out, 1, 0, H);
+        cs = sg_slice(ctx, out, 1, H, H);
+        sg_tensor *term = sg_sum(ctx, sg_mul(ctx, out, sg_slice(ctx, rt, 1, 0, 2 * H)));
+        loss = loss ? sg_add(ctx, loss, term) : term;
+    }
+    loss = sg_add(ctx, loss, extra);
+    if (!o->ip) /* S whole: c plus the products of the steps taken */
+        loss = sg_add(ctx, loss, sg_sum(ctx, sg_mul(ctx, s, r)));
+    return loss;
+}
+
+/* Float64 gradients against central differences, float32 ones equal to float64's. */
+START_TEST(test_seqmm_lazy_grad) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    const int64_t T = 4, B = 5, H = 16;
+    static const lazy_opts cases[] = {
+        {0}, {.extra_after = true}, {.ip = true}, {.ip = true, .extra_after = true}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        lazy_opts o = cases[k];
+        /* NaN in the arena's memory first: a block neither zeroed nor stored shows */
+        sg_fill(sg_zeros(ctx, SG_F64, SG_SHAPE(1 << 20)), NAN);
+        sg_ctx_reset(ctx);
+        sg_tensor *in[2][4];
+        in[0][0] = rnd(ctx, SG_F64, SG_SHAPE(T, B, 4 * H));
+        in[0][1] = sg_scale(ctx, rnd(ctx, SG_F64, SG_SHAPE(H, 4 * H)), 0.25); /* |z| ~ 1 */
+        in[0][2] = rnd(ctx, SG_F64, SG_SHAPE(4 * H));
+        in[0][3] = rnd(ctx, SG_F64, SG_SHAPE(T, B, 4 * H));
+        char what[48];
+        snprintf(what, sizeof what, "lazy seqmm gradient, case %zu", k);
+        expect_gradcheck(ctx, f_lazy, &o, 4, in[0], what);
+        for (int i = 0; i < 4; i++) {
+            in[1][i] = sg_set_requires_grad(sg_cast(ctx, in[0][i], SG_F32), true);
+            in[0][i]->grad = NULL;
+        }
+        for (int v = 0; v < 2; v++)
+            ck_assert_int_eq(sg_backward(ctx, f_lazy(ctx, in[v], &o), NULL), 0);
+        for (int i = 0; i < 4; i++)
+            ck_assert_msg(sg_compare(ctx, sg_cast(ctx, in[1][i]->grad, SG_F64), in[0][i]->grad,
+                                     1e-4, 1e-4, NULL) == 0,
+                          "%s: float32 gradient of input %d", what, i);
+        sg_ctx_reset(ctx);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 /* Only a_t requires grad (c and w do not): the steps are recorded, S is not, and da_t still
  * arrives; with grad mode off nothing is recorded and the values are the same. A parameter
  * w gets its gradient in its slot of the store, from one product. */
@@ -897,6 +971,7 @@ int main(void) {
          {{test_seqmm, 2},
           {test_seqmm_grad_kinds, 2},
           {test_seqmm_blocks, 1},
+          {test_seqmm_lazy_grad, 1},
           {test_seqmm_errors, 1}}},
     };
     return CK_RUN("ops_matmul", tcases, NULL, NULL);
