@@ -315,7 +315,9 @@ sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b);
  * sum_t a_t^T @ dz_t, is computed after every step's as ONE (K, T*B) @ (T*B, N) product over
  * the steps taken (s keeps a copy of each a_t for it), which is faster than T products of
  * (K, B) @ (B, N). sg_seqmm_ works in place on c (refused when a recorded backward reads c,
- * or c is a leaf that requires grad). float32 or float64, any strides for c, w and a_t.
+ * or c is a leaf that requires grad). float32 or float64, any strides for c, w and a_t. The
+ * steps read w as it was when sg_seqmm was called (some shapes from a copy with padded rows,
+ * made then; while recording, an in-place change of w is refused anyway).
  * Errors: "sg_seqmm: c has shape (..) and w (..); expected (T, B, N) and (K, N)"; a step on
  * a tensor not made by sg_seqmm ("sg_seqmm_step: s is not the result of sg_seqmm or
  * sg_seqmm_"), t outside 0..T-1 ("sg_seqmm_step: step 5 outside 0..4"), a step taken twice

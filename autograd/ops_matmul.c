@@ -862,6 +862,7 @@ enum { SEQMM_MAGIC = 0x4d515353 }; /* "SSQM" */
 typedef struct {
     uint32_t magic; /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
     sg_tensor *w;   /* (K, N) */
+    sg_tensor *wf;  /* what the steps' products read: w, or w with padded rows (seqmm_wf) */
     sg_tensor *at;  /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..; or, when
                        seqmm_rows, (T*B, K): a_t itself in rows t*B ..; NULL when w needs no
                        gradient */
@@ -871,6 +872,24 @@ typedef struct {
 
 /* Does `at` hold the steps' rows (w of at most SEQMM_ROWS_K rows)? */
 static bool seqmm_rows(const seqmm_saved *sv) { return sv->w->shape[0] <= SEQMM_ROWS_K; }
+
+/* w as every step's product a_t @ w reads it. The register-blocked kernel reads B a panel of
+ * 64 columns at a time, row after row; rows a multiple of 1024 bytes apart (an LSTM's 4H
+ * columns of float32 with H = 64, 256, 512) put the panel's lines into a quarter of L1's
+ * sets or fewer, where they evict each other, and the hardware prefetcher does not follow
+ * strides of a page. So such a w is copied once, here, with rows 64 bytes longer, and the T
+ * steps read the copy (bench/README.md has the measurements). */
+static sg_tensor *seqmm_wf(sg_ctx *ctx, const char *fn, sg_tensor *w) {
+    const int64_t es = (int64_t)sg_dtype_size(w->dtype), K = w->shape[0], N = w->shape[1];
+    if (w->stride[1] != 1 || (w->stride[0] * es) % 1024 != 0)
+        return w;
+    sg_tensor *p = sg__new(ctx, fn, w->dtype, 2, (int64_t[]){K, N + 64 / es}, false);
+    if (!p)
+        return NULL;
+    p->shape[1] = N; /* the padded rows' first N columns */
+    sg__strided(false, w->dtype, sg_data(p), p->stride, sg_data(w), w->stride, 2, w->shape);
+    return p;
+}
 
 static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w, bool ip) {
     sg_tensor *in[2] = {c, w};
@@ -891,8 +910,14 @@ static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w,
     if (!ip)
         sg__strided(false, c->dtype, sg_data(out), out->stride, sg_data(c), c->stride, 3, c->shape);
     const int64_t K = w->shape[0], TB = c->shape[0] * c->shape[1];
-    *sv = (seqmm_saved){SEQMM_MAGIC, w, NULL, 0, -1, sg_arena_alloc(ctx, (size_t)c->shape[0])};
-    if (!sv->taken)
+    *sv = (seqmm_saved){SEQMM_MAGIC,
+                        w,
+                        seqmm_wf(ctx, fn, w),
+                        NULL,
+                        0,
+                        -1,
+                        sg_arena_alloc(ctx, (size_t)c->shape[0])};
+    if (!sv->wf || !sv->taken)
         return NULL;
     memset(sv->taken, 0, (size_t)c->shape[0]);
     if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
@@ -979,7 +1004,7 @@ sg_tensor *sg_seqmm_step(sg_ctx *ctx, sg_tensor *s, int64_t t, sg_tensor *a) {
     sg_tensor *out = sg__inplace_result(ctx, x);
     if (!out)
         return NULL;
-    mm_forward(a, w, out, true);
+    mm_forward(a, sv->wf, out, true);
     sv->taken[t] = true;
     out->iparam[0] = 0; /* axis and index of the slice of S it is (grad.c's view into S's) */
     out->iparam[1] = t;

@@ -733,13 +733,14 @@ END_TEST
 /* Sizes past 16 in every dimension, not multiples of 16 (T 5, B 19; K 17, N 34 and K 100,
  * N 101): seqgrad keeps each step's a_t for the weight gradient as rows up to 96 rows of w
  * and as a_t^T above, and copies w^T for da_t; float32 transposes take 16 x 16 blocks in
- * registers and strips around them. Float64 and float32 values and gradients against the
+ * registers and strips around them. N 256 (K 20): rows of w a multiple of 1024 bytes, which
+ * the steps read from a copy with padded rows (not when w is a transposed view). Float64 and float32 values and gradients against the
  * float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed. */
 START_TEST(test_seqmm_blocks) {
     sg_ctx *ctx = sg_ctx_new(0);
-    const int64_t T = 5, B = 19, KN[2][2] = {{17, 34}, {100, 101}};
+    const int64_t T = 5, B = 19, KN[3][2] = {{17, 34}, {100, 101}, {20, 256}};
     static const seq_opts cases[] = {{0}, {.ip = true, .skip0 = true}, {.wt = true}};
-    for (int d = 0; d < 2; d++)
+    for (int d = 0; d < 3; d++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             seq_opts o = cases[k];
             const int64_t K = KN[d][0], N = KN[d][1];
