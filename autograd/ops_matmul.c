@@ -873,21 +873,34 @@ typedef struct {
 /* Does `at` hold the steps' rows (w of at most SEQMM_ROWS_K rows)? */
 static bool seqmm_rows(const seqmm_saved *sv) { return sv->w->shape[0] <= SEQMM_ROWS_K; }
 
-/* w as every step's product a_t @ w reads it. The register-blocked kernel reads B a panel of
- * 64 columns at a time, row after row; rows a multiple of 1024 bytes apart (an LSTM's 4H
- * columns of float32 with H = 64, 256, 512) put the panel's lines into a quarter of L1's
- * sets or fewer, where they evict each other, and the hardware prefetcher does not follow
- * strides of a page. So such a w is copied once, here, with rows 64 bytes longer, and the T
- * steps read the copy (bench/README.md has the measurements). */
+/* A new (R, C) tensor whose rows are 64 bytes longer when C's bytes are a multiple of
+ * `align`. Rows a multiple of 1024 bytes apart put a column of them into a quarter of L1's
+ * 64 sets or fewer, 4096 bytes apart into one set (of 12 lines), where they evict each other;
+ * and the hardware prefetcher does not follow strides of a page. The register-blocked kernel
+ * reads B a panel of 64 columns at a time over all its rows, which then has a quarter of L1
+ * (align 1024); a transposed copy writes 16 rows at a time, which fit in a set's 12 lines
+ * four times over unless all 16 land in one (align 4096). bench/README.md has the
+ * measurements. */
+static sg_tensor *padded_rows(sg_ctx *ctx, const char *fn, sg_dtype dt, int64_t R, int64_t C,
+                              int64_t align) {
+    const int64_t es = (int64_t)sg_dtype_size(dt);
+    bool pad = (C * es) % align == 0;
+    sg_tensor *p = sg__new(ctx, fn, dt, 2, (int64_t[]){R, pad ? C + 64 / es : C}, false);
+    if (p)
+        p->shape[1] = C; /* the rows' first C columns */
+    return p;
+}
+
+/* w as every step's product a_t @ w reads it: w, or when its rows are a multiple of 1024
+ * bytes apart (an LSTM's 4H columns of float32 with H = 64, 256, 512) a copy, made once
+ * here, with padded rows. */
 static sg_tensor *seqmm_wf(sg_ctx *ctx, const char *fn, sg_tensor *w) {
-    const int64_t es = (int64_t)sg_dtype_size(w->dtype), K = w->shape[0], N = w->shape[1];
+    const int64_t es = (int64_t)sg_dtype_size(w->dtype);
     if (w->stride[1] != 1 || (w->stride[0] * es) % 1024 != 0)
         return w;
-    sg_tensor *p = sg__new(ctx, fn, w->dtype, 2, (int64_t[]){K, N + 64 / es}, false);
-    if (!p)
-        return NULL;
-    p->shape[1] = N; /* the padded rows' first N columns */
-    sg__strided(false, w->dtype, sg_data(p), p->stride, sg_data(w), w->stride, 2, w->shape);
+    sg_tensor *p = padded_rows(ctx, fn, w->dtype, w->shape[0], w->shape[1], 1024);
+    if (p)
+        sg__strided(false, w->dtype, sg_data(p), p->stride, sg_data(w), w->stride, 2, w->shape);
     return p;
 }
 
@@ -921,8 +934,8 @@ static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w,
         return NULL;
     memset(sv->taken, 0, (size_t)c->shape[0]);
     if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
-        !(sv->at = sg__new(ctx, fn, c->dtype, 2,
-                           seqmm_rows(sv) ? (int64_t[]){TB, K} : (int64_t[]){K, TB}, false)))
+        !(sv->at = seqmm_rows(sv) ? sg__new(ctx, fn, c->dtype, 2, (int64_t[]){TB, K}, false)
+                                  : padded_rows(ctx, fn, c->dtype, K, TB, 4096)))
         return NULL;
     out->aux = sv;
     return sg__finish(ctx, out, SG_OP_SEQMM, 2, in);
@@ -943,7 +956,7 @@ sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
 static void seqmm_keep(seqmm_saved *sv, int64_t t, const sg_tensor *a) {
     sg_tensor *at = sv->at;
     const bool rows = seqmm_rows(sv);
-    int64_t K = a->shape[1], TB = at->shape[rows ? 0 : 1], B = a->shape[0];
+    int64_t K = a->shape[1], B = a->shape[0], ld = at->stride[0]; /* ld: for a_t^T */
     int64_t es = (int64_t)sg_dtype_size(at->dtype);
     char *base = sg_data(at);
     bool acc = sv->lo <= t && t <= sv->hi;
@@ -953,7 +966,7 @@ static void seqmm_keep(seqmm_saved *sv, int64_t t, const sg_tensor *a) {
         if (rows && z1 > z0)
             memset(base + z0 * B * K * es, 0, (size_t)((z1 - z0) * B * K * es));
         for (int64_t k = 0; !rows && z1 > z0 && k < K; k++)
-            memset(base + (k * TB + z0 * B) * es, 0, (size_t)((z1 - z0) * B * es));
+            memset(base + (k * ld + z0 * B) * es, 0, (size_t)((z1 - z0) * B * es));
         sv->lo = sv->hi < sv->lo || t < sv->lo ? t : sv->lo;
         sv->hi = sv->hi < t ? t : sv->hi;
     }
@@ -961,7 +974,7 @@ static void seqmm_keep(seqmm_saved *sv, int64_t t, const sg_tensor *a) {
         sg__strided(acc, at->dtype, base + t * B * K * es, (int64_t[]){K, 1}, sg_data(a), a->stride,
                     2, a->shape);
     else
-        transpose(at->dtype, B, K, sg_data(a), a->stride[0], a->stride[1], base + t * B * es, TB,
+        transpose(at->dtype, B, K, sg_data(a), a->stride[0], a->stride[1], base + t * B * es, ld,
                   acc);
 }
 
@@ -1046,7 +1059,7 @@ void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
         /* (K, n) @ (n, N): the columns of steps lo .. hi of at (or the transpose of its rows),
          * the rows of dS (a gradient buffer: contiguous) */
         mat A = seqmm_rows(sv) ? (mat){(char *)sg_data(at) + sv->lo * B * K * es, 1, K}
-                               : (mat){(char *)sg_data(at) + sv->lo * B * es, at->shape[1], 1};
+                               : (mat){(char *)sg_data(at) + sv->lo * B * es, at->stride[0], 1};
         gemm(at->dtype, K, N, n, &A,
              &(mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
              &(mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);

@@ -734,16 +734,19 @@ END_TEST
  * N 101): seqgrad keeps each step's a_t for the weight gradient as rows up to 96 rows of w
  * and as a_t^T above, and copies w^T for da_t; float32 transposes take 16 x 16 blocks in
  * registers and strips around them. N 256 (K 20): rows of w a multiple of 1024 bytes, which
- * the steps read from a copy with padded rows (not when w is a transposed view). Float64 and float32 values and gradients against the
- * float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed. */
+ * the steps read from a copy with padded rows (not when w is a transposed view); T 8, B 128
+ * (K 100): a_t^T's T*B columns too, kept in padded rows. Float64 and float32 values and gradients
+ * against the float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed. */
 START_TEST(test_seqmm_blocks) {
     sg_ctx *ctx = sg_ctx_new(0);
-    const int64_t T = 5, B = 19, KN[3][2] = {{17, 34}, {100, 101}, {20, 256}};
+    /* K, N, T, B */
+    const int64_t dims[4][4] = {
+        {17, 34, 5, 19}, {100, 101, 5, 19}, {20, 256, 5, 19}, {100, 128, 8, 128}};
     static const seq_opts cases[] = {{0}, {.ip = true, .skip0 = true}, {.wt = true}};
-    for (int d = 0; d < 3; d++)
+    for (int d = 0; d < 4; d++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             seq_opts o = cases[k];
-            const int64_t K = KN[d][0], N = KN[d][1];
+            const int64_t K = dims[d][0], N = dims[d][1], T = dims[d][2], B = dims[d][3];
             int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
             sg_tensor *in[3][4]; /* reference f64, seqmm f64, seqmm f32 */
             in[0][0] = rnd(ctx, SG_F64, SG_SHAPE(T, B, N));
