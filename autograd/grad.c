@@ -37,7 +37,11 @@ static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t, bool zero) {
  * (1: not reached yet), and a block is zeroed only when a view first reaches it for a
  * backward that adds (grad_alias); a backward that writes the whole view asks with
  * sg__grad_set and stores instead. Every other reader settles it first (sg__grad, and the
- * tape before S's own backward). bench/README.md has the measurement. */
+ * tape before S's own backward). Its rows may be padded too (below): such a buffer goes on
+ * (sg__pass_grad) only to an op whose backward reads it through its strides
+ * (SG_OPF_GRAD_STRIDED), and every backward that writes an input's gradient as one flat
+ * array checks that it is contiguous, as it must for a slice's. bench/README.md has the
+ * measurements. */
 static void lazy_zero(sg_tensor *g, int64_t lo, int64_t hi) {
     unsigned char *todo = g->aux;
     size_t bytes = (size_t)g->stride[0] * sg_dtype_size(g->dtype);
@@ -64,7 +68,22 @@ static sg_tensor *grad_make(sg_ctx *ctx, sg_tensor *t) {
         sg_ctx_clear_error(ctx);
         lazy = false;
     }
-    sg_tensor *g = pool_take(ctx, t, !lazy);
+    /* rows a multiple of 4096 bytes apart: 64 bytes longer (the weight gradient's products
+     * read a panel of them at a time, see padded_rows in ops_matmul.c), unless a consumer
+     * wants it contiguous or it is kept */
+    const int nd = t->ndim;
+    const int64_t es = (int64_t)sg_dtype_size(t->dtype);
+    bool pad = lazy && !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
+               (t->shape[nd - 1] * es) % 4096 == 0;
+    sg_tensor *g = pad ? NULL : pool_take(ctx, t, !lazy);
+    if (!g && pad) {
+        int64_t shape[SG_MAX_DIMS];
+        memcpy(shape, t->shape, sizeof shape);
+        shape[nd - 1] += 64 / es;
+        g = sg__new(ctx, "sg_backward", t->dtype, nd, shape, false);
+        if (g)
+            g->shape[nd - 1] = t->shape[nd - 1];
+    }
     if (!g)
         g = sg__new(ctx, "sg_backward", t->dtype, t->ndim, t->shape, !lazy);
     if (g && lazy) {
@@ -181,10 +200,16 @@ void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
 
 void sg__pass_grad(sg_ctx *ctx, sg_tensor *out, sg_tensor *t) {
     sg_tensor *g = out->grad;
+    /* a buffer with padded rows (grad_make) only to an op that reads it through its strides,
+     * which nobody else reads (a leaf's or a kept gradient is contiguous) */
+    bool fits = sg_is_contiguous(g) ||
+                (t->op != SG_OP_NONE && (sg__op(t->op)->flags & SG_OPF_GRAD_STRIDED) &&
+                 !(t->flags & (SG_FLAG_RETAIN_GRAD | SG_FLAG_GRAD_DENSE)));
     if (!t->grad && !(t->flags & SG_FLAG_PARAM) && (t->flags & SG_FLAG_REQUIRES_GRAD) &&
         !(g->flags & (SG_FLAG_GRAD_ALIAS | SG_FLAG_PERSISTENT)) &&
-        !(out->flags & SG_FLAG_RETAIN_GRAD) && g->dtype == t->dtype && sg__same_shape(g, t)) {
-        t->grad = g; /* contiguous, t's shape: a buffer of the kind sg__grad_new makes */
+        !(out->flags & SG_FLAG_RETAIN_GRAD) && g->dtype == t->dtype && sg__same_shape(g, t) &&
+        fits) {
+        t->grad = g; /* t's shape: a buffer of the kind sg__grad_new makes */
         out->grad = NULL;
         return;
     }

@@ -26,7 +26,9 @@ enum {
     SG_OPF_GRAD_DENSE = 1u << 2, /* backward wants its inputs' gradients contiguous */
     SG_OPF_AUX_INPUTS = 1u << 3, /* any number of inputs: the full list is in aux (concat) */
     SG_OPF_GRAD_LAZY = 1u << 4,  /* output's gradient is zeroed block by block along axis 0,
-                                    as steps reach it (autograd/grad.c) */
+                                    as steps reach it, and may have padded rows (grad.c) */
+    SG_OPF_GRAD_STRIDED = 1u << 5, /* backward reads the output's gradient through its
+                                      strides: it may be handed one with padded rows */
 };
 typedef struct sg_op_info {
     const char *name;

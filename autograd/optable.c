@@ -56,8 +56,8 @@ const sg_op_info sg__op_table[] = {
     [SG_OP_SOFTPLUS] = {"softplus", R0, 0, sg__bw_softplus},
     [SG_OP_LOG_SIGMOID] = {"log_sigmoid", R0, 0, sg__bw_log_sigmoid},
     /* ops_matmul.c; addmm's inputs are (a, b, c): it reads a and b, not the addend c */
-    [SG_OP_MATMUL] = {"matmul", R0 | R1, 0, sg__bw_matmul},
-    [SG_OP_ADDMM] = {"addmm", R0 | R1, 0, sg__bw_addmm},
+    [SG_OP_MATMUL] = {"matmul", R0 | R1, SG_OPF_GRAD_STRIDED, sg__bw_matmul},
+    [SG_OP_ADDMM] = {"addmm", R0 | R1, SG_OPF_GRAD_STRIDED, sg__bw_addmm},
     /* seqmm's inputs are (c, w): its steps' backward reads w (seqmm's own reads its copies
      * of the steps' a_t); a step's inputs are (s, a_t) and its gradient is a slice of s's */
     [SG_OP_SEQMM] = {"seqmm", R1, SG_OPF_GRAD_LAZY, sg__bw_seqmm},

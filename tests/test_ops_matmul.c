@@ -730,6 +730,46 @@ START_TEST(test_seqmm) {
 }
 END_TEST
 
+/* f_seq with c = x @ k (in[4] = x (T, B, 3), in[5] = k (3, N)): c's gradient comes from
+ * S's, as the fused LSTM's projections' does. */
+static sg_tensor *f_seq_mm(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    sg_tensor *c = sg_matmul(ctx, in[4], in[5]);
+    return f_seq(ctx, (sg_tensor *const[]){c, in[1], in[2], in[3]}, user);
+}
+
+/* Rows of N 1024 (4096 bytes of float32, 8192 of float64): S's gradient is then made with
+ * padded rows, and read as dz_t, by the weight gradient's product, by a reader of S itself
+ * (sum(S * r)), and handed on to c: added into a leaf's contiguous gradient, or given whole
+ * to the product x @ k that made c. Gradients against central differences. */
+START_TEST(test_seqmm_wide) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    int64_t T = 2, B = 2, K = 3, N = 1024;
+    static const seq_opts cases[] = {{.direct = true}, {.direct = true, .ip = true, .skip0 = true}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        seq_opts o = cases[k];
+        sg_tensor *in[4] = {rnd(ctx, dt, SG_SHAPE(T, B, N)),
+                            sg_scale(ctx, rnd(ctx, dt, SG_SHAPE(K, N)), 0.5),
+                            rnd(ctx, dt, SG_SHAPE(B, K)), rnd(ctx, dt, SG_SHAPE(T, B, N))};
+        char what[32];
+        snprintf(what, sizeof what, "wide seqmm case %zu", k);
+        expect_gradcheck(ctx, f_seq, &o, 3, in, what);
+        sg_tensor *mm[6] = {NULL,
+                            in[1],
+                            in[2],
+                            in[3],
+                            rnd(ctx, dt, SG_SHAPE(T, B, 3)),
+                            rnd(ctx, dt, SG_SHAPE(3, N))};
+        mm[0] = sg_zeros(ctx, dt, SG_SHAPE(1)); /* not read: f_seq_mm makes c */
+        snprintf(what, sizeof what, "wide seqmm x @ k case %zu", k);
+        expect_gradcheck(ctx, f_seq_mm, &o, 6, mm, what);
+        sg_ctx_reset(ctx);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 /* Sizes past 16 in every dimension, not multiples of 16 (T 5, B 19; K 17, N 34 and K 100,
  * N 101): seqgrad keeps each step's a_t for the weight gradient as rows up to 96 rows of w
  * and as a_t^T above, and copies w^T for da_t; float32 transposes take 16 x 16 blocks in
@@ -976,6 +1016,7 @@ int main(void) {
           {test_seqmm_grad_kinds, 2},
           {test_seqmm_blocks, 1},
           {test_seqmm_lazy_grad, 1},
+          {test_seqmm_wide, 2},
           {test_seqmm_errors, 1}}},
     };
     return CK_RUN("ops_matmul", tcases, NULL, NULL);
