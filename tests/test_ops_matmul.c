@@ -754,13 +754,9 @@ START_TEST(test_seqmm_wide) {
         char what[32];
         snprintf(what, sizeof what, "wide seqmm case %zu", k);
         expect_gradcheck(ctx, f_seq, &o, 3, in, what);
-        sg_tensor *mm[6] = {NULL,
-                            in[1],
-                            in[2],
-                            in[3],
-                            rnd(ctx, dt, SG_SHAPE(T, B, 3)),
-                            rnd(ctx, dt, SG_SHAPE(3, N))};
-        mm[0] = sg_zeros(ctx, dt, SG_SHAPE(1)); /* not read: f_seq_mm makes c */
+        /* mm[0] is not read: f_seq_mm makes c */
+        sg_tensor *x = rnd(ctx, dt, SG_SHAPE(T, B, 3)), *kx = rnd(ctx, dt, SG_SHAPE(3, N));
+        sg_tensor *mm[6] = {sg_zeros(ctx, dt, SG_SHAPE(1)), in[1], in[2], in[3], x, kx};
         snprintf(what, sizeof what, "wide seqmm x @ k case %zu", k);
         expect_gradcheck(ctx, f_seq_mm, &o, 6, mm, what);
         sg_ctx_reset(ctx);
