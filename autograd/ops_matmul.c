@@ -923,13 +923,9 @@ static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w,
     if (!ip)
         sg__strided(false, c->dtype, sg_data(out), out->stride, sg_data(c), c->stride, 3, c->shape);
     const int64_t K = w->shape[0], TB = c->shape[0] * c->shape[1];
-    *sv = (seqmm_saved){SEQMM_MAGIC,
-                        w,
-                        seqmm_wf(ctx, fn, w),
-                        NULL,
-                        0,
-                        -1,
-                        sg_arena_alloc(ctx, (size_t)c->shape[0])};
+    *sv = (seqmm_saved){.magic = SEQMM_MAGIC, .w = w, .lo = 0, .hi = -1}; /* no step yet */
+    sv->wf = seqmm_wf(ctx, fn, w);
+    sv->taken = sg_arena_alloc(ctx, (size_t)c->shape[0]);
     if (!sv->wf || !sv->taken)
         return NULL;
     memset(sv->taken, 0, (size_t)c->shape[0]);
@@ -1057,7 +1053,7 @@ void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
                 n = (sv->hi - sv->lo + 1) * B;
         int64_t es = (int64_t)sg_dtype_size(at->dtype);
         /* (K, n) @ (n, N): the columns of steps lo .. hi of at (or the transpose of its rows),
-         * the rows of dS (a gradient buffer: contiguous) */
+         * the rows of dS (a gradient buffer: unit-stride rows, maybe padded) */
         mat A = seqmm_rows(sv) ? (mat){(char *)sg_data(at) + sv->lo * B * K * es, 1, K}
                                : (mat){(char *)sg_data(at) + sv->lo * B * es, at->stride[0], 1};
         gemm(at->dtype, K, N, n, &A,
