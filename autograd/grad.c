@@ -8,7 +8,7 @@
 /* Backward consumes an intermediate's gradient as soon as its node has run, so those
  * buffers go to a pool that later gradients of the same size and dtype reuse. An LSTM
  * step's gradients then occupy memory for a few steps' worth, not for the whole sequence. */
-static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t, bool zero) {
+static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
     size_t nbytes = (size_t)sg_numel(t) * sg_dtype_size(t->dtype);
     sg__tape_fresh(ctx);
     for (int i = ctx->tape.npool - 1; i >= 0; i--) { /* newest first */
@@ -21,8 +21,7 @@ static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t, bool zero) {
             for (int d = 0; d < t->ndim; d++)
                 g->shape[d] = t->shape[d];
             sg__contiguous_strides(t->ndim, t->shape, g->stride);
-            if (zero)
-                memset(sg_data(g), 0, nbytes);
+            memset(sg_data(g), 0, nbytes);
             return g;
         }
     }
@@ -60,37 +59,31 @@ void sg__grad_settle(sg_tensor *g) {
     g->flags &= ~(uint32_t)SG_FLAG_GRAD_LAZY;
 }
 
-/* t's gradient made now (t has none), lazily zeroed when t's op asks for it. */
-static sg_tensor *grad_make(sg_ctx *ctx, sg_tensor *t) {
-    bool lazy = (sg__op(t->op)->flags & SG_OPF_GRAD_LAZY) && t->ndim >= 2;
-    unsigned char *todo = lazy ? sg_arena_alloc(ctx, (size_t)t->shape[0]) : NULL;
-    if (lazy && !todo) { /* no room for the marks: an ordinary zeroed buffer */
-        sg_ctx_clear_error(ctx);
-        lazy = false;
-    }
-    /* rows a multiple of 4096 bytes apart: 64 bytes longer (the weight gradient's products
-     * read a panel of them at a time, see padded_rows in ops_matmul.c), unless a consumer
-     * wants it contiguous or it is kept */
+/* The gradient of t, whose op asks for a lazily zeroed one (it has none yet): unzeroed, its
+ * blocks marked not reached, with rows 64 bytes longer when they are a multiple of 4096
+ * bytes apart (the weight gradient's products read a panel of them at a time, see
+ * padded_rows in ops_matmul.c) unless a consumer wants it contiguous or it is kept. NULL
+ * when there is no room for the marks (the caller then makes an ordinary zeroed one). */
+static sg_tensor *grad_make_lazy(sg_ctx *ctx, const sg_tensor *t) {
     const int nd = t->ndim;
     const int64_t es = (int64_t)sg_dtype_size(t->dtype);
-    bool pad = lazy && !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
-               (t->shape[nd - 1] * es) % 4096 == 0;
-    sg_tensor *g = pad ? NULL : pool_take(ctx, t, !lazy);
-    if (!g && pad) {
-        int64_t shape[SG_MAX_DIMS];
-        memcpy(shape, t->shape, sizeof shape);
+    unsigned char *todo = sg_arena_alloc(ctx, (size_t)t->shape[0]);
+    if (!todo) {
+        sg_ctx_clear_error(ctx);
+        return NULL;
+    }
+    int64_t shape[SG_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    if (!(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
+        (shape[nd - 1] * es) % 4096 == 0)
         shape[nd - 1] += 64 / es;
-        g = sg__new(ctx, "sg_backward", t->dtype, nd, shape, false);
-        if (g)
-            g->shape[nd - 1] = t->shape[nd - 1];
-    }
+    sg_tensor *g = sg__new(ctx, "sg_backward", t->dtype, nd, shape, false);
     if (!g)
-        g = sg__new(ctx, "sg_backward", t->dtype, t->ndim, t->shape, !lazy);
-    if (g && lazy) {
-        memset(todo, 1, (size_t)t->shape[0]);
-        g->aux = todo;
-        g->flags |= SG_FLAG_GRAD_LAZY;
-    }
+        return NULL;
+    g->shape[nd - 1] = t->shape[nd - 1];
+    memset(todo, 1, (size_t)t->shape[0]);
+    g->aux = todo;
+    g->flags |= SG_FLAG_GRAD_LAZY;
     return g;
 }
 
@@ -104,10 +97,15 @@ static sg_tensor *grad_make(sg_ctx *ctx, sg_tensor *t) {
  * view's header and the strided walks its consumers then take cost more than the buffer
  * and the add they save (their buffers: bench/README.md has the measurements). */
 #define SG_GRAD_ALIAS_MIN 256
-static sg_tensor *grad_get(sg_ctx *ctx, sg_tensor *t, bool *set);
 static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t, bool *set) {
-    sg_tensor *s = t->src[0]; /* its gradient as it is: a lazy one is not settled here */
-    sg_tensor *G = s->grad && !(s->flags & SG_FLAG_PARAM) ? s->grad : grad_get(ctx, s, NULL);
+    sg_tensor *s = t->src[0], *G; /* s's gradient: a lazily zeroed one as it is, unsettled */
+    if (s->grad && !(s->flags & SG_FLAG_PARAM))
+        G = s->grad;
+    else if (!(s->flags & SG_FLAG_PARAM) && s->ndim >= 2 &&
+             (sg__op(s->op)->flags & SG_OPF_GRAD_LAZY) && (s->grad = grad_make_lazy(ctx, s)))
+        G = s->grad;
+    else
+        G = sg__grad_new(ctx, s);
     sg_tensor *v = G ? sg__view_of(ctx, G) : NULL;
     if (!v)
         return NULL;
@@ -137,31 +135,36 @@ static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t, bool *set) {
     return v;
 }
 
-/* t's gradient, made if need be; a lazily zeroed one as it is (grad_alias reaches its blocks
- * one by one), for the two below to settle. */
-static sg_tensor *grad_get(sg_ctx *ctx, sg_tensor *t, bool *set) {
-    if (t->flags & SG_FLAG_PARAM) /* the store's, or this workspace's private slab */
-        return ctx->tape.private_grads ? sg__param_grad(ctx, t) : t->grad;
-    if (t->grad)
-        return t->grad;
-    if ((sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) && (t->src[0]->flags & SG_FLAG_REQUIRES_GRAD) &&
-        !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
-        sg_numel(t) >= SG_GRAD_ALIAS_MIN)
-        return t->grad = grad_alias(ctx, t, set);
-    return t->grad = grad_make(ctx, t);
+/* Can t's gradient be a view into its input's (grad_alias)? */
+static bool alias_ok(const sg_tensor *t) {
+    return (sg__op(t->op)->flags & SG_OPF_GRAD_VIEW) &&
+           (t->src[0]->flags & SG_FLAG_REQUIRES_GRAD) &&
+           !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
+           sg_numel(t) >= SG_GRAD_ALIAS_MIN;
 }
 
 sg_tensor *sg__grad_new(sg_ctx *ctx, sg_tensor *t) {
-    sg_tensor *g = grad_get(ctx, t, NULL);
-    sg__grad_settle(g); /* read or added into whole from here on */
-    return g;
+    if (t->flags & SG_FLAG_PARAM) /* the store's, or this workspace's private slab */
+        return ctx->tape.private_grads ? sg__param_grad(ctx, t) : t->grad;
+    if (!t->grad) {
+        if (alias_ok(t))
+            return t->grad = grad_alias(ctx, t, NULL);
+        t->grad = pool_take(ctx, t);
+        if (!t->grad) /* (an op asking for a lazily zeroed gradient gets it zeroed here) */
+            t->grad = sg__new(ctx, "sg_backward", t->dtype, t->ndim, t->shape, true);
+        if (!t->grad)
+            return NULL;
+    }
+    if (t->grad->flags & SG_FLAG_GRAD_LAZY) /* read or added into whole from here on */
+        sg__grad_settle(t->grad);
+    return t->grad;
 }
 
 sg_tensor *sg__grad_set(sg_ctx *ctx, sg_tensor *t, bool *set) {
     *set = false;
-    sg_tensor *g = grad_get(ctx, t, set);
-    sg__grad_settle(g);
-    return g;
+    if (!t->grad && !(t->flags & SG_FLAG_PARAM) && alias_ok(t))
+        return t->grad = grad_alias(ctx, t, set);
+    return sg__grad_new(ctx, t);
 }
 
 void sg__acc_grad(sg_ctx *ctx, sg_tensor *t, const sg_tensor *g) {
@@ -202,13 +205,12 @@ void sg__pass_grad(sg_ctx *ctx, sg_tensor *out, sg_tensor *t) {
     sg_tensor *g = out->grad;
     /* a buffer with padded rows (grad_make) only to an op that reads it through its strides,
      * which nobody else reads (a leaf's or a kept gradient is contiguous) */
-    bool fits = sg_is_contiguous(g) ||
-                (t->op != SG_OP_NONE && (sg__op(t->op)->flags & SG_OPF_GRAD_STRIDED) &&
-                 !(t->flags & (SG_FLAG_RETAIN_GRAD | SG_FLAG_GRAD_DENSE)));
     if (!t->grad && !(t->flags & SG_FLAG_PARAM) && (t->flags & SG_FLAG_REQUIRES_GRAD) &&
         !(g->flags & (SG_FLAG_GRAD_ALIAS | SG_FLAG_PERSISTENT)) &&
         !(out->flags & SG_FLAG_RETAIN_GRAD) && g->dtype == t->dtype && sg__same_shape(g, t) &&
-        fits) {
+        (sg_is_contiguous(g) ||
+         (t->op != SG_OP_NONE && (sg__op(t->op)->flags & SG_OPF_GRAD_STRIDED) &&
+          !(t->flags & (SG_FLAG_RETAIN_GRAD | SG_FLAG_GRAD_DENSE))))) {
         t->grad = g; /* t's shape: a buffer of the kind sg__grad_new makes */
         out->grad = NULL;
         return;

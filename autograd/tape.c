@@ -230,7 +230,8 @@ static int backward(sg_ctx *ctx, sg_tensor *out, sg_tensor *grad, const sg_backw
             sg_error(ctx, "sg_backward: a node on the tape is not a live tensor");
             return -1;
         }
-        sg__grad_settle(t->grad); /* its backward reads all of it */
+        if (t->grad->flags & SG_FLAG_GRAD_LAZY) /* its backward reads all of it */
+            sg__grad_settle(t->grad);
         if (!dispatch(ctx, t))
             goto done;
         if (ctx->tape.anomaly && !ctx->has_err) {
