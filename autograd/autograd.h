@@ -99,12 +99,13 @@ enum {
     SG_FLAG_ON_TAPE = 1u << 11,      /* recorded as a node on the tape */
     SG_FLAG_INPLACE = 1u << 12,      /* made by an in-place op (sg_sigmoid_, sg_add_, ...) */
     SG_FLAG_SAVED = 1u << 13,        /* an in-place result some backward reads (internal) */
-    SG_FLAG_GRAD_DENSE = 1u << 14, /* a consumer's backward wants its grad contiguous (internal) */
-    SG_FLAG_GRAD_ALIAS = 1u << 15, /* a slice's grad: a view into its input's grad (internal) */
-    SG_FLAG_STORED = 1u << 16,     /* a parameter of a store (sg_store_param) */
-    SG_FLAG_NO_WRITE = 1u << 17,   /* a detached view of a parameter: in-place ops refuse it */
-    SG_FLAG_GRAD_LAZY = 1u << 18,  /* a gradient whose blocks are zeroed when first reached
-                                      (autograd/grad.c; internal) */
+    SG_FLAG_GRAD_DENSE = 1u << 14,  /* a consumer's backward wants its grad contiguous (internal) */
+    SG_FLAG_GRAD_ALIAS = 1u << 15,  /* a slice's grad: a view into its input's grad (internal) */
+    SG_FLAG_STORED = 1u << 16,      /* a parameter of a store (sg_store_param) */
+    SG_FLAG_NO_WRITE = 1u << 17,    /* a detached view of a parameter: in-place ops refuse it */
+    SG_FLAG_GRAD_LAZY = 1u << 18,   /* a gradient whose blocks are zeroed when first reached
+                                       (autograd/grad.c; internal) */
+    SG_FLAG_GRAD_PADDED = 1u << 19, /* a gradient with padded rows: not contiguous (internal) */
 };
 
 /* Mark a leaf as requiring grad (grad allocated lazily at backward). Returns t, or NULL with

@@ -21,6 +21,7 @@ static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
             for (int d = 0; d < t->ndim; d++)
                 g->shape[d] = t->shape[d];
             sg__contiguous_strides(t->ndim, t->shape, g->stride);
+            g->flags &= ~(uint32_t)SG_FLAG_GRAD_PADDED; /* contiguous now */
             memset(sg_data(g), 0, nbytes);
             return g;
         }
@@ -74,16 +75,16 @@ static sg_tensor *grad_make_lazy(sg_ctx *ctx, const sg_tensor *t) {
     }
     int64_t shape[SG_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
-    if (!(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
-        (shape[nd - 1] * es) % 4096 == 0)
-        shape[nd - 1] += 64 / es;
+    bool pad = !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
+               (shape[nd - 1] * es) % 4096 == 0;
+    shape[nd - 1] += pad ? 64 / es : 0;
     sg_tensor *g = sg__new(ctx, "sg_backward", t->dtype, nd, shape, false);
     if (!g)
         return NULL;
     g->shape[nd - 1] = t->shape[nd - 1];
     memset(todo, 1, (size_t)t->shape[0]);
     g->aux = todo;
-    g->flags |= SG_FLAG_GRAD_LAZY;
+    g->flags |= SG_FLAG_GRAD_LAZY | (pad ? SG_FLAG_GRAD_PADDED : 0);
     return g;
 }
 
@@ -208,7 +209,7 @@ void sg__pass_grad(sg_ctx *ctx, sg_tensor *out, sg_tensor *t) {
     if (!t->grad && !(t->flags & SG_FLAG_PARAM) && (t->flags & SG_FLAG_REQUIRES_GRAD) &&
         !(g->flags & (SG_FLAG_GRAD_ALIAS | SG_FLAG_PERSISTENT)) &&
         !(out->flags & SG_FLAG_RETAIN_GRAD) && g->dtype == t->dtype && sg__same_shape(g, t) &&
-        (sg_is_contiguous(g) ||
+        (!(g->flags & SG_FLAG_GRAD_PADDED) ||
          (t->op != SG_OP_NONE && (sg__op(t->op)->flags & SG_OPF_GRAD_STRIDED) &&
           !(t->flags & (SG_FLAG_RETAIN_GRAD | SG_FLAG_GRAD_DENSE))))) {
         t->grad = g; /* t's shape: a buffer of the kind sg__grad_new makes */

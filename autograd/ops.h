@@ -20,13 +20,13 @@ enum {
     SG_READS_OUT = 1u << 4, /* backward reads the op's own output */
 };
 enum {
-    SG_OPF_VIEW = 1u << 0,       /* output shares input 0's storage (in-place checks look
-                                    through views to the leaf below) */
-    SG_OPF_GRAD_VIEW = 1u << 1,  /* output's gradient may be a view into input 0's (slices) */
-    SG_OPF_GRAD_DENSE = 1u << 2, /* backward wants its inputs' gradients contiguous */
-    SG_OPF_AUX_INPUTS = 1u << 3, /* any number of inputs: the full list is in aux (concat) */
-    SG_OPF_GRAD_LAZY = 1u << 4,  /* output's gradient is zeroed block by block along axis 0,
-                                    as steps reach it, and may have padded rows (grad.c) */
+    SG_OPF_VIEW = 1u << 0,         /* output shares input 0's storage (in-place checks look
+                                      through views to the leaf below) */
+    SG_OPF_GRAD_VIEW = 1u << 1,    /* output's gradient may be a view into input 0's (slices) */
+    SG_OPF_GRAD_DENSE = 1u << 2,   /* backward wants its inputs' gradients contiguous */
+    SG_OPF_AUX_INPUTS = 1u << 3,   /* any number of inputs: the full list is in aux (concat) */
+    SG_OPF_GRAD_LAZY = 1u << 4,    /* output's gradient is zeroed block by block along axis 0,
+                                      as steps reach it, and may have padded rows (grad.c) */
     SG_OPF_GRAD_STRIDED = 1u << 5, /* backward reads the output's gradient through its
                                       strides: it may be handed one with padded rows */
 };

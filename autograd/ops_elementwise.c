@@ -301,7 +301,8 @@ static void bw_binary(sg_ctx *ctx, sg_tensor *out, int kind_a, int kind_b) {
         /* Flat when the input was not broadcast (its grad lines up with g element for
          * element) and every input the formula reads is contiguous and full-size. The same
          * tensor on both sides (x * x) simply accumulates twice into one buffer. */
-        bool flat = sg_numel(out->src[k]) == n && sg_is_contiguous(G) &&
+        bool flat = sg_numel(out->src[k]) == n &&
+                    !(G->flags & (SG_FLAG_GRAD_ALIAS | SG_FLAG_GRAD_PADDED)) &&
                     (!(uses & 0x4) || (sg_is_contiguous(a) && sg_numel(a) == n)) &&
                     (!(uses & 0x8) || (sg_is_contiguous(b) && sg_numel(b) == n));
         if (!flat && out->ndim == 2 && rows_of(G, out) && (!(uses & 0x4) || rows_of(a, out)) &&
@@ -689,7 +690,9 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
     /* out is strided when it is the result of an in-place op on a view */
     bool reads_x = sg__op(out->op)->reads & SG_READS_IN0; /* the table says which */
     if ((reads_x && !sg_is_contiguous(x)) || !sg_is_contiguous(out) ||
-        !sg_is_contiguous(G)) { /* G a view into x's input's gradient, or padded */
+        (G->flags &
+         (SG_FLAG_GRAD_ALIAS | SG_FLAG_GRAD_PADDED))) { /* G a view into x's
+                                                            input's gradient, or padded */
         sg__iter_init(
             &it, x->ndim, x->shape, 4,
             (const int64_t *const[]){G->stride, out->grad->stride, out->stride, x->stride});

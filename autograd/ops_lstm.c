@@ -89,7 +89,10 @@ typedef struct {
      : cp ? lstm_bw_row_##S(true, false, DB, SET, H, ai, af, ag, ao, tc, cp, gr, dz, NULL, db)     \
           : lstm_bw_row_##S(false, false, DB, SET, H, ai, af, ag, ao, tc, NULL, gr, dz, NULL, db))
 
-#define DEF_LSTM(T, S, V, ATTR)                                                                    \
+/* STORE: the unit-stride rows store dz when `set` (their own loops, as many again); without,
+ * such rows are zeroed first and added into: the plain variants, for few elements, where the
+ * extra loops' code costs more than the stores save */
+#define DEF_LSTM(T, S, V, ATTR, STORE)                                                             \
     /* forward: out (B, 2H) contiguous. Not in place (ip false), z is copied into a.act by         \
      * gate (qs = B * H, rs = H), so that each activation is one call over every row; in           \
      * place, a.act is z itself (unit-stride columns) and each row is activated by itself. */      \
@@ -159,10 +162,12 @@ typedef struct {
             const int64_t gs = COL(g), zs = COL(gz), cs = COL(gc), ps = COL(c);                    \
             if (dz && zs == 1 && gs == 1 && (!dcp || cs == 1) && (!cp || ps == 1) &&               \
                 (!db || bs == 1)) {                                                                \
+                if (set && !STORE)                                                                 \
+                    memset(dz, 0, (size_t)(4 * H) * sizeof(T));                                    \
                 if (db)                                                                            \
-                    set ? LSTM_BW_ROW(S, true, true) : LSTM_BW_ROW(S, true, false);                \
+                    set &&STORE ? LSTM_BW_ROW(S, true, true) : LSTM_BW_ROW(S, true, false);        \
                 else                                                                               \
-                    set ? LSTM_BW_ROW(S, false, true) : LSTM_BW_ROW(S, false, false);              \
+                    set &&STORE ? LSTM_BW_ROW(S, false, true) : LSTM_BW_ROW(S, false, false);      \
                 continue;                                                                          \
             }                                                                                      \
             for (int64_t j = 0; j < H; j++) {                                                      \
@@ -188,10 +193,10 @@ DEF_LSTM_ADD(double, f64)
 /* Each twice: compiled for AVX-512 and AVX2 too (SG__SIMD_CLONES), for steps of many
  * elements (LSTM_WIDE); and plain, for tiny ones, where the clones' indirect call costs more
  * than the wider vectors save (bench/README.md). */
-DEF_LSTM(float, f32, _v, SG__SIMD_CLONES)
-DEF_LSTM(double, f64, _v, SG__SIMD_CLONES)
-DEF_LSTM(float, f32, , )
-DEF_LSTM(double, f64, , )
+DEF_LSTM(float, f32, _v, SG__SIMD_CLONES, true)
+DEF_LSTM(double, f64, _v, SG__SIMD_CLONES, true)
+DEF_LSTM(float, f32, , , false)
+DEF_LSTM(double, f64, , , false)
 #define LSTM_WIDE 1024 /* B * H from which the clones run */
 
 /* The activations of node out (its aux and iparam[0] set) over z. */

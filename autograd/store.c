@@ -336,8 +336,7 @@ void sg_ctx_zero_private_grads(sg_ctx *ctx) {
         sg_fill(ctx->tape.private_grads, 0.0);
 }
 
-int sg_store_reduce_part(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *ws, int part,
-                         int parts) {
+int sg_store_reduce_part(sg_ctx *ctx, sg_store *s, int n, sg_ctx *const *ws, int part, int parts) {
     if (!ctx)
         return -1;
     if (!s || n < 0 || (n && !ws) || parts < 1 || part < 0 || part >= parts) {

@@ -825,24 +825,28 @@ END_TEST
  * backward then reaches the block first and stores) or after it (the gate op then adds), gate
  * ops in place or not, and S read whole at the end (not in place: the gates overwrite it). */
 typedef struct {
-    bool ip, extra_after;
+    bool ip, extra_after, ref; /* ref: z_t by sg_addmm from c, no sg_seqmm (and no S read) */
 } lazy_opts;
 
 static sg_tensor *f_lazy(sg_ctx *ctx, sg_tensor *const *in, void *user) {
     const lazy_opts *o = user;
     sg_tensor *c = in[0], *w = in[1], *bias = in[2], *r = in[3];
     int64_t T = c->shape[0], H = w->shape[0];
-    sg_tensor *s = o->ip ? sg_seqmm_(ctx, sg_scale(ctx, c, 1.0), w) : sg_seqmm(ctx, c, w);
+    sg_tensor *s = o->ref  ? NULL
+                   : o->ip ? sg_seqmm_(ctx, sg_scale(ctx, c, 1.0), w)
+                           : sg_seqmm(ctx, c, w);
     sg_tensor *h = NULL, *cs = NULL, *loss = NULL, *extra = NULL;
     for (int64_t t = 0; t < T; t++) {
         if (t == 2) /* not taken */
             continue;
-        sg_tensor *z = h ? sg_seqmm_step(ctx, s, t, h) : sg_select(ctx, s, 0, t);
+        sg_tensor *z = !h       ? sg_select(ctx, o->ref ? c : s, 0, t)
+                       : o->ref ? sg_addmm(ctx, sg_select(ctx, c, 0, t), h, w)
+                                : sg_seqmm_step(ctx, s, t, h);
         sg_tensor *rt = sg_select(ctx, r, 0, t);
         if (t == 1 && !o->extra_after) /* tanh reads its output only: z may change in place */
             extra = sg_sum(ctx, sg_mul(ctx, sg_tanh(ctx, z), rt));
-        sg_tensor *out = o->ip && !(t == 1 && o->extra_after) ? sg_lstm_gates_(ctx, z, cs, bias)
-                                                              : sg_lstm_gates(ctx, z, cs, bias);
+        bool ip = o->ip && !o->ref && !(t == 1 && o->extra_after); /* (ref: z may be c's) */
+        sg_tensor *out = ip ? sg_lstm_gates_(ctx, z, cs, bias) : sg_lstm_gates(ctx, z, cs, bias);
         if (t == 1 && o->extra_after)
             extra = sg_sum(ctx, sg_mul(ctx, sg_tanh(ctx, z), rt));
         h = sg_slice(ctx, out, 1, 0, H);
@@ -851,7 +855,7 @@ static sg_tensor *f_lazy(sg_ctx *ctx, sg_tensor *const *in, void *user) {
         loss = loss ? sg_add(ctx, loss, term) : term;
     }
     loss = sg_add(ctx, loss, extra);
-    if (!o->ip) /* S whole: c plus the products of the steps taken */
+    if (!o->ip && !o->ref) /* S whole: c plus the products of the steps taken */
         loss = sg_add(ctx, loss, sg_sum(ctx, sg_mul(ctx, s, r)));
     return loss;
 }
@@ -887,6 +891,45 @@ START_TEST(test_seqmm_lazy_grad) {
                           "%s: float32 gradient of input %d", what, i);
         sg_ctx_reset(ctx);
     }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
+/* The same LSTM in place at B 8, H 128 (B * H = 1024: the gate op's vector variants, whose
+ * rows store dz): values and gradients against z_t = c_t + h @ w by sg_addmm, float64 and
+ * float32. */
+START_TEST(test_seqmm_lazy_wide) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    const int64_t T = 4, B = 8, H = 128;
+    for (int extra_after = 0; extra_after < 2; extra_after++)
+        for (int d = 0; d < 2; d++) {
+            sg_dtype dt = DT(d);
+            sg_fill(sg_zeros(ctx, SG_F64, SG_SHAPE(1 << 21)), NAN); /* see test_seqmm_lazy_grad */
+            sg_ctx_reset(ctx);
+            sg_tensor *in[2][4], *y[2];
+            in[0][0] = rnd(ctx, dt, SG_SHAPE(T, B, 4 * H));
+            in[0][1] = sg_scale(ctx, rnd(ctx, dt, SG_SHAPE(H, 4 * H)), 0.1); /* |z| ~ 1 */
+            in[0][2] = rnd(ctx, dt, SG_SHAPE(4 * H));
+            in[0][3] = rnd(ctx, dt, SG_SHAPE(T, B, 4 * H));
+            for (int i = 0; i < 4; i++) /* a copy for the reference */
+                in[1][i] = sg_cast(ctx, in[0][i], dt);
+            for (int v = 0; v < 2; v++) {
+                for (int i = 0; i < 4; i++)
+                    sg_set_requires_grad(in[v][i], true);
+                lazy_opts o = {.ip = true, .extra_after = extra_after, .ref = v};
+                y[v] = f_lazy(ctx, in[v], &o);
+                ck_assert_msg(y[v] != NULL, "%s", sg_ctx_error(ctx));
+                ck_assert_int_eq(sg_backward(ctx, y[v], NULL), 0);
+            }
+            double tol = dt == SG_F64 ? 1e-12 : 1e-4, l = sg_get(y[1], NULL);
+            ck_assert_double_eq_tol(sg_get(y[0], NULL), l, tol * fabs(l));
+            for (int i = 0; i < 4; i++)
+                ck_assert_msg(sg_compare(ctx, in[0][i]->grad, in[1][i]->grad, tol, tol, NULL) == 0,
+                              "%s, extra %s: gradient of input %d", sg_dtype_name(dt),
+                              extra_after ? "after" : "before", i);
+            sg_ctx_reset(ctx);
+        }
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_ctx_free(ctx);
 }
@@ -1012,6 +1055,7 @@ int main(void) {
           {test_seqmm_grad_kinds, 2},
           {test_seqmm_blocks, 1},
           {test_seqmm_lazy_grad, 1},
+          {test_seqmm_lazy_wide, 1},
           {test_seqmm_wide, 2},
           {test_seqmm_errors, 1}}},
     };
