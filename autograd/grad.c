@@ -43,12 +43,12 @@ static sg_tensor *pool_take(sg_ctx *ctx, const sg_tensor *t) {
  * array checks that it is contiguous, as it must for a slice's. bench/README.md has the
  * measurements. */
 static void lazy_zero(sg_tensor *g, int64_t lo, int64_t hi) {
-    unsigned char *todo = g->aux;
+    unsigned char *unreached = g->aux;
     size_t bytes = (size_t)g->stride[0] * sg_dtype_size(g->dtype);
     for (int64_t b = lo; b < hi; b++)
-        if (todo[b]) {
+        if (unreached[b]) {
             memset((char *)sg_data(g) + b * bytes, 0, bytes);
-            todo[b] = 0;
+            unreached[b] = 0;
         }
 }
 
@@ -62,29 +62,24 @@ void sg__grad_settle(sg_tensor *g) {
 
 /* The gradient of t, whose op asks for a lazily zeroed one (it has none yet): unzeroed, its
  * blocks marked not reached, with rows 64 bytes longer when they are a multiple of 4096
- * bytes apart (the weight gradient's products read a panel of them at a time, see
- * padded_rows in ops_matmul.c) unless a consumer wants it contiguous or it is kept. NULL
- * when there is no room for the marks (the caller then makes an ordinary zeroed one). */
+ * bytes apart (the weight gradient's products read a panel of them at a time:
+ * sg__new_padded) unless a consumer wants it contiguous or it is kept. NULL when there is
+ * no room for the marks (the caller then makes an ordinary zeroed one). */
 static sg_tensor *grad_make_lazy(sg_ctx *ctx, const sg_tensor *t) {
     const int nd = t->ndim;
-    const int64_t es = (int64_t)sg_dtype_size(t->dtype);
-    unsigned char *todo = sg_arena_alloc(ctx, (size_t)t->shape[0]);
-    if (!todo) {
+    unsigned char *unreached = sg_arena_alloc(ctx, (size_t)t->shape[0]);
+    if (!unreached) {
         sg_ctx_clear_error(ctx);
         return NULL;
     }
-    int64_t shape[SG_MAX_DIMS];
-    memcpy(shape, t->shape, sizeof shape);
-    bool pad = !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD)) &&
-               (shape[nd - 1] * es) % 4096 == 0;
-    shape[nd - 1] += pad ? 64 / es : 0;
-    sg_tensor *g = sg__new(ctx, "sg_backward", t->dtype, nd, shape, false);
+    bool may_pad = !(t->flags & (SG_FLAG_GRAD_DENSE | SG_FLAG_RETAIN_GRAD));
+    sg_tensor *g = may_pad ? sg__new_padded(ctx, "sg_backward", t->dtype, nd, t->shape, 4096)
+                           : sg__new(ctx, "sg_backward", t->dtype, nd, t->shape, false);
     if (!g)
         return NULL;
-    g->shape[nd - 1] = t->shape[nd - 1];
-    memset(todo, 1, (size_t)t->shape[0]);
-    g->aux = todo;
-    g->flags |= SG_FLAG_GRAD_LAZY | (pad ? SG_FLAG_GRAD_PADDED : 0);
+    memset(unreached, 1, (size_t)t->shape[0]);
+    g->aux = unreached;
+    g->flags |= SG_FLAG_GRAD_LAZY | (sg_is_contiguous(g) ? 0 : SG_FLAG_GRAD_PADDED);
     return g;
 }
 
@@ -112,14 +107,14 @@ static sg_tensor *grad_alias(sg_ctx *ctx, sg_tensor *t, bool *set) {
         return NULL;
     int axis = (int)t->iparam[0];
     if (G->flags & SG_FLAG_GRAD_LAZY) { /* the blocks the view covers: stored or zeroed */
-        unsigned char *todo = G->aux;
+        unsigned char *unreached = G->aux;
         int64_t lo = axis == 0 ? t->iparam[1] : 0,
                 hi = axis != 0 ? G->shape[0] : lo + (t->ndim < G->ndim ? 1 : t->shape[0]);
         bool fresh = set && axis == 0;
         for (int64_t b = lo; fresh && b < hi; b++)
-            fresh = todo[b];
+            fresh = unreached[b];
         if (fresh) {
-            memset(todo + lo, 0, (size_t)(hi - lo));
+            memset(unreached + lo, 0, (size_t)(hi - lo));
             *set = true;
         } else
             lazy_zero(G, lo, hi);

@@ -159,6 +159,11 @@ static inline sg_tensor *sg__grad(sg_ctx *ctx, sg_tensor *t) {
 sg_tensor *sg__grad_set(sg_ctx *ctx, sg_tensor *t, bool *set);
 /* Zero a lazily zeroed gradient's blocks not reached yet: it is then an ordinary one. */
 void sg__grad_settle(sg_tensor *g);
+/* A new tensor of `shape` (not zeroed) whose last dimension's rows are 64 bytes longer when
+ * their bytes are a multiple of `align`, where they would crowd into a few cache sets
+ * (ops_matmul.c has the reasons); NULL with an error when out of memory. */
+sg_tensor *sg__new_padded(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int64_t *shape,
+                          int64_t align);
 /* A parameter's gradient in this workspace: its view into the workspace's private slab
  * (sg_ctx_private_grads), else p->grad. NULL with an error for a parameter of another store. */
 sg_tensor *sg__param_grad(sg_ctx *ctx, sg_tensor *p);

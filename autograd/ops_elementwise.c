@@ -687,12 +687,11 @@ static void bw_unary(sg_ctx *ctx, sg_tensor *out) {
         return;
     sg_iter it;
     const sg_iter *itp = NULL; /* flat unless the formula reads a strided x */
-    /* out is strided when it is the result of an in-place op on a view */
+    /* out is strided when it is the result of an in-place op on a view; G when it is a view
+     * into x's input's gradient, or has padded rows */
     bool reads_x = sg__op(out->op)->reads & SG_READS_IN0; /* the table says which */
     if ((reads_x && !sg_is_contiguous(x)) || !sg_is_contiguous(out) ||
-        (G->flags &
-         (SG_FLAG_GRAD_ALIAS | SG_FLAG_GRAD_PADDED))) { /* G a view into x's
-                                                            input's gradient, or padded */
+        (G->flags & (SG_FLAG_GRAD_ALIAS | SG_FLAG_GRAD_PADDED))) {
         sg__iter_init(
             &it, x->ndim, x->shape, 4,
             (const int64_t *const[]){G->stride, out->grad->stride, out->stride, x->stride});

@@ -873,21 +873,23 @@ typedef struct {
 /* Does `at` hold the steps' rows (w of at most SEQMM_ROWS_K rows)? */
 static bool seqmm_rows(const seqmm_saved *sv) { return sv->w->shape[0] <= SEQMM_ROWS_K; }
 
-/* A new (R, C) tensor whose rows are 64 bytes longer when C's bytes are a multiple of
- * `align`. Rows a multiple of 1024 bytes apart put a column of them into a quarter of L1's
- * 64 sets or fewer, 4096 bytes apart into one set (of 12 lines), where they evict each other;
- * and the hardware prefetcher does not follow strides of a page. The register-blocked kernel
- * reads B a panel of 64 columns at a time over all its rows, which then has a quarter of L1
- * (align 1024); a transposed copy writes 16 rows at a time, which fit in a set's 12 lines
- * four times over unless all 16 land in one (align 4096). bench/README.md has the
- * measurements. */
-static sg_tensor *padded_rows(sg_ctx *ctx, const char *fn, sg_dtype dt, int64_t R, int64_t C,
-                              int64_t align) {
-    const int64_t es = (int64_t)sg_dtype_size(dt);
-    bool pad = (C * es) % align == 0;
-    sg_tensor *p = sg__new(ctx, fn, dt, 2, (int64_t[]){R, pad ? C + 64 / es : C}, false);
+/* A new tensor of `shape` whose rows (last dimension) are 64 bytes longer when their bytes
+ * are a multiple of `align` (then not contiguous: the view is the rows' first columns). Rows a
+ * multiple of 1024 bytes apart put a column of them into a quarter of L1's 64 sets or fewer, 4096
+ * bytes apart into one set (of 12 lines), where they evict each other; and the hardware prefetcher
+ * does not follow strides of a page. The register-blocked kernel reads B a panel of 64 columns at a
+ * time over all its rows, which then has a quarter of L1 (align 1024); a transposed copy writes 16
+ * rows at a time, which fit in a set's 12 lines four times over unless all 16 land in one (align
+ * 4096). bench/README.md has the measurements. */
+sg_tensor *sg__new_padded(sg_ctx *ctx, const char *fn, sg_dtype dt, int ndim, const int64_t *shape,
+                          int64_t align) {
+    const int64_t es = (int64_t)sg_dtype_size(dt), C = shape[ndim - 1];
+    int64_t padded[SG_MAX_DIMS];
+    memcpy(padded, shape, (size_t)ndim * sizeof *shape);
+    padded[ndim - 1] += (C * es) % align == 0 ? 64 / es : 0;
+    sg_tensor *p = sg__new(ctx, fn, dt, ndim, padded, false);
     if (p)
-        p->shape[1] = C; /* the rows' first C columns */
+        p->shape[ndim - 1] = C;
     return p;
 }
 
@@ -898,7 +900,7 @@ static sg_tensor *seqmm_wf(sg_ctx *ctx, const char *fn, sg_tensor *w) {
     const int64_t es = (int64_t)sg_dtype_size(w->dtype);
     if (w->stride[1] != 1 || (w->stride[0] * es) % 1024 != 0)
         return w;
-    sg_tensor *p = padded_rows(ctx, fn, w->dtype, w->shape[0], w->shape[1], 1024);
+    sg_tensor *p = sg__new_padded(ctx, fn, w->dtype, 2, w->shape, 1024);
     if (p)
         sg__strided(false, w->dtype, sg_data(p), p->stride, sg_data(w), w->stride, 2, w->shape);
     return p;
@@ -931,7 +933,7 @@ static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w,
     memset(sv->taken, 0, (size_t)c->shape[0]);
     if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
         !(sv->at = seqmm_rows(sv) ? sg__new(ctx, fn, c->dtype, 2, (int64_t[]){TB, K}, false)
-                                  : padded_rows(ctx, fn, c->dtype, K, TB, 4096)))
+                                  : sg__new_padded(ctx, fn, c->dtype, 2, (int64_t[]){K, TB}, 4096)))
         return NULL;
     out->aux = sv;
     return sg__finish(ctx, out, SG_OP_SEQMM, 2, in);
