@@ -860,6 +860,13 @@ static sg_tensor *f_lazy(sg_ctx *ctx, sg_tensor *const *in, void *user) {
     return loss;
 }
 
+/* NaN in the first n doubles of ctx's arena, then reset: a gradient block the lazy zeroing
+ * neither zeroed nor stored into then shows as NaN, not as the zeros of fresh memory. */
+static void poison_arena(sg_ctx *ctx, int64_t n) {
+    sg_fill(sg_zeros(ctx, SG_F64, SG_SHAPE(n)), NAN);
+    sg_ctx_reset(ctx);
+}
+
 /* Float64 gradients against central differences, float32 ones equal to float64's. */
 START_TEST(test_seqmm_lazy_grad) {
     sg_ctx *ctx = sg_ctx_new(0);
@@ -868,9 +875,7 @@ START_TEST(test_seqmm_lazy_grad) {
         {0}, {.extra_after = true}, {.ip = true}, {.ip = true, .extra_after = true}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         lazy_opts o = cases[k];
-        /* NaN in the arena's memory first: a block neither zeroed nor stored shows */
-        sg_fill(sg_zeros(ctx, SG_F64, SG_SHAPE(1 << 20)), NAN);
-        sg_ctx_reset(ctx);
+        poison_arena(ctx, 1 << 20);
         sg_tensor *in[2][4];
         in[0][0] = rnd(ctx, SG_F64, SG_SHAPE(T, B, 4 * H));
         in[0][1] = sg_scale(ctx, rnd(ctx, SG_F64, SG_SHAPE(H, 4 * H)), 0.25); /* |z| ~ 1 */
@@ -905,8 +910,7 @@ START_TEST(test_seqmm_lazy_wide) {
     for (int extra_after = 0; extra_after < 2; extra_after++)
         for (int d = 0; d < 2; d++) {
             sg_dtype dt = DT(d);
-            sg_fill(sg_zeros(ctx, SG_F64, SG_SHAPE(1 << 21)), NAN); /* see test_seqmm_lazy_grad */
-            sg_ctx_reset(ctx);
+            poison_arena(ctx, 1 << 21);
             sg_tensor *in[2][4], *y[2];
             in[0][0] = rnd(ctx, dt, SG_SHAPE(T, B, 4 * H));
             in[0][1] = sg_scale(ctx, rnd(ctx, dt, SG_SHAPE(H, 4 * H)), 0.1); /* |z| ~ 1 */
