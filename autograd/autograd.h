@@ -70,6 +70,7 @@ typedef enum {
     SG_OP_ADDMM,
     SG_OP_SEQMM,
     SG_OP_SEQMM_STEP,
+    SG_OP_SEQMM_X,
     /* along an axis */
     SG_OP_SOFTMAX,
     SG_OP_LOG_SOFTMAX,
@@ -327,6 +328,18 @@ sg_tensor *sg_addmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *a, sg_tensor *b);
  * read by a recorded backward (the in-place rules of sg_addmm_). */
 sg_tensor *sg_seqmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *w);
 sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w);
+/* The same with c = x @ kernel computed by the steps: s = sg_seqmm_x(x, kernel, w), x (T, B, I),
+ * kernel (I, N), w (K, N), is a new (T, B, N) tensor whose block t is x_t @ kernel + a_t @ w
+ * once sg_seqmm_step(s, t, a_t) has run, and undefined before: every block a step, a_t NULL
+ * where there is none (h_0 = 0), and s read only through the steps' results until all have
+ * run. Each block is then written once, in cache, instead of the whole x @ kernel before the
+ * steps and each block read back (an LSTM layer's input projection; bench/README.md has the
+ * measurement). Backward as sg_matmul(x, kernel) and sg_seqmm; the steps read x and kernel
+ * when they run (kernel, like w, from a copy made by sg_seqmm_x for some shapes).
+ * Errors: "sg_seqmm_x: x has shape (..), kernel (..) and w (..); expected (T, B, I), (I, N)
+ * and (K, N)"; those of sg_seqmm_step. */
+sg_tensor *sg_seqmm_x(sg_ctx *ctx, sg_tensor *x, sg_tensor *kernel, sg_tensor *w);
+/* a_t NULL: nothing added (sg_seqmm_x's x_t @ kernel alone); the result as with a step. */
 sg_tensor *sg_seqmm_step(sg_ctx *ctx, sg_tensor *s, int64_t t, sg_tensor *a);
 
 /* ---- reductions and normalisations --------------------------------------------------- */

@@ -860,14 +860,16 @@ enum { SEQMM_MAGIC = 0x4d515353 }; /* "SSQM" */
  * kernel takes for up to 96 rows; above, a_t^T is copied (bench/README.md). */
 #define SEQMM_ROWS_K 96
 typedef struct {
-    uint32_t magic; /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
-    sg_tensor *w;   /* (K, N) */
-    sg_tensor *wf;  /* what the steps' products read: w, or w with padded rows (seqmm_wf) */
-    sg_tensor *at;  /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..; or, when
-                       seqmm_rows, (T*B, K): a_t itself in rows t*B ..; NULL when w needs no
-                       gradient */
-    int64_t lo, hi; /* the steps whose a_t^T are in `at`: [lo, hi]; none while hi < lo */
-    bool *taken;    /* (T): step t taken (each at most once: its node is S[t]'s only writer) */
+    uint32_t magic;    /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
+    sg_tensor *w;      /* (K, N) */
+    sg_tensor *wf;     /* what the steps' products read: w, or w with padded rows (seqmm_wf) */
+    sg_tensor *x, *kf; /* sg_seqmm_x: x (T, B, I), and its kernel as the steps read it (as wf);
+                          else NULL */
+    sg_tensor *at;     /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..; or, when
+                          seqmm_rows, (T*B, K): a_t itself in rows t*B ..; NULL when w needs no
+                          gradient */
+    int64_t lo, hi;    /* the steps whose a_t^T are in `at`: [lo, hi]; none while hi < lo */
+    bool *taken;       /* (T): step t taken (each at most once: its node is S[t]'s only writer) */
 } seqmm_saved;
 
 /* Does `at` hold the steps' rows (w of at most SEQMM_ROWS_K rows)? */
@@ -906,6 +908,30 @@ static sg_tensor *seqmm_wf(sg_ctx *ctx, const char *fn, sg_tensor *w) {
     return p;
 }
 
+/* The saved state of a new S (T, B, N) for w (K, N), and with `x` (sg_seqmm_x) x's kernel
+ * as the steps read it; `grad`: keep the steps' a_t for w's gradient. False on error. */
+static bool seqmm_save(sg_ctx *ctx, const char *fn, sg_tensor *out, sg_tensor *w, sg_tensor *x,
+                       sg_tensor *k, bool grad) {
+    seqmm_saved *sv = sg_arena_alloc(ctx, sizeof *sv);
+    if (!sv)
+        return false;
+    const int64_t K = w->shape[0], T = out->shape[0], TB = T * out->shape[1];
+    *sv = (seqmm_saved){.magic = SEQMM_MAGIC, .w = w, .x = x, .lo = 0, .hi = -1}; /* no step */
+    sv->wf = seqmm_wf(ctx, fn, w);
+    sv->kf = x ? seqmm_wf(ctx, fn, k) : NULL;
+    sv->taken = sg_arena_alloc(ctx, (size_t)T);
+    if (!sv->wf || (x && !sv->kf) || !sv->taken)
+        return false;
+    memset(sv->taken, 0, (size_t)T);
+    if (grad && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
+        !(sv->at = seqmm_rows(sv)
+                       ? sg__new(ctx, fn, out->dtype, 2, (int64_t[]){TB, K}, false)
+                       : sg__new_padded(ctx, fn, out->dtype, 2, (int64_t[]){K, TB}, 4096)))
+        return false;
+    out->aux = sv;
+    return true;
+}
+
 static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w, bool ip) {
     sg_tensor *in[2] = {c, w};
     char s1[96], s2[96];
@@ -917,25 +943,14 @@ static sg_tensor *seqmm(sg_ctx *ctx, const char *fn, sg_tensor *c, sg_tensor *w,
                         sg_shape_str(w->ndim, w->shape, s2, sizeof s2));
     if (ip && !sg__inplace_check(ctx, fn, c, 1, &w, false))
         return NULL;
-    seqmm_saved *sv = sg_arena_alloc(ctx, sizeof *sv);
     sg_tensor *out =
         ip ? sg__inplace_result(ctx, c) : sg__new(ctx, fn, c->dtype, 3, c->shape, false);
-    if (!sv || !out)
+    if (!out)
         return NULL;
     if (!ip)
         sg__strided(false, c->dtype, sg_data(out), out->stride, sg_data(c), c->stride, 3, c->shape);
-    const int64_t K = w->shape[0], TB = c->shape[0] * c->shape[1];
-    *sv = (seqmm_saved){.magic = SEQMM_MAGIC, .w = w, .lo = 0, .hi = -1}; /* no step yet */
-    sv->wf = seqmm_wf(ctx, fn, w);
-    sv->taken = sg_arena_alloc(ctx, (size_t)c->shape[0]);
-    if (!sv->wf || !sv->taken)
+    if (!seqmm_save(ctx, fn, out, w, NULL, NULL, sg__any_requires_grad(ctx, 2, in)))
         return NULL;
-    memset(sv->taken, 0, (size_t)c->shape[0]);
-    if (sg__any_requires_grad(ctx, 2, in) && (w->flags & SG_FLAG_REQUIRES_GRAD) &&
-        !(sv->at = seqmm_rows(sv) ? sg__new(ctx, fn, c->dtype, 2, (int64_t[]){TB, K}, false)
-                                  : sg__new_padded(ctx, fn, c->dtype, 2, (int64_t[]){K, TB}, 4096)))
-        return NULL;
-    out->aux = sv;
     return sg__finish(ctx, out, SG_OP_SEQMM, 2, in);
 }
 
@@ -945,6 +960,29 @@ sg_tensor *sg_seqmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
 
 sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w) {
     return seqmm(ctx, "sg_seqmm_", c, w, true);
+}
+
+/* S's blocks are written by the steps alone: x_t @ kernel then a_t @ w, one block in cache
+ * (bench/README.md has the measurement against a separate x @ kernel). */
+sg_tensor *sg_seqmm_x(sg_ctx *ctx, sg_tensor *x, sg_tensor *kernel, sg_tensor *w) {
+    sg_tensor *in[3] = {x, kernel, w};
+    char s1[96], s2[96], s3[96];
+    if (!sg__check_inputs(ctx, "sg_seqmm_x", 3, in))
+        return NULL;
+    if (x->ndim != 3 || kernel->ndim != 2 || w->ndim != 2 || x->shape[2] != kernel->shape[0] ||
+        kernel->shape[1] != w->shape[1])
+        return sg_error(ctx,
+                        "sg_seqmm_x: x has shape %s, kernel %s and w %s; expected (T, B, I), "
+                        "(I, N) and (K, N)",
+                        sg_shape_str(x->ndim, x->shape, s1, sizeof s1),
+                        sg_shape_str(kernel->ndim, kernel->shape, s2, sizeof s2),
+                        sg_shape_str(w->ndim, w->shape, s3, sizeof s3));
+    sg_tensor *out = sg__new(ctx, "sg_seqmm_x", x->dtype, 3,
+                             (int64_t[]){x->shape[0], x->shape[1], w->shape[1]}, false);
+    if (!out ||
+        !seqmm_save(ctx, "sg_seqmm_x", out, w, x, kernel, sg__any_requires_grad(ctx, 3, in)))
+        return NULL;
+    return sg__finish(ctx, out, SG_OP_SEQMM_X, 3, in);
 }
 
 /* at's columns of step t (B of them) = a^T, or with seqmm_rows its rows = a (the steps
@@ -992,8 +1030,9 @@ static sg_tensor *block(sg_ctx *ctx, const sg_tensor *s, int64_t t) {
 
 sg_tensor *sg_seqmm_step(sg_ctx *ctx, sg_tensor *s, int64_t t, sg_tensor *a) {
     sg_tensor *in[2] = {s, a};
+    const int n = a ? 2 : 1;
     char s1[96], s2[96];
-    if (!sg__check_inputs(ctx, "sg_seqmm_step", 2, in))
+    if (!sg__check_inputs(ctx, "sg_seqmm_step", n, in))
         return NULL;
     seqmm_saved *sv = s->aux;
     if (!sv || sv->magic != SEQMM_MAGIC)
@@ -1003,25 +1042,29 @@ sg_tensor *sg_seqmm_step(sg_ctx *ctx, sg_tensor *s, int64_t t, sg_tensor *a) {
     if (t < 0 || t >= T)
         return sg_error(ctx, "sg_seqmm_step: step %lld outside 0..%lld", (long long)t,
                         (long long)T - 1);
-    if (a->ndim != 2 || a->shape[0] != B || a->shape[1] != K)
+    if (a && (a->ndim != 2 || a->shape[0] != B || a->shape[1] != K))
         return sg_error(ctx, "sg_seqmm_step: a has shape %s, expected %s",
                         sg_shape_str(a->ndim, a->shape, s1, sizeof s1),
                         sg_shape_str(2, (int64_t[]){B, K}, s2, sizeof s2));
     if (sv->taken[t])
         return sg_error(ctx, "sg_seqmm_step: step %lld taken already", (long long)t);
     sg_tensor *x = block(ctx, s, t); /* the block this step completes */
-    if (!x || !sg__inplace_check(ctx, "sg_seqmm_step", x, 1, &a, false))
+    sg_tensor *xt = sv->x ? block(ctx, sv->x, t) : NULL;
+    if (!x || (sv->x && !xt) || !sg__inplace_check(ctx, "sg_seqmm_step", x, n - 1, &a, false))
         return NULL;
     sg_tensor *out = sg__inplace_result(ctx, x);
     if (!out)
         return NULL;
-    mm_forward(a, sv->wf, out, true);
+    if (xt)
+        mm_forward(xt, sv->kf, out, false);
+    if (a)
+        mm_forward(a, sv->wf, out, true);
     sv->taken[t] = true;
     out->iparam[0] = 0; /* axis and index of the slice of S it is (grad.c's view into S's) */
     out->iparam[1] = t;
-    if (sv->at && sg__any_requires_grad(ctx, 2, in))
+    if (a && sv->at && sg__any_requires_grad(ctx, 2, in))
         seqmm_keep(sv, t, a);
-    return sg__finish(ctx, out, SG_OP_SEQMM_STEP, 2, in);
+    return sg__finish(ctx, out, SG_OP_SEQMM_STEP, n, in);
 }
 
 /* out = S[t] after S[t] += a @ w: dz into S's gradient (already there when out's gradient is
@@ -1046,7 +1089,7 @@ void sg__bw_seqmm_step(sg_ctx *ctx, sg_tensor *out) {
 void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
     const seqmm_saved *sv = out->aux;
     sg_tensor *dS = out->grad, *c = out->src[0];
-    if (sg__needs(out, 1) && sv->at && sv->lo <= sv->hi) {
+    if (sg__needs(out, sv->x ? 2 : 1) && sv->at && sv->lo <= sv->hi) {
         const sg_tensor *at = sv->at;
         sg_tensor *gw = sg__grad(ctx, sv->w);
         if (!gw)
@@ -1061,6 +1104,10 @@ void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
         gemm(at->dtype, K, N, n, &A,
              &(mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
              &(mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
+    }
+    if (sv->x) { /* S = x @ kernel + ...: matmul's backward */
+        sg__bw_matmul(ctx, out);
+        return;
     }
     if (sg__needs(out, 0))
         sg__pass_grad(ctx, out, c);

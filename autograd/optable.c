@@ -11,6 +11,7 @@
 
 #define R0 SG_READS_IN0
 #define R1 SG_READS_IN1
+#define R2 SG_READS_IN2
 #define RO SG_READS_OUT
 #define VIEW SG_OPF_VIEW
 #define GVIEW SG_OPF_GRAD_VIEW
@@ -62,6 +63,8 @@ const sg_op_info sg__op_table[] = {
      * of the steps' a_t); a step's inputs are (s, a_t) and its gradient is a slice of s's */
     [SG_OP_SEQMM] = {"seqmm", R1, SG_OPF_GRAD_LAZY, sg__bw_seqmm},
     [SG_OP_SEQMM_STEP] = {"seqmm_step", 0, GVIEW, sg__bw_seqmm_step},
+    /* seqmm_x's inputs are (x, kernel, w): matmul's backward reads x and kernel, the steps' w */
+    [SG_OP_SEQMM_X] = {"seqmm_x", R0 | R1 | R2, SG_OPF_GRAD_LAZY, sg__bw_seqmm},
     /* ops_reduce.c */
     [SG_OP_SOFTMAX] = {"softmax", R0 | RO, GD, sg__bw_softmax},
     [SG_OP_LOG_SOFTMAX] = {"log_softmax", R0 | RO, GD, sg__bw_log_softmax},

@@ -74,12 +74,16 @@ static bool gates_op(sg_ctx *ctx, const sg_rnn_options *o) {
  * in-place step, which then writes one contiguous (B, 4H) block): x is copied time-major
  * first (I columns, against 4H in the result), and the projections become the sequence
  * whose steps the in-place step completes with h_{t-1} @ rk (sg_seqmm: rk's gradient is then
- * one product over all the steps, not one per step). */
+ * one product over all the steps, not one per step). With the gate op, which adds the bias,
+ * the steps compute their x_t @ kernel themselves (sg_seqmm_x), each block then written once,
+ * in cache. */
 static sg_tensor *fused_project(sg_ctx *ctx, const sg__cell *c, sg_tensor *x, bool time_major) {
     sg_tensor *xt = time_major ? sg_contiguous(ctx, sg_transpose(ctx, x, 0, 1)) : x;
-    sg_tensor *xk = c->bias && !gates_op(ctx, c->opt)
-                        ? sg_addmm(ctx, c->bias, xt, c->kernel) /* (T|B, B|T, 4H) */
-                        : sg_matmul(ctx, xt, c->kernel);
+    bool bias_here = c->bias && !gates_op(ctx, c->opt);
+    if (time_major && !bias_here)
+        return sg_seqmm_x(ctx, xt, c->kernel, c->recurrent_kernel);
+    sg_tensor *xk = bias_here ? sg_addmm(ctx, c->bias, xt, c->kernel) /* (T|B, B|T, 4H) */
+                              : sg_matmul(ctx, xt, c->kernel);
     return time_major ? sg_seqmm_(ctx, xk, c->recurrent_kernel) : xk;
 }
 
@@ -88,10 +92,12 @@ static int fused_step(sg_ctx *ctx, const sg__cell *cl, sg_tensor *z, sg_tensor *
     int64_t H = cl->units;
     sg_tensor *h = state[0], *c = state[1];
     /* z += h @ rk in one node, into xk's slice itself when in place (the step of the
-     * sequence fused_project made); h_0 = 0 contributes nothing: skip it */
-    if (h)
-        z = ip ? sg_seqmm_step(ctx, cl->xp, cl->t, h_in(ctx, cl, h))
-               : sg_addmm(ctx, z, h_in(ctx, cl, h), cl->recurrent_kernel);
+     * sequence fused_project made, which computes x_t @ kernel too); h_0 = 0 contributes
+     * nothing */
+    if (ip)
+        z = sg_seqmm_step(ctx, cl->xp, cl->t, h ? h_in(ctx, cl, h) : NULL);
+    else if (h)
+        z = sg_addmm(ctx, z, h_in(ctx, cl, h), cl->recurrent_kernel);
     z = sg_gate_probe(ctx, z, gate_names); /* sg_gradcheck_rnn's dL/dz_t by gate */
     if (gates_op(ctx, o)) {                /* the bias is added there */
         sg_tensor *hc =

@@ -641,24 +641,32 @@ END_TEST
  * (1 before 0), the reference built from sg_addmm instead. */
 typedef struct {
     bool ip, bmajor, wt, skip0, order, ref, direct;
+    bool xin; /* c = x @ kernel, x = in[4] (T, B, I) (or (B, T, I) with bmajor), kernel = in[5]:
+                 sg_seqmm_x, whose skipped step 0 is a step with no a_t */
 } seq_opts;
 
 static sg_tensor *f_seq(sg_ctx *ctx, sg_tensor *const *in, void *user) {
     const seq_opts *o = user;
-    sg_tensor *c = o->bmajor ? sg_permute(ctx, in[0], (int[]){1, 0, 2}) : in[0];
+    sg_tensor *c = o->bmajor ? sg_permute(ctx, in[o->xin ? 4 : 0], (int[]){1, 0, 2})
+                             : in[o->xin ? 4 : 0]; /* x with xin */
     sg_tensor *w = o->wt ? sg_transpose(ctx, in[1], 0, 1) : in[1];
     sg_tensor *h0 = in[2], *r = in[3];
     int64_t T = c->shape[0], K = w->shape[0];
-    sg_tensor *s = o->ref  ? NULL
-                   : o->ip ? sg_seqmm_(ctx, sg_scale(ctx, c, 1.0), w)
-                           : sg_seqmm(ctx, c, w);
+    if (o->xin && o->ref)
+        c = sg_matmul(ctx, c, in[5]);
+    sg_tensor *s = o->ref   ? NULL
+                   : o->xin ? sg_seqmm_x(ctx, c, in[5], w)
+                   : o->ip  ? sg_seqmm_(ctx, sg_scale(ctx, c, 1.0), w)
+                            : sg_seqmm(ctx, c, w);
     sg_tensor *loss = NULL, *a = h0;
     for (int64_t k = 0; k < T; k++) {
         /* with `order`, steps 0 and 1 swap: step 1 first, from h0; then step 0, from h0 */
         int64_t t = o->order && k < 2 ? 1 - k : k;
         sg_tensor *z;
         if (k == 0 && o->skip0)
-            z = o->ref ? sg_select(ctx, c, 0, t) : sg_select(ctx, s, 0, t);
+            z = o->ref   ? sg_select(ctx, c, 0, t)
+                : o->xin ? sg_seqmm_step(ctx, s, t, NULL)
+                         : sg_select(ctx, s, 0, t);
         else if (o->ref)
             z = sg_addmm(ctx, sg_select(ctx, c, 0, t), a, w);
         else
@@ -730,6 +738,68 @@ START_TEST(test_seqmm) {
 }
 END_TEST
 
+/* f_seq with xin over in = (x, kernel, w, h0, r) */
+static sg_tensor *f_seq_x(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    sg_tensor *zero = sg_zeros(ctx, in[0]->dtype, SG_SHAPE(1));
+    return f_seq(ctx, (sg_tensor *const[]){zero, in[2], in[3], in[4], in[0], in[1]}, user);
+}
+
+/* sg_seqmm_x: values z_t = x_t @ kernel + a_t @ w against sg_matmul then sg_addmm (float64
+ * and float32 gradients too), gradients against central differences in float64: step 0
+ * without a_t, steps out of order, x batch-major (strided), w transposed, S read whole. */
+START_TEST(test_seqmm_x) {
+    sg_ctx *ctx = sg_ctx_new(0);
+    sg_dtype dt = DT(_i);
+    int64_t T = 4, B = 3, I = 3, K = 2, N = 5;
+    static const seq_opts cases[] = {
+        {.xin = true},
+        {.xin = true, .skip0 = true},
+        {.xin = true, .bmajor = true, .wt = true},
+        {.xin = true, .order = true, .skip0 = true},
+        {.xin = true, .direct = true, .skip0 = true},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        seq_opts o = cases[k];
+        int64_t xs[3] = {o.bmajor ? B : T, o.bmajor ? T : B, I};
+        int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
+        /* in[0] (c) is not read */
+        sg_tensor *in[6] = {
+            sg_zeros(ctx, dt, SG_SHAPE(1)),  rnd(ctx, dt, 2, ws), rnd(ctx, dt, SG_SHAPE(B, K)),
+            rnd(ctx, dt, SG_SHAPE(T, B, N)), rnd(ctx, dt, 3, xs), rnd(ctx, dt, SG_SHAPE(I, N))};
+        static const int gi[4] = {1, 2, 4, 5}; /* w, h0, x, kernel */
+        sg_tensor *g[2][4], *y[2];
+        for (int ref = 0; ref < (o.direct ? 0 : 2); ref++) {
+            o.ref = ref;
+            for (int i = 0; i < 4; i++)
+                in[gi[i]]->grad = NULL, sg_set_requires_grad(in[gi[i]], true);
+            y[ref] = f_seq(ctx, in, &o);
+            ck_assert_msg(y[ref] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
+            ck_assert_int_eq(sg_backward(ctx, y[ref], NULL), 0);
+            for (int i = 0; i < 4; i++)
+                g[ref][i] = in[gi[i]]->grad;
+        }
+        double tol = dt == SG_F32 ? 1e-5 : 1e-13;
+        ck_assert(o.direct || sg_compare(ctx, y[0], y[1], tol, tol, NULL) == 0);
+        for (int i = 0; !o.direct && i < 4; i++)
+            if (!(o.skip0 && gi[i] == 2)) /* h0 unused when step 0 has no a_t */
+                ck_assert_msg(sg_compare(ctx, g[0][i], g[1][i], tol, tol, NULL) == 0,
+                              "case %zu: gradient of input %d", k, gi[i]);
+        o.ref = false;
+        if (dt == SG_F64) {
+            sg_tensor *gin[5] = {in[4], in[5], in[1], in[2], in[3]};
+            for (int i = 0; i < 6; i++)
+                in[i]->grad = NULL;
+            char what[32];
+            snprintf(what, sizeof what, "seqmm_x case %zu", k);
+            expect_gradcheck(ctx, f_seq_x, &o, 4, gin, what); /* x, kernel, w, h0 */
+        }
+        sg_ctx_reset(ctx);
+    }
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    sg_ctx_free(ctx);
+}
+END_TEST
+
 /* f_seq with c = x @ k (in[4] = x (T, B, 3), in[5] = k (3, N)): c's gradient comes from
  * S's, as the fused LSTM's projections' does. */
 static sg_tensor *f_seq_mm(sg_ctx *ctx, sg_tensor *const *in, void *user) {
@@ -772,29 +842,33 @@ END_TEST
  * registers and strips around them. N 256 (K 20): rows of w a multiple of 1024 bytes, which
  * the steps read from a copy with padded rows (not when w is a transposed view); T 8, B 128
  * (K 100): a_t^T's T*B columns too, kept in padded rows. Float64 and float32 values and gradients
- * against the float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed. */
+ * against the float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed, and
+ * sg_seqmm_x (its kernel (9, N) then read from a padded copy too, x's gradient included). */
 START_TEST(test_seqmm_blocks) {
     sg_ctx *ctx = sg_ctx_new(0);
     /* K, N, T, B */
     const int64_t dims[4][4] = {
         {17, 34, 5, 19}, {100, 101, 5, 19}, {20, 256, 5, 19}, {100, 128, 8, 128}};
-    static const seq_opts cases[] = {{0}, {.ip = true, .skip0 = true}, {.wt = true}};
+    static const seq_opts cases[] = {
+        {0}, {.ip = true, .skip0 = true}, {.wt = true}, {.xin = true, .skip0 = true}};
     for (int d = 0; d < 4; d++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             seq_opts o = cases[k];
             const int64_t K = dims[d][0], N = dims[d][1], T = dims[d][2], B = dims[d][3];
             int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
-            sg_tensor *in[3][4]; /* reference f64, seqmm f64, seqmm f32 */
+            sg_tensor *in[3][6]; /* reference f64, seqmm f64, seqmm f32 */
             in[0][0] = rnd(ctx, SG_F64, SG_SHAPE(T, B, N));
             in[0][1] = sg_scale(ctx, rnd(ctx, SG_F64, 2, ws), 1.0 / sqrt((double)K)); /* |z| ~ 1 */
             in[0][2] = rnd(ctx, SG_F64, SG_SHAPE(B, K));
             in[0][3] = rnd(ctx, SG_F64, SG_SHAPE(T, B, N));
+            in[0][4] = rnd(ctx, SG_F64, SG_SHAPE(T, B, 9)); /* x and kernel, with xin */
+            in[0][5] = sg_scale(ctx, rnd(ctx, SG_F64, SG_SHAPE(9, N)), 1.0 / 3);
             sg_tensor *y[3];
             for (int v = 0; v < 3; v++) {
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < 6; i++)
                     in[v][i] = v ? sg_cast(ctx, in[0][i], v == 1 ? SG_F64 : SG_F32) : in[0][i];
-                for (int i = 0; i < 3; i++)
-                    sg_set_requires_grad(in[v][i], true);
+                for (int i = 0; i < 6; i++)
+                    sg_set_requires_grad(in[v][i], i != 3);
                 o.ref = v == 0;
                 y[v] = f_seq(ctx, in[v], &o);
                 ck_assert_msg(y[v] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
@@ -804,7 +878,9 @@ START_TEST(test_seqmm_blocks) {
             ck_assert_double_eq_tol(sg_get(y[1], NULL), l, 1e-12 * fabs(l));
             ck_assert_double_eq_tol(sg_get(y[2], NULL), l, 1e-4 * fabs(l));
             for (int v = 1; v < 3; v++)
-                for (int i = 0; i < (o.skip0 ? 2 : 3); i++) {
+                for (int i = 0; i < (o.xin ? 6 : 3); i++) {
+                    if (i == 3 || (o.skip0 && i == 2) || (o.xin && i == 0))
+                        continue; /* r; h0 unused; c unused */
                     double tol = v == 1 ? 1e-12 : 1e-4;
                     ck_assert_msg(sg_compare(ctx, sg_cast(ctx, in[v][i]->grad, SG_F64),
                                              in[0][i]->grad, tol, tol, NULL) == 0,
@@ -1021,7 +1097,32 @@ START_TEST(test_seqmm_errors) {
     ck_assert_ptr_nonnull(sg_ctx_error(ctx));
     sg_ctx_clear_error(ctx);
     ck_assert_ptr_null(sg_seqmm(ctx, NULL, w));
-    ck_assert_ptr_null(sg_seqmm_step(ctx, s, 0, NULL));
+    ck_assert_ptr_null(sg_seqmm_step(ctx, NULL, 0, a));
+    ck_assert_ptr_null(sg_seqmm_x(ctx, c, NULL, w));
+    ck_assert_ptr_null(sg_ctx_error(ctx));
+    /* a NULL a_t adds nothing: the block as it is */
+    sg_tensor *s0 = sg_seqmm_step(ctx, s, 0, NULL);
+    ck_assert_ptr_nonnull(s0);
+    ck_assert_int_eq(sg_compare(ctx, s0, sg_select(ctx, c, 0, 0), 0, 0, NULL), 0);
+    /* sg_seqmm_x: the three shapes, then a step's errors as sg_seqmm's */
+    sg_tensor *x = rnd(ctx, SG_F32, SG_SHAPE(5, 2, 6)), *k = rnd(ctx, SG_F32, SG_SHAPE(6, 4));
+    ck_assert_ptr_null(sg_seqmm_x(ctx, x, rnd(ctx, SG_F32, SG_SHAPE(5, 4)), w));
+    expect_err(ctx, "sg_seqmm_x: x has shape (5, 2, 6), kernel (5, 4) and w (3, 4); expected "
+                    "(T, B, I), (I, N) and (K, N)");
+    ck_assert_ptr_null(sg_seqmm_x(ctx, x, k, rnd(ctx, SG_F32, SG_SHAPE(3, 5))));
+    expect_err(ctx, "sg_seqmm_x: x has shape (5, 2, 6), kernel (6, 4) and w (3, 5); expected "
+                    "(T, B, I), (I, N) and (K, N)");
+    ck_assert_ptr_null(sg_seqmm_x(ctx, sg_select(ctx, x, 0, 0), k, w));
+    expect_err(ctx, "sg_seqmm_x: x has shape (2, 6), kernel (6, 4) and w (3, 4); expected "
+                    "(T, B, I), (I, N) and (K, N)");
+    ck_assert_ptr_null(sg_seqmm_x(ctx, x, k, rnd(ctx, SG_F64, SG_SHAPE(3, 4))));
+    expect_err(ctx, "sg_seqmm_x: dtype mismatch: float32 and float64");
+    sg_tensor *sx = sg_seqmm_x(ctx, x, k, w);
+    ck_assert_ptr_nonnull(sg_seqmm_step(ctx, sx, 4, NULL));
+    ck_assert_ptr_null(sg_seqmm_step(ctx, sx, 4, a));
+    expect_err(ctx, "sg_seqmm_step: step 4 taken already");
+    ck_assert_ptr_null(sg_seqmm_step(ctx, sx, 0, rnd(ctx, SG_F32, SG_SHAPE(2, 4))));
+    expect_err(ctx, "sg_seqmm_step: a has shape (2, 4), expected (2, 3)");
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_ctx_free(ctx);
 }
@@ -1056,6 +1157,7 @@ int main(void) {
         {"seqmm",
          600,
          {{test_seqmm, 2},
+          {test_seqmm_x, 2},
           {test_seqmm_grad_kinds, 2},
           {test_seqmm_blocks, 1},
           {test_seqmm_lazy_grad, 1},
