@@ -859,11 +859,15 @@ enum { SEQMM_MAGIC = 0x4d515353 }; /* "SSQM" */
  * the weight gradient reads its transpose as a strided view, which the register-blocked
  * kernel takes for up to 96 rows; above, a_t^T is copied (bench/README.md). */
 #define SEQMM_ROWS_K 96
+/* sg_seqmm_x leaves x_t @ kernel to the steps up to this many bytes a block (B, N)
+ * (bench/README.md) */
+#define SEQMM_X_BLOCK (256 * 1024)
 typedef struct {
     uint32_t magic;    /* SEQMM_MAGIC: s is sg_seqmm's output (recorded or not) */
     sg_tensor *w;      /* (K, N) */
     sg_tensor *wf;     /* what the steps' products read: w, or w with padded rows (seqmm_wf) */
-    sg_tensor *x, *kf; /* sg_seqmm_x: x (T, B, I), and its kernel as the steps read it (as wf);
+    sg_tensor *x, *kf; /* x (T, B, I) and its kernel as the steps read it (as wf) when the
+                          steps compute x_t @ kernel (sg_seqmm_x, blocks up to SEQMM_X_BLOCK);
                           else NULL */
     sg_tensor *at;     /* (K, T*B): the steps' a_t transposed, a_t^T in columns t*B ..; or, when
                           seqmm_rows, (T*B, K): a_t itself in rows t*B ..; NULL when w needs no
@@ -979,9 +983,13 @@ sg_tensor *sg_seqmm_x(sg_ctx *ctx, sg_tensor *x, sg_tensor *kernel, sg_tensor *w
                         sg_shape_str(w->ndim, w->shape, s3, sizeof s3));
     sg_tensor *out = sg__new(ctx, "sg_seqmm_x", x->dtype, 3,
                              (int64_t[]){x->shape[0], x->shape[1], w->shape[1]}, false);
-    if (!out ||
-        !seqmm_save(ctx, "sg_seqmm_x", out, w, x, kernel, sg__any_requires_grad(ctx, 3, in)))
+    /* a block too big to stay in L2 between the two products: x @ kernel as one product now */
+    const bool now = x->shape[1] * w->shape[1] * (int64_t)sg_dtype_size(x->dtype) > SEQMM_X_BLOCK;
+    if (!out || !seqmm_save(ctx, "sg_seqmm_x", out, w, now ? NULL : x, kernel,
+                            sg__any_requires_grad(ctx, 3, in)))
         return NULL;
+    if (now)
+        mm_forward(x, kernel, out, false);
     return sg__finish(ctx, out, SG_OP_SEQMM_X, 3, in);
 }
 
@@ -1089,7 +1097,7 @@ void sg__bw_seqmm_step(sg_ctx *ctx, sg_tensor *out) {
 void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
     const seqmm_saved *sv = out->aux;
     sg_tensor *dS = out->grad, *c = out->src[0];
-    if (sg__needs(out, sv->x ? 2 : 1) && sv->at && sv->lo <= sv->hi) {
+    if (sg__needs(out, out->op == SG_OP_SEQMM_X ? 2 : 1) && sv->at && sv->lo <= sv->hi) {
         const sg_tensor *at = sv->at;
         sg_tensor *gw = sg__grad(ctx, sv->w);
         if (!gw)
@@ -1105,7 +1113,7 @@ void sg__bw_seqmm(sg_ctx *ctx, sg_tensor *out) {
              &(mat){(char *)sg_data(dS) + sv->lo * dS->stride[0] * es, dS->stride[1], 1},
              &(mat){sg_data(gw), gw->stride[0], gw->stride[1]}, true);
     }
-    if (sv->x) { /* S = x @ kernel + ...: matmul's backward */
+    if (out->op == SG_OP_SEQMM_X) { /* S = x @ kernel + ...: matmul's backward */
         sg__bw_matmul(ctx, out);
         return;
     }

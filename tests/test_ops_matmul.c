@@ -843,15 +843,16 @@ END_TEST
  * the steps read from a copy with padded rows (not when w is a transposed view); T 8, B 128
  * (K 100): a_t^T's T*B columns too, kept in padded rows. Float64 and float32 values and gradients
  * against the float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed, and
- * sg_seqmm_x (its kernel (9, N) then read from a padded copy too, x's gradient included). */
+ * sg_seqmm_x (its kernel (9, N) then read from a padded copy too, x's gradient included). B 260,
+ * N 512: blocks of more than 512 KB, for which sg_seqmm_x computes x @ kernel before the steps. */
 START_TEST(test_seqmm_blocks) {
     sg_ctx *ctx = sg_ctx_new(0);
     /* K, N, T, B */
-    const int64_t dims[4][4] = {
-        {17, 34, 5, 19}, {100, 101, 5, 19}, {20, 256, 5, 19}, {100, 128, 8, 128}};
+    const int64_t dims[5][4] = {
+        {17, 34, 5, 19}, {100, 101, 5, 19}, {20, 256, 5, 19}, {100, 128, 8, 128}, {5, 512, 2, 260}};
     static const seq_opts cases[] = {
         {0}, {.ip = true, .skip0 = true}, {.wt = true}, {.xin = true, .skip0 = true}};
-    for (int d = 0; d < 4; d++)
+    for (int d = 0; d < 5; d++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             seq_opts o = cases[k];
             const int64_t K = dims[d][0], N = dims[d][1], T = dims[d][2], B = dims[d][3];
