@@ -6,8 +6,8 @@
  *  1. The register-blocked AVX-512 kernel (built only by GCC for x86-64; taken only when
  *     the CPU has AVX-512F, asked once). It needs B's and C's rows unit-stride (or n = 1)
  *     and one of two size conditions: either the product fits its limits (B at most
- *     SG_MATMUL_RB_MAX elements, at most SG_MATMUL_RB_MNK multiply-adds, and A with unit
- *     column stride, or at most 96 rows, or at most SG_MATMUL_RB_AT elements), or it has
+ *     SG_MATMUL_RB_MAX elements, and A with unit column stride, or at most 96 rows, or at
+ *     most SG_MATMUL_RB_AT elements), or it has
  *     few rows and a long k (at most SG_MATMUL_RB_LONGK_M rows, twice that for an A with
  *     unit column stride, k at least SG_MATMUL_RB_LONGK), or at most SG_MATMUL_RB_WIDE_M
  *     rows of an A with unit column stride, any k and n: then k is taken in chunks and the
@@ -208,9 +208,10 @@ DEF_SMALL(double)
  * BLIS's skx kernels. BLIS's cache blocking wins back on big products, and on a transposed
  * (strided) A of many rows, which it packs and this kernel re-reads for every column panel.
  * So gemm() comes here only within limits set where the two cross (SG_MATMUL_RB_* below):
- * B small enough to stay in cache (SG_MATMUL_RB_MAX elements), a bounded number of
- * multiply-adds (SG_MATMUL_RB_MNK), and a strided A only when it is one row chunk (at most
- * 96 rows, in cache while B's panels pass) or small (SG_MATMUL_RB_AT elements).
+ * B small enough to stay in cache (SG_MATMUL_RB_MAX elements), and a strided A only when it
+ * is one row chunk (at most 96 rows, in cache while B's panels pass) or small
+ * (SG_MATMUL_RB_AT elements); a row-major A of any number of rows (x @ kernel over a whole
+ * sequence, dZ @ kernel^T), each chunk of 96 read once.
  * Exceptions: few rows and a long k, such as the fused layer's weight gradient x^T @ dZ
  * ((I, B*T) @ (B*T, 4H)), the recurrent one of sg_seqmm ((H, T*B) @ (T*B, 4H)) or a large
  * layer's dz @ rk^T ((B, 4H) @ (4H, H)), which BLIS runs well below its usual rate; and few
@@ -223,8 +224,7 @@ DEF_SMALL(double)
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
 #define SG_HAVE_RB 1
-#define SG_MATMUL_RB_MAX (256 * 1024)       /* most elements of B */
-#define SG_MATMUL_RB_MNK (32 * 1024 * 1024) /* most multiply-adds */
+#define SG_MATMUL_RB_MAX (256 * 1024) /* most elements of B */
 #define SG_MATMUL_RB_AT 8192    /* most elements of an A without unit column stride and > 96 rows */
 #define SG_MATMUL_RB_LONGK 1024 /* ... or any size with a k this long */
 #define SG_MATMUL_RB_LONGK_M 256 /* and at most this many rows */
@@ -426,8 +426,7 @@ static void gemm(sg_dtype dt, int64_t m, int64_t n, int64_t k, const mat *pa, co
     /* the register-blocked kernel, when B's and C's rows are unit-stride: below the size
      * limits above, or few rows with a long k (one thread: it does not split the work) */
     bool rows = (B.cs == 1 || n == 1) && (C.cs == 1 || n == 1);
-    bool fits = k * n <= SG_MATMUL_RB_MAX && mnk <= SG_MATMUL_RB_MNK &&
-                (A.cs == 1 || m <= 96 || m * k <= SG_MATMUL_RB_AT);
+    bool fits = k * n <= SG_MATMUL_RB_MAX && (A.cs == 1 || m <= 96 || m * k <= SG_MATMUL_RB_AT);
     bool longk = (m <= SG_MATMUL_RB_LONGK_M || (A.cs == 1 && m <= 2 * SG_MATMUL_RB_LONGK_M)) &&
                  k >= SG_MATMUL_RB_LONGK;
     bool wide = m <= SG_MATMUL_RB_WIDE_M && A.cs == 1;
