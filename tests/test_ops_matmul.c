@@ -684,12 +684,19 @@ static sg_tensor *f_seq(sg_ctx *ctx, sg_tensor *const *in, void *user) {
     return loss;
 }
 
+/* f_seq with xin over in = (x, kernel, w, h0, r) */
+static sg_tensor *f_seq_x(sg_ctx *ctx, sg_tensor *const *in, void *user) {
+    sg_tensor *zero = sg_zeros(ctx, in[0]->dtype, SG_SHAPE(1));
+    return f_seq(ctx, (sg_tensor *const[]){zero, in[2], in[3], in[4], in[0], in[1]}, user);
+}
+
 /* Values equal z_t = c_t + a_t @ w step by step (sg_addmm), gradients check in float64 for
- * every option, and the float32 gradients equal sg_addmm's. */
+ * every option, and the float32 gradients equal sg_addmm's; with xin (sg_seqmm_x) against
+ * sg_matmul then sg_addmm, x's and kernel's gradients too. */
 START_TEST(test_seqmm) {
     sg_ctx *ctx = sg_ctx_new(0);
     sg_dtype dt = DT(_i);
-    int64_t T = 4, B = 3, K = 2, N = 5;
+    int64_t T = 4, B = 3, I = 3, K = 2, N = 5;
     static const seq_opts cases[] = {
         {0},
         {.ip = true},
@@ -698,60 +705,6 @@ START_TEST(test_seqmm) {
         {.ip = true, .order = true},
         {.skip0 = true, .order = true, .wt = true},
         {.direct = true, .ip = true, .skip0 = true},
-    };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        seq_opts o = cases[k];
-        int64_t cs[3] = {o.bmajor ? B : T, o.bmajor ? T : B, N};
-        int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
-        sg_tensor *in[4] = {rnd(ctx, dt, 3, cs), rnd(ctx, dt, 2, ws), rnd(ctx, dt, SG_SHAPE(B, K)),
-                            rnd(ctx, dt, SG_SHAPE(T, B, N))};
-        if (!o.direct) { /* values and gradients against the sg_addmm reference */
-            sg_tensor *g[2][3], *y[2];
-            for (int ref = 0; ref < 2; ref++) {
-                o.ref = ref;
-                for (int i = 0; i < 3; i++)
-                    in[i]->grad = NULL, sg_set_requires_grad(in[i], true);
-                y[ref] = f_seq(ctx, in, &o);
-                ck_assert_msg(y[ref] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
-                ck_assert_int_eq(sg_backward(ctx, y[ref], NULL), 0);
-                for (int i = 0; i < 3; i++)
-                    g[ref][i] = in[i]->grad;
-            }
-            double tol = dt == SG_F32 ? 1e-5 : 1e-13;
-            ck_assert_int_eq(sg_compare(ctx, y[0], y[1], tol, tol, NULL), 0);
-            for (int i = 0; i < (o.skip0 ? 2 : 3); i++) /* h0 unused when step 0 is skipped */
-                ck_assert_msg(sg_compare(ctx, g[0][i], g[1][i], tol, tol, NULL) == 0,
-                              "case %zu: gradient of input %d", k, i);
-            o.ref = false;
-        }
-        if (dt == SG_F64) {
-            for (int i = 0; i < 3; i++)
-                in[i]->grad = NULL;
-            char what[32];
-            snprintf(what, sizeof what, "seqmm case %zu", k);
-            expect_gradcheck(ctx, f_seq, &o, 3, in, what);
-        }
-        sg_ctx_reset(ctx);
-    }
-    ck_assert_ptr_null(sg_ctx_error(ctx));
-    sg_ctx_free(ctx);
-}
-END_TEST
-
-/* f_seq with xin over in = (x, kernel, w, h0, r) */
-static sg_tensor *f_seq_x(sg_ctx *ctx, sg_tensor *const *in, void *user) {
-    sg_tensor *zero = sg_zeros(ctx, in[0]->dtype, SG_SHAPE(1));
-    return f_seq(ctx, (sg_tensor *const[]){zero, in[2], in[3], in[4], in[0], in[1]}, user);
-}
-
-/* sg_seqmm_x: values z_t = x_t @ kernel + a_t @ w against sg_matmul then sg_addmm (float64
- * and float32 gradients too), gradients against central differences in float64: step 0
- * without a_t, steps out of order, x batch-major (strided), w transposed, S read whole. */
-START_TEST(test_seqmm_x) {
-    sg_ctx *ctx = sg_ctx_new(0);
-    sg_dtype dt = DT(_i);
-    int64_t T = 4, B = 3, I = 3, K = 2, N = 5;
-    static const seq_opts cases[] = {
         {.xin = true},
         {.xin = true, .skip0 = true},
         {.xin = true, .bmajor = true, .wt = true},
@@ -760,38 +713,45 @@ START_TEST(test_seqmm_x) {
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         seq_opts o = cases[k];
-        int64_t xs[3] = {o.bmajor ? B : T, o.bmajor ? T : B, I};
+        int64_t cs[3] = {o.bmajor ? B : T, o.bmajor ? T : B, N};
+        int64_t xs[3] = {cs[0], cs[1], I};
         int64_t ws[2] = {o.wt ? N : K, o.wt ? K : N};
-        /* in[0] (c) is not read */
-        sg_tensor *in[6] = {
-            sg_zeros(ctx, dt, SG_SHAPE(1)),  rnd(ctx, dt, 2, ws), rnd(ctx, dt, SG_SHAPE(B, K)),
-            rnd(ctx, dt, SG_SHAPE(T, B, N)), rnd(ctx, dt, 3, xs), rnd(ctx, dt, SG_SHAPE(I, N))};
-        static const int gi[4] = {1, 2, 4, 5}; /* w, h0, x, kernel */
-        sg_tensor *g[2][4], *y[2];
-        for (int ref = 0; ref < (o.direct ? 0 : 2); ref++) {
-            o.ref = ref;
-            for (int i = 0; i < 4; i++)
-                in[gi[i]]->grad = NULL, sg_set_requires_grad(in[gi[i]], true);
-            y[ref] = f_seq(ctx, in, &o);
-            ck_assert_msg(y[ref] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
-            ck_assert_int_eq(sg_backward(ctx, y[ref], NULL), 0);
-            for (int i = 0; i < 4; i++)
-                g[ref][i] = in[gi[i]]->grad;
+        /* c, w, h0, r, and with xin x and kernel (c then unread) */
+        sg_tensor *in[6] = {rnd(ctx, dt, 3, cs),          rnd(ctx, dt, 2, ws),
+                            rnd(ctx, dt, SG_SHAPE(B, K)), rnd(ctx, dt, SG_SHAPE(T, B, N)),
+                            rnd(ctx, dt, 3, xs),          rnd(ctx, dt, SG_SHAPE(I, N))};
+        /* the inputs with gradients: c, w, h0; with xin w, h0, x, kernel */
+        const int gi[2][4] = {{0, 1, 2, -1}, {1, 2, 4, 5}}, *gx = gi[o.xin];
+        if (!o.direct) { /* values and gradients against the sg_addmm reference */
+            sg_tensor *g[2][4], *y[2];
+            for (int ref = 0; ref < 2; ref++) {
+                o.ref = ref;
+                for (int i = 0; i < 4 && gx[i] >= 0; i++)
+                    in[gx[i]]->grad = NULL, sg_set_requires_grad(in[gx[i]], true);
+                y[ref] = f_seq(ctx, in, &o);
+                ck_assert_msg(y[ref] != NULL, "case %zu: %s", k, sg_ctx_error(ctx));
+                ck_assert_int_eq(sg_backward(ctx, y[ref], NULL), 0);
+                for (int i = 0; i < 4 && gx[i] >= 0; i++)
+                    g[ref][i] = in[gx[i]]->grad;
+            }
+            double tol = dt == SG_F32 ? 1e-5 : 1e-13;
+            ck_assert_int_eq(sg_compare(ctx, y[0], y[1], tol, tol, NULL), 0);
+            for (int i = 0; i < 4 && gx[i] >= 0; i++)
+                if (!(o.skip0 && gx[i] == 2)) /* h0 unused when step 0 has no a_t */
+                    ck_assert_msg(sg_compare(ctx, g[0][i], g[1][i], tol, tol, NULL) == 0,
+                                  "case %zu: gradient of input %d", k, gx[i]);
+            o.ref = false;
         }
-        double tol = dt == SG_F32 ? 1e-5 : 1e-13;
-        ck_assert(o.direct || sg_compare(ctx, y[0], y[1], tol, tol, NULL) == 0);
-        for (int i = 0; !o.direct && i < 4; i++)
-            if (!(o.skip0 && gi[i] == 2)) /* h0 unused when step 0 has no a_t */
-                ck_assert_msg(sg_compare(ctx, g[0][i], g[1][i], tol, tol, NULL) == 0,
-                              "case %zu: gradient of input %d", k, gi[i]);
-        o.ref = false;
         if (dt == SG_F64) {
-            sg_tensor *gin[5] = {in[4], in[5], in[1], in[2], in[3]};
             for (int i = 0; i < 6; i++)
                 in[i]->grad = NULL;
             char what[32];
-            snprintf(what, sizeof what, "seqmm_x case %zu", k);
-            expect_gradcheck(ctx, f_seq_x, &o, 4, gin, what); /* x, kernel, w, h0 */
+            snprintf(what, sizeof what, "seqmm case %zu", k);
+            if (o.xin) /* x, kernel, w, h0 */
+                expect_gradcheck(ctx, f_seq_x, &o, 4,
+                                 (sg_tensor *[]){in[4], in[5], in[1], in[2], in[3]}, what);
+            else
+                expect_gradcheck(ctx, f_seq, &o, 3, in, what);
         }
         sg_ctx_reset(ctx);
     }
@@ -1158,7 +1118,6 @@ int main(void) {
         {"seqmm",
          600,
          {{test_seqmm, 2},
-          {test_seqmm_x, 2},
           {test_seqmm_grad_kinds, 2},
           {test_seqmm_blocks, 1},
           {test_seqmm_lazy_grad, 1},
