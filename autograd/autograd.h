@@ -330,7 +330,8 @@ sg_tensor *sg_seqmm(sg_ctx *ctx, sg_tensor *c, sg_tensor *w);
 sg_tensor *sg_seqmm_(sg_ctx *ctx, sg_tensor *c, sg_tensor *w);
 /* The same with c = x @ kernel computed by the steps: s = sg_seqmm_x(x, kernel, w), x (T, B, I),
  * kernel (I, N), w (K, N), is a new (T, B, N) tensor whose block t is x_t @ kernel + a_t @ w
- * once sg_seqmm_step(s, t, a_t) has run, and undefined before: every block a step, a_t NULL
+ * once sg_seqmm_step(s, t, a_t) has run, and undefined before (zeros in anomaly mode, which
+ * checks every op's output): every block a step, a_t NULL
  * where there is none (h_0 = 0), and s read only through the steps' results until all have
  * run. Each block is then written once, in cache, instead of the whole x @ kernel before the
  * steps and each block read back (an LSTM layer's input projection; bench/README.md has the

@@ -989,6 +989,8 @@ sg_tensor *sg_seqmm_x(sg_ctx *ctx, sg_tensor *x, sg_tensor *kernel, sg_tensor *w
         return NULL;
     if (now)
         mm_forward(x, kernel, out, false);
+    else if (ctx->tape.anomaly) /* checked for NaN below: blocks not written yet read as 0 */
+        memset(sg_data(out), 0, (size_t)sg_numel(out) * sg_dtype_size(out->dtype));
     return sg__finish(ctx, out, SG_OP_SEQMM_X, 3, in);
 }
 

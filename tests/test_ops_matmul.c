@@ -1084,6 +1084,16 @@ START_TEST(test_seqmm_errors) {
     expect_err(ctx, "sg_seqmm_step: step 4 taken already");
     ck_assert_ptr_null(sg_seqmm_step(ctx, sx, 0, rnd(ctx, SG_F32, SG_SHAPE(2, 4))));
     expect_err(ctx, "sg_seqmm_step: a has shape (2, 4), expected (2, 3)");
+    /* anomaly mode checks each op's output: sg_seqmm_x's, its blocks not written yet (over
+     * memory full of NaN: a new context's arena), is no anomaly */
+    sg_ctx_free(ctx);
+    ctx = sg_ctx_new(0);
+    poison_arena(ctx, 1 << 14);
+    sg_ctx_set_anomaly(ctx, true);
+    sx = sg_seqmm_x(ctx, rnd(ctx, SG_F32, SG_SHAPE(5, 2, 6)), rnd(ctx, SG_F32, SG_SHAPE(6, 4)),
+                    rnd(ctx, SG_F32, SG_SHAPE(3, 4)));
+    ck_assert_msg(sx != NULL, "%s", sg_ctx_error(ctx));
+    ck_assert_ptr_nonnull(sg_seqmm_step(ctx, sx, 0, NULL));
     ck_assert_ptr_null(sg_ctx_error(ctx));
     sg_ctx_free(ctx);
 }
