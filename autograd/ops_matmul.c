@@ -980,17 +980,17 @@ sg_tensor *sg_seqmm_x(sg_ctx *ctx, sg_tensor *x, sg_tensor *kernel, sg_tensor *w
                         sg_shape_str(x->ndim, x->shape, s1, sizeof s1),
                         sg_shape_str(kernel->ndim, kernel->shape, s2, sizeof s2),
                         sg_shape_str(w->ndim, w->shape, s3, sizeof s3));
-    sg_tensor *out = sg__new(ctx, "sg_seqmm_x", x->dtype, 3,
-                             (int64_t[]){x->shape[0], x->shape[1], w->shape[1]}, false);
     /* a block too big to stay in L2 between the two products: x @ kernel as one product now */
     const bool now = x->shape[1] * w->shape[1] * (int64_t)sg_dtype_size(x->dtype) > SEQMM_X_BLOCK;
+    /* in anomaly mode, checked for NaN below: blocks not written yet read as 0 */
+    sg_tensor *out =
+        sg__new(ctx, "sg_seqmm_x", x->dtype, 3, (int64_t[]){x->shape[0], x->shape[1], w->shape[1]},
+                !now && ctx->tape.anomaly);
     if (!out || !seqmm_save(ctx, "sg_seqmm_x", out, w, now ? NULL : x, kernel,
                             sg__any_requires_grad(ctx, 3, in)))
         return NULL;
     if (now)
         mm_forward(x, kernel, out, false);
-    else if (ctx->tape.anomaly) /* checked for NaN below: blocks not written yet read as 0 */
-        memset(sg_data(out), 0, (size_t)sg_numel(out) * sg_dtype_size(out->dtype));
     return sg__finish(ctx, out, SG_OP_SEQMM_X, 3, in);
 }
 

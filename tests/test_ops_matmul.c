@@ -804,7 +804,8 @@ END_TEST
  * (K 100): a_t^T's T*B columns too, kept in padded rows. Float64 and float32 values and gradients
  * against the float64 sg_addmm reference, in place and not, with step 0 skipped, w transposed, and
  * sg_seqmm_x (its kernel (9, N) then read from a padded copy too, x's gradient included). B 260,
- * N 512: blocks of more than 512 KB, for which sg_seqmm_x computes x @ kernel before the steps. */
+ * N 512: blocks of 532 KB (float32), over SEQMM_X_BLOCK (256 KB), for which sg_seqmm_x computes
+ * x @ kernel before the steps. */
 START_TEST(test_seqmm_blocks) {
     sg_ctx *ctx = sg_ctx_new(0);
     /* K, N, T, B */
